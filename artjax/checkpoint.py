@@ -1,0 +1,64 @@
+"""Orbax checkpoints of the whole run state (one pytree of arrays)."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from artjax import ConfigError
+
+
+def manager(workdir: str, *, keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=create))
+
+
+def latest_step(workdir: str) -> int | None:
+  path = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if not os.path.isdir(path):
+    return None
+  mgr = manager(workdir, create=False)
+  step = mgr.latest_step()
+  mgr.close()
+  return step
+
+
+def _flat_shapes(tree) -> dict:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(k): tuple(getattr(v, "shape", ())) for k, v in flat}
+
+
+def check_compatible(mgr: ocp.CheckpointManager, step: int, abstract_state) -> None:
+  """Raises ConfigError naming the first leaf whose shape differs from the config's model."""
+  meta = mgr.item_metadata(step)
+  tree = getattr(meta, "tree", meta)
+  want = _flat_shapes(abstract_state)
+  have = _flat_shapes(tree)
+  missing = sorted(set(want) - set(have))
+  extra = sorted(set(have) - set(want))
+  if missing or extra:
+    raise ConfigError(
+        f"checkpoint at step {step} in {mgr.directory} does not match the config: "
+        f"{'missing ' + missing[0] if missing else 'unexpected ' + extra[0]} "
+        f"({len(missing)} missing, {len(extra)} unexpected leaves)")
+  for k, shape in want.items():
+    if have[k] != shape:
+      raise ConfigError(f"checkpoint at step {step} in {mgr.directory} does not match the "
+                        f"config: {k} has shape {have[k]}, the config's model needs {shape}")
+
+
+def save(mgr, step: int, state, *, force=False) -> None:
+  mgr.save(step, args=ocp.args.StandardSave(state), force=force)
+
+
+def restore(mgr, step: int, abstract_state):
+  """Restores into `abstract_state` (ShapeDtypeStructs that carry shardings)."""
+  return mgr.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+
+def host_copy(tree):
+  return jax.tree.map(np.asarray, jax.device_get(tree))

@@ -1,0 +1,52 @@
+"""Command-line entry points behind run.py: parse, validate, hand off to the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import flags, logging as absl_logging
+
+from artjax import ConfigError
+
+COMMANDS = ("train", "sample")
+
+
+def _fail(msg: str) -> None:
+  print(f"error: {msg}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def parse_flags(argv):
+  """absl flag parsing with one-line errors (unknown config key, wrong type, ...)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e).splitlines()[0])
+  except (KeyError, AttributeError, TypeError, ValueError) as e:
+    _fail(f"bad config: {e}")
+
+
+
+
+def main(argv, FLAGS) -> None:
+  args = argv[1:]
+  if len(args) != 1 or args[0] not in COMMANDS:
+    _fail(f"usage: run.py {{{'|'.join(COMMANDS)}}} [flags]; got {args}")
+  command = args[0]
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  try:
+    if command == "train":
+      if FLAGS.config is None:
+        raise ConfigError("train needs --config=configs/NAME.py[:ARG]")
+      if not FLAGS.workdir:
+        raise ConfigError("train needs --workdir=DIR")
+      from artjax.train import train
+      train(FLAGS.config, FLAGS.workdir)
+    elif command == "sample":
+      if not FLAGS.workdir or not FLAGS.out:
+        raise ConfigError("sample needs --workdir=DIR and --out=FILE.npz")
+      from artjax.sample import sample_to_file
+      sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid)
+  except ConfigError as e:
+    _fail(str(e))

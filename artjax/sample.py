@@ -1,0 +1,47 @@
+"""Sampling from a trained workdir (the latest checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+
+from artjax import ConfigError, checkpoint
+from artjax.tasks import build_task
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise ConfigError(f"no config.json in workdir {workdir!r}: train a model there first")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_state(workdir: str, step: int | None = None):
+  """(task, state) from the workdir's config and its latest (or given) checkpoint."""
+  config = load_config(workdir)
+  task = build_task(config)
+  mgr = checkpoint.manager(workdir, create=False)
+  step = mgr.latest_step() if step is None else step
+  if step is None:
+    raise ConfigError(f"no checkpoint in workdir {workdir!r}")
+  abstract = jax.eval_shape(task.init_state, config.seed)
+  checkpoint.check_compatible(mgr, step, abstract)
+  state = checkpoint.restore(mgr, step, abstract)
+  mgr.close()
+  return task, state
+
+
+def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str | None = None):
+  if num <= 0:
+    raise ConfigError(f"--num must be > 0, got {num}")
+  task, state = load_state(workdir)
+  samples = jax.jit(task.sample, static_argnums=2)(state, seed, num)
+  samples = jax.device_get(samples)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  task.write_samples(samples, out, grid)
+  print(f"wrote {num} samples to {out}" + (f" and a grid to {grid}" if grid else ""))
+  return samples

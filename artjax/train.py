@@ -1,0 +1,240 @@
+"""The one training loop. Every task (GAN, music, style transfer) runs through `train`.
+
+The loop knows nothing of any model: it asks the task for data, an initial state and
+a pure step, and owns everything else:
+
+* validation of config, workdir and checkpoint compatibility before anything compiles;
+* the dataset placed on device whole (replicated over the mesh); batches are drawn
+  inside the compiled step;
+* `train.steps_per_dispatch` steps fused per dispatch with `lax.scan`, jitted with the
+  state donated, compiled ahead of time (memory stats printed);
+* metrics read back one dispatch behind so the host never stalls the device;
+* Orbax checkpoints every `train.ckpt_every` steps, at the end, and on Ctrl-C; rerunning
+  on the same workdir resumes bit-exactly;
+* config.json, metrics.jsonl, TensorBoard scalars and sample grids, PNG grids.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from artjax import ConfigError, checkpoint, parallel
+from artjax.tasks import build_task
+from artjax.writers import MetricWriter, image_grid
+
+
+def check_train_config(c) -> None:
+  t = c.train
+  if t.steps <= 0:
+    raise ConfigError(f"train.steps must be > 0, got {t.steps}")
+  if t.steps_per_dispatch <= 0:
+    raise ConfigError(f"train.steps_per_dispatch must be > 0, got {t.steps_per_dispatch}")
+  for k in ("log_every", "ckpt_every", "sample_every"):
+    v = t.get(k, 0)
+    if v < 0:
+      raise ConfigError(f"train.{k} must be >= 0, got {v}")
+    if v and v % t.steps_per_dispatch:
+      raise ConfigError(f"train.{k}={v} must be a multiple of train.steps_per_dispatch="
+                        f"{t.steps_per_dispatch} (events happen between fused dispatches)")
+  if t.get("keep", 1) < 1:
+    raise ConfigError(f"train.keep must be >= 1, got {t.keep}")
+
+
+def check_workdir(workdir: str) -> None:
+  if not workdir:
+    raise ConfigError("--workdir is required")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ConfigError(f"workdir {workdir!r} is not writable: {e.strerror or e}") from e
+
+
+def _multi_step(task, num_steps: int, state, data):
+  def body(s, _):
+    return task.train_step(s, data)
+  state, metrics = jax.lax.scan(body, state, None, length=num_steps)
+  return state, jax.tree.map(jnp.mean, metrics)
+
+
+class Run:
+  """A prepared run: validated, data on device, state initialised or restored."""
+
+  def __init__(self, config, workdir: str, *, log: bool = True):
+    self.config = config
+    self.workdir = workdir
+    self.log = log and jax.process_index() == 0
+    check_train_config(config)
+    self.task = build_task(config)                       # validates the task's config
+    self.mesh = parallel.make_mesh(config.get("mesh", {}).get("num_devices", 0))
+    parallel.check_batch(config.train.batch_size, self.mesh)
+    check_workdir(workdir)
+    self.ckpt = checkpoint.manager(workdir, keep=config.train.get("keep", 3))
+    self.abstract_state = jax.eval_shape(self.task.init_state, config.seed)
+    self.start_step = self.ckpt.latest_step()
+    if self.start_step is not None:
+      checkpoint.check_compatible(self.ckpt, self.start_step, self.abstract_state)
+    host_data = self.task.device_data()                  # may raise ConfigError (missing data)
+    self.rep = parallel.replicated(self.mesh)
+    self.data = parallel.replicate(host_data, self.mesh)
+    with parallel.active_mesh(self.mesh):
+      if self.start_step is not None:
+        target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.rep),
+                              self.abstract_state)
+        self.state = checkpoint.restore(self.ckpt, self.start_step, target)
+      else:
+        self.state = jax.jit(self.task.init_state, static_argnums=0,
+                             out_shardings=self.rep)(config.seed)
+    self._compiled = {}
+
+  def step_fn(self, num_steps: int):
+    """AOT-compiled fused step for `num_steps` steps (cached per length)."""
+    if num_steps not in self._compiled:
+      fn = jax.jit(functools.partial(_multi_step, self.task, num_steps), donate_argnums=0,
+                   out_shardings=(self.rep, self.rep))
+      with parallel.active_mesh(self.mesh):
+        t = time.perf_counter()
+        compiled = fn.lower(self.state, self.data).compile()
+        self.compile_seconds = time.perf_counter() - t
+      self._compiled[num_steps] = compiled
+    return self._compiled[num_steps]
+
+  def save(self, step: int, force=False):
+    checkpoint.save(self.ckpt, step, self.state, force=force)
+
+
+def train(config, workdir: str, *, on_dispatch=None, log: bool = True) -> dict:
+  """Trains (or resumes) the task in `config` in `workdir`; returns the final summary.
+
+  `on_dispatch(step, metrics)` is called on the host after each fused dispatch's
+  metrics arrive (one dispatch behind); raising KeyboardInterrupt there (or Ctrl-C)
+  saves a checkpoint at the current step and stops.
+  """
+  run = Run(config, workdir, log=log)
+  c = config.train
+  task = run.task
+  writer = MetricWriter(workdir, enabled=run.log)
+  if run.log:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  total = c.steps
+  step = int(run.start_step or 0)
+  k = c.steps_per_dispatch
+  describe = getattr(task, "describe", lambda: type(task).__name__)()
+  if run.log:
+    mode = f"resuming from step {step}" if step else "starting"
+    print(f"artjax: {describe}; {len(jax.devices())} device(s), mesh {dict(run.mesh.shape)}; "
+          f"{mode} -> {total} steps", flush=True)
+  grid_fn = jax.jit(task.summary_images) if c.get("sample_every", 0) else None
+  if grid_fn and run.log:
+    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+
+  def log_grid(at_step):
+    if grid_fn is None or not run.log:
+      return
+    with parallel.active_mesh(run.mesh):
+      imgs = np.asarray(grid_fn(run.state))
+    grid = image_grid(imgs, ncol=task.grid_columns(), scale=max(1, 64 // imgs.shape[1]))
+    writer.image(at_step, "samples", grid,
+                 os.path.join(workdir, "samples", f"step_{at_step:07d}.png"))
+
+  interrupted = False
+  prev_sigterm = signal.getsignal(signal.SIGTERM)
+
+  def on_sigterm(signum, frame):  # preemption: behave like Ctrl-C
+    raise KeyboardInterrupt
+
+  if jax.process_count() == 1:
+    try:
+      signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+      pass
+  t_start = time.perf_counter()
+  steps_done = 0
+  last_metrics: dict = {}
+  pending = None  # (step, device metrics) of the previous dispatch
+  bar = tqdm(total=total, initial=step, disable=not run.log or total == step,
+             unit="step", dynamic_ncols=True, mininterval=1.0)
+
+  def drain(pending_item):
+    nonlocal last_metrics
+    at, m = pending_item
+    m = {name: float(v) for name, v in jax.device_get(m).items()}
+    last_metrics = m
+    if c.get("log_every", 0) and at % c.log_every == 0 or at == total:
+      elapsed = time.perf_counter() - t_start
+      writer.scalars(at, {**m, "steps_per_s": steps_done / max(elapsed, 1e-9)})
+    bar.set_postfix({kk: f"{vv:.3f}" for kk, vv in list(m.items())[:4]}, refresh=False)
+    if on_dispatch is not None:
+      on_dispatch(at, m)
+
+  try:
+    if step == 0 and c.get("sample_every", 0):
+      log_grid(0)
+    while step < total:
+      n = min(k, total - step)
+      fn = run.step_fn(n)
+      if n == k and steps_done == 0 and run.log:
+        mem = fn.memory_analysis()
+        if mem is not None:
+          tqdm.write(f"compiled {k}-step dispatch in {run.compile_seconds:.2f}s; temp memory "
+                     f"{getattr(mem, 'temp_size_in_bytes', 0) / 2**20:.1f} MiB")
+      with parallel.active_mesh(run.mesh):
+        run.state, metrics = fn(run.state, run.data)
+      step += n
+      steps_done += n
+      bar.update(n)
+      if pending is not None:
+        drain(pending)
+      pending = (step, metrics)
+      if c.get("ckpt_every", 0) and step % c.ckpt_every == 0 and step < total:
+        run.save(step)
+      if c.get("sample_every", 0) and step % c.sample_every == 0:
+        log_grid(step)
+    if pending is not None:
+      drain(pending)
+      pending = None
+  except KeyboardInterrupt:
+    interrupted = True
+  finally:
+    bar.close()
+    try:
+      signal.signal(signal.SIGTERM, prev_sigterm)
+    except ValueError:
+      pass
+  if pending is not None and not interrupted:
+    drain(pending)
+  if step and run.ckpt.latest_step() != step:
+    try:
+      run.save(step, force=True)
+    except Exception as e:  # state lost mid-dispatch (donated buffers): keep the last checkpoint
+      print(f"could not save step {step} ({e}); the latest checkpoint is step "
+            f"{run.ckpt.latest_step()}", flush=True)
+      step = run.ckpt.latest_step() or 0
+  run.ckpt.wait_until_finished()
+  wall = time.perf_counter() - t_start
+  summary = {"step": step, "steps_this_run": steps_done, "wall_s": round(wall, 2),
+             "steps_per_s": round(steps_done / max(wall, 1e-9), 2), "interrupted": interrupted,
+             **{kk: round(vv, 4) for kk, vv in last_metrics.items()}}
+  if run.log:
+    if not interrupted and c.get("sample_every", 0) and step % c.sample_every:
+      log_grid(step)
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
+    print(("interrupted: checkpoint saved at " if interrupted else "done: ") +
+          " ".join(f"{kk}={vv}" for kk, vv in summary.items()) + f" workdir={workdir}", flush=True)
+  writer.close()
+  run.ckpt.close()
+  return summary

@@ -1,0 +1,23 @@
+"""artjax launcher.
+
+  python run.py train  --config=configs/gan.py:digits --workdir=DIR [--config.train.steps=N ...]
+  python run.py sample --workdir=DIR --num=N --out=FILE.npz [--seed=S] [--grid=FILE.png]
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from artjax import cli
+
+config_flags.DEFINE_config_file("config", None, "Config file: configs/NAME.py[:ARG].",
+                                 lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, samples).")
+flags.DEFINE_integer("num", 100, "sample: number of samples.")
+flags.DEFINE_string("out", None, "sample: output .npz file.")
+flags.DEFINE_integer("seed", 0, "sample: random seed.")
+flags.DEFINE_string("grid", None, "sample: optional PNG grid of the samples.")
+
+if __name__ == "__main__":
+  app.run(lambda argv: cli.main(argv, flags.FLAGS), flags_parser=cli.parse_flags)
