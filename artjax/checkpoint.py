@@ -14,7 +14,8 @@ from artjax import ConfigError
 def manager(workdir: str, *, keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=create))
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=create),
+      item_handlers=ocp.StandardCheckpointHandler())
 
 
 def latest_step(workdir: str) -> int | None:
@@ -29,7 +30,9 @@ def latest_step(workdir: str) -> int | None:
 
 def _flat_shapes(tree) -> dict:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(k): tuple(getattr(v, "shape", ())) for k, v in flat}
+  def name(path):
+    return "/".join(str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path)
+  return {name(k): tuple(getattr(v, "shape", ())) for k, v in flat}
 
 
 def check_compatible(mgr: ocp.CheckpointManager, step: int, abstract_state) -> None:

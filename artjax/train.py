@@ -32,13 +32,20 @@ from artjax.tasks import build_task
 from artjax.writers import MetricWriter, image_grid
 
 
+def _read_json(path):
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def check_train_config(c) -> None:
   t = c.train
   if t.steps <= 0:
     raise ConfigError(f"train.steps must be > 0, got {t.steps}")
   if t.steps_per_dispatch <= 0:
     raise ConfigError(f"train.steps_per_dispatch must be > 0, got {t.steps_per_dispatch}")
-  for k in ("log_every", "ckpt_every", "sample_every"):
+  for k in ("log_every", "ckpt_every", "sample_every", "eval_every"):
     v = t.get(k, 0)
     if v < 0:
       raise ConfigError(f"train.{k} must be >= 0, got {v}")
@@ -72,10 +79,10 @@ def _multi_step(task, num_steps: int, state, data):
 class Run:
   """A prepared run: validated, data on device, state initialised or restored."""
 
-  def __init__(self, config, workdir: str, *, log: bool = True):
+  def __init__(self, config, workdir: str):
     self.config = config
     self.workdir = workdir
-    self.log = log and jax.process_index() == 0
+    self.log = jax.process_index() == 0    # only process 0 writes files
     check_train_config(config)
     self.task = build_task(config)                       # validates the task's config
     self.mesh = parallel.make_mesh(config.get("mesh", {}).get("num_devices", 0))
@@ -115,14 +122,15 @@ class Run:
     checkpoint.save(self.ckpt, step, self.state, force=force)
 
 
-def train(config, workdir: str, *, on_dispatch=None, log: bool = True) -> dict:
+def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dict:
   """Trains (or resumes) the task in `config` in `workdir`; returns the final summary.
 
   `on_dispatch(step, metrics)` is called on the host after each fused dispatch's
   metrics arrive (one dispatch behind); raising KeyboardInterrupt there (or Ctrl-C)
   saves a checkpoint at the current step and stops.
   """
-  run = Run(config, workdir, log=log)
+  run = Run(config, workdir)
+  verbose = run.log and not quiet
   c = config.train
   task = run.task
   writer = MetricWriter(workdir, enabled=run.log)
@@ -133,11 +141,30 @@ def train(config, workdir: str, *, on_dispatch=None, log: bool = True) -> dict:
   step = int(run.start_step or 0)
   k = c.steps_per_dispatch
   describe = getattr(task, "describe", lambda: type(task).__name__)()
-  if run.log:
+  if verbose:
     mode = f"resuming from step {step}" if step else "starting"
     print(f"artjax: {describe}; {len(jax.devices())} device(s), mesh {dict(run.mesh.shape)}; "
           f"{mode} -> {total} steps", flush=True)
   grid_fn = jax.jit(task.summary_images) if c.get("sample_every", 0) else None
+  eval_fn = jax.jit(task.evaluate) if c.get("eval_every", 0) else None
+  best = _read_json(os.path.join(workdir, "best.json")) or {}
+
+  def run_eval(at_step):
+    nonlocal best
+    with parallel.active_mesh(run.mesh):
+      m = {k_: float(v) for k_, v in jax.device_get(eval_fn(run.state, run.data)).items()}
+    writer.scalars(at_step, {f"eval/{k_}": v for k_, v in m.items()})
+    key = task.eval_key
+    if key and key in m and (not best or m[key] < best["value"]):
+      best = {"step": at_step, "metric": key, "value": m[key]}
+      best_mgr = checkpoint.manager(os.path.join(workdir, "best"), keep=1)
+      checkpoint.save(best_mgr, at_step, run.state, force=True)
+      best_mgr.wait_until_finished()
+      best_mgr.close()
+      if run.log:
+        with open(os.path.join(workdir, "best.json"), "w") as f:
+          json.dump(best, f)
+    return m
   if grid_fn and run.log:
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
 
@@ -164,8 +191,9 @@ def train(config, workdir: str, *, on_dispatch=None, log: bool = True) -> dict:
   t_start = time.perf_counter()
   steps_done = 0
   last_metrics: dict = {}
+  last_eval: dict = {}
   pending = None  # (step, device metrics) of the previous dispatch
-  bar = tqdm(total=total, initial=step, disable=not run.log or total == step,
+  bar = tqdm(total=total, initial=step, disable=not verbose or total == step,
              unit="step", dynamic_ncols=True, mininterval=1.0)
 
   def drain(pending_item):
@@ -186,7 +214,7 @@ def train(config, workdir: str, *, on_dispatch=None, log: bool = True) -> dict:
     while step < total:
       n = min(k, total - step)
       fn = run.step_fn(n)
-      if n == k and steps_done == 0 and run.log:
+      if n == k and steps_done == 0 and verbose:
         mem = fn.memory_analysis()
         if mem is not None:
           tqdm.write(f"compiled {k}-step dispatch in {run.compile_seconds:.2f}s; temp memory "
@@ -203,6 +231,8 @@ def train(config, workdir: str, *, on_dispatch=None, log: bool = True) -> dict:
         run.save(step)
       if c.get("sample_every", 0) and step % c.sample_every == 0:
         log_grid(step)
+      if eval_fn is not None and (step % c.eval_every == 0 or step == total):
+        last_eval = run_eval(step)
     if pending is not None:
       drain(pending)
       pending = None
@@ -227,12 +257,16 @@ def train(config, workdir: str, *, on_dispatch=None, log: bool = True) -> dict:
   wall = time.perf_counter() - t_start
   summary = {"step": step, "steps_this_run": steps_done, "wall_s": round(wall, 2),
              "steps_per_s": round(steps_done / max(wall, 1e-9), 2), "interrupted": interrupted,
-             **{kk: round(vv, 4) for kk, vv in last_metrics.items()}}
+             **{kk: round(vv, 4) for kk, vv in last_metrics.items()},
+             **{f"eval/{kk}": round(vv, 4) for kk, vv in last_eval.items()}}
+  if best:
+    summary["best"] = best
   if run.log:
     if not interrupted and c.get("sample_every", 0) and step % c.sample_every:
       log_grid(step)
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2)
+  if verbose:
     print(("interrupted: checkpoint saved at " if interrupted else "done: ") +
           " ".join(f"{kk}={vv}" for kk, vv in summary.items()) + f" workdir={workdir}", flush=True)
   writer.close()

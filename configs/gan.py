@@ -22,7 +22,8 @@ def get_config(arg: str = "digits"):
       "clip_norm": 0.0, "grad_accum": 1})
   c.train = ml_collections.ConfigDict({
       "steps": 20000, "batch_size": 128, "steps_per_dispatch": 100, "dtype": "fp32",
-      "log_every": 500, "ckpt_every": 5000, "keep": 3, "sample_every": 5000, "grid_size": 100})
+      "log_every": 500, "ckpt_every": 5000, "keep": 3, "sample_every": 5000, "grid_size": 100,
+      "eval_every": 0})
   c.mesh = ml_collections.ConfigDict({"num_devices": 0})
 
   if arg == "digits":

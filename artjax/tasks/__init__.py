@@ -3,7 +3,7 @@
 from artjax import ConfigError
 from artjax.tasks.base import Task
 
-TASKS = ("gan",)
+TASKS = ("gan", "classifier")
 
 
 def build_task(config) -> Task:
@@ -11,6 +11,9 @@ def build_task(config) -> Task:
   if name == "gan":
     from artjax.tasks.gan import GANTask
     task = GANTask(config)
+  elif name == "classifier":
+    from artjax.tasks.classifier import ClassifierTask
+    task = ClassifierTask(config)
   else:
     raise ConfigError(f"unknown task {name!r}; choose one of {TASKS}")
   task.validate()

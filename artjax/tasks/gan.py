@@ -39,7 +39,7 @@ def g_loss_fn(fake_logits):
 
 
 class GANTask(Task):
-  eval_key = None
+  eval_key = "fdd"
 
   def validate(self):
     c = self.config
@@ -97,7 +97,27 @@ class GANTask(Task):
     if tuple(ds.image_shape) != tuple(self.image_shape):
       raise ConfigError(f"dataset {ds.name} has images {ds.image_shape}, expected {self.image_shape}")
     self.dataset = ds
-    return {"images": ds.images("train"), "labels": ds.labels("train")}
+    out = {"images": ds.images("train"), "labels": ds.labels("train")}
+    if self.config.train.get("eval_every", 0):
+      from artjax.evaluation import Evaluator
+      self.evaluator = Evaluator(ds.name, self.config.data.get("data_dir") or None)
+      out["eval"] = {"params": self.evaluator.params,
+                     "train_feats": self.evaluator.features(ds.images("train")),
+                     "num": np.zeros((len(ds.images("validation")), 0), np.float32)}
+    return out
+
+  def evaluate(self, state, data):
+    """FDD (vs train, at n = validation size), classifier IS and label accuracy."""
+    from artjax.evaluation.metrics import frechet_distance, inception_score
+    ev = data["eval"]
+    n = ev["num"].shape[0]
+    s = self.sample(state, self.config.seed + 777, n)
+    feats = self.evaluator.task.features(ev["params"], s["images"])
+    probs = jax.nn.softmax(self.evaluator.task.apply(ev["params"], s["images"]), axis=-1)
+    out = {"fdd": frechet_distance(feats, ev["train_feats"]), "inception_score": inception_score(probs)}
+    if self.conditional:
+      out["label_accuracy"] = jnp.mean(jnp.argmax(probs, -1) == s["labels"])
+    return out
 
   # --- pure ----------------------------------------------------------------------------
   def _to_pixels(self, images_u8):
@@ -190,7 +210,7 @@ class GANTask(Task):
     return state["ema"] if "ema" in state else state["g"]
 
   def sample(self, state, seed, num):
-    key = jax.random.key(seed) if not isinstance(seed, jax.Array) else seed
+    key = jax.random.key(seed)
     z = jax.random.normal(key, (num, self.latent_dim))
     labels = (jnp.arange(num, dtype=jnp.int32) % self.num_classes) if self.conditional else None
     images = self._to_uint8(self.generate(self.sampling_params(state), z, labels))
@@ -204,7 +224,7 @@ class GANTask(Task):
 
   def summary_images(self, state):
     n = self.config.train.get("grid_size", 100)
-    return self.sample(state, jax.random.key(self.config.seed + 12345), n)["images"]
+    return self.sample(state, self.config.seed + 12345, n)["images"]
 
   def write_samples(self, samples, out, grid=None):
     super().write_samples(samples, out)

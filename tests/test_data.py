@@ -1,0 +1,50 @@
+import time
+
+import numpy as np
+import pytest
+
+from artjax import ConfigError, data
+
+
+def test_digits_split_is_fixed_stratified_and_disjoint(data_dir):
+  ds = data.load_images("digits", data_dir)
+  from artjax.data.digits import SPLIT_SIZES
+  for split, n in SPLIT_SIZES.items():
+    ims, lbs = ds.splits[split]
+    assert ims.shape == (n, 8, 8, 1) and ims.dtype == np.uint8 and lbs.shape == (n,)
+    assert set(np.unique(lbs)) == set(range(10))
+  assert ds.images("train").max() == 255 and ds.images("train").min() == 0
+  # Disjoint: no test image is (by index) also in train; all 1,797 are used exactly once.
+  from artjax.data.digits.digits_builder import load_raw, split_indices
+  raw, labels = load_raw()
+  parts = split_indices(labels)
+  all_idx = np.concatenate(list(parts.values()))
+  assert len(all_idx) == len(np.unique(all_idx)) == 1797
+  # The builder's records are exactly those images (as multisets per split).
+  for split in ("train", "test"):
+    got = np.sort(ds.images(split).reshape(len(ds.images(split)), -1), axis=0)
+    want = np.sort(raw[parts[split]].reshape(len(parts[split]), -1), axis=0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_unknown_dataset():
+  with pytest.raises(ConfigError, match="unknown dataset 'nope'"):
+    data.load_images("nope")
+
+
+def test_missing_canonical_dataset_fails_fast(tmp_path, monkeypatch):
+  monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+  t = time.time()
+  with pytest.raises(ConfigError, match="not prepared"):
+    data.load_images("mnist", str(tmp_path))
+  assert time.time() - t < 5.0
+
+
+def test_missing_canonical_dataset_fails_fast_without_mock(tmp_path):
+  # This machine (and CI) has no route to the TFDS bucket: the real check must be quick.
+  if data._network_reachable():
+    pytest.skip("network reachable here")
+  t = time.time()
+  with pytest.raises(ConfigError, match="pip install tensorflow"):
+    data.load_images("fashion_mnist", str(tmp_path))
+  assert time.time() - t < 5.0

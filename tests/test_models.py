@@ -1,0 +1,59 @@
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from artjax import ConfigError
+from artjax.models import build_gan
+
+
+def cfg(name, conditional=False, latent=16, width=32):
+  return ml_collections.ConfigDict(dict(name=name, latent_dim=latent, width=width, depth=2,
+                                        conditional=conditional))
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3)])
+@pytest.mark.parametrize("name,conditional", [("mlp", False), ("mlp", True), ("dcgan", False),
+                                              ("dcgan", True)])
+def test_shapes(shape, name, conditional):
+  g, d = build_gan(cfg(name, conditional), shape, 10, jax.random.key(0))
+  z = jnp.ones((5, g.latent_dim))
+  labels = jnp.arange(5) if conditional else None
+  x = g(z, labels)
+  assert x.shape == (5,) + shape
+  lo, hi = g.pixel_range
+  assert float(x.min()) >= lo and float(x.max()) <= hi
+  assert d(x, labels).shape == (5,)
+
+
+def test_seed_architecture_exact():
+  g, d = build_gan(cfg("mlp_seed", latent=100, width=256), (28, 28, 1), 10, jax.random.key(0))
+  gp = nnx.to_pure_dict(nnx.state(g))
+  dp = nnx.to_pure_dict(nnx.state(d))
+  assert gp["fc1"]["kernel"].shape == (100, 256) and gp["fc2"]["kernel"].shape == (256, 784)
+  assert dp["fc1"]["kernel"].shape == (784, 256) and dp["fc2"]["kernel"].shape == (256, 1)
+  z = jax.random.normal(jax.random.key(1), (3, 100))
+  h = jax.nn.sigmoid(z @ gp["fc1"]["kernel"] + gp["fc1"]["bias"])
+  want = jax.nn.sigmoid(h @ gp["fc2"]["kernel"] + gp["fc2"]["bias"]).reshape(3, 28, 28, 1)
+  np.testing.assert_allclose(g(z), want, rtol=1e-5, atol=1e-6)
+  x = want
+  hd = jax.nn.sigmoid(x.reshape(3, -1) @ dp["fc1"]["kernel"] + dp["fc1"]["bias"])
+  np.testing.assert_allclose(d(x), (hd @ dp["fc2"]["kernel"] + dp["fc2"]["bias"])[:, 0], rtol=1e-5)
+
+
+def test_seed_refuses_conditional():
+  with pytest.raises(ConfigError, match="unconditional"):
+    build_gan(cfg("mlp_seed", conditional=True), (8, 8, 1), 10)
+
+
+def test_dcgan_needs_divisible_shape():
+  with pytest.raises(ConfigError, match="divisible by 4"):
+    build_gan(cfg("dcgan"), (30, 30, 1), 10)
+
+
+def test_init_depends_on_key():
+  a, _ = build_gan(cfg("mlp"), (8, 8, 1), 10, jax.random.key(0))
+  b, _ = build_gan(cfg("mlp"), (8, 8, 1), 10, jax.random.key(1))
+  assert not np.allclose(a.out.kernel[...], b.out.kernel[...])
