@@ -2,6 +2,8 @@
 
   python run.py train  --config=configs/gan.py:digits --workdir=DIR [--config.train.steps=N ...]
   python run.py sample --workdir=DIR --num=N --out=FILE.npz [--seed=S] [--grid=FILE.png]
+  python run.py eval   --workdir=DIR [--num=N] [--seed=S] [--best]
+  python run.py compare DIR_A DIR_B ...
 """
 
 import sys
@@ -18,6 +20,7 @@ flags.DEFINE_integer("num", 100, "sample: number of samples.")
 flags.DEFINE_string("out", None, "sample: output .npz file.")
 flags.DEFINE_integer("seed", 0, "sample: random seed.")
 flags.DEFINE_string("grid", None, "sample: optional PNG grid of the samples.")
+flags.DEFINE_bool("best", False, "eval: use the best checkpoint (by validation FDD).")
 
 if __name__ == "__main__":
   app.run(lambda argv: cli.main(argv, flags.FLAGS), flags_parser=cli.parse_flags)

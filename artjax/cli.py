@@ -9,7 +9,7 @@ from absl import flags, logging as absl_logging
 
 from artjax import ConfigError
 
-COMMANDS = ("train", "sample")
+COMMANDS = ("train", "sample", "eval", "compare")
 
 
 def _fail(msg: str) -> None:
@@ -23,7 +23,13 @@ def parse_flags(argv):
     return flags.FLAGS(argv)
   except flags.Error as e:
     _fail(str(e).splitlines()[0])
-  except (KeyError, AttributeError, TypeError, ValueError) as e:
+  except (KeyError, AttributeError) as e:
+    key = (str(e.args[0]) if e.args else str(e)).strip("'\" ")
+    culprits = [a.split("=")[0][len("--config."):] for a in argv
+                if a.startswith("--config.") and a.split("=")[0].split(".")[-1] == key]
+    where = culprits[0] if culprits else key
+    _fail(f"unknown config key {where!r} (no such field in the config file)")
+  except (TypeError, ValueError) as e:
     _fail(f"bad config: {e}")
 
 
@@ -31,7 +37,7 @@ def parse_flags(argv):
 
 def main(argv, FLAGS) -> None:
   args = argv[1:]
-  if len(args) != 1 or args[0] not in COMMANDS:
+  if not args or args[0] not in COMMANDS or (args[0] != "compare" and len(args) != 1):
     _fail(f"usage: run.py {{{'|'.join(COMMANDS)}}} [flags]; got {args}")
   command = args[0]
   absl_logging.set_verbosity(absl_logging.WARNING)
@@ -48,5 +54,16 @@ def main(argv, FLAGS) -> None:
         raise ConfigError("sample needs --workdir=DIR and --out=FILE.npz")
       from artjax.sample import sample_to_file
       sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid)
+    elif command == "eval":
+      if not FLAGS.workdir:
+        raise ConfigError("eval needs --workdir=DIR")
+      from artjax.evaluation.report import evaluate_workdir
+      evaluate_workdir(FLAGS.workdir, FLAGS.num if FLAGS["num"].present else None,
+                       seed=FLAGS.seed, best=FLAGS.best)
+    elif command == "compare":
+      if len(args) < 2:
+        raise ConfigError("compare needs one or more workdirs: run.py compare DIR_A DIR_B ...")
+      from artjax.evaluation.report import compare
+      compare(args[1:])
   except ConfigError as e:
     _fail(str(e))

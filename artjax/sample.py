@@ -20,11 +20,13 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def load_state(workdir: str, step: int | None = None):
-  """(task, state) from the workdir's config and its latest (or given) checkpoint."""
+def load_state(workdir: str, step: int | None = None, subdir: str = ""):
+  """(task, state) from the workdir's config and its latest (or given) checkpoint.
+
+  `subdir="best"` reads the best-by-eval checkpoint kept beside the latest."""
   config = load_config(workdir)
   task = build_task(config)
-  mgr = checkpoint.manager(workdir, create=False)
+  mgr = checkpoint.manager(os.path.join(workdir, subdir) if subdir else workdir, create=False)
   step = mgr.latest_step() if step is None else step
   if step is None:
     raise ConfigError(f"no checkpoint in workdir {workdir!r}")

@@ -92,7 +92,7 @@ def _canonical(name: str, data_dir: str) -> ImageDataset:
           f"dataset {name!r} is not prepared under {data_dir} and the network is unreachable. "
           f"On a machine with network: pip install tensorflow; python -c \"import tensorflow_datasets "
           f"as tfds; tfds.builder('{name}', data_dir='DIR', file_format='array_record')"
-          f".download_and_prepare()\", then copy DIR here and pass --data_dir=DIR (or set {ENV_DATA_DIR}).")
+          f".download_and_prepare()\", then copy DIR here and pass --config.data.data_dir=DIR (or set {ENV_DATA_DIR}).")
     try:
       builder.download_and_prepare()
     except ImportError as e:
