@@ -15,7 +15,7 @@ def get_config(arg: str = "digits"):
   c.model = ml_collections.ConfigDict({
       "name": "mlp", "latent_dim": 64, "width": 512, "depth": 2, "conditional": True})
   c.gan = ml_collections.ConfigDict({"loss": "nonsaturating", "r1_gamma": 0.0,
-                                     "ema_decay": 0.999})
+                                     "ema_decay": 0.999, "diffaugment": ""})
   c.optim = ml_collections.ConfigDict({
       "name": "adamw", "lr": 2e-4, "d_lr": 0.0, "b1": 0.5, "b2": 0.999, "eps": 1e-8,
       "weight_decay": 0.0, "schedule": "constant", "warmup_steps": 0, "end_lr_frac": 0.0,

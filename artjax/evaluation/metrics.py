@@ -81,12 +81,11 @@ def density_coverage(real, fake, k: int = 5) -> tuple[float, float]:
   return float(density), float(coverage)
 
 
-def nn_distances(query, reference, exclude_self: bool = False) -> np.ndarray:
-  d = np.asarray(pairwise_distances(np.asarray(query, np.float32), np.asarray(reference, np.float32)))
-  if exclude_self:
-    d = np.sort(d, axis=1)[:, 1]
-    return d
-  return d.min(axis=1)
+def nn_distances(query, reference) -> np.ndarray:
+  """Exact distance of each query row to its nearest reference row."""
+  q, r = np.asarray(query, np.float32), np.asarray(reference, np.float32)
+  nn = np.asarray(pairwise_distances(q, r)).argmin(axis=1)
+  return np.linalg.norm(q - r[nn], axis=1)
 
 
 def nn_distance_ratio(samples, train, heldout) -> dict:

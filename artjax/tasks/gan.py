@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, optim, parallel
+from artjax import ConfigError, augment, data as data_lib, optim, parallel
 from artjax.models import GAN_MODELS, build_gan
 from artjax.tasks.base import Task, cast_floating, rng_from_seed, split_rng, tree_ema
 from artjax.writers import image_grid, save_png
@@ -58,6 +58,7 @@ class GANTask(Task):
       raise ConfigError(f"gan.r1_gamma must be >= 0, got {c.gan.r1_gamma}")
     if c.train.get("dtype", "fp32") not in DTYPES:
       raise ConfigError(f"unknown train.dtype {c.train.dtype!r}; choose one of {tuple(DTYPES)}")
+    augment.validate(c.gan.get("diffaugment", ""))
     optim.validate(c.optim)
     optim.validate(self._d_optim_cfg(), "optim (discriminator)")
     shape = data_lib.KNOWN_SHAPES[c.data.name]
@@ -155,7 +156,9 @@ class GANTask(Task):
   def train_step(self, state, data):
     c = self.config
     b = c.train.batch_size
-    rng, (k_idx, k_z) = split_rng(state["rng"], 3)
+    rng, (k_idx, k_z, k_aug_d, k_aug_g) = split_rng(state["rng"], 5)
+    policy = c.gan.get("diffaugment", "")
+    aug = lambda k, x: augment.diff_augment(k, x, policy, self.pixel_range)
     n = data["labels"].shape[0]
     idx = jax.random.randint(k_idx, (b,), 0, n)
     real = self._to_pixels(data["images"][idx])
@@ -167,16 +170,19 @@ class GANTask(Task):
     fake, g_vjp = jax.vjp(lambda gp: self.generate(gp, z, labels), state["g"])
 
     # Discriminator update on real and (constant) fake images.
+    k_real, k_fake = jax.random.split(k_aug_d)
+    real_in = aug(k_real, real)
+
     def d_objective(dp):
-      fake_logits = self.discriminate(dp, fake, labels)
+      fake_logits = self.discriminate(dp, aug(k_fake, fake), labels)
       if c.gan.r1_gamma > 0:
         def d_sum(x):
           l = self.discriminate(dp, x, labels)
           return jnp.sum(l), l
-        grad_x, real_logits = jax.grad(d_sum, has_aux=True)(real)
+        grad_x, real_logits = jax.grad(d_sum, has_aux=True)(real_in)
         r1 = jnp.mean(jnp.sum(jnp.square(grad_x), axis=(1, 2, 3)))
       else:
-        real_logits = self.discriminate(dp, real, labels)
+        real_logits = self.discriminate(dp, real_in, labels)
         r1 = jnp.zeros(())
       loss = d_loss_fn(real_logits, fake_logits)
       return loss + 0.5 * c.gan.r1_gamma * r1, (loss, real_logits, fake_logits, r1)
@@ -188,7 +194,7 @@ class GANTask(Task):
 
     # Generator update through the updated discriminator, gradient into G only.
     g_loss, d_fake_grad = jax.value_and_grad(
-        lambda f: g_loss_fn(self.discriminate(d_params, f, labels)))(fake)
+        lambda f: g_loss_fn(self.discriminate(d_params, aug(k_aug_g, f), labels)))(fake)
     (g_grads,) = g_vjp(d_fake_grad)
     g_updates, g_opt = self.g_tx.update(g_grads, state["g_opt"], state["g"])
     g_params = jax.tree.map(jnp.add, state["g"], g_updates)
