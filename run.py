@@ -20,6 +20,7 @@ flags.DEFINE_integer("num", 100, "sample: number of samples.")
 flags.DEFINE_string("out", None, "sample: output .npz file.")
 flags.DEFINE_integer("seed", 0, "sample: random seed.")
 flags.DEFINE_string("grid", None, "sample: optional PNG grid of the samples.")
+flags.DEFINE_integer("replica", None, "sample/eval: which replica of a population.")
 flags.DEFINE_bool("best", False, "eval: use the best checkpoint (by validation FDD).")
 
 if __name__ == "__main__":

@@ -53,13 +53,14 @@ def main(argv, FLAGS) -> None:
       if not FLAGS.workdir or not FLAGS.out:
         raise ConfigError("sample needs --workdir=DIR and --out=FILE.npz")
       from artjax.sample import sample_to_file
-      sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid)
+      sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid,
+                     replica=FLAGS.replica)
     elif command == "eval":
       if not FLAGS.workdir:
         raise ConfigError("eval needs --workdir=DIR")
       from artjax.evaluation.report import evaluate_workdir
       evaluate_workdir(FLAGS.workdir, FLAGS.num if FLAGS["num"].present else None,
-                       seed=FLAGS.seed, best=FLAGS.best)
+                       seed=FLAGS.seed, best=FLAGS.best, replica=FLAGS.replica)
     elif command == "compare":
       if len(args) < 2:
         raise ConfigError("compare needs one or more workdirs: run.py compare DIR_A DIR_B ...")

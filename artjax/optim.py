@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from artjax import ConfigError
@@ -60,21 +61,54 @@ def validate(cfg, where="optim"):
 
 
 def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
-  """Builds the optax chain: clip -> base -> masked decoupled decay -> -lr, (accumulated)."""
+  """clip -> Adam/momentum -> masked decoupled decay -> -lr(t) * lr_scale, (accumulated).
+
+  `lr_scale` and `weight_decay` are injected hyper-parameters: they live in the optimizer
+  state as arrays, so a population of replicas (vmap) can give each replica its own
+  (see `set_hyperparams`)."""
   validate(cfg)
   lr = learning_rate_schedule(cfg, total_steps // max(cfg.grad_accum, 1))
-  parts = []
-  if cfg.clip_norm:
-    parts.append(optax.clip_by_global_norm(cfg.clip_norm))
-  if cfg.name in ("adam", "adamw"):
-    parts.append(optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=cfg.get("eps", 1e-8)))
-  elif cfg.b1:
-    parts.append(optax.trace(decay=cfg.b1))
-  # Plain `adam` with weight_decay>0 still decays decoupled (AdamW): coupled L2 is not offered.
-  if cfg.weight_decay:
-    parts.append(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask))
-  parts.append(optax.scale_by_learning_rate(lr))
-  tx = optax.chain(*parts)
+
+  def chain(lr_scale, weight_decay):
+    parts = []
+    if cfg.clip_norm:
+      parts.append(optax.clip_by_global_norm(cfg.clip_norm))
+    if cfg.name in ("adam", "adamw"):
+      parts.append(optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=cfg.get("eps", 1e-8)))
+    elif cfg.b1:
+      parts.append(optax.trace(decay=cfg.b1))
+    # Plain `adam` with weight_decay > 0 decays decoupled too (AdamW); coupled L2 is not
+    # offered. Always in the chain (a no-op at 0) so replicas may differ in weight decay.
+    parts.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
+    parts.append(optax.scale_by_learning_rate(lr))
+    parts.append(optax.scale(lr_scale))
+    return optax.chain(*parts)
+
+  tx = optax.inject_hyperparams(chain)(lr_scale=1.0, weight_decay=float(cfg.weight_decay))
   if cfg.grad_accum > 1:
     tx = optax.MultiSteps(tx, every_k_schedule=cfg.grad_accum)
   return tx
+
+
+_INJECT_STATES = tuple(t for t in (getattr(optax, "InjectHyperparamsState", None),
+                                   getattr(optax, "InjectStatefulHyperparamsState", None)) if t)
+
+
+def _is_inject_state(x):
+  return isinstance(x, _INJECT_STATES)
+
+
+def set_hyperparams(opt_state, **values):
+  """Returns `opt_state` with injected hyper-parameters (lr_scale, weight_decay) replaced."""
+  def replace(x):
+    if _is_inject_state(x):
+      hp = dict(x.hyperparams)
+      for k, v in values.items():
+        if k not in hp:
+          raise KeyError(f"optimizer has no injected hyper-parameter {k!r}")
+        hp[k] = jnp.asarray(v, jnp.asarray(hp[k]).dtype)
+      return x._replace(hyperparams=hp)
+    return x
+  if not any(_is_inject_state(x) for x in jax.tree.leaves(opt_state, is_leaf=_is_inject_state)):
+    raise ValueError("no injected hyper-parameters in this optimizer state")
+  return jax.tree.map(replace, opt_state, is_leaf=_is_inject_state)

@@ -8,7 +8,7 @@ import os
 import jax
 import ml_collections
 
-from artjax import ConfigError, checkpoint
+from artjax import ConfigError, checkpoint, population
 from artjax.tasks import build_task
 
 
@@ -20,7 +20,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def load_state(workdir: str, step: int | None = None, subdir: str = ""):
+def load_state(workdir: str, step: int | None = None, subdir: str = "", replica: int | None = None):
   """(task, state) from the workdir's config and its latest (or given) checkpoint.
 
   `subdir="best"` reads the best-by-eval checkpoint kept beside the latest."""
@@ -30,17 +30,25 @@ def load_state(workdir: str, step: int | None = None, subdir: str = ""):
   step = mgr.latest_step() if step is None else step
   if step is None:
     raise ConfigError(f"no checkpoint in workdir {workdir!r}")
-  abstract = jax.eval_shape(task.init_state, config.seed)
+  abstract = jax.eval_shape(population.init_fn(task, config), config.seed)
   checkpoint.check_compatible(mgr, step, abstract)
   state = checkpoint.restore(mgr, step, abstract)
   mgr.close()
+  r = population.num_replicas(config)
+  if r > 1:
+    if replica is None:
+      raise ConfigError(f"{workdir!r} holds a population of {r} replicas: pass --replica=0..{r - 1}")
+    if not 0 <= replica < r:
+      raise ConfigError(f"--replica={replica} is out of range 0..{r - 1}")
+    state = population.replica(state, replica)
   return task, state
 
 
-def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str | None = None):
+def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str | None = None,
+                   replica: int | None = None):
   if num <= 0:
     raise ConfigError(f"--num must be > 0, got {num}")
-  task, state = load_state(workdir)
+  task, state = load_state(workdir, replica=replica)
   samples = jax.jit(task.sample, static_argnums=2)(state, seed, num)
   samples = jax.device_get(samples)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

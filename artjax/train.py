@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from artjax import ConfigError, checkpoint, parallel
+from artjax import ConfigError, checkpoint, parallel, population
 from artjax.tasks import build_task
 from artjax.writers import MetricWriter, image_grid
 
@@ -37,6 +37,19 @@ def _read_json(path):
     return None
   with open(path) as f:
     return json.load(f)
+
+
+def _scalars(tree) -> dict:
+  """{name: float}; per-replica vectors become name/r0, name/r1, ... plus their mean."""
+  out = {}
+  for k, v in tree.items():
+    v = np.asarray(v)
+    if v.ndim == 0:
+      out[k] = float(v)
+    else:
+      out[k] = float(v.mean())
+      out.update({f"{k}/r{i}": float(x) for i, x in enumerate(v)})
+  return out
 
 
 def check_train_config(c) -> None:
@@ -69,11 +82,25 @@ def check_workdir(workdir: str) -> None:
     raise ConfigError(f"workdir {workdir!r} is not writable: {e.strerror or e}") from e
 
 
-def _multi_step(task, num_steps: int, state, data):
+def _multi_step(step, num_steps: int, state, data):
   def body(s, _):
-    return task.train_step(s, data)
+    return step(s, data)
   state, metrics = jax.lax.scan(body, state, None, length=num_steps)
-  return state, jax.tree.map(jnp.mean, metrics)
+  return state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+
+
+def compile_multi_step(step, num_steps: int, state, data, mesh):
+  """jit(scan of `num_steps` calls of `step`), state donated, compiled ahead of time.
+
+  Returns (compiled, compile_seconds); the compiled object has cost_analysis() and
+  memory_analysis()."""
+  rep = parallel.replicated(mesh)
+  fn = jax.jit(functools.partial(_multi_step, step, num_steps), donate_argnums=0,
+               out_shardings=(rep, rep))
+  with parallel.active_mesh(mesh):
+    t = time.perf_counter()
+    compiled = fn.lower(state, data).compile()
+    return compiled, time.perf_counter() - t
 
 
 class Run:
@@ -85,11 +112,15 @@ class Run:
     self.log = jax.process_index() == 0    # only process 0 writes files
     check_train_config(config)
     self.task = build_task(config)                       # validates the task's config
+    population.hparams(config)                           # validates population lists
+    self.init = population.init_fn(self.task, config)
+    self.step = population.step_fn(self.task, config)
+    self.replicas = population.num_replicas(config)
     self.mesh = parallel.make_mesh(config.get("mesh", {}).get("num_devices", 0))
     parallel.check_batch(config.train.batch_size, self.mesh)
     check_workdir(workdir)
     self.ckpt = checkpoint.manager(workdir, keep=config.train.get("keep", 3))
-    self.abstract_state = jax.eval_shape(self.task.init_state, config.seed)
+    self.abstract_state = jax.eval_shape(self.init, config.seed)
     self.start_step = self.ckpt.latest_step()
     if self.start_step is not None:
       checkpoint.check_compatible(self.ckpt, self.start_step, self.abstract_state)
@@ -102,20 +133,14 @@ class Run:
                               self.abstract_state)
         self.state = checkpoint.restore(self.ckpt, self.start_step, target)
       else:
-        self.state = jax.jit(self.task.init_state, static_argnums=0,
-                             out_shardings=self.rep)(config.seed)
+        self.state = jax.jit(self.init, static_argnums=0, out_shardings=self.rep)(config.seed)
     self._compiled = {}
 
   def step_fn(self, num_steps: int):
     """AOT-compiled fused step for `num_steps` steps (cached per length)."""
     if num_steps not in self._compiled:
-      fn = jax.jit(functools.partial(_multi_step, self.task, num_steps), donate_argnums=0,
-                   out_shardings=(self.rep, self.rep))
-      with parallel.active_mesh(self.mesh):
-        t = time.perf_counter()
-        compiled = fn.lower(self.state, self.data).compile()
-        self.compile_seconds = time.perf_counter() - t
-      self._compiled[num_steps] = compiled
+      self._compiled[num_steps], self.compile_seconds = compile_multi_step(
+          self.step, num_steps, self.state, self.data, self.mesh)
     return self._compiled[num_steps]
 
   def save(self, step: int, force=False):
@@ -145,17 +170,19 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
     mode = f"resuming from step {step}" if step else "starting"
     print(f"artjax: {describe}; {len(jax.devices())} device(s), mesh {dict(run.mesh.shape)}; "
           f"{mode} -> {total} steps", flush=True)
-  grid_fn = jax.jit(task.summary_images) if c.get("sample_every", 0) else None
-  eval_fn = jax.jit(task.evaluate) if c.get("eval_every", 0) else None
+  grid_fn = (jax.jit(population.map_fn(task.summary_images, config))
+             if c.get("sample_every", 0) else None)
+  eval_fn = (jax.jit(population.map_fn(task.evaluate, config))
+             if c.get("eval_every", 0) else None)
   best = _read_json(os.path.join(workdir, "best.json")) or {}
 
   def run_eval(at_step):
     nonlocal best
     with parallel.active_mesh(run.mesh):
-      m = {k_: float(v) for k_, v in jax.device_get(eval_fn(run.state, run.data)).items()}
+      m = _scalars(jax.device_get(eval_fn(run.state, run.data)))
     writer.scalars(at_step, {f"eval/{k_}": v for k_, v in m.items()})
     key = task.eval_key
-    if key and key in m and (not best or m[key] < best["value"]):
+    if key and key in m and run.replicas == 1 and (not best or m[key] < best["value"]):
       best = {"step": at_step, "metric": key, "value": m[key]}
       best_mgr = checkpoint.manager(os.path.join(workdir, "best"), keep=1)
       checkpoint.save(best_mgr, at_step, run.state, force=True)
@@ -173,9 +200,12 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
       return
     with parallel.active_mesh(run.mesh):
       imgs = np.asarray(grid_fn(run.state))
-    grid = image_grid(imgs, ncol=task.grid_columns(), scale=max(1, 64 // imgs.shape[1]))
-    writer.image(at_step, "samples", grid,
-                 os.path.join(workdir, "samples", f"step_{at_step:07d}.png"))
+    per_replica = imgs if run.replicas > 1 else imgs[None]
+    for r, im in enumerate(per_replica):
+      suffix = f"_r{r}" if run.replicas > 1 else ""
+      grid = image_grid(im, ncol=task.grid_columns(), scale=max(1, 64 // im.shape[1]))
+      writer.image(at_step, "samples" + suffix.replace("_", "/"), grid,
+                   os.path.join(workdir, "samples", f"step_{at_step:07d}{suffix}.png"))
 
   interrupted = False
   prev_sigterm = signal.getsignal(signal.SIGTERM)
@@ -199,7 +229,7 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
   def drain(pending_item):
     nonlocal last_metrics
     at, m = pending_item
-    m = {name: float(v) for name, v in jax.device_get(m).items()}
+    m = _scalars(jax.device_get(m))
     last_metrics = m
     if c.get("log_every", 0) and at % c.log_every == 0 or at == total:
       elapsed = time.perf_counter() - t_start

@@ -25,6 +25,12 @@ def get_config(arg: str = "digits"):
       "log_every": 500, "ckpt_every": 5000, "keep": 3, "sample_every": 5000, "grid_size": 100,
       "eval_every": 0})
   c.mesh = ml_collections.ConfigDict({"num_devices": 0})
+  # Populations: train.num_replicas=R trains R models at once (seeds seed..seed+R-1); each
+  # list below, when non-empty, gives replica r its own value, e.g.
+  # --config.train.num_replicas=3 --config.population.lr="(1e-4,2e-4,4e-4)"
+  c.train.num_replicas = 1
+  c.population = ml_collections.ConfigDict(
+      {"lr": (), "d_lr": (), "weight_decay": (), "ema_decay": ()})
 
   if arg == "digits":
     pass
@@ -44,3 +50,4 @@ def get_config(arg: str = "digits"):
   else:
     raise ValueError(f"unknown gan config {arg!r}; use digits, seed, seed_mnist or mnist")
   return c
+

@@ -20,7 +20,7 @@ from artjax import ConfigError
 
 ENV_DATA_DIR = "ARTJAX_DATA_DIR"
 KNOWN_TFDS = ("mnist", "fashion_mnist", "cifar10", "kmnist", "emnist", "svhn_cropped")
-BUNDLED = ("digits",)
+BUNDLED = ("digits", "digits28")
 
 
 def default_data_dir() -> str:
@@ -70,6 +70,8 @@ def _digits(data_dir: str) -> ImageDataset:
   from artjax.data.digits import Builder
   builder = Builder(data_dir=data_dir, file_format="array_record")
   if not _is_prepared(builder):
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()
     builder.download_and_prepare()
   src = builder.as_data_source()
   splits = {k: _read_source(src[k]) for k in ("train", "validation", "test")}
@@ -116,6 +118,15 @@ def _canonical(name: str, data_dir: str) -> ImageDataset:
   return ImageDataset(name, splits, num_classes)
 
 
+def _upsampled(ds: ImageDataset, name: str, size) -> ImageDataset:
+  """Bilinear upsampling of every split: an offline stand-in with MNIST's 28x28 shape."""
+  from PIL import Image
+  def up(ims):
+    return np.stack([np.asarray(Image.fromarray(im[..., 0]).resize(size, Image.BILINEAR))
+                     for im in ims])[..., None]
+  return ImageDataset(name, {k: (up(v[0]), v[1]) for k, v in ds.splits.items()}, ds.num_classes)
+
+
 _CACHE: dict = {}
 
 
@@ -127,7 +138,12 @@ def load_images(name: str, data_dir: str | None = None) -> ImageDataset:
     return _CACHE[key]
   if name not in BUNDLED and name not in KNOWN_TFDS:
     raise ConfigError(f"unknown dataset {name!r}; choose one of {BUNDLED + KNOWN_TFDS}")
-  ds = _digits(data_dir) if name == "digits" else _canonical(name, data_dir)
+  if name == "digits":
+    ds = _digits(data_dir)
+  elif name == "digits28":
+    ds = _upsampled(load_images("digits", data_dir), "digits28", (28, 28))
+  else:
+    ds = _canonical(name, data_dir)
   _CACHE[key] = ds
   return ds
 
@@ -138,8 +154,8 @@ def check_dataset_name(name: str) -> None:
 
 
 # Image shapes known without loading, so configs can be validated before any I/O.
-KNOWN_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
+KNOWN_SHAPES = {"digits": (8, 8, 1), "digits28": (28, 28, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
                 "kmnist": (28, 28, 1), "emnist": (28, 28, 1), "cifar10": (32, 32, 3),
                 "svhn_cropped": (32, 32, 3)}
-KNOWN_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "kmnist": 10, "emnist": 62,
+KNOWN_CLASSES = {"digits": 10, "digits28": 10, "mnist": 10, "fashion_mnist": 10, "kmnist": 10, "emnist": 62,
                  "cifar10": 10, "svhn_cropped": 10}

@@ -33,15 +33,16 @@ def nearest_train_grid(images, train_images, rows: int = 20) -> np.ndarray:
   return image_grid(pairs, ncol=10, scale=max(1, 32 // images.shape[1]))
 
 
-def evaluate_workdir(workdir: str, num: int | None = None, seed: int = 0, best: bool = False) -> dict:
+def evaluate_workdir(workdir: str, num: int | None = None, seed: int = 0, best: bool = False,
+                     replica: int | None = None) -> dict:
   from artjax.sample import load_state
   if best:
     if not os.path.exists(os.path.join(workdir, "best.json")):
       raise ConfigError(f"no best checkpoint in {workdir!r} (train with train.eval_every > 0)")
     step = json.load(open(os.path.join(workdir, "best.json")))["step"]
-    task, state = load_state(workdir, step=step, subdir="best")
+    task, state = load_state(workdir, step=step, subdir="best", replica=replica)
   else:
-    task, state = load_state(workdir)
+    task, state = load_state(workdir, replica=replica)
   if getattr(task, "eval_key", None) != "fdd":
     raise ConfigError(f"run.py eval knows image generators; {type(task).__name__} has no image samples")
   ev = Evaluator(task.config.data.name, task.config.data.get("data_dir") or None)
@@ -50,9 +51,10 @@ def evaluate_workdir(workdir: str, num: int | None = None, seed: int = 0, best: 
   result = evaluate_images(ev, np.asarray(s["images"]), s.get("labels"))
   result.update(workdir=os.path.abspath(workdir), step=int(state["step"]), seed=seed,
                 checkpoint="best" if best else "latest")
-  with open(os.path.join(workdir, "eval.json"), "w") as f:
+  suffix = "" if replica is None else f"_r{replica}"
+  with open(os.path.join(workdir, f"eval{suffix}.json"), "w") as f:
     json.dump(result, f, indent=2)
-  save_png(os.path.join(workdir, "eval_nearest.png"),
+  save_png(os.path.join(workdir, f"eval_nearest{suffix}.png"),
            nearest_train_grid(np.asarray(s["images"]), ev.dataset.images("train")))
   lines = [f"# eval of {workdir} (step {result['step']}, n={num}, evaluator test accuracy "
            f"{ev.test_accuracy:.3f})", "", "| metric | samples | real floor |", "|---|---|---|"]
@@ -62,7 +64,7 @@ def evaluate_workdir(workdir: str, num: int | None = None, seed: int = 0, best: 
             f"{result['samples']['fdd'] / max(result['floor']['fdd'], 1e-9):.2f}",
             "eval_nearest.png: samples (odd columns) beside their nearest training image."]
   report = "\n".join(lines)
-  with open(os.path.join(workdir, "eval.md"), "w") as f:
+  with open(os.path.join(workdir, f"eval{suffix}.md"), "w") as f:
     f.write(report + "\n")
   print(report)
   return result

@@ -43,6 +43,10 @@ class Task(abc.ABC):
   def train_step(self, state: dict, data: dict) -> tuple[dict, dict]:
     """One optimisation step: (state, data) -> (new state, scalar metrics)."""
 
+  def set_hparams(self, state: dict, hparams: dict) -> dict:
+    """Pure: `state` with per-replica hyper-parameters (see artjax.population) applied."""
+    raise NotImplementedError(f"{type(self).__name__} does not support population hyper-parameters")
+
   def summary_images(self, state: dict) -> jax.Array | None:
     """uint8 [N,H,W,C] images for the periodic sample grid (None: no grid)."""
     return None

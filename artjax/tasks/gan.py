@@ -151,7 +151,27 @@ class GANTask(Task):
     }
     if self.config.gan.ema_decay > 0:
       state["ema"] = jax.tree.map(jnp.copy, g_params)
+      state["ema_decay"] = jnp.asarray(self.config.gan.ema_decay, jnp.float32)
     return state
+
+  def set_hparams(self, state, hparams):
+    c = self.config
+    new = dict(state)
+    d_lr = hparams.get("d_lr", None)
+    if "lr" in hparams:
+      new["g_opt"] = optim.set_hyperparams(new["g_opt"], lr_scale=hparams["lr"] / c.optim.lr)
+      if d_lr is None:   # keep the config's D/G learning-rate ratio
+        d_lr = hparams["lr"] * (self._d_optim_cfg().lr / c.optim.lr)
+    if d_lr is not None:
+      new["d_opt"] = optim.set_hyperparams(new["d_opt"], lr_scale=d_lr / self._d_optim_cfg().lr)
+    if "weight_decay" in hparams:
+      for k in ("g_opt", "d_opt"):
+        new[k] = optim.set_hyperparams(new[k], weight_decay=hparams["weight_decay"])
+    if "ema_decay" in hparams:
+      if "ema" not in state:
+        raise ConfigError("population.ema_decay needs gan.ema_decay > 0 (EMA on)")
+      new["ema_decay"] = jnp.asarray(hparams["ema_decay"], jnp.float32)
+    return new
 
   def train_step(self, state, data):
     c = self.config
@@ -203,7 +223,7 @@ class GANTask(Task):
                g_opt=g_opt, d_opt=d_opt)
     if "ema" in state:
       t = state["step"].astype(jnp.float32)
-      decay = jnp.minimum(c.gan.ema_decay, (1.0 + t) / (10.0 + t))
+      decay = jnp.minimum(state["ema_decay"], (1.0 + t) / (10.0 + t))
       new["ema"] = tree_ema(state["ema"], g_params, decay)
     metrics = {"d_loss": d_loss, "g_loss": g_loss,
                "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),

@@ -1,0 +1,209 @@
+"""Training throughput of artjax, side by side with a PyTorch peer.
+
+  python benchmarks/throughput.py [--config=configs/gan.py:seed] [--data=digits28]
+      [--batch=64,256,1024] [--dtype=fp32|bf16|fp32,bf16] [--vs-torch] [--repeats=7]
+
+For each (batch, dtype): compile time, XLA FLOPs per step (cost_analysis), peak memory
+(memory_analysis), steps/s and samples/s (median of --repeats timed dispatches after
+warm-up, with min and max), achieved FLOP/s and its fraction of this device's peak (measured
+in the same run with a large matmul), and the input pipeline's share (real on-device data
+vs synthetic). With --vs-torch the PyTorch peer runs interleaved (A B A B ...) and the
+ratio is the median of the pairwise ratios. Results: a table on stdout and JSON under
+benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from artjax import parallel  # noqa: E402
+from artjax.tasks import build_task  # noqa: E402
+from artjax.train import compile_multi_step  # noqa: E402
+
+# Datasheet dense peaks (FLOP/s) for accelerators, for context when running there.
+DATASHEET_PEAKS = {
+    "TPU v4": {"bf16": 275e12}, "TPU v5e": {"bf16": 197e12}, "TPU v5p": {"bf16": 459e12},
+    "TPU v6e": {"bf16": 918e12}, "NVIDIA A100": {"fp32": 19.5e12, "bf16": 312e12},
+    "NVIDIA H100": {"fp32": 67e12, "bf16": 989e12}, "NVIDIA H200": {"fp32": 67e12, "bf16": 989e12},
+}
+
+
+def load_config(spec: str):
+  from ml_collections import config_flags
+  path, _, arg = spec.partition(":")
+  import importlib.util
+  mod_spec = importlib.util.spec_from_file_location("bench_cfg", os.path.join(ROOT, path))
+  mod = importlib.util.module_from_spec(mod_spec)
+  mod_spec.loader.exec_module(mod)
+  del config_flags
+  return mod.get_config(arg)
+
+
+def measure_peak(dtype, n=2048, repeats=5) -> float:
+  """Achievable matmul FLOP/s on this device (the 'peak' we compare against)."""
+  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
+  b = jnp.asarray(np.random.default_rng(1).normal(size=(n, n)), dtype)
+  f = jax.jit(lambda x, y: (x @ y).astype(jnp.float32).sum())
+  f(a, b).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(a, b).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2 * n ** 3 / min(times)
+
+
+def cost(compiled) -> tuple[float, int]:
+  ca = compiled.cost_analysis()
+  if isinstance(ca, list):
+    ca = ca[0]
+  flops = float(ca.get("flops", 0.0)) if ca else 0.0
+  mem = compiled.memory_analysis()
+  peak = 0
+  if mem is not None:
+    peak = int(getattr(mem, "temp_size_in_bytes", 0) + getattr(mem, "argument_size_in_bytes", 0)
+               + getattr(mem, "output_size_in_bytes", 0))
+  return flops, peak
+
+
+class ArtjaxBench:
+  def __init__(self, config, mesh, synthetic=False):
+    self.task = build_task(config)
+    self.mesh = mesh
+    data = self.task.device_data()
+    if synthetic:
+      rng = np.random.default_rng(0)
+      data = dict(data, images=rng.integers(0, 256, data["images"].shape).astype(np.uint8))
+    self.data = parallel.replicate(data, mesh)
+    with parallel.active_mesh(mesh):
+      self.state = jax.jit(self.task.init_state, static_argnums=0,
+                           out_shardings=parallel.replicated(mesh))(config.seed)
+    self.k = config.train.steps_per_dispatch
+    self.compiled, self.compile_s = compile_multi_step(self.task.train_step, self.k, self.state, self.data, mesh)
+    # XLA's cost analysis counts a scan body once: take FLOPs from one unrolled step.
+    with parallel.active_mesh(mesh):
+      one = jax.jit(self.task.train_step).lower(self.state, self.data).compile()
+    self.flops_per_step, _ = cost(one)
+    _, self.memory = cost(self.compiled)
+    self.run(1)  # warm-up
+
+  def run(self, dispatches: int) -> float:
+    t = time.perf_counter()
+    for _ in range(dispatches):
+      self.state, m = self.compiled(self.state, self.data)
+    jax.block_until_ready(m)
+    return time.perf_counter() - t
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--config", default="configs/gan.py:seed")
+  p.add_argument("--data", default="digits28", help="dataset (digits28: 28x28 like MNIST, offline)")
+  p.add_argument("--batch", default="64,256,1024")
+  p.add_argument("--dtype", default="fp32")
+  p.add_argument("--steps-per-dispatch", type=int, default=50)
+  p.add_argument("--dispatches", type=int, default=4, help="dispatches per timed repeat")
+  p.add_argument("--repeats", type=int, default=7)
+  p.add_argument("--vs-torch", action="store_true")
+  p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+  p.add_argument("--name", default="")
+  p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+  args = p.parse_args(argv)
+
+  mesh = parallel.make_mesh(0)
+  device = jax.devices()[0]
+  peaks = {dt: measure_peak({"fp32": jnp.float32, "bf16": jnp.bfloat16}[dt])
+           for dt in args.dtype.split(",")}
+  records = []
+  for dtype in args.dtype.split(","):
+    for batch in [int(b) for b in args.batch.split(",")]:
+      config = load_config(args.config)
+      config.data.name = args.data
+      config.train.update(batch_size=batch, dtype=dtype, steps_per_dispatch=args.steps_per_dispatch)
+      bench = ArtjaxBench(config, mesh)
+      synth = ArtjaxBench(config, mesh, synthetic=True)
+      steps = args.steps_per_dispatch * args.dispatches
+      peer = None
+      if args.vs_torch:
+        sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+        from torch_peer import TorchSeedGAN
+        peer = TorchSeedGAN(bench.task.dataset.images("train"), batch,
+                            latent=config.model.latent_dim, threads=args.threads or None)
+        peer.run(20)  # warm-up
+      times, synth_times, torch_times = [], [], []
+      for _ in range(args.repeats):            # interleaved: A B A B ...
+        times.append(bench.run(args.dispatches))
+        synth_times.append(synth.run(args.dispatches))
+        if peer:
+          torch_times.append(peer.run(steps))
+      sps = [steps / t for t in times]
+      rec = {
+          "name": args.name or f"{config.model.name}-{args.data}",
+          "config": args.config, "data": args.data, "batch": batch, "dtype": dtype,
+          "devices": jax.device_count(), "device_kind": device.device_kind,
+          "platform": device.platform, "machine": platform.processor() or platform.machine(),
+          "cpu_count": os.cpu_count(),
+          "steps_per_dispatch": args.steps_per_dispatch, "repeats": args.repeats,
+          "steps_per_s": statistics.median(sps), "steps_per_s_min": min(sps),
+          "steps_per_s_max": max(sps), "samples_per_s": statistics.median(sps) * batch,
+          "compile_s": bench.compile_s,
+          "flops_per_step": bench.flops_per_step,
+          "peak_memory_bytes": bench.memory,
+          "measured_peak_flops": peaks[dtype],
+      }
+      rec["achieved_flops"] = rec["flops_per_step"] * rec["steps_per_s"]
+      rec["fraction_of_peak"] = rec["achieved_flops"] / peaks[dtype]
+      synth_sps = statistics.median(steps / t for t in synth_times)
+      rec["synthetic_steps_per_s"] = synth_sps
+      rec["input_pipeline_share"] = max(0.0, 1.0 - rec["steps_per_s"] / synth_sps)
+      if peer:
+        tsps = [steps / t for t in torch_times]
+        ratios = [a / b for a, b in zip(sps, tsps)]
+        rec.update(torch_steps_per_s=statistics.median(tsps), torch_version=__import__("torch").__version__,
+                   ratio_vs_torch=statistics.median(ratios), ratios_pairwise=[round(r, 3) for r in ratios])
+      records.append(rec)
+      line = (f"{rec['name']:>16} b={batch:<5} {dtype} steps/s {rec['steps_per_s']:9.1f} "
+              f"[{rec['steps_per_s_min']:.1f}-{rec['steps_per_s_max']:.1f}]  compile {rec['compile_s']:.2f}s  "
+              f"{rec['flops_per_step'] / 1e6:.1f} MFLOP/step  {rec['fraction_of_peak'] * 100:5.1f}% of peak  "
+              f"input share {rec['input_pipeline_share'] * 100:4.1f}%")
+      if peer:
+        line += f"  torch {rec['torch_steps_per_s']:8.1f}  ratio {rec['ratio_vs_torch']:.2f} {rec['ratios_pairwise']}"
+      print(line, flush=True)
+  os.makedirs(args.out, exist_ok=True)
+  stamp = time.strftime("%Y%m%d-%H%M%S")
+  path = os.path.join(args.out, f"throughput-{records[0]['name']}-{stamp}.json")
+  with open(path, "w") as f:
+    json.dump({"peaks_measured": peaks, "datasheet_peaks": DATASHEET_PEAKS, "records": records}, f, indent=2)
+  print_table(records)
+  print(f"wrote {path}")
+  return records
+
+
+def print_table(records):
+  cols = ["name", "batch", "dtype", "devices", "steps_per_s", "fraction_of_peak", "compile_s",
+          "torch_steps_per_s", "ratio_vs_torch"]
+  print("| " + " | ".join(cols) + " |")
+  print("|" + "---|" * len(cols))
+  for r in records:
+    cells = []
+    for c in cols:
+      v = r.get(c, "-")
+      cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
+    print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+  main()
