@@ -15,15 +15,16 @@ def get_config(arg: str = "digits"):
   c.model = ml_collections.ConfigDict({
       "name": "mlp", "latent_dim": 64, "width": 512, "depth": 2, "conditional": True})
   c.gan = ml_collections.ConfigDict({"loss": "nonsaturating", "r1_gamma": 0.0,
-                                     "ema_decay": 0.999, "diffaugment": ""})
+                                     "ema_decay": 0.999,
+                                     "diffaugment": "translation,cutout"})
   c.optim = ml_collections.ConfigDict({
       "name": "adamw", "lr": 2e-4, "d_lr": 0.0, "b1": 0.5, "b2": 0.999, "eps": 1e-8,
       "weight_decay": 0.0, "schedule": "constant", "warmup_steps": 0, "end_lr_frac": 0.0,
       "clip_norm": 0.0, "grad_accum": 1})
   c.train = ml_collections.ConfigDict({
-      "steps": 20000, "batch_size": 128, "steps_per_dispatch": 100, "dtype": "fp32",
-      "log_every": 500, "ckpt_every": 5000, "keep": 3, "sample_every": 5000, "grid_size": 100,
-      "eval_every": 0})
+      "steps": 12000, "batch_size": 128, "steps_per_dispatch": 100, "dtype": "fp32",
+      "log_every": 500, "ckpt_every": 2000, "keep": 3, "sample_every": 2000, "grid_size": 100,
+      "eval_every": 2000})
   c.mesh = ml_collections.ConfigDict({"num_devices": 0})
   # Populations: train.num_replicas=R trains R models at once (seeds seed..seed+R-1); each
   # list below, when non-empty, gives replica r its own value, e.g.
@@ -36,7 +37,7 @@ def get_config(arg: str = "digits"):
     pass
   elif arg in ("seed", "seed_mnist"):
     c.model.update(name="mlp_seed", latent_dim=100, width=256, conditional=False)
-    c.gan.ema_decay = 0.0
+    c.gan.update(ema_decay=0.0, diffaugment="")
     c.optim.update(name="adam", lr=2e-4, b1=0.9, b2=0.999)
     if arg == "seed_mnist":
       c.data.name = "mnist"

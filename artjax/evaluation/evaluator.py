@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from artjax import data as data_lib
+from artjax import ConfigError, data as data_lib
 
 
 def evaluator_config(name: str = "digits") -> ml_collections.ConfigDict:
@@ -56,11 +57,17 @@ class Evaluator:
     config.data.data_dir = data_dir
     self.workdir = os.path.join(data_dir, "artjax_evaluators", f"{dataset}-{_fingerprint(self.dataset, config)}")
     info_path = os.path.join(self.workdir, "evaluator.json")
-    if not os.path.exists(info_path):
+    state = None
+    if os.path.exists(info_path):
+      try:
+        self.task, state = load_state(self.workdir)
+      except ConfigError:   # written by an incompatible version of the code: retrain
+        shutil.rmtree(self.workdir)
+    if state is None:
       if verbose:
         print(f"training the {dataset} evaluator once (cached in {self.workdir})", flush=True)
       train(config, self.workdir, quiet=True)
-    self.task, state = load_state(self.workdir)
+      self.task, state = load_state(self.workdir)
     self.params = state["params"]
     self._feats = jax.jit(self.task.features)
     self._logits = jax.jit(self.task.apply)
