@@ -11,7 +11,7 @@ def small_config(arg="digits", steps=100, **train):
   c = get_config(arg)
   c.model.width = 64
   c.train.update(steps=steps, batch_size=32, steps_per_dispatch=20, log_every=20,
-                 ckpt_every=0, sample_every=0, grid_size=20)
+                 ckpt_every=0, sample_every=0, eval_every=0, grid_size=20)
   c.train.update(**train)
   c.mesh.num_devices = 1
   return c

@@ -23,17 +23,18 @@ def test_losses_match_hand_computed_bce():
   np.testing.assert_allclose(d_loss_fn(jnp.zeros(4), jnp.zeros(4)), 2 * np.log(2), rtol=1e-6)
 
 
-def _sgd_task(conditional, r1=0.0):
+def _sgd_task(conditional, r1=0.0, policy=""):
   c = small_config()
   c.model.conditional = conditional
-  c.gan.update(ema_decay=0.0, r1_gamma=r1)
+  c.gan.update(ema_decay=0.0, r1_gamma=r1, diffaugment=policy)
   c.optim.update(name="sgd", lr=1.0, b1=0.0, weight_decay=0.0)
   return build_task(c)
 
 
-def _check_step(conditional, r1):
+def _check_step(conditional, r1, policy=""):
   """With SGD(lr=1), the step's updates must be exactly minus the true gradients."""
-  task = _sgd_task(conditional, r1)
+  from artjax.augment import diff_augment
+  task = _sgd_task(conditional, r1, policy)
   state = jax.jit(task.init_state, static_argnums=0)(0)
   rng = np.random.default_rng(0)
   data = {"images": jnp.asarray(rng.integers(0, 256, (50, 8, 8, 1)), jnp.uint8),
@@ -42,16 +43,18 @@ def _check_step(conditional, r1):
 
   # Independent reference: redraw the same batch and noise, differentiate the losses.
   from artjax.tasks.base import split_rng
-  _, (k_idx, k_z) = split_rng(state["rng"], 3)
+  _, (k_idx, k_z, k_aug_d, k_aug_g) = split_rng(state["rng"], 5)
+  k_real, k_fake = jax.random.split(k_aug_d)
+  aug = lambda k, x: diff_augment(k, x, policy, task.pixel_range)
   idx = jax.random.randint(k_idx, (32,), 0, 50)
-  real = task._to_pixels(data["images"][idx])
+  real = aug(k_real, task._to_pixels(data["images"][idx]))
   labels = data["labels"][idx] if conditional else None
   z = jax.random.normal(k_z, (32, task.latent_dim))
   G = lambda gp: nnx.merge(task.g_def, gp)(z, labels)
   D = lambda dp, x: nnx.merge(task.d_def, dp)(x, labels)
 
   def d_total(dp):
-    fake = jax.lax.stop_gradient(G(state["g"]))
+    fake = aug(k_fake, jax.lax.stop_gradient(G(state["g"])))
     loss = (jnp.mean(-jnp.log(jax.nn.sigmoid(D(dp, real)))) +
             jnp.mean(-jnp.log(1 - jax.nn.sigmoid(D(dp, fake)))))
     if r1:
@@ -64,7 +67,8 @@ def _check_step(conditional, r1):
   for a, b in zip(jax.tree.leaves(new["d"]), jax.tree.leaves(d_want)):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
 
-  g_grad = jax.grad(lambda gp: jnp.mean(-jnp.log(jax.nn.sigmoid(D(d_want, G(gp))))))(state["g"])
+  g_grad = jax.grad(lambda gp: jnp.mean(
+      -jnp.log(jax.nn.sigmoid(D(d_want, aug(k_aug_g, G(gp)))))))(state["g"])
   g_want = jax.tree.map(lambda p, g: p - g, state["g"], g_grad)
   for a, b in zip(jax.tree.leaves(new["g"]), jax.tree.leaves(g_want)):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
@@ -77,6 +81,12 @@ def test_step_gradients_exact_unconditional():
 
 def test_step_gradients_exact_conditional_r1():
   _check_step(True, 5.0)
+
+
+def test_step_gradients_exact_with_diffaugment():
+  # The same augmentation policy on real and fake, in the D and the G update, and the
+  # generator's gradient flows through the augmentation.
+  _check_step(True, 0.0, "translation,cutout,color")
 
 
 def test_ema_tracks_generator():

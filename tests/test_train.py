@@ -64,7 +64,7 @@ def test_training_improves_sample_quality(tmp_path, data_dir):
   from artjax.evaluation import Evaluator, image_metrics
   from artjax.sample import load_state
   ev = Evaluator("digits", data_dir, verbose=False)
-  c = small_config(steps=1500, steps_per_dispatch=100, log_every=100)
+  c = small_config(steps=1500, steps_per_dispatch=100, log_every=100, eval_every=500)
   c.model.width = 256
   wd = str(tmp_path / "run")
   scores = []
@@ -78,3 +78,11 @@ def test_training_improves_sample_quality(tmp_path, data_dir):
   assert late["fdd"] < 0.6 * early["fdd"], (early["fdd"], late["fdd"])
   assert late["label_accuracy"] > 0.9 and late["classes_present"] == 10
   assert late["nn_ratio"] > 0.8   # not copies of the training images
+  # Periodic evaluation logged FDD and kept the best checkpoint beside the latest.
+  rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
+  fdds = {r["step"]: r["eval/fdd"] for r in rows if "eval/fdd" in r}
+  assert sorted(fdds) == [100, 500, 1000, 1500]
+  best = json.load(open(os.path.join(wd, "best.json")))
+  assert best["value"] == min(fdds.values()) and best["step"] == min(fdds, key=fdds.get)
+  task, state = load_state(wd, step=best["step"], subdir="best")
+  assert int(state["step"]) == best["step"]
