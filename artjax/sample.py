@@ -32,7 +32,9 @@ def load_state(workdir: str, step: int | None = None, subdir: str = "", replica:
     raise ConfigError(f"no checkpoint in workdir {workdir!r}")
   abstract = jax.eval_shape(population.init_fn(task, config), config.seed)
   checkpoint.check_compatible(mgr, step, abstract)
-  state = checkpoint.restore(mgr, step, abstract)
+  one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=one), abstract)
+  state = checkpoint.restore(mgr, step, target)
   mgr.close()
   r = population.num_replicas(config)
   if r > 1:

@@ -126,7 +126,7 @@ class Run:
       checkpoint.check_compatible(self.ckpt, self.start_step, self.abstract_state)
     host_data = self.task.device_data()                  # may raise ConfigError (missing data)
     self.rep = parallel.replicated(self.mesh)
-    self.data = parallel.replicate(host_data, self.mesh)
+    self.data = parallel.place_data(host_data, self.mesh)
     with parallel.active_mesh(self.mesh):
       if self.start_step is not None:
         target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.rep),
@@ -154,6 +154,7 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
   metrics arrive (one dispatch behind); raising KeyboardInterrupt there (or Ctrl-C)
   saves a checkpoint at the current step and stops.
   """
+  parallel.initialize_distributed(config)
   run = Run(config, workdir)
   verbose = run.log and not quiet
   c = config.train
@@ -179,7 +180,7 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
   def run_eval(at_step):
     nonlocal best
     with parallel.active_mesh(run.mesh):
-      m = _scalars(jax.device_get(eval_fn(run.state, run.data)))
+      m = _scalars(parallel.to_host(eval_fn(run.state, run.data)))
     writer.scalars(at_step, {f"eval/{k_}": v for k_, v in m.items()})
     key = task.eval_key
     if key and key in m and run.replicas == 1 and (not best or m[key] < best["value"]):
@@ -196,10 +197,10 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
 
   def log_grid(at_step):
-    if grid_fn is None or not run.log:
+    if grid_fn is None:
       return
     with parallel.active_mesh(run.mesh):
-      imgs = np.asarray(grid_fn(run.state))
+      imgs = parallel.to_host(grid_fn(run.state))
     per_replica = imgs if run.replicas > 1 else imgs[None]
     for r, im in enumerate(per_replica):
       suffix = f"_r{r}" if run.replicas > 1 else ""
@@ -229,7 +230,7 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
   def drain(pending_item):
     nonlocal last_metrics
     at, m = pending_item
-    m = _scalars(jax.device_get(m))
+    m = _scalars(parallel.to_host(m))
     last_metrics = m
     if c.get("log_every", 0) and at % c.log_every == 0 or at == total:
       elapsed = time.perf_counter() - t_start

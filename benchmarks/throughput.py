@@ -86,8 +86,10 @@ class ArtjaxBench:
     data = self.task.device_data()
     if synthetic:
       rng = np.random.default_rng(0)
-      data = dict(data, images=rng.integers(0, 256, data["images"].shape).astype(np.uint8))
-    self.data = parallel.replicate(data, mesh)
+      train = dict(data["train"], images=rng.integers(0, 256, data["train"]["images"].shape
+                                                      ).astype(np.uint8))
+      data = dict(data, train=train)
+    self.data = parallel.place_data(data, mesh)
     with parallel.active_mesh(mesh):
       self.state = jax.jit(self.task.init_state, static_argnums=0,
                            out_shardings=parallel.replicated(mesh))(config.seed)

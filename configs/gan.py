@@ -26,6 +26,11 @@ def get_config(arg: str = "digits"):
       "log_every": 500, "ckpt_every": 2000, "keep": 3, "sample_every": 2000, "grid_size": 100,
       "eval_every": 2000})
   c.mesh = ml_collections.ConfigDict({"num_devices": 0})
+  # Multi-host: set coordinator (host:port), num_processes and process_id on each process
+  # (or $ARTJAX_COORDINATOR / $ARTJAX_NUM_PROCESSES / $ARTJAX_PROCESS_ID), or auto=True on a
+  # cluster JAX can read (TPU pods, SLURM).
+  c.distributed = ml_collections.ConfigDict(
+      {"coordinator": "", "num_processes": 0, "process_id": -1, "auto": False})
   # Populations: train.num_replicas=R trains R models at once (seeds seed..seed+R-1); each
   # list below, when non-empty, gives replica r its own value, e.g.
   # --config.train.num_replicas=3 --config.population.lr="(1e-4,2e-4,4e-4)"

@@ -13,6 +13,8 @@ def data_dir(tmp_path_factory):
   """A private TFDS data dir for the whole session (digits prepared once)."""
   d = os.environ.get("ARTJAX_TEST_DATA_DIR") or str(tmp_path_factory.mktemp("tfds"))
   os.environ["ARTJAX_DATA_DIR"] = d
+  from artjax import data
+  data.load_images("digits", d)   # prepared once, before any subprocess reads it
   return d
 
 

@@ -37,8 +37,9 @@ def _check_step(conditional, r1, policy=""):
   task = _sgd_task(conditional, r1, policy)
   state = jax.jit(task.init_state, static_argnums=0)(0)
   rng = np.random.default_rng(0)
-  data = {"images": jnp.asarray(rng.integers(0, 256, (50, 8, 8, 1)), jnp.uint8),
-          "labels": jnp.asarray(rng.integers(0, 10, (50,)), jnp.int32)}
+  data = {"train": {"images": jnp.asarray(rng.integers(0, 256, (50, 8, 8, 1)), jnp.uint8),
+                    "labels": jnp.asarray(rng.integers(0, 10, (50,)), jnp.int32)},
+          "train_size": jnp.int32(50)}
   new, _ = jax.jit(task.train_step)(state, data)
 
   # Independent reference: redraw the same batch and noise, differentiate the losses.
@@ -47,8 +48,8 @@ def _check_step(conditional, r1, policy=""):
   k_real, k_fake = jax.random.split(k_aug_d)
   aug = lambda k, x: diff_augment(k, x, policy, task.pixel_range)
   idx = jax.random.randint(k_idx, (32,), 0, 50)
-  real = aug(k_real, task._to_pixels(data["images"][idx]))
-  labels = data["labels"][idx] if conditional else None
+  real = aug(k_real, task._to_pixels(data["train"]["images"][idx]))
+  labels = data["train"]["labels"][idx] if conditional else None
   z = jax.random.normal(k_z, (32, task.latent_dim))
   G = lambda gp: nnx.merge(task.g_def, gp)(z, labels)
   D = lambda dp, x: nnx.merge(task.d_def, dp)(x, labels)
@@ -94,7 +95,8 @@ def test_ema_tracks_generator():
   c.gan.ema_decay = 0.9
   task = build_task(c)
   state = jax.jit(task.init_state, static_argnums=0)(0)
-  data = {"images": jnp.zeros((10, 8, 8, 1), jnp.uint8), "labels": jnp.zeros((10,), jnp.int32)}
+  data = {"train": {"images": jnp.zeros((10, 8, 8, 1), jnp.uint8),
+                    "labels": jnp.zeros((10,), jnp.int32)}, "train_size": jnp.int32(10)}
   new, _ = jax.jit(task.train_step)(state, data)
   d0 = 1.0 / 10.0  # warm-up decay at step 0: min(0.9, 1/10)
   for e, g0, g1 in zip(jax.tree.leaves(new["ema"]), jax.tree.leaves(state["g"]),

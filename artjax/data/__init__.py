@@ -69,13 +69,24 @@ def _read_source(source, image_key="image", label_key="label"):
 def _digits(data_dir: str) -> ImageDataset:
   from artjax.data.digits import Builder
   builder = Builder(data_dir=data_dir, file_format="array_record")
-  if not _is_prepared(builder):
-    import tensorflow_datasets as tfds
-    tfds.disable_progress_bar()
-    builder.download_and_prepare()
+  _prepare_once(builder)
   src = builder.as_data_source()
   splits = {k: _read_source(src[k]) for k in ("train", "validation", "test")}
   return ImageDataset("digits", splits, 10)
+
+
+def _prepare_once(builder) -> None:
+  """Prepares `builder` if needed; with several processes only process 0 writes and the
+  others wait at a barrier (every process passes it, prepared or not)."""
+  import jax
+  import tensorflow_datasets as tfds
+  multi = jax.process_count() > 1
+  if not _is_prepared(builder) and (not multi or jax.process_index() == 0):
+    tfds.disable_progress_bar()
+    builder.download_and_prepare()
+  if multi:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f"artjax-prepare-{builder.name}")
 
 
 def _is_prepared(builder) -> bool:

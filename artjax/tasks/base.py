@@ -32,7 +32,10 @@ class Task(abc.ABC):
 
   @abc.abstractmethod
   def device_data(self) -> dict:
-    """The training data as a pytree of numpy arrays, to be placed on device whole."""
+    """The task's data as numpy arrays, placed on device whole by the loop.
+
+    `["train"]`: per-example arrays (leading axis N), split over the data axis and
+    across hosts; the loop adds `["train_size"]` (N). Anything else is replicated."""
 
   # --- pure functions (run under jit) -----------------------------------------------
   @abc.abstractmethod

@@ -43,7 +43,7 @@ class ClassifierTask(Task):
 
   def device_data(self):
     ds = data_lib.load_images(self.config.data.name, self.config.data.get("data_dir") or None)
-    return {"images": ds.images("train"), "labels": ds.labels("train"),
+    return {"train": {"images": ds.images("train"), "labels": ds.labels("train")},
             "val_images": ds.images("validation"), "val_labels": ds.labels("validation")}
 
   def init_state(self, seed):
@@ -71,8 +71,9 @@ class ClassifierTask(Task):
   def train_step(self, state, data):
     b = self.config.train.batch_size
     rng, (k_idx, k_aug, k_drop) = split_rng(state["rng"], 4)
-    idx = jax.random.randint(k_idx, (b,), 0, data["labels"].shape[0])
-    x, y = parallel.shard_batch((self._augment(k_aug, data["images"][idx]), data["labels"][idx]))
+    idx = jax.random.randint(k_idx, (b,), 0, data["train_size"])
+    train = data["train"]
+    x, y = parallel.shard_batch((self._augment(k_aug, train["images"][idx]), train["labels"][idx]))
 
     def loss_fn(p):
       logits = self.apply(p, x, train=True, rng=k_drop)

@@ -98,7 +98,7 @@ class GANTask(Task):
     if tuple(ds.image_shape) != tuple(self.image_shape):
       raise ConfigError(f"dataset {ds.name} has images {ds.image_shape}, expected {self.image_shape}")
     self.dataset = ds
-    out = {"images": ds.images("train"), "labels": ds.labels("train")}
+    out = {"train": {"images": ds.images("train"), "labels": ds.labels("train")}}
     if self.config.train.get("eval_every", 0):
       from artjax.evaluation import Evaluator
       self.evaluator = Evaluator(ds.name, self.config.data.get("data_dir") or None)
@@ -179,10 +179,9 @@ class GANTask(Task):
     rng, (k_idx, k_z, k_aug_d, k_aug_g) = split_rng(state["rng"], 5)
     policy = c.gan.get("diffaugment", "")
     aug = lambda k, x: augment.diff_augment(k, x, policy, self.pixel_range)
-    n = data["labels"].shape[0]
-    idx = jax.random.randint(k_idx, (b,), 0, n)
-    real = self._to_pixels(data["images"][idx])
-    labels = data["labels"][idx] if self.conditional else None
+    idx = jax.random.randint(k_idx, (b,), 0, data["train_size"])
+    real = self._to_pixels(data["train"]["images"][idx])
+    labels = data["train"]["labels"][idx] if self.conditional else None
     real, labels = parallel.shard_batch((real, labels))
     z = parallel.shard_batch(jax.random.normal(k_z, (b, self.latent_dim)))
 

@@ -1,0 +1,64 @@
+"""Two real JAX processes on this machine (CPU collectives over gloo, coordinator on
+127.0.0.1), 4 CPU devices each, against one process with 8 devices."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+class _Proc:
+  """A child process whose output goes to files (pipes could fill and stall a peer)."""
+
+  def __init__(self, workdir, port, pid, num, devices, data_dir, logdir):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               ARTJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu")
+    self.out_path = os.path.join(logdir, f"p{pid}_{num}.out")
+    self.err_path = os.path.join(logdir, f"p{pid}_{num}.err")
+    self.p = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "multihost_check.py"), workdir, str(port), str(pid),
+         str(num)], env=env, stdout=open(self.out_path, "w"), stderr=open(self.err_path, "w"))
+
+  def wait(self):
+    self.p.wait(timeout=600)
+    return self.p.returncode, open(self.out_path).read(), open(self.err_path).read()
+
+
+def _spawn(workdir, port, pid, num, devices, data_dir, logdir):
+  return _Proc(workdir, port, pid, num, devices, data_dir, logdir)
+
+
+def test_two_processes_match_one(tmp_path, data_dir):
+  port = _free_port()
+  multi = str(tmp_path / "multi")
+  procs = [_spawn(multi, port, i, 2, 4, data_dir, str(tmp_path)) for i in range(2)]
+  outs = [p.wait() for p in procs]
+  for rc, out, err in outs:
+    assert rc == 0, err[-3000:]
+  assert "process 0/2 devices 8 local 4 step 40" in outs[0][1]
+  assert "process 1/2 devices 8 local 4 step 40" in outs[1][1]
+  single = str(tmp_path / "single")
+  rc, out, err = _spawn(single, 0, 0, 1, 8, data_dir, str(tmp_path)).wait()
+  assert rc == 0, err[-3000:]
+
+  # Only process 0 wrote logs; the checkpoint restores here (one process, one device).
+  assert os.path.exists(os.path.join(multi, "metrics.jsonl"))
+  assert os.path.exists(os.path.join(multi, "samples", "step_0000040.png"))
+  from artjax.sample import load_state
+  _, a = load_state(multi)
+  _, b = load_state(single)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
+  rows_multi = open(os.path.join(multi, "metrics.jsonl")).read().count("\n")
+  assert rows_multi == 2   # log_every=20 over 40 steps, written once (not per process)
