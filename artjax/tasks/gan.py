@@ -192,16 +192,21 @@ class GANTask(Task):
     k_real, k_fake = jax.random.split(k_aug_d)
     real_in = aug(k_real, real)
 
+    fake_in = aug(k_fake, fake)
+
     def d_objective(dp):
-      fake_logits = self.discriminate(dp, aug(k_fake, fake), labels)
       if c.gan.r1_gamma > 0:
+        fake_logits = self.discriminate(dp, fake_in, labels)
         def d_sum(x):
           l = self.discriminate(dp, x, labels)
           return jnp.sum(l), l
         grad_x, real_logits = jax.grad(d_sum, has_aux=True)(real_in)
         r1 = jnp.mean(jnp.sum(jnp.square(grad_x), axis=(1, 2, 3)))
       else:
-        real_logits = self.discriminate(dp, real_in, labels)
+        # Real and fake through D as one batch: one set of larger matmuls.
+        both = self.discriminate(dp, jnp.concatenate([real_in, fake_in]),
+                                 None if labels is None else jnp.concatenate([labels, labels]))
+        real_logits, fake_logits = both[:b], both[b:]
         r1 = jnp.zeros(())
       loss = d_loss_fn(real_logits, fake_logits)
       return loss + 0.5 * c.gan.r1_gamma * r1, (loss, real_logits, fake_logits, r1)
