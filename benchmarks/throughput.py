@@ -138,7 +138,8 @@ def main(argv=None):
     for batch in [int(b) for b in args.batch.split(",")]:
       config = load_config(args.config)
       config.data.name = args.data
-      config.train.update(batch_size=batch, dtype=dtype, steps_per_dispatch=args.steps_per_dispatch)
+      config.train.update(batch_size=batch, dtype=dtype, steps_per_dispatch=args.steps_per_dispatch,
+                          eval_every=0)
       bench = ArtjaxBench(config, mesh)
       synth = ArtjaxBench(config, mesh, synthetic=True)
       steps = args.steps_per_dispatch * args.dispatches

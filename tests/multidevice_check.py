@@ -46,6 +46,18 @@ def main(out_dir):
     s = train(c, f"{out_dir}/{name}", quiet=True)
     res[f"resume_{name}_steps"] = s["steps_this_run"]
   res["resume_cross_diff"] = max_diff(leaves(f"{out_dir}/8to1"), leaves(f"{out_dir}/1to8"))
+  # Populations compose with the mesh: 2 replicas on 8 devices == on 1 device.
+  for nd in (8, 1):
+    cp = small_config(steps=20, batch_size=64)
+    cp.mesh.num_devices = nd
+    cp.train.num_replicas = 2
+    cp.population.lr = (1e-4, 3e-4)
+    train(cp, f"{out_dir}/pop{nd}", quiet=True)
+  pops = []
+  for nd in (8, 1):
+    pops.append([np.asarray(x) for x in jax.tree.leaves(
+        load_state(f"{out_dir}/pop{nd}", replica=1)[1])])
+  res["population_8_vs_1"] = max_diff(*pops)
   bad = small_config(steps=20, batch_size=36)
   bad.mesh.num_devices = 8
   try:

@@ -19,4 +19,5 @@ def test_eight_devices_match_one_and_checkpoints_cross(tmp_path, data_dir):
   assert res["params_8_vs_1"] < 1e-4, res
   assert res["resume_8to1_steps"] == 20 and res["resume_1to8_steps"] == 20
   assert res["resume_cross_diff"] < 1e-4, res
+  assert res["population_8_vs_1"] < 1e-4, res
   assert res["indivisible_error"] and "not divisible" in res["indivisible_error"]

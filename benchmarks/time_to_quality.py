@@ -1,0 +1,105 @@
+"""Time to quality: training wall time until FDD (our evaluator, the validation-size sample
+against the training set) first reaches a threshold, artjax vs the PyTorch peer running the
+same recipe (benchmarks/torch_recipe.py), in one run, interleaved chunk by chunk.
+
+  python benchmarks/time_to_quality.py [--threshold-ratio=1.3] [--chunk=500] [--max-steps=12000]
+
+Only training time is counted (sampling and evaluation are excluded for both). Results:
+a table on stdout and JSON under benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from artjax import parallel  # noqa: E402
+from artjax.evaluation import Evaluator, metrics  # noqa: E402
+from artjax.tasks import build_task  # noqa: E402
+from artjax.train import compile_multi_step  # noqa: E402
+from throughput import load_config  # noqa: E402
+
+
+def fdd(ev, images, train_feats):
+  return float(metrics.frechet_distance(ev.features(images), train_feats))
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("--config", default="configs/gan.py:digits")
+  p.add_argument("--threshold-ratio", type=float, default=1.3, help="x the real floor")
+  p.add_argument("--chunk", type=int, default=500)
+  p.add_argument("--max-steps", type=int, default=12000)
+  p.add_argument("--threads", type=int, default=0)
+  p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+  args = p.parse_args(argv)
+
+  config = load_config(args.config)
+  config.train.steps = args.max_steps
+  config.train.steps_per_dispatch = 100
+  task = build_task(config)
+  mesh = parallel.make_mesh(1)
+  data = parallel.place_data(task.device_data(), mesh)
+  ev = Evaluator(config.data.name, config.data.get("data_dir") or None)
+  ds = ev.dataset
+  n = len(ds.images("validation"))
+  train_feats = ev.features(ds.images("train"))
+  floor = fdd(ev, ds.images("validation"), train_feats)
+  threshold = args.threshold_ratio * floor
+  print(f"real floor FDD {floor:.2f}; threshold {threshold:.2f} ({args.threshold_ratio}x)")
+
+  with parallel.active_mesh(mesh):
+    state = jax.jit(task.init_state, static_argnums=0)(config.seed)
+  compiled, compile_s = compile_multi_step(task.train_step, 100, state, data, mesh)
+  sample = jax.jit(task.sample, static_argnums=2)
+
+  from torch_recipe import TorchRecipe
+  peer = TorchRecipe(ds.images("train"), ds.labels("train"), config, threads=args.threads or None)
+
+  curves = {"artjax": [], "torch": []}
+  clock = {"artjax": compile_s, "torch": 0.0}
+  reached = {"artjax": None, "torch": None}
+  step = 0
+  while step < args.max_steps and not all(reached.values()):
+    t = time.perf_counter()
+    for _ in range(args.chunk // 100):
+      state, m = compiled(state, data)
+    jax.block_until_ready(m)
+    clock["artjax"] += time.perf_counter() - t
+    clock["torch"] += peer.run(args.chunk)
+    step += args.chunk
+    a = fdd(ev, np.asarray(sample(state, 0, n)["images"]), train_feats)
+    b = fdd(ev, peer.sample(n)[0], train_feats)
+    for name, v in (("artjax", a), ("torch", b)):
+      curves[name].append({"step": step, "wall_s": round(clock[name], 2), "fdd": round(v, 3)})
+      if reached[name] is None and v <= threshold:
+        reached[name] = {"step": step, "wall_s": round(clock[name], 2)}
+    print(f"step {step:6d}  artjax fdd {a:7.2f} ({clock['artjax']:6.1f}s)   "
+          f"torch fdd {b:7.2f} ({clock['torch']:6.1f}s)", flush=True)
+  result = {"config": args.config, "floor_fdd": floor, "threshold": threshold,
+            "threshold_ratio": args.threshold_ratio, "reached": reached, "curves": curves,
+            "artjax_compile_s": compile_s, "torch_version": __import__("torch").__version__}
+  if all(reached.values()):
+    result["speedup_wall"] = reached["torch"]["wall_s"] / reached["artjax"]["wall_s"]
+  print(json.dumps({k: result[k] for k in ("floor_fdd", "threshold", "reached")}))
+  if "speedup_wall" in result:
+    print(f"artjax reaches FDD <= {threshold:.2f} {result['speedup_wall']:.2f}x sooner (wall)")
+  os.makedirs(args.out, exist_ok=True)
+  path = os.path.join(args.out, f"time_to_quality-{time.strftime('%Y%m%d-%H%M%S')}.json")
+  with open(path, "w") as f:
+    json.dump(result, f, indent=2)
+  print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  main()
