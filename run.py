@@ -4,6 +4,8 @@
   python run.py sample --workdir=DIR --num=N --out=FILE.npz [--seed=S] [--grid=FILE.png]
   python run.py eval   --workdir=DIR [--num=N] [--seed=S] [--best]
   python run.py compare DIR_A DIR_B ...
+  python run.py finetune --config=configs/finetune.py:lora --init_from=PRETRAINED --workdir=DIR
+  python run.py merge  --workdir=DIR --out=DIR2
 """
 
 import sys
@@ -17,10 +19,11 @@ config_flags.DEFINE_config_file("config", None, "Config file: configs/NAME.py[:A
                                  lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, samples).")
 flags.DEFINE_integer("num", 100, "sample: number of samples.")
-flags.DEFINE_string("out", None, "sample: output .npz file.")
+flags.DEFINE_string("out", None, "sample: output .npz file; merge: output workdir.")
 flags.DEFINE_integer("seed", 0, "sample: random seed.")
 flags.DEFINE_string("grid", None, "sample: optional PNG grid of the samples.")
 flags.DEFINE_integer("replica", None, "sample/eval: which replica of a population.")
+flags.DEFINE_string("init_from", None, "finetune: the pretrained workdir.")
 flags.DEFINE_bool("best", False, "eval: use the best checkpoint (by validation FDD).")
 
 if __name__ == "__main__":

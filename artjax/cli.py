@@ -9,7 +9,7 @@ from absl import flags, logging as absl_logging
 
 from artjax import ConfigError
 
-COMMANDS = ("train", "sample", "eval", "compare")
+COMMANDS = ("train", "finetune", "sample", "eval", "compare", "merge")
 
 
 def _fail(msg: str) -> None:
@@ -42,12 +42,20 @@ def main(argv, FLAGS) -> None:
   command = args[0]
   absl_logging.set_verbosity(absl_logging.WARNING)
   try:
-    if command == "train":
+    if command in ("train", "finetune"):
       if FLAGS.config is None:
         raise ConfigError("train needs --config=configs/NAME.py[:ARG]")
       if not FLAGS.workdir:
         raise ConfigError("train needs --workdir=DIR")
       from artjax.train import train
+      if command == "finetune":
+        if "finetune" not in FLAGS.config or FLAGS.config.finetune.method == "none":
+          raise ConfigError("finetune needs a config with finetune.method set "
+                            "(configs/finetune.py:full|top|freeze_d|lora|bitfit)")
+        if FLAGS.init_from:
+          FLAGS.config.finetune.init_from = FLAGS.init_from
+        if not FLAGS.config.finetune.init_from:
+          raise ConfigError("finetune needs --init_from=PRETRAINED_WORKDIR")
       train(FLAGS.config, FLAGS.workdir)
     elif command == "sample":
       if not FLAGS.workdir or not FLAGS.out:
@@ -61,6 +69,11 @@ def main(argv, FLAGS) -> None:
       from artjax.evaluation.report import evaluate_workdir
       evaluate_workdir(FLAGS.workdir, FLAGS.num if FLAGS["num"].present else None,
                        seed=FLAGS.seed, best=FLAGS.best, replica=FLAGS.replica)
+    elif command == "merge":
+      if not FLAGS.workdir or not FLAGS.out:
+        raise ConfigError("merge needs --workdir=DIR and --out=DIR2")
+      from artjax.finetune import merge_workdir
+      merge_workdir(FLAGS.workdir, FLAGS.out)
     elif command == "compare":
       if len(args) < 2:
         raise ConfigError("compare needs one or more workdirs: run.py compare DIR_A DIR_B ...")

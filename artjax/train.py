@@ -119,9 +119,17 @@ class Run:
     self.mesh = parallel.make_mesh(config.get("mesh", {}).get("num_devices", 0))
     parallel.check_batch(config.train.batch_size, self.mesh)
     check_workdir(workdir)
-    self.ckpt = checkpoint.manager(workdir, keep=config.train.get("keep", 3))
     self.abstract_state = jax.eval_shape(self.init, config.seed)
-    self.start_step = self.ckpt.latest_step()
+    self.start_step = checkpoint.latest_step(workdir)
+    pretrained = None
+    init_from = config.get("finetune", {}).get("init_from", "") if config.get("finetune") else ""
+    if self.start_step is None and init_from:
+      from artjax.sample import load_state
+      if population.is_population(config):
+        raise ConfigError("finetune.init_from with a population is not supported yet")
+      _, pretrained = load_state(init_from)
+      jax.eval_shape(self.task.from_pretrained, self.abstract_state, pretrained)  # shape check
+    self.ckpt = checkpoint.manager(workdir, keep=config.train.get("keep", 3))
     if self.start_step is not None:
       checkpoint.check_compatible(self.ckpt, self.start_step, self.abstract_state)
     host_data = self.task.device_data()                  # may raise ConfigError (missing data)
@@ -134,6 +142,9 @@ class Run:
         self.state = checkpoint.restore(self.ckpt, self.start_step, target)
       else:
         self.state = jax.jit(self.init, static_argnums=0, out_shardings=self.rep)(config.seed)
+        if pretrained is not None:   # fine-tuning: pretrained weights, fresh optimizer state
+          self.state = jax.jit(self.task.from_pretrained, out_shardings=self.rep)(
+              self.state, parallel.replicate(pretrained, self.mesh))
     self._compiled = {}
 
   def step_fn(self, num_steps: int):

@@ -159,6 +159,23 @@ def load_images(name: str, data_dir: str | None = None) -> ImageDataset:
   return ds
 
 
+def subset(ds: ImageDataset, classes=(), shots: int = 0) -> ImageDataset:
+  """Only `classes` (all when empty) in every split; the first `shots` train examples
+  (all when 0) -- the few-shot "new style" set. Deterministic."""
+  splits = {}
+  for k, (ims, lbs) in ds.splits.items():
+    keep = np.isin(lbs, classes) if len(classes) else np.ones(len(lbs), bool)
+    ims, lbs = ims[keep], lbs[keep]
+    if k == "train" and shots:
+      if shots > len(lbs):
+        raise ConfigError(f"data.shots={shots} but only {len(lbs)} training examples remain")
+      ims, lbs = ims[:shots], lbs[:shots]
+    if not len(lbs):
+      raise ConfigError(f"data.classes={tuple(classes)} leaves the {k} split empty")
+    splits[k] = (ims, lbs)
+  return ImageDataset(ds.name, splits, ds.num_classes)
+
+
 def check_dataset_name(name: str) -> None:
   if name not in BUNDLED and name not in KNOWN_TFDS:
     raise ConfigError(f"unknown dataset {name!r}; choose one of {BUNDLED + KNOWN_TFDS}")

@@ -34,6 +34,7 @@ def _pixel_norm(x, eps=1e-8):
 
 class SeedGenerator(nnx.Module):
   pixel_range = (0.0, 1.0)
+  layer_order = ("fc1", "fc2")
 
   def __init__(self, image_shape, *, latent_dim=100, hidden=256, rngs: nnx.Rngs):
     self.image_shape = tuple(image_shape)
@@ -49,6 +50,7 @@ class SeedGenerator(nnx.Module):
 
 
 class SeedDiscriminator(nnx.Module):
+  layer_order = ("fc1", "fc2")
 
   def __init__(self, image_shape, *, hidden=256, rngs: nnx.Rngs):
     self.fc1 = nnx.Linear(math.prod(image_shape), hidden, rngs=rngs)
@@ -80,6 +82,7 @@ class MLPGenerator(nnx.Module):
     self.hidden = nnx.List([nnx.Linear(d_in if i == 0 else width, width, rngs=rngs)
                             for i in range(depth)])
     self.out = nnx.Linear(width, math.prod(image_shape), rngs=rngs)
+    self.layer_order = ("label_embed",) + tuple(f"hidden.{i}" for i in range(depth)) + ("out",)
 
   def __call__(self, z, labels=None):
     h = z
@@ -111,6 +114,7 @@ class MLPDiscriminator(nnx.Module):
     self.hidden = nnx.List([nnx.Linear(d_in if i == 0 else width, width, rngs=rngs)
                             for i in range(depth)])
     self.head = _ProjectionHead(width, num_classes, rngs=rngs)
+    self.layer_order = tuple(f"hidden.{i}" for i in range(depth)) + ("head",)
 
   def __call__(self, x, labels=None):
     h = x.reshape((x.shape[0], -1))
@@ -121,6 +125,7 @@ class MLPDiscriminator(nnx.Module):
 
 class ConvGenerator(nnx.Module):
   pixel_range = (-1.0, 1.0)
+  layer_order = ("label_embed", "fc", "conv1", "conv2", "conv3", "to_img")
 
   def __init__(self, image_shape, *, latent_dim=64, width=64, num_classes=0, rngs: nnx.Rngs):
     h, w, c = image_shape
@@ -154,6 +159,7 @@ class ConvGenerator(nnx.Module):
 
 
 class ConvDiscriminator(nnx.Module):
+  layer_order = ("conv0", "conv1", "conv2", "fc", "head")
 
   def __init__(self, image_shape, *, width=64, num_classes=0, rngs: nnx.Rngs):
     h, w, c = image_shape

@@ -50,6 +50,11 @@ class Task(abc.ABC):
     """Pure: `state` with per-replica hyper-parameters (see artjax.population) applied."""
     raise NotImplementedError(f"{type(self).__name__} does not support population hyper-parameters")
 
+  def from_pretrained(self, state: dict, pretrained: dict) -> dict:
+    """Pure: `state` with the model weights of a pretrained run's state (fine-tuning).
+    Raises artjax.ConfigError when shapes do not match."""
+    raise NotImplementedError(f"{type(self).__name__} cannot start from a pretrained run")
+
   def summary_images(self, state: dict) -> jax.Array | None:
     """uint8 [N,H,W,C] images for the periodic sample grid (None: no grid)."""
     return None

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from artjax import ConfigError, augment, data as data_lib, optim, parallel
+from artjax import ConfigError, augment, data as data_lib, optim, parallel, peft
 from artjax.models import GAN_MODELS, build_gan
 from artjax.tasks.base import Task, cast_floating, rng_from_seed, split_rng, tree_ema
 from artjax.writers import image_grid, save_png
@@ -59,6 +59,9 @@ class GANTask(Task):
     if c.train.get("dtype", "fp32") not in DTYPES:
       raise ConfigError(f"unknown train.dtype {c.train.dtype!r}; choose one of {tuple(DTYPES)}")
     augment.validate(c.gan.get("diffaugment", ""))
+    ft = c.get("finetune", None)
+    if ft is not None and ft.method not in ("none",) + peft.METHODS:
+      raise ConfigError(f"unknown finetune.method {ft.method!r}; choose one of {peft.METHODS}")
     optim.validate(c.optim)
     optim.validate(self._d_optim_cfg(), "optim (discriminator)")
     shape = data_lib.KNOWN_SHAPES[c.data.name]
@@ -85,8 +88,21 @@ class GANTask(Task):
     self.compute_dtype = DTYPES[c.train.get("dtype", "fp32")]
     self.g_tx = optim.make_optimizer(c.optim, c.train.steps)
     self.d_tx = optim.make_optimizer(self._d_optim_cfg(), c.train.steps)
-    self.num_params = {"g": sum(int(np.prod(x.shape)) for x in jax.tree.leaves(g_abs)),
-                       "d": sum(int(np.prod(x.shape)) for x in jax.tree.leaves(d_abs))}
+    g_pure, d_pure = nnx.to_pure_dict(g_abs), nnx.to_pure_dict(d_abs)
+    self.num_params = {"g": peft.count(g_pure), "d": peft.count(d_pure)}
+    ft = c.get("finetune", None)
+    self.method = ft.method if ft is not None else "none"
+    self.lora = self.method == "lora"
+    self.g_mask = self.d_mask = None
+    if self.method in ("top", "bitfit"):
+      self.g_mask = peft.trainable_mask(g_pure, self.method, g.layer_order, ft.k)
+      self.d_mask = peft.trainable_mask(d_pure, self.method, d.layer_order, ft.k)
+    elif self.method == "freeze_d":
+      self.d_mask = peft.trainable_mask(d_pure, "bottom_frozen", d.layer_order, ft.k)
+    if self.g_mask is not None:
+      self.g_tx = peft.optimizer_for(self.g_tx, self.g_mask)
+    if self.d_mask is not None:
+      self.d_tx = peft.optimizer_for(self.d_tx, self.d_mask)
 
   def describe(self) -> str:
     c = self.config
@@ -97,13 +113,19 @@ class GANTask(Task):
     ds = data_lib.load_images(self.config.data.name, self.config.data.get("data_dir") or None)
     if tuple(ds.image_shape) != tuple(self.image_shape):
       raise ConfigError(f"dataset {ds.name} has images {ds.image_shape}, expected {self.image_shape}")
+    classes, shots = tuple(self.config.data.get("classes", ())), self.config.data.get("shots", 0)
+    if classes or shots:
+      ds = data_lib.subset(ds, classes, shots)
     self.dataset = ds
     out = {"train": {"images": ds.images("train"), "labels": ds.labels("train")}}
     if self.config.train.get("eval_every", 0):
       from artjax.evaluation import Evaluator
       self.evaluator = Evaluator(ds.name, self.config.data.get("data_dir") or None)
+      # FDD against the training set; for a few-shot subset, against its own validation
+      # images (the few training shots are too few to describe the target).
+      ref = ds.images("validation") if shots else ds.images("train")
       out["eval"] = {"params": self.evaluator.params,
-                     "train_feats": self.evaluator.features(ds.images("train")),
+                     "train_feats": self.evaluator.features(ref),
                      "num": np.zeros((len(ds.images("validation")), 0), np.float32)}
     return out
 
@@ -143,16 +165,50 @@ class GANTask(Task):
     g, d = build_gan(self.config.model, self.image_shape, self.num_classes, k_model)
     g_params = nnx.to_pure_dict(nnx.state(g))
     d_params = nnx.to_pure_dict(nnx.state(d))
-    state = {
-        "step": jnp.zeros((), jnp.int32),
-        "rng": jax.random.key_data(k_run),
-        "g": g_params, "d": d_params,
-        "g_opt": self.g_tx.init(g_params), "d_opt": self.d_tx.init(d_params),
-    }
+    state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run),
+             "g": g_params, "d": d_params}
+    if self.lora:
+      ft = self.config.finetune
+      k_lg, k_ld = jax.random.split(jax.random.fold_in(k_model, 7))
+      state["g_lora"] = peft.init_lora(g_params, k_lg, ft.lora_rank, ft.lora_targets)
+      state["d_lora"] = peft.init_lora(d_params, k_ld, ft.lora_rank, ft.lora_targets)
+    gk, dk = self._train_keys()
+    state["g_opt"] = self.g_tx.init(state[gk])
+    state["d_opt"] = self.d_tx.init(state[dk])
     if self.config.gan.ema_decay > 0:
       state["ema"] = jax.tree.map(jnp.copy, g_params)
       state["ema_decay"] = jnp.asarray(self.config.gan.ema_decay, jnp.float32)
     return state
+
+  def _train_keys(self):
+    return ("g_lora", "d_lora") if self.lora else ("g", "d")
+
+  def g_params_of(self, state, trainable=None):
+    """The generator's effective weights (base + LoRA update when fine-tuning with LoRA)."""
+    tp = state[self._train_keys()[0]] if trainable is None else trainable
+    return peft.apply_lora(state["g"], tp, self.config.finetune.lora_alpha) if self.lora else tp
+
+  def d_params_of(self, state, trainable=None):
+    tp = state[self._train_keys()[1]] if trainable is None else trainable
+    return peft.apply_lora(state["d"], tp, self.config.finetune.lora_alpha) if self.lora else tp
+
+  def from_pretrained(self, state, pretrained):
+    """`state` with G, D (and EMA) weights from a pretrained run's state; optimizer fresh."""
+    new = dict(state)
+    for key in ("g", "d"):
+      want = {peft.path_str(p): x.shape for p, x in jax.tree_util.tree_flatten_with_path(state[key])[0]}
+      have = {peft.path_str(p): x.shape for p, x in
+              jax.tree_util.tree_flatten_with_path(pretrained[key])[0]}
+      if want != have:
+        diff = sorted(set(want.items()) ^ set(have.items()))
+        raise ConfigError(f"pretrained {'generator' if key == 'g' else 'discriminator'} does not "
+                          f"match the model: {diff[0][0]} {have.get(diff[0][0])} vs the config's "
+                          f"{want.get(diff[0][0])}")
+      new[key] = pretrained[key]
+    src_g = pretrained.get("ema", pretrained["g"])
+    if "ema" in new:
+      new["ema"] = src_g
+    return new
 
   def set_hparams(self, state, hparams):
     c = self.config
@@ -185,8 +241,10 @@ class GANTask(Task):
     real, labels = parallel.shard_batch((real, labels))
     z = parallel.shard_batch(jax.random.normal(k_z, (b, self.latent_dim)))
 
+    gk, dk = self._train_keys()   # what the optimizers update: the weights, or LoRA factors
     # Generator forward once; its VJP is reused for the generator update.
-    fake, g_vjp = jax.vjp(lambda gp: self.generate(gp, z, labels), state["g"])
+    fake, g_vjp = jax.vjp(lambda tp: self.generate(self.g_params_of(state, tp), z, labels),
+                          state[gk])
 
     # Discriminator update on real and (constant) fake images.
     k_real, k_fake = jax.random.split(k_aug_d)
@@ -194,7 +252,8 @@ class GANTask(Task):
 
     fake_in = aug(k_fake, fake)
 
-    def d_objective(dp):
+    def d_objective(dtp):
+      dp = self.d_params_of(state, dtp)
       if c.gan.r1_gamma > 0:
         fake_logits = self.discriminate(dp, fake_in, labels)
         def d_sum(x):
@@ -212,19 +271,21 @@ class GANTask(Task):
       return loss + 0.5 * c.gan.r1_gamma * r1, (loss, real_logits, fake_logits, r1)
 
     (_, (d_loss, real_logits, fake_logits, r1)), d_grads = jax.value_and_grad(
-        d_objective, has_aux=True)(state["d"])
-    d_updates, d_opt = self.d_tx.update(d_grads, state["d_opt"], state["d"])
-    d_params = jax.tree.map(jnp.add, state["d"], d_updates)
+        d_objective, has_aux=True)(state[dk])
+    d_updates, d_opt = self.d_tx.update(d_grads, state["d_opt"], state[dk])
+    d_train = jax.tree.map(jnp.add, state[dk], d_updates)
+    d_params = self.d_params_of(state, d_train)
 
     # Generator update through the updated discriminator, gradient into G only.
     g_loss, d_fake_grad = jax.value_and_grad(
         lambda f: g_loss_fn(self.discriminate(d_params, aug(k_aug_g, f), labels)))(fake)
     (g_grads,) = g_vjp(d_fake_grad)
-    g_updates, g_opt = self.g_tx.update(g_grads, state["g_opt"], state["g"])
-    g_params = jax.tree.map(jnp.add, state["g"], g_updates)
+    g_updates, g_opt = self.g_tx.update(g_grads, state["g_opt"], state[gk])
+    g_train = jax.tree.map(jnp.add, state[gk], g_updates)
+    g_params = self.g_params_of(state, g_train)
 
-    new = dict(state, step=state["step"] + 1, rng=rng, g=g_params, d=d_params,
-               g_opt=g_opt, d_opt=d_opt)
+    new = dict(state, step=state["step"] + 1, rng=rng, g_opt=g_opt, d_opt=d_opt)
+    new[gk], new[dk] = g_train, d_train
     if "ema" in state:
       t = state["step"].astype(jnp.float32)
       decay = jnp.minimum(state["ema_decay"], (1.0 + t) / (10.0 + t))
@@ -237,7 +298,7 @@ class GANTask(Task):
     return new, metrics
 
   def sampling_params(self, state):
-    return state["ema"] if "ema" in state else state["g"]
+    return state["ema"] if "ema" in state else self.g_params_of(state)
 
   def sample(self, state, seed, num):
     key = jax.random.key(seed)

@@ -1,0 +1,130 @@
+"""Fine-tuning a pretrained generator to a held-out digit: freezing, LoRA, merge, metrics."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from artjax import ConfigError
+from artjax.sample import load_state
+from artjax.train import train
+
+
+def ft_config(method, steps=20, **kw):
+  from configs.finetune import get_config
+  c = get_config(method)
+  c.model.width = 64
+  c.mesh.num_devices = 1
+  c.train.update(steps=steps, batch_size=32, steps_per_dispatch=10, log_every=10, ckpt_every=0,
+                 sample_every=0, eval_every=0)
+  c.train.update(**kw)
+  return c
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+  wd = str(tmp_path_factory.mktemp("pre"))
+  train(ft_config("pretrain", steps=600, steps_per_dispatch=100, log_every=100), wd, quiet=True)
+  return wd
+
+
+def _finetune(method, pretrained, wd, **kw):
+  c = ft_config(method, **kw)
+  c.finetune.init_from = pretrained
+  train(c, wd, quiet=True)
+  return load_state(wd)
+
+
+def _flat(tree):
+  return {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def test_top_and_bitfit_freeze_exactly(pretrained, tmp_path):
+  _, pre = load_state(pretrained)
+  for method in ("top", "bitfit", "freeze_d"):
+    task, st = _finetune(method, pretrained, str(tmp_path / method))
+    for net, mask in (("g", task.g_mask), ("d", task.d_mask)):
+      before, after = _flat(pre[net]), _flat(st[net])
+      trained = _flat(mask) if mask is not None else {k: True for k in before}
+      for k in before:
+        if trained[k]:
+          assert not np.array_equal(before[k], after[k]), (method, net, k)
+        else:
+          np.testing.assert_array_equal(before[k], after[k], err_msg=f"{method} {net} {k}")
+    # Frozen leaves carry no optimizer state.
+    n_state = sum(x.size for x in jax.tree.leaves(st["g_opt"]) + jax.tree.leaves(st["d_opt"]))
+    n_full = 2 * (sum(x.size for x in jax.tree.leaves(st["g"])) +
+                  sum(x.size for x in jax.tree.leaves(st["d"])))
+    assert n_state < 0.9 * n_full, (method, n_state, n_full)
+
+
+def test_lora_starts_at_pretrained_and_merges(pretrained, tmp_path):
+  from artjax.tasks import build_task
+  pre_task, pre = load_state(pretrained)
+  c = ft_config("lora")
+  c.finetune.init_from = pretrained
+  task = build_task(c)
+  fresh = task.from_pretrained(jax.jit(task.init_state, static_argnums=0)(0), pre)
+  a = task.sample(fresh, 3, 16)["images"]
+  b = pre_task.sample(pre, 3, 16)["images"]
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  fresh_g = task.generate(task.g_params_of(fresh), np.ones((2, task.latent_dim), np.float32), None)
+  pre_g = pre_task.generate(pre["g"], np.ones((2, task.latent_dim), np.float32), None)
+  np.testing.assert_array_equal(np.asarray(fresh_g), np.asarray(pre_g))
+
+  wd, merged = str(tmp_path / "lora"), str(tmp_path / "merged")
+  task, st = _finetune("lora", pretrained, wd, steps=30)
+  np.testing.assert_array_equal(_flat(st["g"])["['out']['kernel']"], _flat(pre["g"])["['out']['kernel']"])
+  from artjax.finetune import merge_workdir
+  merge_workdir(wd, merged)
+  mtask, mst = load_state(merged)
+  z = jax.random.normal(jax.random.key(0), (8, task.latent_dim))
+  np.testing.assert_allclose(task.generate(task.g_params_of(st), z, None),
+                             mtask.generate(mst["g"], z, None), atol=1e-5)
+  np.testing.assert_allclose(task.discriminate(task.d_params_of(st), np.zeros((4, 8, 8, 1)), None),
+                             mtask.discriminate(mst["d"], np.zeros((4, 8, 8, 1)), None), atol=1e-5)
+  trainable = sum(x.size for x in jax.tree.leaves(st["g_lora"]))
+  assert trainable < 0.2 * task.num_params["g"]
+
+
+def test_mismatched_pretrained_is_refused(pretrained, tmp_path):
+  c = ft_config("full")
+  c.model.width = 96
+  c.finetune.init_from = pretrained
+  wd = tmp_path / "bad"
+  with pytest.raises(ConfigError, match="does not match the model"):
+    train(c, str(wd), quiet=True)
+  assert not os.path.exists(wd / "config.json") and not os.path.exists(wd / "checkpoints")
+
+
+def test_finetune_moves_target_class_metrics(pretrained, tmp_path, data_dir):
+  """Pretrained on digits 0-8, adapted with 50 nines: samples become nines."""
+  from artjax.evaluation import Evaluator
+  ev = Evaluator("digits", data_dir, verbose=False)
+  pre_task, pre = load_state(pretrained)
+  before = ev.probs(np.asarray(pre_task.sample(pre, 1, 200)["images"])).argmax(1)
+  task, st = _finetune("full", pretrained, str(tmp_path / "full"), steps=300,
+                       steps_per_dispatch=100, log_every=100)
+  after = ev.probs(np.asarray(task.sample(st, 1, 200)["images"])).argmax(1)
+  assert np.mean(before == 9) < 0.1
+  assert np.mean(after == 9) > 0.6, np.bincount(after, minlength=10)
+
+
+def test_finetune_and_merge_commands(pretrained, tmp_path):
+  from helpers import run_cli
+  small = ["--config.model.width=64", "--config.train.steps=20", "--config.train.batch_size=32",
+           "--config.train.steps_per_dispatch=10", "--config.train.log_every=10",
+           "--config.train.ckpt_every=0", "--config.train.sample_every=0",
+           "--config.train.eval_every=0", "--config.mesh.num_devices=1"]
+  wd, out = tmp_path / "ft", tmp_path / "merged"
+  r = run_cli("finetune", "--config=configs/finetune.py:lora", f"--workdir={wd}", *small)
+  assert r.returncode != 0 and "--init_from" in r.stderr.strip().splitlines()[-1]
+  r = run_cli("finetune", "--config=configs/finetune.py:lora", f"--init_from={pretrained}",
+              f"--workdir={wd}", *small)
+  assert r.returncode == 0, r.stderr[-2000:]
+  r = run_cli("merge", f"--workdir={wd}", f"--out={out}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  r = run_cli("sample", f"--workdir={out}", "--num=4", f"--out={tmp_path / 's.npz'}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert np.load(tmp_path / "s.npz")["images"].shape == (4, 8, 8, 1)
