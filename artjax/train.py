@@ -58,6 +58,8 @@ def check_train_config(c) -> None:
     raise ConfigError(f"train.steps must be > 0, got {t.steps}")
   if t.steps_per_dispatch <= 0:
     raise ConfigError(f"train.steps_per_dispatch must be > 0, got {t.steps_per_dispatch}")
+  if t.get("patience", 0) and not t.get("eval_every", 0):
+    raise ConfigError("train.patience (early stopping) needs train.eval_every > 0")
   for k in ("log_every", "ckpt_every", "sample_every", "eval_every"):
     v = t.get(k, 0)
     if v < 0:
@@ -234,6 +236,7 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
   steps_done = 0
   last_metrics: dict = {}
   last_eval: dict = {}
+  early_stopped = None
   pending = None  # (step, device metrics) of the previous dispatch
   bar = tqdm(total=total, initial=step, disable=not verbose or total == step,
              unit="step", dynamic_ncols=True, mininterval=1.0)
@@ -275,6 +278,10 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
         log_grid(step)
       if eval_fn is not None and (step % c.eval_every == 0 or step == total):
         last_eval = run_eval(step)
+        patience = c.get("patience", 0)
+        if patience and best and (step - best["step"]) >= patience * c.eval_every:
+          early_stopped = step
+          break
     if pending is not None:
       drain(pending)
       pending = None
@@ -288,6 +295,13 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
       pass
   if pending is not None and not interrupted:
     drain(pending)
+  if early_stopped is not None:
+    # Early stopping: the best checkpoint becomes the run's final state.
+    best_mgr = checkpoint.manager(os.path.join(workdir, "best"), keep=1, create=False)
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=run.rep),
+                          run.abstract_state)
+    run.state = checkpoint.restore(best_mgr, best["step"], target)
+    best_mgr.close()
   if step and run.ckpt.latest_step() != step:
     try:
       run.save(step, force=True)
@@ -303,6 +317,9 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
              **{f"eval/{kk}": round(vv, 4) for kk, vv in last_eval.items()}}
   if best:
     summary["best"] = best
+  if early_stopped is not None:
+    summary["early_stopped_at"] = early_stopped
+    summary["restored_best_step"] = best["step"]
   if run.log:
     if not interrupted and c.get("sample_every", 0) and step % c.sample_every:
       log_grid(step)

@@ -128,3 +128,20 @@ def test_finetune_and_merge_commands(pretrained, tmp_path):
   r = run_cli("sample", f"--workdir={out}", "--num=4", f"--out={tmp_path / 's.npz'}")
   assert r.returncode == 0, r.stderr[-2000:]
   assert np.load(tmp_path / "s.npz")["images"].shape == (4, 8, 8, 1)
+
+
+def test_early_stopping_restores_best(pretrained, tmp_path):
+  import json
+  wd = tmp_path / "es"
+  c = ft_config("full", steps=400, eval_every=10, patience=2)
+  c.finetune.init_from = pretrained
+  s = train(c, str(wd), quiet=True)
+  rows = [json.loads(l) for l in open(wd / "metrics.jsonl") if "eval/fdd" in l]
+  fdds = {r["step"]: r["eval/fdd"] for r in rows}
+  assert "early_stopped_at" in s and s["early_stopped_at"] < 400
+  best_step = min(fdds, key=fdds.get)
+  assert s["restored_best_step"] == best_step and s["early_stopped_at"] - best_step == 20
+  _, final = load_state(str(wd))
+  _, best = load_state(str(wd), step=best_step, subdir="best")
+  for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(best)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
