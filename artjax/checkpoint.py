@@ -19,13 +19,14 @@ def manager(workdir: str, *, keep: int = 3, create: bool = True) -> ocp.Checkpoi
 
 
 def latest_step(workdir: str) -> int | None:
+  """The newest finalised checkpoint step in `workdir` (None if none), read from the
+  directory names alone: no CheckpointManager, so no multi-process barrier."""
   path = os.path.join(os.path.abspath(workdir), "checkpoints")
   if not os.path.isdir(path):
     return None
-  mgr = manager(workdir, create=False)
-  step = mgr.latest_step()
-  mgr.close()
-  return step
+  steps = [int(d) for d in os.listdir(path)
+           if d.isdigit() and os.path.exists(os.path.join(path, d, "_CHECKPOINT_METADATA"))]
+  return max(steps) if steps else None
 
 
 def _flat_shapes(tree) -> dict:
