@@ -8,8 +8,6 @@
   python run.py merge  --workdir=DIR --out=DIR2
 """
 
-import sys
-
 from absl import app, flags
 from ml_collections import config_flags
 

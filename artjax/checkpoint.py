@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
 from artjax import ConfigError
@@ -62,7 +61,3 @@ def save(mgr, step: int, state, *, force=False) -> None:
 def restore(mgr, step: int, abstract_state):
   """Restores into `abstract_state` (ShapeDtypeStructs that carry shardings)."""
   return mgr.restore(step, args=ocp.args.StandardRestore(abstract_state))
-
-
-def host_copy(tree):
-  return jax.tree.map(np.asarray, jax.device_get(tree))

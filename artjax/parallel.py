@@ -9,7 +9,6 @@ is the identity, so the same step runs on one device and on a pod.
 from __future__ import annotations
 
 import contextlib
-import math
 
 import jax
 import numpy as np
@@ -86,9 +85,6 @@ def replicated(mesh):
   return NamedSharding(mesh, P())
 
 
-def batch_sharding(mesh):
-  return NamedSharding(mesh, P(DATA))
-
 
 @contextlib.contextmanager
 def active_mesh(mesh):
@@ -135,7 +131,6 @@ def place_data(host: dict, mesh) -> dict:
   procs, proc = jax.process_count(), jax.process_index()
   n_pad = -(-n // devices) * devices
   block = n_pad // procs
-  sharding = NamedSharding(mesh, P(DATA))
 
   def put(a):
     a = np.asarray(a)
@@ -145,11 +140,6 @@ def place_data(host: dict, mesh) -> dict:
     spec = P(DATA, *([None] * (a.ndim - 1)))
     return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), local, a.shape)
 
-  del sharding
   out["train"] = jax.tree.map(put, host["train"])
   out["train_size"] = replicate(np.int32(n), mesh)
   return out
-
-
-def num_data_shards(mesh) -> int:
-  return math.prod(mesh.shape.values())

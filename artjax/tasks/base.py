@@ -75,11 +75,6 @@ class Task(abc.ABC):
     np.savez(out, **{k: np.asarray(v) for k, v in samples.items()})
 
 
-def rng_from_seed(seed) -> jax.Array:
-  """Raw uint32 key data, the checkpointable form of a PRNG key."""
-  return jax.random.key_data(jax.random.key(seed))
-
-
 def split_rng(raw, num: int):
   keys = jax.random.split(jax.random.wrap_key_data(raw), num)
   return jax.random.key_data(keys[0]), keys[1:]

@@ -21,7 +21,7 @@ from flax import nnx
 
 from artjax import ConfigError, augment, data as data_lib, optim, parallel, peft
 from artjax.models import GAN_MODELS, build_gan
-from artjax.tasks.base import Task, cast_floating, rng_from_seed, split_rng, tree_ema
+from artjax.tasks.base import Task, cast_floating, split_rng, tree_ema
 from artjax.writers import image_grid, save_png
 
 LOSSES = ("nonsaturating",)
@@ -126,6 +126,7 @@ class GANTask(Task):
       ref = ds.images("validation") if shots else ds.images("train")
       out["eval"] = {"params": self.evaluator.params,
                      "train_feats": self.evaluator.features(ref),
+                     # a zero-width array whose static length is the eval sample count
                      "num": np.zeros((len(ds.images("validation")), 0), np.float32)}
     return out
 
