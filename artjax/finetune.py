@@ -13,7 +13,11 @@ from artjax.tasks import build_task
 def merge_workdir(workdir: str, out: str) -> None:
   from artjax.sample import load_state
   task, state = load_state(workdir)
-  if getattr(task, "method", "none") != "lora":
+  method = getattr(task, "method", "none")
+  if method == "adapter":
+    raise ConfigError("Houlsby adapters have a nonlinearity and cannot be folded into the "
+                      "weights; sample from the adapted workdir directly")
+  if method != "lora":
     raise ConfigError(f"{workdir!r} was not fine-tuned with LoRA: nothing to merge")
   if os.path.exists(os.path.join(out, "checkpoints")):
     raise ConfigError(f"{out!r} already holds checkpoints; choose an empty --out")

@@ -3,7 +3,8 @@ GAN, the evaluator and future sequence models share it.
 
 * `trainable_mask(params, method, layer_order, k)`: which leaves a method trains
   (`full`, `top` = the last k layers in `layer_order`, `bottom_frozen` = all but the
-  first k, `bitfit` = biases and normalisation scales only).
+  first k, `bitfit` = biases and normalisation scales only, `adapter` = the weights under
+  a model's `adapters`).
 * LoRA (Hu et al. 2021): `init_lora` adds A [fan_in, r] (random) and B [r, out] (zeros)
   for every 2-D (dense) or 4-D (conv) kernel whose path matches `targets`;
   `apply_lora` returns W + alpha/r * (A @ B) reshaped to W. B = 0 at the start, so the
@@ -24,7 +25,7 @@ import optax
 
 from artjax import ConfigError
 
-METHODS = ("full", "top", "freeze_d", "lora", "bitfit")
+METHODS = ("full", "top", "freeze_d", "lora", "adapter", "bitfit")
 _BIAS_LIKE = ("bias", "scale")
 
 
@@ -49,6 +50,8 @@ def trainable_mask(params, method: str, layer_order=(), k: int = 1):
       return True
     if method == "bitfit":
       return p.rsplit(".", 1)[-1] in _BIAS_LIKE
+    if method == "adapter":
+      return p.startswith("adapters.")
     layer = _layer_of(p, layer_order)
     if layer is None:
       raise ConfigError(f"parameter {p} is in no layer of {layer_order}")

@@ -1,6 +1,6 @@
 """Few-shot fine-tuning sweep: shots x methods x DiffAugment, before vs after.
 
-  python benchmarks/finetune_sweep.py [--shots=10,50,100] [--methods=full,top,freeze_d,lora,bitfit]
+  python benchmarks/finetune_sweep.py [--shots=10,50,100] [--methods=full,top,freeze_d,lora,adapter,bitfit]
       [--workdir=runs/finetune]
 
 Pretrains an unconditional GAN on digits 0-8 once (configs/finetune.py:pretrain, reused when
@@ -50,7 +50,7 @@ def opt_bytes(state):
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__)
   ap.add_argument("--shots", default="10,50,100")
-  ap.add_argument("--methods", default="full,top,freeze_d,lora,bitfit")
+  ap.add_argument("--methods", default="full,top,freeze_d,lora,adapter,bitfit")
   ap.add_argument("--workdir", default=os.path.join(ROOT, "runs", "finetune"))
   ap.add_argument("--num", type=int, default=200, help="samples per evaluation")
   ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))

@@ -4,7 +4,7 @@
 class but the target (the "new style", digit 9 by default), then adapt it with
 `data.shots` examples of the target class.
 
-ARG: pretrain | full | top | freeze_d | lora | bitfit (the fine-tuning method).
+ARG: pretrain | full | top | freeze_d | lora | adapter | bitfit (the fine-tuning method).
 """
 
 import ml_collections
@@ -26,9 +26,11 @@ def get_config(arg: str = "lora"):
   if arg == "pretrain":
     c.train.update(steps=8000, eval_every=0)
     return c
-  if arg not in ("full", "top", "freeze_d", "lora", "bitfit"):
+  if arg not in ("full", "top", "freeze_d", "lora", "adapter", "bitfit"):
     raise ValueError(f"unknown finetune config {arg!r}")
   c.finetune.method = arg
+  if arg == "adapter":
+    c.model.adapter_dim = 8    # Houlsby adapters after each hidden layer of G and D
   c.gan.ema_decay = 0.99      # short runs: a long EMA would lag behind the adaptation
   c.data.classes = (TARGET,)
   c.data.shots = 50

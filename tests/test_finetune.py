@@ -145,3 +145,23 @@ def test_early_stopping_restores_best(pretrained, tmp_path):
   _, best = load_state(str(wd), step=best_step, subdir="best")
   for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(best)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_adapters_start_at_identity_and_train_alone(pretrained, tmp_path):
+  from artjax.tasks import build_task
+  pre_task, pre = load_state(pretrained)
+  c = ft_config("adapter")
+  c.finetune.init_from = pretrained
+  task = build_task(c)
+  fresh = task.from_pretrained(jax.jit(task.init_state, static_argnums=0)(0), pre)
+  np.testing.assert_array_equal(np.asarray(task.sample(fresh, 3, 16)["images"]),
+                                np.asarray(pre_task.sample(pre, 3, 16)["images"]))
+  task, st = _finetune("adapter", pretrained, str(tmp_path / "adapter"), steps=30)
+  for net in ("g", "d"):
+    after = _flat(st[net])
+    for k, v in _flat(pre[net]).items():
+      np.testing.assert_array_equal(v, after[k], err_msg=f"{net} {k} moved")
+    moved = [k for k, v in after.items() if "adapters" in k and "up" in k and np.any(v)]
+    assert moved, f"{net} adapters did not train"
+  share = sum(x.size for k, x in _flat(st["g"]).items() if "adapters" in k) / task.num_params["g"]
+  assert share < 0.3   # width-64 test model; ~5% at the default width 512

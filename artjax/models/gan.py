@@ -62,6 +62,22 @@ class SeedDiscriminator(nnx.Module):
     return self.fc2(h)[:, 0]
 
 
+class Adapter(nnx.Module):
+  """Houlsby bottleneck adapter on the last axis: h + up(gelu(down(h))); `up` starts at zero,
+  so a model with adapters starts exactly at the model without them."""
+
+  def __init__(self, features, dim, *, rngs):
+    self.down = nnx.Linear(features, dim, rngs=rngs)
+    self.up = nnx.Linear(dim, features, kernel_init=nnx.initializers.zeros, rngs=rngs)
+
+  def __call__(self, h):
+    return h + self.up(jax.nn.gelu(self.down(h)))
+
+
+def _adapters(n, features, dim, rngs):
+  return nnx.List([Adapter(features, dim, rngs=rngs) for _ in range(n)]) if dim else None
+
+
 class _LabelEmbed(nnx.Module):
   def __init__(self, num_classes, dim, *, rngs):
     self.embed = nnx.Embed(num_classes, dim, rngs=rngs)
@@ -74,9 +90,10 @@ class MLPGenerator(nnx.Module):
   pixel_range = (-1.0, 1.0)
 
   def __init__(self, image_shape, *, latent_dim=64, width=256, depth=2, num_classes=0,
-               rngs: nnx.Rngs):
+               adapter_dim=0, rngs: nnx.Rngs):
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
+    self.adapters = _adapters(depth, width, adapter_dim, rngs)
     self.label_embed = _LabelEmbed(num_classes, latent_dim, rngs=rngs) if num_classes else None
     d_in = latent_dim * (2 if num_classes else 1)
     self.hidden = nnx.List([nnx.Linear(d_in if i == 0 else width, width, rngs=rngs)
@@ -88,8 +105,10 @@ class MLPGenerator(nnx.Module):
     h = z
     if self.label_embed is not None:
       h = jnp.concatenate([h, self.label_embed(labels)], axis=-1)
-    for layer in self.hidden:
+    for i, layer in enumerate(self.hidden):
       h = _lrelu(layer(h))
+      if self.adapters is not None:
+        h = self.adapters[i](h)
     return jnp.tanh(self.out(h)).reshape((z.shape[0],) + self.image_shape)
 
 
@@ -109,8 +128,10 @@ class _ProjectionHead(nnx.Module):
 
 class MLPDiscriminator(nnx.Module):
 
-  def __init__(self, image_shape, *, width=256, depth=2, num_classes=0, rngs: nnx.Rngs):
+  def __init__(self, image_shape, *, width=256, depth=2, num_classes=0, adapter_dim=0,
+               rngs: nnx.Rngs):
     d_in = math.prod(image_shape)
+    self.adapters = _adapters(depth, width, adapter_dim, rngs)
     self.hidden = nnx.List([nnx.Linear(d_in if i == 0 else width, width, rngs=rngs)
                             for i in range(depth)])
     self.head = _ProjectionHead(width, num_classes, rngs=rngs)
@@ -118,8 +139,10 @@ class MLPDiscriminator(nnx.Module):
 
   def __call__(self, x, labels=None):
     h = x.reshape((x.shape[0], -1))
-    for layer in self.hidden:
+    for i, layer in enumerate(self.hidden):
       h = _lrelu(layer(h))
+      if self.adapters is not None:
+        h = self.adapters[i](h)
     return self.head(h, labels)
 
 
@@ -199,11 +222,15 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
     return (SeedGenerator(image_shape, latent_dim=model_cfg.latent_dim, hidden=model_cfg.width,
                           rngs=g_rngs),
             SeedDiscriminator(image_shape, hidden=model_cfg.width, rngs=d_rngs))
+  adapter_dim = model_cfg.get("adapter_dim", 0)
+  if adapter_dim and name != "mlp":
+    raise ConfigError(f"model.adapter_dim: adapters are implemented for the mlp model, not {name!r}")
   if name == "mlp":
     return (MLPGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
-                         depth=model_cfg.depth, num_classes=nc, rngs=g_rngs),
+                         depth=model_cfg.depth, num_classes=nc, adapter_dim=adapter_dim,
+                         rngs=g_rngs),
             MLPDiscriminator(image_shape, width=model_cfg.width, depth=model_cfg.depth,
-                             num_classes=nc, rngs=d_rngs))
+                             num_classes=nc, adapter_dim=adapter_dim, rngs=d_rngs))
   if name == "dcgan":
     return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
                           num_classes=nc, rngs=g_rngs),

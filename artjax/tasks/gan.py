@@ -94,7 +94,9 @@ class GANTask(Task):
     self.method = ft.method if ft is not None else "none"
     self.lora = self.method == "lora"
     self.g_mask = self.d_mask = None
-    if self.method in ("top", "bitfit"):
+    if self.method in ("top", "bitfit", "adapter"):
+      if self.method == "adapter" and not c.model.get("adapter_dim", 0):
+        raise ConfigError("finetune.method=adapter needs model.adapter_dim > 0")
       self.g_mask = peft.trainable_mask(g_pure, self.method, g.layer_order, ft.k)
       self.d_mask = peft.trainable_mask(d_pure, self.method, d.layer_order, ft.k)
     elif self.method == "freeze_d":
@@ -196,19 +198,31 @@ class GANTask(Task):
   def from_pretrained(self, state, pretrained):
     """`state` with G, D (and EMA) weights from a pretrained run's state; optimizer fresh."""
     new = dict(state)
-    for key in ("g", "d"):
-      want = {peft.path_str(p): x.shape for p, x in jax.tree_util.tree_flatten_with_path(state[key])[0]}
-      have = {peft.path_str(p): x.shape for p, x in
-              jax.tree_util.tree_flatten_with_path(pretrained[key])[0]}
-      if want != have:
-        diff = sorted(set(want.items()) ^ set(have.items()))
-        raise ConfigError(f"pretrained {'generator' if key == 'g' else 'discriminator'} does not "
-                          f"match the model: {diff[0][0]} {have.get(diff[0][0])} vs the config's "
-                          f"{want.get(diff[0][0])}")
-      new[key] = pretrained[key]
-    src_g = pretrained.get("ema", pretrained["g"])
+    def merged(fresh, pre, what):
+      """Pretrained leaves everywhere; new adapter leaves keep their (identity) init."""
+      have = {peft.path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(pre)[0]}
+      want = {peft.path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(fresh)[0]}
+      extra = sorted(set(have) - want)
+      if extra:
+        raise ConfigError(f"pretrained {what} does not match the model: {extra[0]} "
+                          f"{have[extra[0]].shape} is not in the config's model")
+
+      def leaf(path, x):
+        p = peft.path_str(path)
+        if p not in have:
+          if p.startswith("adapters."):
+            return x
+          raise ConfigError(f"pretrained {what} does not match the model: it has no {p}")
+        if have[p].shape != x.shape:
+          raise ConfigError(f"pretrained {what} does not match the model: {p} "
+                            f"{have[p].shape} vs the config's {x.shape}")
+        return have[p]
+      return jax.tree_util.tree_map_with_path(leaf, fresh)
+
+    new["g"] = merged(state["g"], pretrained["g"], "generator")
+    new["d"] = merged(state["d"], pretrained["d"], "discriminator")
     if "ema" in new:
-      new["ema"] = src_g
+      new["ema"] = merged(state["ema"], pretrained.get("ema", pretrained["g"]), "generator")
     return new
 
   def set_hparams(self, state, hparams):
