@@ -59,16 +59,21 @@ def test_top_and_bitfit_freeze_exactly(pretrained, tmp_path):
     assert n_state < 0.9 * n_full, (method, n_state, n_full)
 
 
-def test_lora_starts_at_pretrained_and_merges(pretrained, tmp_path):
+def _starts_at_pretrained(method, pretrained):
+  """A fresh `method` model loaded from `pretrained` samples exactly what the pretrained does."""
   from artjax.tasks import build_task
   pre_task, pre = load_state(pretrained)
-  c = ft_config("lora")
+  c = ft_config(method)
   c.finetune.init_from = pretrained
   task = build_task(c)
   fresh = task.from_pretrained(jax.jit(task.init_state, static_argnums=0)(0), pre)
-  a = task.sample(fresh, 3, 16)["images"]
-  b = pre_task.sample(pre, 3, 16)["images"]
-  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  np.testing.assert_array_equal(np.asarray(task.sample(fresh, 3, 16)["images"]),
+                                np.asarray(pre_task.sample(pre, 3, 16)["images"]))
+  return task, fresh, pre_task, pre
+
+
+def test_lora_starts_at_pretrained_and_merges(pretrained, tmp_path):
+  task, fresh, pre_task, pre = _starts_at_pretrained("lora", pretrained)
   fresh_g = task.generate(task.g_params_of(fresh), np.ones((2, task.latent_dim), np.float32), None)
   pre_g = pre_task.generate(pre["g"], np.ones((2, task.latent_dim), np.float32), None)
   np.testing.assert_array_equal(np.asarray(fresh_g), np.asarray(pre_g))
@@ -148,14 +153,7 @@ def test_early_stopping_restores_best(pretrained, tmp_path):
 
 
 def test_adapters_start_at_identity_and_train_alone(pretrained, tmp_path):
-  from artjax.tasks import build_task
-  pre_task, pre = load_state(pretrained)
-  c = ft_config("adapter")
-  c.finetune.init_from = pretrained
-  task = build_task(c)
-  fresh = task.from_pretrained(jax.jit(task.init_state, static_argnums=0)(0), pre)
-  np.testing.assert_array_equal(np.asarray(task.sample(fresh, 3, 16)["images"]),
-                                np.asarray(pre_task.sample(pre, 3, 16)["images"]))
+  _, _, _, pre = _starts_at_pretrained("adapter", pretrained)
   task, st = _finetune("adapter", pretrained, str(tmp_path / "adapter"), steps=30)
   for net in ("g", "d"):
     after = _flat(st[net])
