@@ -17,7 +17,11 @@ config_flags.DEFINE_config_file("config", None, "Config file: configs/NAME.py[:A
                                  lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, samples).")
 flags.DEFINE_integer("num", 100, "sample: number of samples.")
-flags.DEFINE_string("out", None, "sample: output .npz file; merge: output workdir.")
+flags.DEFINE_string("out", None, "sample: output .npz file (music: a directory of MIDI/WAV/PNG); "
+                    "merge: output workdir.")
+flags.DEFINE_string("prime", None, "sample (music): a MIDI file whose frames open every sample.")
+flags.DEFINE_float("temperature", None, "sample (music): override the config's temperature.")
+flags.DEFINE_float("top_p", None, "sample (music): override the config's nucleus top-p.")
 flags.DEFINE_integer("seed", 0, "sample: random seed.")
 flags.DEFINE_string("grid", None, "sample: optional PNG grid of the samples.")
 flags.DEFINE_integer("replica", None, "sample/eval: which replica of a population.")

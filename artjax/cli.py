@@ -50,7 +50,7 @@ def main(argv, FLAGS) -> None:
       if command == "finetune":
         if "finetune" not in FLAGS.config or FLAGS.config.finetune.method == "none":
           raise ConfigError("finetune needs a config with finetune.method set "
-                            "(configs/finetune.py:full|top|freeze_d|lora|bitfit)")
+                            "(configs/finetune.py:full|top|freeze_d|lora|adapter|bitfit, configs/music.py:prefix_minor|lora_minor)")
         if FLAGS.init_from:
           FLAGS.config.finetune.init_from = FLAGS.init_from
         if not FLAGS.config.finetune.init_from:
@@ -58,10 +58,11 @@ def main(argv, FLAGS) -> None:
       train(FLAGS.config, FLAGS.workdir)
     elif command == "sample":
       if not FLAGS.workdir or not FLAGS.out:
-        raise ConfigError("sample needs --workdir=DIR and --out=FILE.npz")
+        raise ConfigError("sample needs --workdir=DIR and --out=FILE.npz (music: --out=DIR)")
       from artjax.sample import sample_to_file
       sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid,
-                     replica=FLAGS.replica)
+                     replica=FLAGS.replica, prime=FLAGS.prime, temperature=FLAGS.temperature,
+                     top_p=FLAGS.top_p)
     elif command == "eval":
       if not FLAGS.workdir:
         raise ConfigError("eval needs --workdir=DIR")

@@ -9,6 +9,9 @@ GAN, the evaluator and future sequence models share it.
   for every 2-D (dense) or 4-D (conv) kernel whose path matches `targets`;
   `apply_lora` returns W + alpha/r * (A @ B) reshaped to W. B = 0 at the start, so the
   adapted model starts exactly at the pretrained function; `apply_lora` is also the merge.
+* Prefix-tuning (Li & Liang 2021): `init_prefix` makes P learned key/value vectors per
+  attention layer ({"k", "v"}: [layers, P, heads, head_dim]); attention models that accept a
+  `prefix` (artjax.models.transformer) let every query attend to them.
 * `optimizer_for(tx, mask)`: an optax transformation that updates only masked leaves and
   keeps no optimizer state for the frozen ones.
 """
@@ -25,7 +28,7 @@ import optax
 
 from artjax import ConfigError
 
-METHODS = ("full", "top", "freeze_d", "lora", "adapter", "bitfit")
+METHODS = ("full", "top", "freeze_d", "lora", "adapter", "bitfit", "prefix")
 _BIAS_LIKE = ("bias", "scale")
 
 
@@ -111,3 +114,14 @@ def apply_lora(params, lora: dict, alpha: float):
     delta = (ab["a"] @ ab["b"]) * (alpha / r)
     return w + delta.reshape(w.shape).astype(w.dtype)
   return jax.tree_util.tree_map_with_path(leaf, params)
+
+
+def init_prefix(key, num_layers: int, length: int, num_heads: int, head_dim: int,
+                scale: float = 0.02) -> dict:
+  """Prefix-tuning parameters: {"k", "v"} of shape [layers, P, heads, head_dim]."""
+  if length <= 0:
+    raise ConfigError(f"prefix-tuning needs a prefix length > 0, got {length}")
+  kk, kv = jax.random.split(key)
+  shape = (num_layers, length, num_heads, head_dim)
+  return {"k": scale * jax.random.normal(kk, shape, jnp.float32),
+          "v": scale * jax.random.normal(kv, shape, jnp.float32)}

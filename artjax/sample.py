@@ -47,11 +47,34 @@ def load_state(workdir: str, step: int | None = None, subdir: str = "", replica:
 
 
 def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str | None = None,
-                   replica: int | None = None):
+                   replica: int | None = None, prime: str | None = None,
+                   temperature: float | None = None, top_p: float | None = None):
   if num <= 0:
     raise ConfigError(f"--num must be > 0, got {num}")
   task, state = load_state(workdir, replica=replica)
-  samples = jax.jit(task.sample, static_argnums=2)(state, seed, num)
+  opening = None
+  if prime or temperature is not None or top_p is not None:
+    if "sample" not in task.config or not hasattr(task, "prompt"):
+      raise ConfigError("--prime/--temperature/--top_p apply to music models only")
+    if temperature is not None:
+      task.config.sample.temperature = temperature
+    if top_p is not None:
+      task.config.sample.top_p = top_p
+    task.validate()
+  if prime:
+    from artjax.music import encoding, render
+    if not os.path.exists(prime):
+      raise ConfigError(f"--prime file {prime!r} does not exist")
+    try:
+      roll = render.read_midi(prime)
+    except Exception as e:
+      raise ConfigError(f"--prime {prime!r} is not a readable MIDI file: {e}") from e
+    if not len(roll) or len(roll) >= task.config.sample.num_frames:
+      raise ConfigError(f"--prime {prime!r} has {len(roll)} frames; it needs 1.."
+                        f"{task.config.sample.num_frames - 1} (sample.num_frames)")
+    opening = tuple(int(t) for t in encoding.roll_to_tokens(roll))
+  fn = task.sample if opening is None else (lambda st, sd, n: task.sample(st, sd, n, opening))
+  samples = jax.jit(fn, static_argnums=2)(state, seed, num)
   samples = jax.device_get(samples)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   task.write_samples(samples, out, grid)

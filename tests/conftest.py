@@ -26,3 +26,20 @@ def trained_workdir(tmp_path_factory, data_dir):
   wd = str(tmp_path_factory.mktemp("trained"))
   train(small_config(steps=200), wd, quiet=True)
   return wd
+
+
+@pytest.fixture(scope="session")
+def chorales(data_dir):
+  """Bach chorales prepared once per session (about 20 s on 2 cores)."""
+  from artjax import data
+  return data.load_chorales(data_dir)
+
+
+@pytest.fixture(scope="session")
+def music_workdir(tmp_path_factory, chorales):
+  """A tiny mode-conditional Music Transformer trained briefly on the chorales."""
+  from helpers import music_config
+  from artjax.train import train
+  wd = str(tmp_path_factory.mktemp("music"))
+  train(music_config(steps=40), wd, quiet=True)
+  return wd

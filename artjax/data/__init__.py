@@ -187,3 +187,44 @@ KNOWN_SHAPES = {"digits": (8, 8, 1), "digits28": (28, 28, 1), "mnist": (28, 28, 
                 "svhn_cropped": (32, 32, 3)}
 KNOWN_CLASSES = {"digits": 10, "digits28": 10, "mnist": 10, "fashion_mnist": 10, "kmnist": 10, "emnist": 62,
                  "cifar10": 10, "svhn_cropped": 10}
+
+
+@dataclasses.dataclass(frozen=True)
+class Chorales:
+  """Bach chorales per split: piano rolls (uint8 [Tq, 88]), SATB voices (int32 [T16, 4]),
+  mode (0 major, 1 minor), tonic pitch class, BWV numbers."""
+  splits: dict   # split -> dict(rolls=list, voices=list, mode=[N], tonic=[N], bwv=[N,2])
+
+  def rolls(self, split: str) -> list:
+    return self.splits[split]["rolls"]
+
+  def modes(self, split: str) -> np.ndarray:
+    return self.splits[split]["mode"]
+
+
+def load_chorales(data_dir: str | None = None) -> Chorales:
+  """The chorales builder's splits, prepared on first use (about 20 s), cached per process."""
+  data_dir = data_dir or default_data_dir()
+  key = ("chorales", data_dir)
+  if key in _CACHE:
+    return _CACHE[key]
+  try:
+    import music21  # noqa: F401  (the corpus ships inside music21)
+  except ImportError as e:
+    raise ConfigError("the chorales dataset needs music21: pip install music21") from e
+  from artjax.data.chorales import Builder
+  builder = Builder(data_dir=data_dir, file_format="array_record")
+  _prepare_once(builder)
+  src = builder.as_data_source()
+  splits = {}
+  for k in ("train", "validation", "test"):
+    recs = src[k].__getitems__(list(range(len(src[k]))))
+    n = [int(r["length"]) for r in recs]
+    splits[k] = {"rolls": [np.asarray(r["roll"][:m], np.uint8) for r, m in zip(recs, n)],
+                 "voices": [np.asarray(r["voices"][:4 * m], np.int32) for r, m in zip(recs, n)],
+                 "mode": np.asarray([int(r["mode"]) for r in recs], np.int32),
+                 "tonic": np.asarray([int(r["tonic"]) for r in recs], np.int32),
+                 "bwv": np.asarray([r["bwv"] for r in recs], np.int32)}
+  ds = Chorales(splits)
+  _CACHE[key] = ds
+  return ds

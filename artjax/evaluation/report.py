@@ -43,6 +43,9 @@ def evaluate_workdir(workdir: str, num: int | None = None, seed: int = 0, best: 
     task, state = load_state(workdir, step=step, subdir="best", replica=replica)
   else:
     task, state = load_state(workdir, replica=replica)
+  if getattr(task, "eval_key", None) == "val_nll_per_frame":
+    from artjax.evaluation.music_report import evaluate_music
+    return evaluate_music(task, state, workdir, num or 32, seed)
   if getattr(task, "eval_key", None) != "fdd":
     raise ConfigError(f"run.py eval knows image generators; {type(task).__name__} has no image samples")
   ev = Evaluator(task.config.data.name, task.config.data.get("data_dir") or None)

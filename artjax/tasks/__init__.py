@@ -3,7 +3,7 @@
 from artjax import ConfigError
 from artjax.tasks.base import Task
 
-TASKS = ("gan", "classifier")
+TASKS = ("gan", "classifier", "music")
 
 
 def build_task(config) -> Task:
@@ -14,6 +14,9 @@ def build_task(config) -> Task:
   elif name == "classifier":
     from artjax.tasks.classifier import ClassifierTask
     task = ClassifierTask(config)
+  elif name == "music":
+    from artjax.tasks.music import MusicLMTask
+    task = MusicLMTask(config)
   else:
     raise ConfigError(f"unknown task {name!r}; choose one of {TASKS}")
   task.validate()

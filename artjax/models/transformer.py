@@ -1,0 +1,137 @@
+"""A decoder-only Music Transformer (Flax NNX): causal, pre-norm, rotary positions.
+
+Pure building blocks for the functional style the loop uses (`nnx.split` once, then
+`nnx.merge` inside jitted code):
+
+* `model(tokens, train=, rng=, prefix=)` -> logits [B, L, V] for whole sequences
+  (causal self-attention; dropout on embeddings, attention output and MLP output);
+* `model.decode(tokens, cache, index, prefix=)` -> (logits, cache): the same network on
+  `tokens` [B, T] at positions index..index+T-1, reading and writing a KV cache
+  (`init_cache`). One code path serves the prompt (T = prompt length) and each sampled
+  token (T = 1).
+* `prefix`: prefix-tuning (Li & Liang 2021) -- per layer, P learned key/value vectors that
+  every query may attend to ({"k","v"}: [layers, P, heads, head_dim]; see artjax.peft).
+  Prefix vectors carry no position; tokens keep positions 0, 1, ...
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def rope(x, positions, base: float = 10000.0):
+  """Rotary position embedding of x [B, L, H, D] at integer positions [L] or [B, L]."""
+  half = x.shape[-1] // 2
+  freq = 1.0 / (base ** (jnp.arange(half, dtype=jnp.float32) / half))
+  ang = positions.astype(jnp.float32)[..., None] * freq
+  cos, sin = jnp.cos(ang)[..., None, :], jnp.sin(ang)[..., None, :]
+  if cos.ndim == 3:          # positions [L]: broadcast over the batch
+    cos, sin = cos[None], sin[None]
+  x1, x2 = x[..., :half].astype(jnp.float32), x[..., half:].astype(jnp.float32)
+  return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).astype(x.dtype)
+
+
+def _dropout(x, rate, rng):
+  if rng is None or rate <= 0.0:
+    return x
+  keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
+
+
+class Attention(nnx.Module):
+  def __init__(self, d_model: int, num_heads: int, *, rngs: nnx.Rngs):
+    if d_model % num_heads:
+      raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+    self.num_heads = num_heads
+    self.qkv = nnx.Linear(d_model, 3 * d_model, use_bias=False, rngs=rngs)
+    self.out = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
+
+  def __call__(self, x, q_pos, mask, cache=None, index=None, prefix=None):
+    """x [B, T, D]; q_pos [T]; mask [T, S] bool over key slots (cache or sequence).
+    Returns (y, new_cache)."""
+    b, t, d = x.shape
+    h = self.num_heads
+    q, k, v = jnp.split(self.qkv(x).reshape(b, t, 3 * h, d // h), 3, axis=2)
+    q, k = rope(q, q_pos), rope(k, q_pos)
+    if cache is not None:
+      k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), (0, index, 0, 0))
+      v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), (0, index, 0, 0))
+      cache = {"k": k, "v": v}
+    if prefix is not None:
+      pk, pv = (jnp.broadcast_to(p.astype(k.dtype)[None], (b,) + p.shape) for p in prefix)
+      k, v = jnp.concatenate([pk, k], 1), jnp.concatenate([pv, v], 1)
+      mask = jnp.concatenate([jnp.ones((t, pk.shape[1]), bool), mask], 1)
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / math.sqrt(d // h)
+    logits = jnp.where(mask, logits, -1e30)
+    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+    y = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(b, t, d)
+    return self.out(y), cache
+
+
+class Block(nnx.Module):
+  def __init__(self, d_model, num_heads, d_ff, *, rngs):
+    self.norm1 = nnx.LayerNorm(d_model, rngs=rngs)
+    self.attn = Attention(d_model, num_heads, rngs=rngs)
+    self.norm2 = nnx.LayerNorm(d_model, rngs=rngs)
+    self.mlp_in = nnx.Linear(d_model, d_ff, rngs=rngs)
+    self.mlp_out = nnx.Linear(d_ff, d_model, rngs=rngs)
+
+  def __call__(self, x, q_pos, mask, *, dropout=0.0, rngs=(None, None), cache=None, index=None,
+               prefix=None):
+    a, cache = self.attn(self.norm1(x), q_pos, mask, cache, index, prefix)
+    x = x + _dropout(a, dropout, rngs[0])
+    m = self.mlp_out(jax.nn.gelu(self.mlp_in(self.norm2(x))))
+    return x + _dropout(m, dropout, rngs[1]), cache
+
+
+class MusicTransformer(nnx.Module):
+  def __init__(self, vocab: int, d_model: int = 256, num_layers: int = 4, num_heads: int = 4,
+               d_ff: int = 1024, dropout: float = 0.1, *, rngs: nnx.Rngs):
+    self.vocab, self.d_model, self.num_layers = vocab, d_model, num_layers
+    self.num_heads, self.head_dim = num_heads, d_model // num_heads
+    self.dropout = dropout
+    self.embed = nnx.Embed(vocab, d_model, rngs=rngs)
+    self.blocks = nnx.List([Block(d_model, num_heads, d_ff, rngs=rngs) for _ in range(num_layers)])
+    self.norm = nnx.LayerNorm(d_model, rngs=rngs)
+    self.head = nnx.Linear(d_model, vocab, rngs=rngs)
+    self.layer_order = ("embed",) + tuple(f"blocks.{i}" for i in range(num_layers)) + ("norm", "head")
+
+  def _layers(self, x, q_pos, mask, rng, caches, index, prefix):
+    train = rng is not None
+    keys = jax.random.split(rng, 2 * self.num_layers + 1) if train else [None] * (2 * self.num_layers + 1)
+    x = _dropout(x, self.dropout, keys[0])
+    new_caches = []
+    for i, block in enumerate(self.blocks):
+      p = None if prefix is None else (prefix["k"][i], prefix["v"][i])
+      x, c = block(x, q_pos, mask, dropout=self.dropout, rngs=(keys[2 * i + 1], keys[2 * i + 2]),
+                   cache=None if caches is None else caches[i], index=index, prefix=p)
+      new_caches.append(c)
+    logits = self.head(self.norm(x)).astype(jnp.float32)
+    return logits, (new_caches if caches is not None else None)
+
+  def __call__(self, tokens, *, train: bool = False, rng=None, prefix=None):
+    t = tokens.shape[1]
+    pos = jnp.arange(t)
+    mask = pos[None, :] <= pos[:, None]
+    x = self.embed(tokens)
+    logits, _ = self._layers(x, pos, mask, rng if train else None, None, None, prefix)
+    return logits
+
+  def init_cache(self, batch: int, length: int, dtype=jnp.float32):
+    shape = (batch, length, self.num_heads, self.head_dim)
+    return [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+            for _ in range(self.num_layers)]
+
+  def decode(self, tokens, cache, index, prefix=None):
+    """Logits for `tokens` [B, T] placed at positions index.. (attending to the cache)."""
+    t = tokens.shape[1]
+    length = cache[0]["k"].shape[1]
+    q_pos = index + jnp.arange(t)
+    mask = jnp.arange(length)[None, :] <= q_pos[:, None]
+    x = self.embed(tokens)
+    x = x.astype(cache[0]["k"].dtype)
+    return self._layers(x, q_pos, mask, None, cache, index, prefix)

@@ -1,0 +1,1 @@
+"""Symbolic music: the token encoding of piano-roll frames, and MIDI / WAV / PNG output."""

@@ -1,0 +1,67 @@
+"""An event encoding of quarter-note piano rolls that gives each frame an exact probability.
+
+Each frame (the set of the 88 keys sounding at one beat) becomes its active keys in
+ascending order followed by an end-of-frame token. The map frame -> tokens is one-to-one,
+so a model's probability of a frame is the product of its token probabilities, and its
+negative log-likelihood in nats per frame is comparable with the JSB Chorales literature
+(which scores each frame as 88 binary keys). Models restrict each step to the tokens
+that can follow (`allowed_next`): a key above the frame's last key, or end-of-frame.
+
+Vocabulary: 0..87 keys (MIDI 21..108), EOF, BOS, PAD, MAJOR, MINOR.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+NUM_KEYS = 88
+EOF, BOS, PAD, MAJOR, MINOR = 88, 89, 90, 91, 92
+VOCAB = 93
+MODE_TOKENS = (MAJOR, MINOR)   # mode 0 (major), 1 (minor)
+
+
+def roll_to_tokens(roll) -> np.ndarray:
+  """uint8/bool [T, 88] -> int32 tokens (keys ascending, EOF after each frame)."""
+  out = []
+  for frame in np.asarray(roll):
+    out.extend(np.flatnonzero(frame).tolist())
+    out.append(EOF)
+  return np.asarray(out, np.int32)
+
+
+def tokens_to_roll(tokens) -> np.ndarray:
+  """Tokens -> uint8 [T, 88]; special tokens are skipped, an unfinished last frame dropped."""
+  frames, cur = [], np.zeros(NUM_KEYS, np.uint8)
+  for t in np.asarray(tokens).tolist():
+    if t < NUM_KEYS:
+      cur[t] = 1
+    elif t == EOF:
+      frames.append(cur)
+      cur = np.zeros(NUM_KEYS, np.uint8)
+  return np.stack(frames) if frames else np.zeros((0, NUM_KEYS), np.uint8)
+
+
+def prefix_tokens(mode=None) -> list[int]:
+  """What precedes a chorale: BOS, then the mode control token for conditional models."""
+  return [BOS] if mode is None else [BOS, MODE_TOKENS[int(mode)]]
+
+
+def allowed_next(tokens):
+  """Bool [..., L, VOCAB]: which tokens may follow each input token.
+
+  After a key k: keys above k, or EOF; after anything else (EOF, BOS, a mode token): any
+  key or EOF. Specials are never predicted."""
+  vocab = jnp.arange(VOCAB)
+  last = jnp.where(tokens < NUM_KEYS, tokens, -1)[..., None]
+  return ((vocab < NUM_KEYS) & (vocab > last)) | (vocab == EOF)
+
+
+def scored(targets):
+  """Bool mask of target positions that count towards the likelihood (keys and EOF)."""
+  return targets <= EOF
+
+
+def transpose(tokens, shift):
+  """Adds `shift` semitones to key tokens (callers keep them inside 0..87)."""
+  return jnp.where(tokens < NUM_KEYS, tokens + shift, tokens)

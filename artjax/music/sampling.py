@@ -1,0 +1,74 @@
+"""Autoregressive sampling of token sequences inside one jitted loop.
+
+`sample_cached` runs the prompt through the model once (filling a KV cache), then one
+token per `lax.scan` step attending to the cache; `sample_recompute` reruns the whole
+sequence every step (the baseline the cache is measured against, and its reference in
+tests). Both draw tokens the same way (`pick`): the encoding's allowed-next mask,
+temperature, nucleus (top-p) truncation; a sequence stops after `max_frames` frames
+(later positions are PAD).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from artjax.music import encoding as enc
+
+
+def pick(logits, last_token, key, temperature: float, top_p: float):
+  """One token per row from logits [B, V] given the previous token [B]."""
+  logits = jnp.where(enc.allowed_next(last_token), logits, -jnp.inf)
+  if temperature <= 0:
+    return jnp.argmax(logits, -1).astype(jnp.int32)
+  logits = logits / temperature
+  if top_p < 1.0:
+    probs = jax.nn.softmax(logits, -1)
+    order = jnp.argsort(-probs, axis=-1)
+    sorted_p = jnp.take_along_axis(probs, order, -1)
+    keep_sorted = (jnp.cumsum(sorted_p, -1) - sorted_p) < top_p   # smallest set reaching p
+    keep = jnp.zeros_like(keep_sorted).at[jnp.arange(len(order))[:, None], order].set(keep_sorted)
+    logits = jnp.where(keep, logits, -jnp.inf)
+  return jax.random.categorical(key, logits, -1).astype(jnp.int32)
+
+
+def _advance(tok, frames, max_frames):
+  tok = jnp.where(frames >= max_frames, enc.PAD, tok)
+  return tok, frames + (tok == enc.EOF)
+
+
+def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
+                  max_frames=1 << 30, prefix=None, cache_dtype=jnp.float32):
+  """prompt int32 [B, P] -> sampled tokens [B, steps] (KV cache)."""
+  b, p = prompt.shape
+  cache = model.init_cache(b, p + steps, cache_dtype)
+  logits, cache = model.decode(prompt, cache, 0, prefix)
+
+  def body(carry, k):
+    cache, logits, last, frames, t = carry
+    tok, frames = _advance(pick(logits, last, k, temperature, top_p), frames, max_frames)
+    logits, cache = model.decode(tok[:, None], cache, p + t, prefix)
+    return (cache, logits[:, 0], tok, frames, t + 1), tok
+
+  carry = (cache, logits[:, -1], prompt[:, -1], jnp.zeros(b, jnp.int32), jnp.int32(0))
+  _, toks = jax.lax.scan(body, carry, jax.random.split(key, steps))
+  return toks.T
+
+
+def sample_recompute(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
+                     max_frames=1 << 30, prefix=None):
+  """The same sampler without a cache: the whole sequence is recomputed every step."""
+  b, p = prompt.shape
+  buf = jnp.concatenate([prompt, jnp.full((b, steps), enc.PAD, jnp.int32)], 1)
+
+  def body(carry, k):
+    buf, frames, t = carry
+    logits = jax.lax.dynamic_index_in_dim(model(buf, prefix=prefix), p + t - 1, 1, False)
+    last = jax.lax.dynamic_index_in_dim(buf, p + t - 1, 1, False)
+    tok, frames = _advance(pick(logits, last, k, temperature, top_p), frames, max_frames)
+    buf = jax.lax.dynamic_update_slice(buf, tok[:, None], (0, p + t))
+    return (buf, frames, t + 1), tok
+
+  _, toks = jax.lax.scan(body, (buf, jnp.zeros(b, jnp.int32), jnp.int32(0)),
+                         jax.random.split(key, steps))
+  return toks.T

@@ -1,0 +1,354 @@
+"""Symbolic music language modelling: the Music Transformer on Bach chorales.
+
+Data: each chorale's quarter-note piano roll as tokens (artjax.music.encoding: keys
+ascending, end-of-frame), preceded by BOS and, for a conditional model, a mode token
+(major/minor). A training example is a window of `data.window` tokens starting at a
+random frame of a random chorale, transposed by a random shift of up to
+`data.transpose` semitones (inside the jitted step; the shift is clamped so every key
+stays on the piano). The loss is the mean negative log-likelihood of the keys and
+end-of-frame tokens under the encoding's allowed-next mask; `nll_per_frame` sums it per
+frame (nats per frame, the JSB Chorales unit).
+
+Fine-tuning (`finetune.method`): full, top (last k layers), bitfit, lora (dense kernels
+whose path matches `finetune.lora_targets`), prefix (prefix-tuning, `finetune.prefix_len`
+vectors per layer); the base weights of lora/prefix runs stay frozen (no optimizer state).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from artjax import ConfigError, data as data_lib, optim, parallel, peft
+from artjax.models.transformer import MusicTransformer
+from artjax.music import encoding as enc, sampling
+from artjax.tasks.base import Task, cast_floating, split_rng
+
+DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+MODES = {"all": None, "major": 0, "minor": 1}
+FT_METHODS = ("none", "full", "top", "bitfit", "lora", "prefix")
+SAMPLE_MODES = ("alternate", "major", "minor")
+
+
+def frame_starts(tokens: np.ndarray) -> np.ndarray:
+  """Token positions where frames begin (0 and after every EOF but the last)."""
+  ends = np.flatnonzero(tokens == enc.EOF)
+  return np.concatenate([[0], ends[:-1] + 1]).astype(np.int32)
+
+
+def eval_windows(token_rows, prefixes, window: int):
+  """Sliding windows that score every token of every chorale exactly once.
+
+  Returns (inputs [M, P+W-1], targets [M, P+W-1], score bool [M, P+W-1], frames): each
+  window starts at a frame boundary; after the first, a window scores only the tokens
+  past the previous window's end, so each keeps at least about window/2 tokens of context."""
+  p = len(prefixes[0])
+  ins, tgts, scores = [], [], []
+  frames = 0
+  for toks, pre in zip(token_rows, prefixes):
+    n = len(toks)
+    frames += int(np.sum(toks == enc.EOF))
+    starts = frame_starts(toks)
+    a, scored_to = 0, 0
+    while True:
+      end = min(a + window, n)
+      seq = np.full(p + window, enc.PAD, np.int32)
+      seq[:p] = pre
+      seq[p:p + end - a] = toks[a:end]
+      score = np.zeros(p + window - 1, bool)
+      # target j of the window (seq[j + 1]) is chorale token a + j + 1 - p
+      score[p - 1 + scored_to - a:p - 1 + end - a] = True
+      ins.append(seq[:-1])
+      tgts.append(seq[1:])
+      scores.append(score)
+      if end == n:
+        break
+      scored_to = end
+      nxt = starts[starts <= end - window // 2]
+      a = int(nxt[-1]) if len(nxt) and nxt[-1] > a else int(starts[starts > a][0])
+  return (np.stack(ins), np.stack(tgts), np.stack(scores) & (np.stack(tgts) <= enc.EOF),
+          frames)
+
+
+class MusicLMTask(Task):
+  eval_key = "val_nll_per_frame"
+
+  def validate(self):
+    c = self.config
+    if c.data.name != "chorales":
+      raise ConfigError(f"the music task reads data.name='chorales', got {c.data.name!r}")
+    if c.data.get("mode", "all") not in MODES:
+      raise ConfigError(f"unknown data.mode {c.data.mode!r}; choose one of {tuple(MODES)}")
+    if c.data.window < 8:
+      raise ConfigError(f"data.window must be >= 8 tokens, got {c.data.window}")
+    if not 0 <= c.data.transpose <= 12:
+      raise ConfigError(f"data.transpose must be in 0..12 semitones, got {c.data.transpose}")
+    m = c.model
+    if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
+      raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
+                        "heads of even size (rotary positions)")
+    if not 0.0 <= m.dropout < 1.0:
+      raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
+    if c.train.batch_size <= 0:
+      raise ConfigError(f"train.batch_size must be > 0, got {c.train.batch_size}")
+    if c.train.get("dtype", "fp32") not in DTYPES:
+      raise ConfigError(f"unknown train.dtype {c.train.dtype!r}; choose one of {tuple(DTYPES)}")
+    if c.sample.mode not in SAMPLE_MODES:
+      raise ConfigError(f"unknown sample.mode {c.sample.mode!r}; choose one of {SAMPLE_MODES}")
+    if not 0.0 < c.sample.top_p <= 1.0:
+      raise ConfigError(f"sample.top_p must be in (0, 1], got {c.sample.top_p}")
+    ft = c.get("finetune", None)
+    self.method = ft.method if ft is not None else "none"
+    if self.method not in FT_METHODS:
+      raise ConfigError(f"unknown finetune.method {self.method!r} for music; choose one of {FT_METHODS}")
+    optim.validate(c.optim)
+    self.conditional = bool(m.conditional)
+    self.prefix_len = 2 if self.conditional else 1
+    self.compute_dtype = DTYPES[c.train.get("dtype", "fp32")]
+    model = nnx.eval_shape(lambda: self.build(jax.random.key(0)))
+    self.graphdef, abstract = nnx.split(model)
+    self.layer_order = model.layer_order
+    pure = nnx.to_pure_dict(abstract)
+    self.num_params = peft.count(pure)
+    self.tx = optim.make_optimizer(c.optim, c.train.steps)
+    self.mask = None
+    if self.method in ("top", "bitfit"):
+      self.mask = peft.trainable_mask(pure, self.method, self.layer_order, ft.k)
+      self.tx = peft.optimizer_for(self.tx, self.mask)
+    if self.method == "lora":
+      peft.lora_targets(pure, ft.lora_targets) or peft.init_lora(
+          pure, jax.random.key(0), ft.lora_rank, ft.lora_targets)   # raises when nothing matches
+
+  def build(self, key):
+    m = self.config.model
+    return MusicTransformer(enc.VOCAB, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout,
+                            rngs=nnx.Rngs(key))
+
+  def describe(self):
+    m = self.config.model
+    extra = "" if self.method == "none" else f", fine-tuning: {self.method}"
+    return (f"music transformer {m.num_layers}x{m.d_model} ({self.num_params:,} params, "
+            f"{'mode-conditional' if self.conditional else 'unconditional'}) on chorales "
+            f"(mode={self.config.data.get('mode', 'all')}, window {self.config.data.window}){extra}")
+
+  # --- data -------------------------------------------------------------------------
+  def _prefix(self, mode):
+    return enc.prefix_tokens(mode if self.conditional else None)
+
+  def split_tokens(self, split: str):
+    """(token rows, modes) of a split, filtered by data.mode."""
+    ds = data_lib.load_chorales(self.config.data.get("data_dir") or None)
+    want = MODES[self.config.data.get("mode", "all")]
+    rows, modes = [], []
+    for roll, mode in zip(ds.rolls(split), ds.modes(split)):
+      if want is None or mode == want:
+        rows.append(enc.roll_to_tokens(roll))
+        modes.append(int(mode))
+    if not rows:
+      raise ConfigError(f"data.mode={self.config.data.mode!r} leaves the {split} split empty")
+    return rows, np.asarray(modes, np.int32)
+
+  def windows(self, split: str):
+    rows, modes = self.split_tokens(split)
+    return eval_windows(rows, [self._prefix(m) for m in modes], self.config.data.window)
+
+  def device_data(self):
+    w = self.config.data.window
+    rows, modes = self.split_tokens("train")
+    n_max = max(len(r) for r in rows) + w
+    tokens = np.full((len(rows), n_max), enc.PAD, np.int32)
+    starts = [frame_starts(r) for r in rows]
+    f_max = max(len(s) for s in starts)
+    start_arr = np.zeros((len(rows), f_max), np.int32)
+    for i, (r, s) in enumerate(zip(rows, starts)):
+      tokens[i, :len(r)] = r
+      start_arr[i, :len(s)] = s
+    keys = [r[r < enc.NUM_KEYS] for r in rows]
+    train = {"tokens": tokens, "starts": start_arr,
+             "num_frames": np.asarray([len(s) for s in starts], np.int32),
+             "low": np.asarray([k.min() for k in keys], np.int32),
+             "high": np.asarray([k.max() for k in keys], np.int32), "mode": modes}
+    out = {"train": train}
+    if self.config.train.get("eval_every", 0):
+      ins, tgts, score, frames = self.windows("validation")
+      out["val"] = {"inputs": ins, "targets": tgts, "score": score,
+                    "frames": np.asarray(frames, np.float32)}
+    return out
+
+  # --- state ------------------------------------------------------------------------
+  def _train_key(self):
+    return {"lora": "lora", "prefix": "prefix"}.get(self.method, "params")
+
+  def init_state(self, seed):
+    k_model, k_run = jax.random.split(jax.random.key(seed))
+    params = nnx.to_pure_dict(nnx.state(self.build(k_model)))
+    state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run), "params": params}
+    ft = self.config.get("finetune", None)
+    k_peft = jax.random.fold_in(k_model, 7)
+    if self.method == "lora":
+      state["lora"] = peft.init_lora(params, k_peft, ft.lora_rank, ft.lora_targets)
+    elif self.method == "prefix":
+      m = self.config.model
+      state["prefix"] = peft.init_prefix(k_peft, m.num_layers, ft.prefix_len, m.num_heads,
+                                         m.d_model // m.num_heads)
+    state["opt"] = self.tx.init(state[self._train_key()])
+    return state
+
+  def from_pretrained(self, state, pretrained):
+    have = {peft.path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(pretrained["params"])[0]}
+
+    def leaf(path, x):
+      p = peft.path_str(path)
+      if p not in have:
+        raise ConfigError(f"pretrained model does not match the config's model: it has no {p}")
+      if have[p].shape != x.shape:
+        raise ConfigError(f"pretrained model does not match the config's model: {p} "
+                          f"{have[p].shape} vs the config's {x.shape}")
+      return have[p]
+    return dict(state, params=jax.tree_util.tree_map_with_path(leaf, state["params"]))
+
+  def set_hparams(self, state, hparams):
+    new = dict(state)
+    if "lr" in hparams:
+      new["opt"] = optim.set_hyperparams(new["opt"], lr_scale=hparams["lr"] / self.config.optim.lr)
+    if "weight_decay" in hparams:
+      new["opt"] = optim.set_hyperparams(new["opt"], weight_decay=hparams["weight_decay"])
+    return new
+
+  def trainable_count(self) -> int:
+    abstract = jax.eval_shape(self.init_state, 0)
+    return peft.count(abstract[self._train_key()], self.mask if self._train_key() == "params" else None)
+
+  # --- pure -------------------------------------------------------------------------
+  def model_params(self, state, trainable=None):
+    """The network's weights (LoRA folded in) and the prefix (or None)."""
+    tp = state[self._train_key()] if trainable is None else trainable
+    if self.method == "lora":
+      return peft.apply_lora(state["params"], tp, self.config.finetune.lora_alpha), None
+    if self.method == "prefix":
+      return state["params"], tp
+    return tp, None
+
+  def model(self, params):
+    return nnx.merge(self.graphdef, cast_floating(params, self.compute_dtype))
+
+  def token_nll(self, params, prefix, inputs, targets, rng=None):
+    """-log p(target | inputs so far) per position, under the allowed-next mask."""
+    logits = self.model(params)(inputs, train=rng is not None, rng=rng,
+                                prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
+    logits = jnp.where(enc.allowed_next(inputs), logits, -1e30)
+    safe = jnp.where(targets <= enc.EOF, targets, 0)
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), safe[..., None], -1)[..., 0]
+
+  def batch(self, key, data):
+    """A [B, P + W] token batch: random chorales, random frame starts, random transposition."""
+    c = self.config
+    b, w = c.train.batch_size, c.data.window
+    train = data["train"]
+    k_idx, k_frame, k_shift = jax.random.split(key, 3)
+    idx = jax.random.randint(k_idx, (b,), 0, data["train_size"])
+    f = jnp.floor(jax.random.uniform(k_frame, (b,)) * train["num_frames"][idx]).astype(jnp.int32)
+    start = train["starts"][idx, f]
+    toks = jnp.take_along_axis(train["tokens"][idx], start[:, None] + jnp.arange(w)[None], 1)
+    t = c.data.transpose
+    shift = jax.random.randint(k_shift, (b,), -t, t + 1)
+    shift = jnp.clip(shift, -train["low"][idx], enc.NUM_KEYS - 1 - train["high"][idx])
+    toks = enc.transpose(toks, shift[:, None])
+    head = jnp.full((b, 1), enc.BOS, jnp.int32)
+    if self.conditional:
+      head = jnp.concatenate([head, jnp.asarray(enc.MODE_TOKENS)[train["mode"][idx]][:, None]], 1)
+    return jnp.concatenate([head, toks], 1)
+
+  def train_step(self, state, data):
+    rng, (k_batch, k_drop) = split_rng(state["rng"], 3)
+    seq = parallel.shard_batch(self.batch(k_batch, data))
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    weight = (targets <= enc.EOF).astype(jnp.float32)
+    key = self._train_key()
+
+    def loss_fn(tp):
+      params, prefix = self.model_params(state, tp)
+      nll = self.token_nll(params, prefix, inputs, targets, k_drop)
+      total = jnp.sum(nll * weight)
+      return total / jnp.maximum(jnp.sum(weight), 1.0), total
+
+    (loss, total), grads = jax.value_and_grad(loss_fn, has_aux=True)(state[key])
+    updates, opt = self.tx.update(grads, state["opt"], state[key])
+    new = dict(state, step=state["step"] + 1, rng=rng, opt=opt)
+    new[key] = optax.apply_updates(state[key], updates)
+    frames = jnp.maximum(jnp.sum(targets == enc.EOF), 1)
+    return new, {"loss": loss, "nll_per_frame": total / frames}
+
+  def nll_of_windows(self, state, inputs, targets, score, batch: int = 64):
+    """Summed NLL over scored targets of precomputed windows (see `eval_windows`)."""
+    params, prefix = self.model_params(state)
+    n = inputs.shape[0]
+    pad = (-n) % batch
+    ins = jnp.pad(inputs, ((0, pad), (0, 0)), constant_values=enc.PAD)
+    tgt = jnp.pad(targets, ((0, pad), (0, 0)), constant_values=enc.PAD)
+    sc = jnp.pad(score, ((0, pad), (0, 0)))
+
+    def body(total, chunk):
+      i, t, s = chunk
+      return total + jnp.sum(jnp.where(s, self.token_nll(params, prefix, i, t), 0.0)), None
+    shape = lambda x: x.reshape((-1, batch) + x.shape[1:])
+    total, _ = jax.lax.scan(body, jnp.zeros((), jnp.float32), (shape(ins), shape(tgt), shape(sc)))
+    return total
+
+  def evaluate(self, state, data):
+    v = data["val"]
+    return {"val_nll_per_frame": self.nll_of_windows(state, v["inputs"], v["targets"], v["score"])
+            / v["frames"]}
+
+  # --- sampling ---------------------------------------------------------------------
+  def sample_modes(self, num):
+    mode = self.config.sample.mode
+    if mode == "alternate":
+      return jnp.arange(num, dtype=jnp.int32) % 2
+    return jnp.full((num,), 0 if mode == "major" else 1, jnp.int32)
+
+  def prompt(self, num, opening=None):
+    """[num, P (+ opening)] prompt tokens: BOS, the mode token (conditional), an opening."""
+    modes = self.sample_modes(num)
+    cols = [jnp.full((num, 1), enc.BOS, jnp.int32)]
+    if self.conditional:
+      cols.append(jnp.asarray(enc.MODE_TOKENS)[modes][:, None])
+    if opening is not None:
+      cols.append(jnp.broadcast_to(jnp.asarray(opening, jnp.int32), (num, len(opening))))
+    return jnp.concatenate(cols, 1), modes
+
+  def sample(self, state, seed, num, opening=None, cached: bool = True):
+    """{"tokens" [num, T] (PAD after the last frame), "modes" [num], "prompt" [num, P]}.
+
+    `opening`: tokens of given first frames (priming); they are part of "tokens"."""
+    s = self.config.sample
+    prompt, modes = self.prompt(num, opening)
+    params, prefix = self.model_params(state)
+    frames = s.num_frames - (0 if opening is None else int(np.sum(np.asarray(opening) == enc.EOF)))
+    steps = s.get("max_tokens", 0) or 8 * frames
+    fn = sampling.sample_cached if cached else sampling.sample_recompute
+    toks = fn(self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
+              top_p=s.top_p, max_frames=frames,
+              prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
+    if opening is not None:
+      toks = jnp.concatenate([prompt[:, self.prefix_len:], toks], 1)
+    return {"tokens": toks, "modes": modes}
+
+  def write_samples(self, samples, out, grid=None):
+    """`out` is a directory: sample_NNN.{mid,wav,png} per sample and samples.npz."""
+    from artjax.music import render
+    from artjax.writers import save_png
+    os.makedirs(out, exist_ok=True)
+    tokens = np.asarray(samples["tokens"])
+    np.savez(os.path.join(out, "samples.npz"), tokens=tokens, modes=np.asarray(samples["modes"]))
+    for i, row in enumerate(tokens):
+      roll = enc.tokens_to_roll(row)
+      base = os.path.join(out, f"sample_{i:03d}")
+      render.write_midi(base + ".mid", roll)
+      render.write_wav(base + ".wav", roll)
+      save_png(base + ".png", render.roll_image(roll))

@@ -1,0 +1,55 @@
+# python run.py train --config=configs/music.py --workdir=runs/music
+# Variants: default (mode-conditional: major/minor control token), uncond (no control
+# token), and fine-tuning an unconditional model to minor-mode chorales:
+#   python run.py finetune --config=configs/music.py:prefix_minor --init_from=runs/music_uncond --workdir=DIR
+#   python run.py finetune --config=configs/music.py:lora_minor   --init_from=runs/music_uncond --workdir=DIR
+"""Music Transformer configs (Bach chorales, JSB-like piano-roll frames)."""
+
+import ml_collections
+
+
+def get_config(arg: str = "default"):
+  arg = arg or "default"
+  c = ml_collections.ConfigDict()
+  c.task = "music"
+  c.seed = 0
+  # window: training example length in tokens (about 4.7 tokens per quarter-note frame);
+  # transpose: random transposition of up to +-N semitones per example; mode: all|major|minor.
+  c.data = ml_collections.ConfigDict({"name": "chorales", "data_dir": "", "window": 256,
+                                      "transpose": 5, "mode": "all"})
+  c.model = ml_collections.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
+                                       "num_heads": 4, "d_ff": 512, "dropout": 0.2,
+                                       "conditional": True})
+  c.optim = ml_collections.ConfigDict({
+      "name": "adamw", "lr": 1e-3, "b1": 0.9, "b2": 0.98, "eps": 1e-9, "weight_decay": 0.1,
+      "schedule": "cosine", "warmup_steps": 200, "end_lr_frac": 0.05, "clip_norm": 1.0,
+      "grad_accum": 1})
+  c.train = ml_collections.ConfigDict({
+      "steps": 3000, "batch_size": 32, "steps_per_dispatch": 50, "dtype": "fp32",
+      "log_every": 100, "ckpt_every": 1000, "keep": 2, "sample_every": 0, "eval_every": 500,
+      "patience": 0, "num_replicas": 1})
+  c.sample = ml_collections.ConfigDict({"num_frames": 64, "temperature": 1.0, "top_p": 0.95,
+                                        "mode": "alternate", "max_tokens": 0})
+  c.finetune = ml_collections.ConfigDict({
+      "method": "none", "init_from": "", "k": 1, "prefix_len": 16, "lora_rank": 8,
+      "lora_alpha": 16.0, "lora_targets": "attn|mlp"})
+  c.mesh = ml_collections.ConfigDict({"num_devices": 0})
+  c.distributed = ml_collections.ConfigDict(
+      {"coordinator": "", "num_processes": 0, "process_id": -1, "auto": False})
+  c.population = ml_collections.ConfigDict({"lr": (), "weight_decay": ()})
+
+  if arg == "default":
+    pass
+  elif arg == "uncond":
+    c.model.conditional = False
+  elif arg in ("prefix_minor", "lora_minor", "full_minor"):
+    c.model.conditional = False
+    c.data.mode = "minor"
+    c.finetune.method = arg.split("_")[0]
+    c.sample.mode = "minor"
+    c.optim.update(lr=1e-3 if arg != "full_minor" else 2e-4, warmup_steps=50, weight_decay=0.0)
+    c.train.update(steps=600, eval_every=100, ckpt_every=300)
+  else:
+    raise ValueError(f"unknown music config {arg!r}; use default, uncond, prefix_minor, "
+                     "lora_minor or full_minor")
+  return c

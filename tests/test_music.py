@@ -1,0 +1,199 @@
+"""Music: chorale data, token encoding, MIDI/WAV, the Transformer, its NLL and sampler."""
+
+import json
+import logging
+import os
+import wave
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from artjax.data.chorales import chorales_builder, parse
+from artjax.music import encoding as enc, render, sampling
+from helpers import music_config, run_cli
+
+
+def test_chorales_split_and_contents(chorales):
+  n = {k: len(chorales.rolls(k)) for k in ("train", "validation", "test")}
+  assert sum(n.values()) == 350            # every distinct corpus file parsed
+  assert 0.5 < n["train"] / 350 < 0.7 and n["validation"] > 40 and n["test"] > 40
+  bwv = {k: set(chorales.splits[k]["bwv"][:, 0].tolist()) for k in n}
+  assert not (bwv["train"] & bwv["test"]) and not (bwv["train"] & bwv["validation"])
+  assert {chorales_builder.split_of(b) for b in bwv["test"]} == {"test"}
+  for roll, voices in zip(chorales.rolls("train")[:20], chorales.splits["train"]["voices"][:20]):
+    assert len(voices) == 4 * len(roll)
+    assert roll.sum(1).max() <= 4          # four voices at most
+    np.testing.assert_array_equal(parse.roll_of(voices), roll)
+  modes = np.concatenate([chorales.modes(k) for k in n])
+  assert 0.3 < modes.mean() < 0.7          # both modes well represented
+
+
+def test_encoding_round_trip_through_midi(chorales, tmp_path):
+  for roll in chorales.rolls("test")[:5]:
+    toks = enc.roll_to_tokens(roll)
+    assert np.sum(toks == enc.EOF) == len(roll)
+    back = enc.tokens_to_roll(toks)
+    np.testing.assert_array_equal(back, roll)
+    path = str(tmp_path / "x.mid")
+    render.write_midi(path, back)
+    midi_roll = render.read_midi(path)
+    last = np.flatnonzero(roll.any(1)).max() + 1       # MIDI ends at the last note-off
+    np.testing.assert_array_equal(midi_roll, roll[:last])
+  # keys inside each frame ascend, so a frame has exactly one token sequence
+  toks = enc.roll_to_tokens(chorales.rolls("test")[0])
+  frames = np.split(toks, np.flatnonzero(toks == enc.EOF) + 1)[:-1]
+  assert all(np.all(np.diff(f[:-1]) > 0) for f in frames)
+
+
+def test_wav_is_44k_16bit_with_notes(chorales, tmp_path):
+  roll = chorales.rolls("test")[0][:8]
+  path = str(tmp_path / "x.wav")
+  render.write_wav(path, roll, bpm=120)
+  with wave.open(path) as w:
+    assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (44100, 2, 1)
+    pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+  assert len(pcm) == int((8 * 0.5 + 0.5) * 44100)
+  assert np.abs(pcm).max() > 20000
+  # the fundamental of the top note of the first frame is in the spectrum
+  top = 21 + np.flatnonzero(roll[0]).max()
+  seg = pcm[2000:2000 + 8192].astype(np.float64)
+  spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+  freqs = np.fft.rfftfreq(len(seg), 1 / 44100)
+  f0 = 440 * 2 ** ((top - 69) / 12)
+  near = np.abs(freqs - f0) < 6
+  assert spec[near].max() > 0.1 * spec.max()
+
+
+def test_corrupt_musicxml_is_skipped_with_a_warning(tmp_path, caplog):
+  bad = tmp_path / "bwv999.xml"
+  bad.write_text("<score-partwise><part id='P1'><measure>not music")
+  with caplog.at_level(logging.WARNING):
+    ok, skipped = chorales_builder.collect(["bach/bwv269", str(bad)], processes=1)
+  assert [p for p, _ in ok] == ["bach/bwv269"] and [p for p, _ in skipped] == [str(bad)]
+  assert "skipping chorale" in caplog.text and "skipped 1 of 2" in caplog.text
+
+
+def _task_and_state(arg="default", **kw):
+  from artjax.tasks import build_task
+  c = music_config(arg, **kw)
+  task = build_task(c)
+  return task, task.init_state(0)
+
+
+def test_nll_equals_brute_force_prefix_by_prefix(chorales):
+  task, state = _task_and_state()
+  toks = enc.roll_to_tokens(chorales.rolls("test")[0][:6])
+  seq = np.asarray(enc.prefix_tokens(1) + toks.tolist(), np.int32)
+  model = task.model(state["params"])
+  brute = 0.0
+  for j in range(2, len(seq)):   # every key / EOF token given everything before it
+    logits = np.asarray(model(jnp.asarray(seq[None, :j])))[0, -1].astype(np.float64)
+    prev = seq[j - 1]
+    allowed = [k for k in range(enc.VOCAB)
+               if k == enc.EOF or (k < enc.NUM_KEYS and (prev >= enc.NUM_KEYS or k > prev))]
+    z = np.log(np.sum(np.exp(logits[allowed] - logits[allowed].max()))) + logits[allowed].max()
+    brute += z - logits[seq[j]]
+  from artjax.tasks.music import eval_windows
+  ins, tgts, score, frames = eval_windows([toks], [seq[:2]], 64)
+  assert frames == 6 and score.sum() == len(toks)
+  total = float(task.nll_of_windows(state, ins, tgts, score))
+  np.testing.assert_allclose(total, brute, rtol=1e-4)
+  # sliding windows shorter than the sequence still score every token exactly once
+  long = enc.roll_to_tokens(chorales.rolls("test")[1])
+  ins, tgts, score, frames = eval_windows([long], [seq[:2]], 32)
+  assert len(ins) > 2 and score.sum() == len(long)
+
+
+def test_causal_future_tokens_never_change_earlier_logits():
+  task, state = _task_and_state()
+  model = task.model(state["params"])
+  a = jax.random.randint(jax.random.key(0), (2, 40), 0, enc.EOF + 1)
+  b = a.at[:, 25:].set(jax.random.randint(jax.random.key(1), (2, 15), 0, enc.EOF + 1))
+  la, lb = model(a), model(b)
+  np.testing.assert_allclose(la[:, :25], lb[:, :25], atol=1e-5)
+  assert np.abs(np.asarray(la[:, 25:] - lb[:, 25:])).max() > 1e-3
+
+
+def test_kv_cache_sampler_equals_full_recomputation():
+  task, state = _task_and_state()
+  model = task.model(state["params"])
+  prompt, _ = task.prompt(3)
+  key = jax.random.key(5)
+  kw = dict(temperature=1.0, top_p=0.9, max_frames=6)
+  cached = jax.jit(lambda k: sampling.sample_cached(model, prompt, 40, k, **kw))(key)
+  full = jax.jit(lambda k: sampling.sample_recompute(model, prompt, 40, k, **kw))(key)
+  np.testing.assert_array_equal(cached, full)
+  for row in np.asarray(cached):   # at most 6 frames, keys ascending inside frames
+    assert np.sum(row == enc.EOF) <= 6
+    frames = np.split(row[row != enc.PAD], np.flatnonzero(row[row != enc.PAD] == enc.EOF) + 1)
+    assert all(np.all(np.diff(f[f < enc.NUM_KEYS]) > 0) for f in frames)
+
+
+def test_short_training_lowers_test_nll(tmp_path, chorales):
+  from artjax.evaluation.music_report import test_nll_per_frame
+  from artjax.sample import load_state
+  from artjax.train import train
+  task, state0 = _task_and_state()
+  before, frames = test_nll_per_frame(task, state0)
+  wd = str(tmp_path / "m")
+  summary = train(music_config(steps=60), wd, quiet=True)
+  task, state = load_state(wd)
+  after, _ = test_nll_per_frame(task, state)
+  assert frames > 1000
+  assert after < before - 3.0, (before, after)
+  assert summary["nll_per_frame"] < before
+
+
+def test_transposition_keeps_keys_on_the_piano(chorales):
+  task, _ = _task_and_state()
+  task.config.data.transpose = 12
+  data = task.device_data()
+  data["train_size"] = len(data["train"]["tokens"])
+  seqs = np.concatenate([np.asarray(task.batch(jax.random.key(i), data)) for i in range(10)])
+  keys = seqs[seqs < enc.NUM_KEYS]
+  assert keys.min() >= 0 and keys.max() <= 87
+  assert seqs[:, 0].tolist() == [enc.BOS] * len(seqs) and set(seqs[:, 1]) <= set(enc.MODE_TOKENS)
+
+
+def test_sample_cli_writes_midi_wav_png_deterministically(music_workdir, tmp_path):
+  outs = []
+  for name in ("a", "b"):
+    out = str(tmp_path / name)
+    r = run_cli("sample", f"--workdir={music_workdir}", "--num=3", f"--out={out}", "--seed=4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    outs.append(out)
+  files = sorted(os.listdir(outs[0]))
+  assert files == sorted(os.listdir(outs[1]))
+  for ext in ("mid", "wav", "png"):
+    assert len([f for f in files if f.endswith(ext)]) == 3
+  for f in files:
+    if not f.endswith(".npz"):
+      assert open(os.path.join(outs[0], f), "rb").read() == open(os.path.join(outs[1], f), "rb").read()
+  roll = render.read_midi(os.path.join(outs[0], "sample_000.mid"))
+  assert 0 < len(roll) <= 12
+  # priming: every sample opens with the given frames
+  prime = str(tmp_path / "prime.mid")
+  opening = np.zeros((2, 88), np.uint8)
+  opening[0, [43, 48, 52, 55]] = 1
+  opening[1, [41, 48, 53, 57]] = 1
+  render.write_midi(prime, opening)
+  out = str(tmp_path / "primed")
+  r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={out}", f"--prime={prime}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  toks = np.load(os.path.join(out, "samples.npz"))["tokens"]
+  for row in toks:
+    np.testing.assert_array_equal(enc.tokens_to_roll(row)[:2], opening)
+
+
+def test_music_eval_reports_nll_baselines_and_copying(music_workdir):
+  r = run_cli("eval", f"--workdir={music_workdir}", "--num=4")
+  assert r.returncode == 0, r.stderr[-2000:]
+  res = json.load(open(os.path.join(music_workdir, "eval.json")))
+  assert res["nll_per_frame"] > 0 and res["test_split"]["frames"] > 1000
+  b = res["baselines"]
+  assert b["per_key_markov"] < b["independent_bernoulli"]
+  assert res["published_jsb_chorales"]["RNN-NADE (Boulanger-Lewandowski et al. 2012)"] == 5.56
+  assert res["held_out"]["copy_run_frames"]["max"] >= 1
+  assert 0.0 <= res["samples"]["minor_share"] <= 1.0
