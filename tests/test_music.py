@@ -197,3 +197,73 @@ def test_music_eval_reports_nll_baselines_and_copying(music_workdir):
   assert res["published_jsb_chorales"]["RNN-NADE (Boulanger-Lewandowski et al. 2012)"] == 5.56
   assert res["held_out"]["copy_run_frames"]["max"] >= 1
   assert 0.0 <= res["samples"]["minor_share"] <= 1.0
+
+
+@pytest.mark.parametrize("method", ["prefix", "lora"])
+def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method):
+  from artjax import peft
+  from artjax.sample import load_state
+  from artjax.train import train
+  _, pre = load_state(music_workdir)
+  c = music_config(f"{method}_minor", steps=20)
+  c.finetune.lora_rank = 2
+  c.model.conditional = True       # same weights; the fine-tune keeps the control token
+  c.finetune.init_from = music_workdir
+  wd = str(tmp_path / method)
+  train(c, wd, quiet=True)
+  task, state = load_state(wd)
+  for a, b in zip(jax.tree.leaves(pre["params"]), jax.tree.leaves(state["params"])):
+    np.testing.assert_array_equal(a, b)           # the pretrained weights did not move
+  trained = state[method]
+  assert peft.count(trained) < 0.2 * peft.count(state["params"])
+  opt_leaves = [x for x in jax.tree.leaves(state["opt"]) if np.ndim(x) > 0]
+  assert sum(x.size for x in opt_leaves) <= 2 * peft.count(trained) + 10
+  if method == "lora":
+    assert any(np.abs(np.asarray(ab["b"])).max() > 0 for ab in trained.values())
+  # the training data was minor chorales only
+  assert set(np.asarray(task.device_data()["train"]["mode"]).tolist()) == {1}
+
+
+def test_lora_starts_exactly_at_the_pretrained_transformer(music_workdir):
+  from artjax.sample import load_state
+  from artjax.tasks import build_task
+  _, pre = load_state(music_workdir)
+  c = music_config("lora_minor")
+  c.model.conditional = True
+  task = build_task(c)
+  state = task.from_pretrained(task.init_state(1), pre)
+  toks = jnp.asarray(enc.prefix_tokens(1) + list(range(30, 40)) + [enc.EOF])[None]
+  base = task.model(pre["params"])(toks)
+  params, prefix = task.model_params(state)
+  np.testing.assert_array_equal(task.model(params)(toks), base)
+
+
+def test_mismatched_pretrained_transformer_is_a_clear_error(music_workdir, tmp_path):
+  r = run_cli("finetune", "--config=configs/music.py:prefix_minor", f"--init_from={music_workdir}",
+              f"--workdir={tmp_path / 'x'}", "--config.train.steps=20",
+              "--config.train.steps_per_dispatch=20", "--config.model.d_model=64")
+  assert r.returncode == 2 and "does not match" in r.stderr, r.stderr[-1500:]
+
+
+def test_music_gan_trains_on_chorale_segments_and_writes_midi(tmp_path, chorales):
+  from configs.music_gan import get_config
+  from artjax.train import train
+  c = get_config()
+  c.model.width = 64
+  c.train.update(steps=40, batch_size=32, steps_per_dispatch=20, log_every=20, ckpt_every=0,
+                 sample_every=0, eval_every=0)
+  c.mesh.num_devices = 1
+  wd = str(tmp_path / "g")
+  summary = train(c, wd, quiet=True)
+  assert np.isfinite(summary["d_loss"])
+  out = str(tmp_path / "s" / "samples.npz")
+  r = run_cli("sample", f"--workdir={wd}", "--num=4", f"--out={out}", f"--grid={tmp_path / 'g.png'}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  imgs = np.load(out)["images"]
+  assert imgs.shape == (4, 8, 88, 1)
+  mids = sorted(os.listdir(str(tmp_path / "s" / "samples_midi")))
+  assert mids[:2] == ["sample_000.mid", "sample_000.wav"] and len(mids) == 8
+  roll = render.read_midi(str(tmp_path / "s" / "samples_midi" / "sample_000.mid"))
+  expect = (imgs[0, ..., 0] >= 128).astype(np.uint8)
+  last = np.flatnonzero(expect.any(1)).max() + 1 if expect.any() else 0
+  np.testing.assert_array_equal(roll, expect[:last])

@@ -20,7 +20,8 @@ from artjax import ConfigError
 
 ENV_DATA_DIR = "ARTJAX_DATA_DIR"
 KNOWN_TFDS = ("mnist", "fashion_mnist", "cifar10", "kmnist", "emnist", "svhn_cropped")
-BUNDLED = ("digits", "digits28")
+BUNDLED = ("digits", "digits28", "chorale_rolls")
+ROLL_DATASETS = ("chorale_rolls",)   # images that are piano rolls [frames, 88 keys]
 
 
 def default_data_dir() -> str:
@@ -153,6 +154,8 @@ def load_images(name: str, data_dir: str | None = None) -> ImageDataset:
     ds = _digits(data_dir)
   elif name == "digits28":
     ds = _upsampled(load_images("digits", data_dir), "digits28", (28, 28))
+  elif name == "chorale_rolls":
+    ds = chorale_segments(load_chorales(data_dir))
   else:
     ds = _canonical(name, data_dir)
   _CACHE[key] = ds
@@ -182,10 +185,10 @@ def check_dataset_name(name: str) -> None:
 
 
 # Image shapes known without loading, so configs can be validated before any I/O.
-KNOWN_SHAPES = {"digits": (8, 8, 1), "digits28": (28, 28, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
+KNOWN_SHAPES = {"chorale_rolls": (8, 88, 1), "digits": (8, 8, 1), "digits28": (28, 28, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
                 "kmnist": (28, 28, 1), "emnist": (28, 28, 1), "cifar10": (32, 32, 3),
                 "svhn_cropped": (32, 32, 3)}
-KNOWN_CLASSES = {"digits": 10, "digits28": 10, "mnist": 10, "fashion_mnist": 10, "kmnist": 10, "emnist": 62,
+KNOWN_CLASSES = {"chorale_rolls": 2, "digits": 10, "digits28": 10, "mnist": 10, "fashion_mnist": 10, "kmnist": 10, "emnist": 62,
                  "cifar10": 10, "svhn_cropped": 10}
 
 
@@ -228,3 +231,22 @@ def load_chorales(data_dir: str | None = None) -> Chorales:
   ds = Chorales(splits)
   _CACHE[key] = ds
   return ds
+
+
+SEGMENT_FRAMES, SEGMENT_STRIDE = 8, 2
+
+
+def chorale_segments(ch: Chorales, frames: int = SEGMENT_FRAMES,
+                     stride: int = SEGMENT_STRIDE) -> ImageDataset:
+  """Piano-roll segments as images: 2 bars of 4/4 (8 quarter-note frames) x 88 keys, uint8
+  0/255, labelled by the chorale's mode (0 major, 1 minor), every `stride` frames of every
+  chorale of each split. The music GAN's data ("chorale_rolls")."""
+  splits = {}
+  for k in ("train", "validation", "test"):
+    ims, lbs = [], []
+    for roll, mode in zip(ch.rolls(k), ch.modes(k)):
+      for s in range(0, len(roll) - frames + 1, stride):
+        ims.append(roll[s:s + frames])
+        lbs.append(mode)
+    splits[k] = (np.stack(ims)[..., None] * np.uint8(255), np.asarray(lbs, np.int32))
+  return ImageDataset("chorale_rolls", splits, 2)

@@ -334,6 +334,15 @@ class GANTask(Task):
 
   def write_samples(self, samples, out, grid=None):
     super().write_samples(samples, out)
+    if self.config.data.name in data_lib.ROLL_DATASETS:   # piano rolls: listenable files too
+      import os
+      from artjax.music import render
+      folder = os.path.splitext(out)[0] + "_midi"
+      os.makedirs(folder, exist_ok=True)
+      for i, im in enumerate(np.asarray(samples["images"])):
+        roll = (im[..., 0] >= 128).astype(np.uint8)
+        render.write_midi(os.path.join(folder, f"sample_{i:03d}.mid"), roll)
+        render.write_wav(os.path.join(folder, f"sample_{i:03d}.wav"), roll)
     if grid:
       save_png(grid, image_grid(np.asarray(samples["images"]), ncol=self.grid_columns(),
                                 scale=max(1, 64 // self.image_shape[0])))

@@ -1,0 +1,28 @@
+# python run.py train --config=configs/music_gan.py --workdir=runs/music_gan
+# python run.py sample --workdir=runs/music_gan --num=20 --out=runs/music_gan/samples.npz
+#   (writes samples.npz, a PNG grid with --grid, and samples_midi/ with MIDI and WAV files)
+"""The seed's noise-to-music generator made real: 10-d noise -> a 2-bar piano-roll segment
+(8 quarter-note frames x 88 keys), trained adversarially against real chorale segments by
+the same GAN task as the paintings, conditioned on mode (major / minor)."""
+
+
+from configs.gan import get_config as gan_config
+
+
+def get_config(arg: str = "default"):
+  arg = arg or "default"
+  c = gan_config("digits")
+  c.data.name = "chorale_rolls"
+  c.model.update(name="mlp", latent_dim=10, width=512, depth=2, conditional=True)
+  c.gan.update(diffaugment="", ema_decay=0.999)
+  c.train.update(steps=6000, batch_size=128, steps_per_dispatch=100, log_every=500,
+                 ckpt_every=2000, sample_every=2000, eval_every=2000, grid_size=20)
+  if arg == "seed":   # the seed's exact networks (sigmoid MLPs), unconditional
+    c.model.update(name="mlp_seed", latent_dim=10, width=256, conditional=False)
+    c.gan.ema_decay = 0.0
+    c.optim.update(name="adam", lr=2e-4, b1=0.9)
+  elif arg != "default":
+    raise ValueError(f"unknown music_gan config {arg!r}; use default or seed")
+  return c
+
+
