@@ -211,10 +211,9 @@ def load_chorales(data_dir: str | None = None) -> Chorales:
   key = ("chorales", data_dir)
   if key in _CACHE:
     return _CACHE[key]
-  try:
-    import music21  # noqa: F401  (the corpus ships inside music21)
-  except ImportError as e:
-    raise ConfigError("the chorales dataset needs music21: pip install music21") from e
+  import importlib.util
+  if importlib.util.find_spec("music21") is None:   # the corpus ships inside music21
+    raise ConfigError("the chorales dataset needs music21: pip install music21")
   from artjax.data.chorales import Builder
   builder = Builder(data_dir=data_dir, file_format="array_record")
   _prepare_once(builder)

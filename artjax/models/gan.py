@@ -150,10 +150,14 @@ class ConvGenerator(nnx.Module):
   pixel_range = (-1.0, 1.0)
   layer_order = ("label_embed", "fc", "conv1", "conv2", "conv3", "to_img")
 
-  def __init__(self, image_shape, *, latent_dim=64, width=64, num_classes=0, rngs: nnx.Rngs):
+  def __init__(self, image_shape, *, latent_dim=64, width=64, num_classes=0, adapter_dim=0,
+               rngs: nnx.Rngs):
     h, w, c = image_shape
     if h % 4 or w % 4:
       raise ConfigError(f"dcgan needs image height and width divisible by 4, got {h}x{w}")
+    # Adapters after conv1..conv3 act per pixel on channels (a bottleneck of 1x1 convs).
+    self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in
+                              (2 * width, width, width)]) if adapter_dim else None
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
     self.base = (h // 4, w // 4, 2 * width)
@@ -175,19 +179,22 @@ class ConvGenerator(nnx.Module):
     if self.label_embed is not None:
       h = jnp.concatenate([h, self.label_embed(labels)], axis=-1)
     h = _pixel_norm(_lrelu(self.fc(h))).reshape((z.shape[0],) + self.base)
-    h = _pixel_norm(_lrelu(self.conv1(self._up(h))))
-    h = _pixel_norm(_lrelu(self.conv2(self._up(h))))
-    h = _pixel_norm(_lrelu(self.conv3(h)))
+    ad = self.adapters if self.adapters is not None else (lambda x: x,) * 3
+    h = ad[0](_pixel_norm(_lrelu(self.conv1(self._up(h)))))
+    h = ad[1](_pixel_norm(_lrelu(self.conv2(self._up(h)))))
+    h = ad[2](_pixel_norm(_lrelu(self.conv3(h))))
     return jnp.tanh(self.to_img(h))
 
 
 class ConvDiscriminator(nnx.Module):
   layer_order = ("conv0", "conv1", "conv2", "fc", "head")
 
-  def __init__(self, image_shape, *, width=64, num_classes=0, rngs: nnx.Rngs):
+  def __init__(self, image_shape, *, width=64, num_classes=0, adapter_dim=0, rngs: nnx.Rngs):
     h, w, c = image_shape
     if h % 4 or w % 4:
       raise ConfigError(f"dcgan needs image height and width divisible by 4, got {h}x{w}")
+    self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in
+                              (width, width, 2 * width)]) if adapter_dim else None
     self.conv0 = nnx.Conv(c, width, (3, 3), rngs=rngs)
     self.conv1 = nnx.Conv(width, width, (4, 4), strides=(2, 2), rngs=rngs)
     self.conv2 = nnx.Conv(width, 2 * width, (4, 4), strides=(2, 2), rngs=rngs)
@@ -196,9 +203,10 @@ class ConvDiscriminator(nnx.Module):
     self.head = _ProjectionHead(4 * width, num_classes, rngs=rngs)
 
   def __call__(self, x, labels=None):
-    h = _lrelu(self.conv0(x))
-    h = _lrelu(self.conv1(h))
-    h = _lrelu(self.conv2(h))
+    ad = self.adapters if self.adapters is not None else (lambda x: x,) * 3
+    h = ad[0](_lrelu(self.conv0(x)))
+    h = ad[1](_lrelu(self.conv1(h)))
+    h = ad[2](_lrelu(self.conv2(h)))
     h = _lrelu(self.fc(h.reshape((h.shape[0], -1))))
     return self.head(h, labels)
 
@@ -217,14 +225,14 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
   g_rngs = nnx.Rngs(jax.random.fold_in(key, 0))
   d_rngs = nnx.Rngs(jax.random.fold_in(key, 1))
   if name == "mlp_seed":
+    if model_cfg.get("adapter_dim", 0):
+      raise ConfigError("model.adapter_dim: the seed's networks have no adapters (use mlp or dcgan)")
     if nc:
       raise ConfigError("model mlp_seed is the seed's unconditional GAN: set model.conditional=False")
     return (SeedGenerator(image_shape, latent_dim=model_cfg.latent_dim, hidden=model_cfg.width,
                           rngs=g_rngs),
             SeedDiscriminator(image_shape, hidden=model_cfg.width, rngs=d_rngs))
   adapter_dim = model_cfg.get("adapter_dim", 0)
-  if adapter_dim and name != "mlp":
-    raise ConfigError(f"model.adapter_dim: adapters are implemented for the mlp model, not {name!r}")
   if name == "mlp":
     return (MLPGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
                          depth=model_cfg.depth, num_classes=nc, adapter_dim=adapter_dim,
@@ -233,6 +241,7 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
                              num_classes=nc, adapter_dim=adapter_dim, rngs=d_rngs))
   if name == "dcgan":
     return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
-                          num_classes=nc, rngs=g_rngs),
-            ConvDiscriminator(image_shape, width=model_cfg.width, num_classes=nc, rngs=d_rngs))
+                          num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),
+            ConvDiscriminator(image_shape, width=model_cfg.width, num_classes=nc,
+                              adapter_dim=adapter_dim, rngs=d_rngs))
   raise ConfigError(f"unknown model {name!r}; choose one of {GAN_MODELS}")
