@@ -52,6 +52,13 @@ def _scalars(tree) -> dict:
   return out
 
 
+@jax.jit
+def select_replicas(mask, new, old):
+  """Per replica r: `new` where mask[r], else `old` (pytrees stacked over replicas)."""
+  return jax.tree.map(lambda a, b: jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+                      new, old)
+
+
 def check_train_config(c) -> None:
   t = c.train
   if t.steps <= 0:
@@ -127,10 +134,10 @@ class Run:
     init_from = config.get("finetune", {}).get("init_from", "") if config.get("finetune") else ""
     if self.start_step is None and init_from:
       from artjax.sample import load_state
-      if population.is_population(config):
-        raise ConfigError("finetune.init_from with a population is not supported yet")
       _, pretrained = load_state(init_from)
-      jax.eval_shape(self.task.from_pretrained, self.abstract_state, pretrained)  # shape check
+      self.from_pretrained = (jax.vmap(self.task.from_pretrained, in_axes=(0, None))
+                              if self.replicas > 1 else self.task.from_pretrained)
+      jax.eval_shape(self.from_pretrained, self.abstract_state, pretrained)  # shape check
     self.ckpt = checkpoint.manager(workdir, keep=config.train.get("keep", 3))
     if self.start_step is not None:
       checkpoint.check_compatible(self.ckpt, self.start_step, self.abstract_state)
@@ -145,9 +152,10 @@ class Run:
       else:
         self.state = jax.jit(self.init, static_argnums=0, out_shardings=self.rep)(config.seed)
         if pretrained is not None:   # fine-tuning: pretrained weights, fresh optimizer state
-          self.state = jax.jit(self.task.from_pretrained, out_shardings=self.rep)(
+          self.state = jax.jit(self.from_pretrained, out_shardings=self.rep)(
               self.state, parallel.replicate(pretrained, self.mesh))
     self._compiled = {}
+    self.best_state = None   # populations: each replica's best state so far (eval_every)
 
   def step_fn(self, num_steps: int):
     """AOT-compiled fused step for `num_steps` steps (cached per length)."""
@@ -189,6 +197,11 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
   eval_fn = (jax.jit(population.map_fn(task.evaluate, config))
              if c.get("eval_every", 0) else None)
   best = _read_json(os.path.join(workdir, "best.json")) or {}
+  if best and run.replicas > 1 and run.start_step is not None:   # resuming a population
+    best_mgr = checkpoint.manager(os.path.join(workdir, "best"), keep=1, create=False)
+    run.best_state = checkpoint.restore(best_mgr, best["step"], jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=run.rep), run.abstract_state))
+    best_mgr.close()
 
   def run_eval(at_step):
     nonlocal best
@@ -196,10 +209,27 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
       m = _scalars(parallel.to_host(eval_fn(run.state, run.data)))
     writer.scalars(at_step, {f"eval/{k_}": v for k_, v in m.items()})
     key = task.eval_key
+    improved = None
     if key and key in m and run.replicas == 1 and (not best or m[key] < best["value"]):
       best = {"step": at_step, "metric": key, "value": m[key]}
+      improved = run.state
+    elif key and key in m and run.replicas > 1:
+      # Per-replica best: each replica keeps its own best state (selected on device).
+      vals = np.asarray([m[f"{key}/r{r}"] for r in range(run.replicas)])
+      prev = np.asarray(best.get("values", [np.inf] * run.replicas))
+      better = vals < prev
+      if better.any():
+        steps = np.where(better, at_step, best.get("replica_steps", [at_step] * run.replicas))
+        vals = np.where(better, vals, prev)
+        best = {"step": at_step, "metric": key, "value": float(vals.min()),
+                "values": vals.tolist(), "replica_steps": [int(x) for x in steps]}
+        # A fresh copy: run.state's buffers are donated to the next dispatch.
+        run.best_state = select_replicas(jnp.asarray(better), run.state,
+                                         run.state if run.best_state is None else run.best_state)
+        improved = run.best_state
+    if improved is not None:
       best_mgr = checkpoint.manager(os.path.join(workdir, "best"), keep=1)
-      checkpoint.save(best_mgr, at_step, run.state, force=True)
+      checkpoint.save(best_mgr, at_step, improved, force=True)
       best_mgr.wait_until_finished()
       best_mgr.close()
       if run.log:
@@ -279,7 +309,8 @@ def train(config, workdir: str, *, on_dispatch=None, quiet: bool = False) -> dic
       if eval_fn is not None and (step % c.eval_every == 0 or step == total):
         last_eval = run_eval(step)
         patience = c.get("patience", 0)
-        if patience and best and (step - best["step"]) >= patience * c.eval_every:
+        last_best = max(best.get("replica_steps", [best.get("step", step)])) if best else step
+        if patience and best and (step - last_best) >= patience * c.eval_every:
           early_stopped = step
           break
     if pending is not None:

@@ -35,10 +35,12 @@ from artjax.train import train  # noqa: E402
 from configs.music import get_config  # noqa: E402
 
 
-def minor_share_of(workdir, num, mode=None):
+def minor_share_of(workdir, num, mode=None, guidance=None):
   task, state = load_state(workdir)
   if mode is not None:
     task.config.sample.mode = mode
+  if guidance is not None:
+    task.config.sample.guidance = guidance
   s = jax.device_get(jax.jit(task.sample, static_argnums=2)(state, 1234, num))
   rolls = [enc.tokens_to_roll(t) for t in s["tokens"]]
   return mus.minor_share(rolls), task, state
@@ -48,6 +50,7 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "music_control"))
   p.add_argument("--cond", default="")
+  p.add_argument("--guidance", default="1,2,3", help="guidance scales for the --cond model")
   p.add_argument("--pretrain-steps", type=int, default=1500)
   p.add_argument("--finetune-steps", type=int, default=400)
   p.add_argument("--batch", type=int, default=16)
@@ -81,8 +84,9 @@ def main(argv=None):
   held_out = mus.minor_share(ch.rolls("test"))
   cond = {}
   if args.cond:
-    for mode in ("major", "minor"):
-      cond[mode] = minor_share_of(args.cond, args.num, mode)[0]
+    for w in [float(x) for x in args.guidance.split(",")]:
+      for mode in ("major", "minor"):
+        cond[f"{mode}, guidance {w:g}"] = minor_share_of(args.cond, args.num, mode, w)[0]
   result = {"rows": rows, "held_out_minor_share": held_out,
             "held_out_minor_share_by_label": mus.minor_share(
                 [r for r, m in zip(ch.rolls("test"), ch.modes("test")) if m == 1]),
@@ -92,7 +96,7 @@ def main(argv=None):
   for r in rows:
     lines.append(f"| {r['model']} | {r['method']} | {r['trainable_share'] * 100:.2f}% | {r['minor_share']:.2f} |")
   for mode, v in cond.items():
-    lines.append(f"| mode-conditional, asked for {mode} | control token | 100% | {v:.2f} |")
+    lines.append(f"| mode-conditional, asked for {mode} | control token | - | {v:.2f} |")
   lines.append(f"| held-out test chorales | - | - | {held_out:.2f} |")
   table = "\n".join(lines)
   os.makedirs(args.workdir, exist_ok=True)

@@ -19,7 +19,7 @@ def get_config(arg: str = "default"):
                                       "transpose": 5, "mode": "all"})
   c.model = ml_collections.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
                                        "num_heads": 4, "d_ff": 512, "dropout": 0.2,
-                                       "conditional": True})
+                                       "conditional": True, "cond_dropout": 0.2})
   c.optim = ml_collections.ConfigDict({
       "name": "adamw", "lr": 1e-3, "b1": 0.9, "b2": 0.98, "eps": 1e-9, "weight_decay": 0.1,
       "schedule": "cosine", "warmup_steps": 200, "end_lr_frac": 0.05, "clip_norm": 1.0,
@@ -28,8 +28,9 @@ def get_config(arg: str = "default"):
       "steps": 3000, "batch_size": 32, "steps_per_dispatch": 50, "dtype": "fp32",
       "log_every": 100, "ckpt_every": 1000, "keep": 2, "sample_every": 0, "eval_every": 500,
       "patience": 0, "num_replicas": 1})
+  # guidance: classifier-free guidance scale for the mode token (1 = plain conditional).
   c.sample = ml_collections.ConfigDict({"num_frames": 64, "temperature": 1.0, "top_p": 0.95,
-                                        "mode": "alternate", "max_tokens": 0})
+                                        "mode": "alternate", "max_tokens": 0, "guidance": 1.0})
   c.finetune = ml_collections.ConfigDict({
       "method": "none", "init_from": "", "k": 1, "prefix_len": 16, "lora_rank": 8,
       "lora_alpha": 16.0, "lora_targets": "attn|mlp"})
@@ -41,9 +42,9 @@ def get_config(arg: str = "default"):
   if arg == "default":
     pass
   elif arg == "uncond":
-    c.model.conditional = False
+    c.model.update(conditional=False, cond_dropout=0.0)
   elif arg in ("prefix_minor", "lora_minor", "full_minor"):
-    c.model.conditional = False
+    c.model.update(conditional=False, cond_dropout=0.0)
     c.data.mode = "minor"
     c.finetune.method = arg.split("_")[0]
     c.sample.mode = "minor"

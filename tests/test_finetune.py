@@ -163,3 +163,27 @@ def test_adapters_start_at_identity_and_train_alone(pretrained, tmp_path):
     assert moved, f"{net} adapters did not train"
   share = sum(x.size for k, x in _flat(st["g"]).items() if "adapters" in k) / task.num_params["g"]
   assert share < 0.3   # width-64 test model; ~5% at the default width 512
+
+
+def test_population_finetune_keeps_each_replicas_best(pretrained, tmp_path):
+  """Seeds of a sweep cell as one vmapped population: init_from loads every replica, each
+  replica keeps its own best state, early stopping waits for the last to stop improving."""
+  import json
+  wd = tmp_path / "pop"
+  c = ft_config("lora", steps=300, eval_every=10, patience=2)
+  c.train.num_replicas = 2
+  c.finetune.init_from = pretrained
+  s = train(c, str(wd), quiet=True)
+  rows = [json.loads(l) for l in open(wd / "metrics.jsonl") if "eval/fdd/r0" in l]
+  best_steps = [min(rows, key=lambda r: r[f"eval/fdd/r{i}"])["step"] for i in range(2)]
+  assert "early_stopped_at" in s and s["early_stopped_at"] - max(best_steps) == 20
+  assert json.load(open(wd / "best.json"))["replica_steps"] == best_steps
+  # replica 1's final state is a single run with its seed stopped at its own best step
+  single = ft_config("lora", steps=best_steps[1])
+  single.seed = c.seed + 1
+  single.finetune.init_from = pretrained
+  train(single, str(tmp_path / "one"), quiet=True)
+  _, r1 = load_state(str(wd), replica=1)
+  _, one = load_state(str(tmp_path / "one"))
+  for a, b in zip(jax.tree.leaves(one["g_lora"]), jax.tree.leaves(r1["g_lora"])):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)

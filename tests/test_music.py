@@ -154,7 +154,8 @@ def test_transposition_keeps_keys_on_the_piano(chorales):
   seqs = np.concatenate([np.asarray(task.batch(jax.random.key(i), data)) for i in range(10)])
   keys = seqs[seqs < enc.NUM_KEYS]
   assert keys.min() >= 0 and keys.max() <= 87
-  assert seqs[:, 0].tolist() == [enc.BOS] * len(seqs) and set(seqs[:, 1]) <= set(enc.MODE_TOKENS)
+  assert seqs[:, 0].tolist() == [enc.BOS] * len(seqs)
+  assert set(seqs[:, 1]) == set(enc.MODE_TOKENS) | {enc.NOMODE}   # mode, or dropped for guidance
 
 
 def test_sample_cli_writes_midi_wav_png_deterministically(music_workdir, tmp_path):
@@ -267,3 +268,19 @@ def test_music_gan_trains_on_chorale_segments_and_writes_midi(tmp_path, chorales
   expect = (imgs[0, ..., 0] >= 128).astype(np.uint8)
   last = np.flatnonzero(expect.any(1)).max() + 1 if expect.any() else 0
   np.testing.assert_array_equal(roll, expect[:last])
+
+
+def test_guided_sampling_cache_equals_recompute_and_w1_is_conditional():
+  task, state = _task_and_state()
+  model = task.model(state["params"])
+  prompt, _ = task.prompt(2)
+  uncond = prompt.at[:, 1].set(enc.NOMODE)
+  key = jax.random.key(3)
+  kw = dict(top_p=0.9, max_frames=5)
+  guided = [jax.jit(lambda k, f=f: f(model, prompt, 30, k, guidance=2.5, uncond_prompt=uncond, **kw))(key)
+            for f in (sampling.sample_cached, sampling.sample_recompute)]
+  np.testing.assert_array_equal(guided[0], guided[1])
+  w1 = sampling.sample_cached(model, prompt, 30, key, guidance=1.0, uncond_prompt=uncond, **kw)
+  plain = sampling.sample_cached(model, prompt, 30, key, **kw)
+  np.testing.assert_array_equal(w1, plain)
+  assert not np.array_equal(guided[0], plain)

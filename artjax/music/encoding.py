@@ -7,7 +7,9 @@ negative log-likelihood in nats per frame is comparable with the JSB Chorales li
 (which scores each frame as 88 binary keys). Models restrict each step to the tokens
 that can follow (`allowed_next`): a key above the frame's last key, or end-of-frame.
 
-Vocabulary: 0..87 keys (MIDI 21..108), EOF, BOS, PAD, MAJOR, MINOR.
+Vocabulary: 0..87 keys (MIDI 21..108), EOF, BOS, PAD, MAJOR, MINOR, and NOMODE (the
+"mode not given" token that conditional models are trained with now and then, so that
+sampling can use classifier-free guidance).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 NUM_KEYS = 88
-EOF, BOS, PAD, MAJOR, MINOR = 88, 89, 90, 91, 92
-VOCAB = 93
+EOF, BOS, PAD, MAJOR, MINOR, NOMODE = 88, 89, 90, 91, 92, 93
+VOCAB = 94
 MODE_TOKENS = (MAJOR, MINOR)   # mode 0 (major), 1 (minor)
 
 

@@ -6,6 +6,10 @@ sequence every step (the baseline the cache is measured against, and its referen
 tests). Both draw tokens the same way (`pick`): the encoding's allowed-next mask,
 temperature, nucleus (top-p) truncation; a sequence stops after `max_frames` frames
 (later positions are PAD).
+
+Classifier-free guidance (`guidance` = w, with `uncond_prompt`): the batch runs twice,
+with the conditional and the unconditional prompt; tokens are drawn from
+l_uncond + w * (l_cond - l_uncond) and fed to both halves (w = 1: plain conditional).
 """
 
 from __future__ import annotations
@@ -37,17 +41,33 @@ def _advance(tok, frames, max_frames):
   return tok, frames + (tok == enc.EOF)
 
 
+def _guided(logits, b, guidance):
+  if guidance is None:
+    return logits
+  cond, uncond = logits[:b], logits[b:]
+  return uncond + guidance * (cond - uncond)
+
+
+def _both(prompt, uncond_prompt):
+  return prompt if uncond_prompt is None else jnp.concatenate([prompt, uncond_prompt], 0)
+
+
 def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
-                  max_frames=1 << 30, prefix=None, cache_dtype=jnp.float32):
+                  max_frames=1 << 30, prefix=None, cache_dtype=jnp.float32,
+                  guidance=None, uncond_prompt=None):
   """prompt int32 [B, P] -> sampled tokens [B, steps] (KV cache)."""
   b, p = prompt.shape
-  cache = model.init_cache(b, p + steps, cache_dtype)
-  logits, cache = model.decode(prompt, cache, 0, prefix)
+  g = guidance if uncond_prompt is not None else None
+  full = _both(prompt, uncond_prompt)
+  cache = model.init_cache(full.shape[0], p + steps, cache_dtype)
+  logits, cache = model.decode(full, cache, 0, prefix)
 
   def body(carry, k):
     cache, logits, last, frames, t = carry
-    tok, frames = _advance(pick(logits, last, k, temperature, top_p), frames, max_frames)
-    logits, cache = model.decode(tok[:, None], cache, p + t, prefix)
+    tok, frames = _advance(pick(_guided(logits, b, g), last, k, temperature, top_p), frames,
+                           max_frames)
+    logits, cache = model.decode(_both(tok[:, None], None if g is None else tok[:, None]),
+                                 cache, p + t, prefix)
     return (cache, logits[:, 0], tok, frames, t + 1), tok
 
   carry = (cache, logits[:, -1], prompt[:, -1], jnp.zeros(b, jnp.int32), jnp.int32(0))
@@ -56,17 +76,21 @@ def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
 
 
 def sample_recompute(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
-                     max_frames=1 << 30, prefix=None):
+                     max_frames=1 << 30, prefix=None, guidance=None, uncond_prompt=None):
   """The same sampler without a cache: the whole sequence is recomputed every step."""
   b, p = prompt.shape
-  buf = jnp.concatenate([prompt, jnp.full((b, steps), enc.PAD, jnp.int32)], 1)
+  g = guidance if uncond_prompt is not None else None
+  full = _both(prompt, uncond_prompt)
+  buf = jnp.concatenate([full, jnp.full((full.shape[0], steps), enc.PAD, jnp.int32)], 1)
 
   def body(carry, k):
     buf, frames, t = carry
     logits = jax.lax.dynamic_index_in_dim(model(buf, prefix=prefix), p + t - 1, 1, False)
-    last = jax.lax.dynamic_index_in_dim(buf, p + t - 1, 1, False)
-    tok, frames = _advance(pick(logits, last, k, temperature, top_p), frames, max_frames)
-    buf = jax.lax.dynamic_update_slice(buf, tok[:, None], (0, p + t))
+    last = jax.lax.dynamic_index_in_dim(buf, p + t - 1, 1, False)[:b]
+    tok, frames = _advance(pick(_guided(logits, b, g), last, k, temperature, top_p), frames,
+                           max_frames)
+    buf = jax.lax.dynamic_update_slice(buf, _both(tok, None if g is None else tok)[:, None],
+                                       (0, p + t))
     return (buf, frames, t + 1), tok
 
   _, toks = jax.lax.scan(body, (buf, jnp.zeros(b, jnp.int32), jnp.int32(0)),

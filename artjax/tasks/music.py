@@ -92,6 +92,11 @@ class MusicLMTask(Task):
     if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
       raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
                         "heads of even size (rotary positions)")
+    if not 0.0 <= m.get("cond_dropout", 0.0) < 1.0:
+      raise ConfigError(f"model.cond_dropout must be in [0, 1), got {m.cond_dropout}")
+    if c.sample.get("guidance", 1.0) != 1.0 and not (m.conditional and m.get("cond_dropout", 0.0) > 0):
+      raise ConfigError("sample.guidance != 1 needs a conditional model trained with "
+                        "model.cond_dropout > 0 (it uses the model's unconditional mode)")
     if not 0.0 <= m.dropout < 1.0:
       raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
     if c.train.batch_size <= 0:
@@ -261,7 +266,12 @@ class MusicLMTask(Task):
     toks = enc.transpose(toks, shift[:, None])
     head = jnp.full((b, 1), enc.BOS, jnp.int32)
     if self.conditional:
-      head = jnp.concatenate([head, jnp.asarray(enc.MODE_TOKENS)[train["mode"][idx]][:, None]], 1)
+      mode_tok = jnp.asarray(enc.MODE_TOKENS)[train["mode"][idx]]
+      drop = self.config.model.get("cond_dropout", 0.0)
+      if drop > 0:   # now and then "mode not given": the unconditional model for guidance
+        k_drop = jax.random.fold_in(key, 1)
+        mode_tok = jnp.where(jax.random.bernoulli(k_drop, drop, (b,)), enc.NOMODE, mode_tok)
+      head = jnp.concatenate([head, mode_tok[:, None]], 1)
     return jnp.concatenate([head, toks], 1)
 
   def train_step(self, state, data):
@@ -332,9 +342,12 @@ class MusicLMTask(Task):
     frames = s.num_frames - (0 if opening is None else int(np.sum(np.asarray(opening) == enc.EOF)))
     steps = s.get("max_tokens", 0) or 8 * frames
     fn = sampling.sample_cached if cached else sampling.sample_recompute
+    guide = {}
+    if self.conditional and s.get("guidance", 1.0) != 1.0:
+      guide = dict(guidance=s.guidance, uncond_prompt=prompt.at[:, 1].set(enc.NOMODE))
     toks = fn(self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
               top_p=s.top_p, max_frames=frames,
-              prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
+              prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype), **guide)
     if opening is not None:
       toks = jnp.concatenate([prompt[:, self.prefix_len:], toks], 1)
     return {"tokens": toks, "modes": modes}
