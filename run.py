@@ -22,6 +22,8 @@ flags.DEFINE_string("out", None, "sample: output .npz file (music: a directory o
 flags.DEFINE_string("prime", None, "sample (music): a MIDI file whose frames open every sample.")
 flags.DEFINE_float("temperature", None, "sample (music): override the config's temperature.")
 flags.DEFINE_float("top_p", None, "sample (music): override the config's nucleus top-p.")
+flags.DEFINE_float("guidance", None, "sample (music): classifier-free guidance scale for the mode token.")
+flags.DEFINE_string("mode", None, "sample (music): alternate | major | minor (conditional models).")
 flags.DEFINE_integer("seed", 0, "sample: random seed.")
 flags.DEFINE_string("grid", None, "sample: optional PNG grid of the samples.")
 flags.DEFINE_integer("replica", None, "sample/eval: which replica of a population.")

@@ -61,8 +61,9 @@ def main(argv, FLAGS) -> None:
         raise ConfigError("sample needs --workdir=DIR and --out=FILE.npz (music: --out=DIR)")
       from artjax.sample import sample_to_file
       sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid,
-                     replica=FLAGS.replica, prime=FLAGS.prime, temperature=FLAGS.temperature,
-                     top_p=FLAGS.top_p)
+                     replica=FLAGS.replica, prime=FLAGS.prime,
+                     overrides={"temperature": FLAGS.temperature, "top_p": FLAGS.top_p,
+                                "guidance": FLAGS.guidance, "mode": FLAGS.mode})
     elif command == "eval":
       if not FLAGS.workdir:
         raise ConfigError("eval needs --workdir=DIR")

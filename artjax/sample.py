@@ -48,18 +48,16 @@ def load_state(workdir: str, step: int | None = None, subdir: str = "", replica:
 
 def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str | None = None,
                    replica: int | None = None, prime: str | None = None,
-                   temperature: float | None = None, top_p: float | None = None):
+                   overrides: dict | None = None):
   if num <= 0:
     raise ConfigError(f"--num must be > 0, got {num}")
   task, state = load_state(workdir, replica=replica)
   opening = None
-  if prime or temperature is not None or top_p is not None:
+  overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+  if prime or overrides:
     if "sample" not in task.config or not hasattr(task, "prompt"):
-      raise ConfigError("--prime/--temperature/--top_p apply to music models only")
-    if temperature is not None:
-      task.config.sample.temperature = temperature
-    if top_p is not None:
-      task.config.sample.top_p = top_p
+      raise ConfigError(f"--prime/--{'/--'.join(overrides) or 'temperature'} apply to music models only")
+    task.config.sample.update(overrides)
     task.validate()
   if prime:
     from artjax.music import encoding, render

@@ -45,11 +45,20 @@ def main(argv=None):
   p.add_argument("--sample-tokens", type=int, default=512)
   p.add_argument("--sample-batch", type=int, default=8)
   p.add_argument("--no-torch", action="store_true")
+  p.add_argument("--set", action="append", default=[],
+                 help="config override, e.g. --set model.num_heads=2 (repeatable)")
   p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
   args = p.parse_args(argv)
 
   config = load_config(args.config)
   config.train.update(batch_size=args.batch, steps_per_dispatch=args.steps_per_dispatch, eval_every=0)
+  for item in args.set:
+    key, _, value = item.partition("=")
+    *path, leaf = key.split(".")
+    node = config
+    for part in path:
+      node = node[part]
+    node[leaf] = type(node[leaf])(value)
   task = build_task(config)
   mesh = parallel.make_mesh(0)
   host = task.device_data()
@@ -78,7 +87,7 @@ def main(argv=None):
     if peer:
       tt.append(peer.run(k))
   jtok = [k * tokens_per_step / t for t in jt]
-  rec = {"name": "music_transformer", "config": args.config, "batch": args.batch,
+  rec = {"name": "music_transformer", "num_heads": config.model.num_heads, "config": args.config, "batch": args.batch,
          "window": config.data.window, "params": task.num_params, "dtype": config.train.dtype,
          "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
          "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
@@ -96,7 +105,10 @@ def main(argv=None):
     line += f"; torch {rec['torch_train_tokens_per_s']:,.0f} tokens/s; ratio {rec['ratio_vs_torch']:.2f} {rec['ratios_pairwise']}"
   print(line, flush=True)
 
+  rec["overrides"] = args.set
   # Sampling: KV cache vs full recomputation.
+  if args.sample_tokens <= 0:
+    return rec
   model = task.model(task.model_params(state)[0])
   prompt, _ = task.prompt(args.sample_batch)
   n = args.sample_tokens

@@ -284,3 +284,16 @@ def test_guided_sampling_cache_equals_recompute_and_w1_is_conditional():
   plain = sampling.sample_cached(model, prompt, 30, key, **kw)
   np.testing.assert_array_equal(w1, plain)
   assert not np.array_equal(guided[0], plain)
+
+
+def test_sample_cli_mode_and_guidance_overrides(music_workdir, tmp_path, trained_workdir):
+  out = str(tmp_path / "g")
+  r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={out}", "--mode=minor",
+              "--guidance=2.0", "--temperature=0.9")
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert np.load(os.path.join(out, "samples.npz"))["modes"].tolist() == [1, 1]
+  r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={out}", "--mode=dorian")
+  assert r.returncode == 2 and "sample.mode" in r.stderr
+  r = run_cli("sample", f"--workdir={trained_workdir}", "--num=2", f"--out={tmp_path / 'x.npz'}",
+              "--guidance=2")
+  assert r.returncode == 2 and "music models only" in r.stderr
