@@ -25,7 +25,7 @@ def get_config(arg: str = "default"):
       "schedule": "cosine", "warmup_steps": 200, "end_lr_frac": 0.05, "clip_norm": 1.0,
       "grad_accum": 1})
   c.train = ml_collections.ConfigDict({
-      "steps": 3000, "batch_size": 32, "steps_per_dispatch": 50, "dtype": "fp32",
+      "steps": 2500, "batch_size": 16, "steps_per_dispatch": 50, "dtype": "fp32",
       "log_every": 100, "ckpt_every": 1000, "keep": 2, "sample_every": 0, "eval_every": 500,
       "patience": 0, "num_replicas": 1})
   # guidance: classifier-free guidance scale for the mode token (1 = plain conditional).

@@ -15,7 +15,7 @@ def get_config(arg: str = "default"):
   c.data.name = "chorale_rolls"
   c.model.update(name="mlp", latent_dim=10, width=512, depth=2, conditional=True)
   c.gan.update(diffaugment="", ema_decay=0.999)
-  c.train.update(steps=6000, batch_size=128, steps_per_dispatch=100, log_every=500,
+  c.train.update(steps=4000, batch_size=128, steps_per_dispatch=100, log_every=500,
                  ckpt_every=2000, sample_every=2000, eval_every=2000, grid_size=20)
   if arg == "seed":   # the seed's exact networks (sigmoid MLPs), unconditional
     c.model.update(name="mlp_seed", latent_dim=10, width=256, conditional=False)
