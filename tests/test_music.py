@@ -297,3 +297,11 @@ def test_sample_cli_mode_and_guidance_overrides(music_workdir, tmp_path, trained
   r = run_cli("sample", f"--workdir={trained_workdir}", "--num=2", f"--out={tmp_path / 'x.npz'}",
               "--guidance=2")
   assert r.returncode == 2 and "music models only" in r.stderr
+
+
+def test_bf16_and_gradient_accumulation_train(tmp_path, chorales):
+  from artjax.train import train
+  c = music_config(steps=20, dtype="bf16")
+  c.optim.grad_accum = 2
+  s = train(c, str(tmp_path / "bf16"), quiet=True)
+  assert np.isfinite(s["loss"]) and s["nll_per_frame"] > 0
