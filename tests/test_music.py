@@ -305,3 +305,15 @@ def test_bf16_and_gradient_accumulation_train(tmp_path, chorales):
   c.optim.grad_accum = 2
   s = train(c, str(tmp_path / "bf16"), quiet=True)
   assert np.isfinite(s["loss"]) and s["nll_per_frame"] > 0
+
+
+def test_chunked_causal_attention_is_exact():
+  task, state = _task_and_state()
+  toks = jax.random.randint(jax.random.key(0), (2, 41), 0, enc.EOF + 1)
+  task.config.model.attn_chunks = 1
+  task.validate()
+  one = task.model(state["params"])(toks)
+  for chunks in (3, 4):
+    task.config.model.attn_chunks = chunks
+    task.validate()
+    np.testing.assert_allclose(task.model(state["params"])(toks), one, atol=2e-5)

@@ -50,8 +50,11 @@ class Attention(nnx.Module):
     self.qkv = nnx.Linear(d_model, 3 * d_model, use_bias=False, rngs=rngs)
     self.out = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
 
-  def __call__(self, x, q_pos, mask, cache=None, index=None, prefix=None):
+  def __call__(self, x, q_pos, mask, cache=None, index=None, prefix=None, chunks: int = 1):
     """x [B, T, D]; q_pos [T]; mask [T, S] bool over key slots (cache or sequence).
+
+    `chunks` > 1 (full causal sequences only): queries in that many blocks, block i
+    attending to keys up to its own end, which skips the masked upper triangle's work.
     Returns (y, new_cache)."""
     b, t, d = x.shape
     h = self.num_heads
@@ -62,14 +65,26 @@ class Attention(nnx.Module):
       v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), (0, index, 0, 0))
       cache = {"k": k, "v": v}
     if prefix is not None:
-      pk, pv = (jnp.broadcast_to(p.astype(k.dtype)[None], (b,) + p.shape) for p in prefix)
-      k, v = jnp.concatenate([pk, k], 1), jnp.concatenate([pv, v], 1)
-      mask = jnp.concatenate([jnp.ones((t, pk.shape[1]), bool), mask], 1)
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / math.sqrt(d // h)
-    logits = jnp.where(mask, logits, -1e30)
-    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-    y = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(b, t, d)
-    return self.out(y), cache
+      prefix = tuple(jnp.broadcast_to(p.astype(k.dtype)[None], (b,) + p.shape) for p in prefix)
+    if cache is None and chunks > 1:
+      size = -(-t // chunks)
+      y = jnp.concatenate([_attend(q[:, s:s + size], k[:, :min(s + size, t)], v[:, :min(s + size, t)],
+                                   mask[s:s + size, :min(s + size, t)], prefix)
+                           for s in range(0, t, size)], axis=1)
+    else:
+      y = _attend(q, k, v, mask, prefix)
+    return self.out(y.reshape(b, t, d)), cache
+
+
+def _attend(q, k, v, mask, prefix):
+  """Softmax attention of q [B, T, H, Dh] over k, v [B, S, H, Dh] (and a prefix), mask [T, S]."""
+  if prefix is not None:
+    k, v = jnp.concatenate([prefix[0], k], 1), jnp.concatenate([prefix[1], v], 1)
+    mask = jnp.concatenate([jnp.ones((mask.shape[0], prefix[0].shape[1]), bool), mask], 1)
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / math.sqrt(q.shape[-1])
+  logits = jnp.where(mask, logits, -1e30)
+  probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+  return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
 
 
 class Block(nnx.Module):
@@ -81,8 +96,8 @@ class Block(nnx.Module):
     self.mlp_out = nnx.Linear(d_ff, d_model, rngs=rngs)
 
   def __call__(self, x, q_pos, mask, *, dropout=0.0, rngs=(None, None), cache=None, index=None,
-               prefix=None):
-    a, cache = self.attn(self.norm1(x), q_pos, mask, cache, index, prefix)
+               prefix=None, chunks=1):
+    a, cache = self.attn(self.norm1(x), q_pos, mask, cache, index, prefix, chunks)
     x = x + _dropout(a, dropout, rngs[0])
     m = self.mlp_out(jax.nn.gelu(self.mlp_in(self.norm2(x))))
     return x + _dropout(m, dropout, rngs[1]), cache
@@ -90,17 +105,18 @@ class Block(nnx.Module):
 
 class MusicTransformer(nnx.Module):
   def __init__(self, vocab: int, d_model: int = 256, num_layers: int = 4, num_heads: int = 4,
-               d_ff: int = 1024, dropout: float = 0.1, *, rngs: nnx.Rngs):
+               d_ff: int = 1024, dropout: float = 0.1, attn_chunks: int = 1, *, rngs: nnx.Rngs):
     self.vocab, self.d_model, self.num_layers = vocab, d_model, num_layers
     self.num_heads, self.head_dim = num_heads, d_model // num_heads
     self.dropout = dropout
+    self.attn_chunks = attn_chunks   # causal query blocks for whole sequences (speed only)
     self.embed = nnx.Embed(vocab, d_model, rngs=rngs)
     self.blocks = nnx.List([Block(d_model, num_heads, d_ff, rngs=rngs) for _ in range(num_layers)])
     self.norm = nnx.LayerNorm(d_model, rngs=rngs)
     self.head = nnx.Linear(d_model, vocab, rngs=rngs)
     self.layer_order = ("embed",) + tuple(f"blocks.{i}" for i in range(num_layers)) + ("norm", "head")
 
-  def _layers(self, x, q_pos, mask, rng, caches, index, prefix):
+  def _layers(self, x, q_pos, mask, rng, caches, index, prefix, chunks=1):
     train = rng is not None
     keys = jax.random.split(rng, 2 * self.num_layers + 1) if train else [None] * (2 * self.num_layers + 1)
     x = _dropout(x, self.dropout, keys[0])
@@ -108,7 +124,8 @@ class MusicTransformer(nnx.Module):
     for i, block in enumerate(self.blocks):
       p = None if prefix is None else (prefix["k"][i], prefix["v"][i])
       x, c = block(x, q_pos, mask, dropout=self.dropout, rngs=(keys[2 * i + 1], keys[2 * i + 2]),
-                   cache=None if caches is None else caches[i], index=index, prefix=p)
+                   cache=None if caches is None else caches[i], index=index, prefix=p,
+                   chunks=chunks)
       new_caches.append(c)
     logits = self.head(self.norm(x)).astype(jnp.float32)
     return logits, (new_caches if caches is not None else None)
@@ -118,7 +135,8 @@ class MusicTransformer(nnx.Module):
     pos = jnp.arange(t)
     mask = pos[None, :] <= pos[:, None]
     x = self.embed(tokens)
-    logits, _ = self._layers(x, pos, mask, rng if train else None, None, None, prefix)
+    logits, _ = self._layers(x, pos, mask, rng if train else None, None, None, prefix,
+                             self.attn_chunks)
     return logits
 
   def init_cache(self, batch: int, length: int, dtype=jnp.float32):

@@ -97,6 +97,8 @@ class MusicLMTask(Task):
     if c.sample.get("guidance", 1.0) != 1.0 and not (m.conditional and m.get("cond_dropout", 0.0) > 0):
       raise ConfigError("sample.guidance != 1 needs a conditional model trained with "
                         "model.cond_dropout > 0 (it uses the model's unconditional mode)")
+    if m.get("attn_chunks", 1) < 1:
+      raise ConfigError(f"model.attn_chunks must be >= 1, got {m.attn_chunks}")
     if not 0.0 <= m.dropout < 1.0:
       raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
     if c.train.batch_size <= 0:
@@ -132,7 +134,7 @@ class MusicLMTask(Task):
   def build(self, key):
     m = self.config.model
     return MusicTransformer(enc.VOCAB, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout,
-                            rngs=nnx.Rngs(key))
+                            m.get("attn_chunks", 1), rngs=nnx.Rngs(key))
 
   def describe(self):
     m = self.config.model
