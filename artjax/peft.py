@@ -125,3 +125,29 @@ def init_prefix(key, num_layers: int, length: int, num_heads: int, head_dim: int
   shape = (num_layers, length, num_heads, head_dim)
   return {"k": scale * jax.random.normal(kk, shape, jnp.float32),
           "v": scale * jax.random.normal(kv, shape, jnp.float32)}
+
+
+def load_pretrained(fresh, pretrained, what: str, new_ok: tuple = ()):
+  """`fresh`'s structure with every leaf taken from `pretrained` (fine-tuning's start).
+
+  Leaves under a `new_ok` prefix that the pretrained tree lacks (adapters added for
+  fine-tuning) keep their fresh (identity) init. Any other missing, extra or differently
+  shaped leaf is a ConfigError naming it."""
+  have = {path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(pretrained)[0]}
+  want = {path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(fresh)[0]}
+  extra = sorted(set(have) - want)
+  if extra:
+    raise ConfigError(f"pretrained {what} does not match the model: {extra[0]} "
+                      f"{np.shape(have[extra[0]])} is not in the config's model")
+
+  def leaf(path, x):
+    p = path_str(path)
+    if p not in have:
+      if p.startswith(tuple(new_ok)) and new_ok:
+        return x
+      raise ConfigError(f"pretrained {what} does not match the model: it has no {p}")
+    if np.shape(have[p]) != np.shape(x):
+      raise ConfigError(f"pretrained {what} does not match the model: {p} "
+                        f"{np.shape(have[p])} vs the config's {np.shape(x)}")
+    return have[p]
+  return jax.tree_util.tree_map_with_path(leaf, fresh)

@@ -62,8 +62,7 @@ def main(argv=None):
   task = build_task(config)
   mesh = parallel.make_mesh(0)
   host = task.device_data()
-  host["train_size"] = len(host["train"]["tokens"])
-  data = parallel.place_data({k: v for k, v in host.items() if k != "train_size"}, mesh)
+  data = parallel.place_data(host, mesh)
   state = jax.jit(task.init_state, static_argnums=0)(config.seed)
   k = args.steps_per_dispatch
   compiled, compile_s = compile_multi_step(task.train_step, k, state, data, mesh)

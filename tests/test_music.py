@@ -195,9 +195,10 @@ def test_music_eval_reports_nll_baselines_and_copying(music_workdir):
   assert res["nll_per_frame"] > 0 and res["test_split"]["frames"] > 1000
   b = res["baselines"]
   assert b["per_key_markov"] < b["independent_bernoulli"]
-  assert res["published_jsb_chorales"]["RNN-NADE (Boulanger-Lewandowski et al. 2012)"] == 5.56
-  assert res["held_out"]["copy_run_frames"]["max"] >= 1
-  assert 0.0 <= res["samples"]["minor_share"] <= 1.0
+  report = open(os.path.join(music_workdir, "eval.md")).read()
+  assert f"**{res['nll_per_frame']:.3f}**" in report and "RNN-NADE" in report
+  # held-out chorales share cadence formulas with the training set: runs of a few frames
+  assert res["held_out"]["copy_run_frames"]["median"] >= 2
 
 
 @pytest.mark.parametrize("method", ["prefix", "lora"])
@@ -239,11 +240,17 @@ def test_lora_starts_exactly_at_the_pretrained_transformer(music_workdir):
   np.testing.assert_array_equal(task.model(params)(toks), base)
 
 
-def test_mismatched_pretrained_transformer_is_a_clear_error(music_workdir, tmp_path):
+@pytest.mark.parametrize("override,culprit", [("--config.model.d_ff=128", "mlp_in"),
+                                              ("--config.model.num_layers=1", "blocks.1")])
+def test_mismatched_pretrained_transformer_is_a_clear_error(music_workdir, tmp_path, override,
+                                                            culprit):
+  tiny = ["--config.model.d_model=32", "--config.model.num_layers=2", "--config.model.num_heads=2",
+          "--config.model.d_ff=64"]
   r = run_cli("finetune", "--config=configs/music.py:prefix_minor", f"--init_from={music_workdir}",
               f"--workdir={tmp_path / 'x'}", "--config.train.steps=20",
-              "--config.train.steps_per_dispatch=20", "--config.model.d_model=64")
-  assert r.returncode == 2 and "does not match" in r.stderr, r.stderr[-1500:]
+              "--config.train.steps_per_dispatch=20", *tiny, override)
+  err = r.stderr.strip().splitlines()[-1]
+  assert r.returncode == 2 and "does not match" in err and culprit in err, r.stderr[-1500:]
 
 
 def test_music_gan_trains_on_chorale_segments_and_writes_midi(tmp_path, chorales):

@@ -198,27 +198,7 @@ class GANTask(Task):
   def from_pretrained(self, state, pretrained):
     """`state` with G, D (and EMA) weights from a pretrained run's state; optimizer fresh."""
     new = dict(state)
-    def merged(fresh, pre, what):
-      """Pretrained leaves everywhere; new adapter leaves keep their (identity) init."""
-      have = {peft.path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(pre)[0]}
-      want = {peft.path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(fresh)[0]}
-      extra = sorted(set(have) - want)
-      if extra:
-        raise ConfigError(f"pretrained {what} does not match the model: {extra[0]} "
-                          f"{have[extra[0]].shape} is not in the config's model")
-
-      def leaf(path, x):
-        p = peft.path_str(path)
-        if p not in have:
-          if p.startswith("adapters."):
-            return x
-          raise ConfigError(f"pretrained {what} does not match the model: it has no {p}")
-        if have[p].shape != x.shape:
-          raise ConfigError(f"pretrained {what} does not match the model: {p} "
-                            f"{have[p].shape} vs the config's {x.shape}")
-        return have[p]
-      return jax.tree_util.tree_map_with_path(leaf, fresh)
-
+    merged = lambda fresh, pre, what: peft.load_pretrained(fresh, pre, what, new_ok=("adapters.",))
     new["g"] = merged(state["g"], pretrained["g"], "generator")
     new["d"] = merged(state["d"], pretrained["d"], "discriminator")
     if "ema" in new:

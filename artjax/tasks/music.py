@@ -127,9 +127,8 @@ class MusicLMTask(Task):
     if self.method in ("top", "bitfit"):
       self.mask = peft.trainable_mask(pure, self.method, self.layer_order, ft.k)
       self.tx = peft.optimizer_for(self.tx, self.mask)
-    if self.method == "lora":
-      peft.lora_targets(pure, ft.lora_targets) or peft.init_lora(
-          pure, jax.random.key(0), ft.lora_rank, ft.lora_targets)   # raises when nothing matches
+    if self.method == "lora" and not peft.lora_targets(pure, ft.lora_targets):
+      raise ConfigError(f"finetune.lora_targets={ft.lora_targets!r} matches no dense kernel")
 
   def build(self, key):
     m = self.config.model
@@ -207,17 +206,7 @@ class MusicLMTask(Task):
     return state
 
   def from_pretrained(self, state, pretrained):
-    have = {peft.path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(pretrained["params"])[0]}
-
-    def leaf(path, x):
-      p = peft.path_str(path)
-      if p not in have:
-        raise ConfigError(f"pretrained model does not match the config's model: it has no {p}")
-      if have[p].shape != x.shape:
-        raise ConfigError(f"pretrained model does not match the config's model: {p} "
-                          f"{have[p].shape} vs the config's {x.shape}")
-      return have[p]
-    return dict(state, params=jax.tree_util.tree_map_with_path(leaf, state["params"]))
+    return dict(state, params=peft.load_pretrained(state["params"], pretrained["params"], "model"))
 
   def set_hparams(self, state, hparams):
     new = dict(state)
@@ -261,7 +250,7 @@ class MusicLMTask(Task):
     idx = jax.random.randint(k_idx, (b,), 0, data["train_size"])
     f = jnp.floor(jax.random.uniform(k_frame, (b,)) * train["num_frames"][idx]).astype(jnp.int32)
     start = train["starts"][idx, f]
-    toks = jnp.take_along_axis(train["tokens"][idx], start[:, None] + jnp.arange(w)[None], 1)
+    toks = train["tokens"][idx[:, None], start[:, None] + jnp.arange(w)[None]]   # [B, W] gather
     t = c.data.transpose
     shift = jax.random.randint(k_shift, (b,), -t, t + 1)
     shift = jnp.clip(shift, -train["low"][idx], enc.NUM_KEYS - 1 - train["high"][idx])
