@@ -59,7 +59,8 @@ def measure_peak(dtype, sizes=(1024, 2048, 4096), repeats=5) -> float:
   for n in sizes:
     a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
     b = jnp.asarray(np.random.default_rng(1).normal(size=(n, n)), dtype)
-    f = jax.jit(lambda x, y: (x @ y).astype(jnp.float32).sum())
+    # fp32 accumulation: how artjax's models multiply bf16 (artjax.models.precision)
+    f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32).sum())
     f(a, b).block_until_ready()
     times = []
     for _ in range(repeats):
@@ -134,29 +135,35 @@ def main(argv=None):
   peaks = {dt: measure_peak({"fp32": jnp.float32, "bf16": jnp.bfloat16}[dt])
            for dt in args.dtype.split(",")}
   records = []
-  for dtype in args.dtype.split(","):
-    for batch in [int(b) for b in args.batch.split(",")]:
+  dtypes = args.dtype.split(",")
+  for batch in [int(b) for b in args.batch.split(",")]:
+    runs = {}
+    for dtype in dtypes:
       config = load_config(args.config)
       config.data.name = args.data
       config.train.update(batch_size=batch, dtype=dtype, steps_per_dispatch=args.steps_per_dispatch,
                           eval_every=0)
       bench = ArtjaxBench(config, mesh)
       synth = ArtjaxBench(config, mesh, synthetic=True)
-      steps = args.steps_per_dispatch * args.dispatches
       peer = None
       if args.vs_torch:
         sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         from torch_peer import TorchSeedGAN
-        peer = TorchSeedGAN(bench.task.dataset.images("train"), batch,
-                            latent=config.model.latent_dim, threads=args.threads or None)
+        peer = TorchSeedGAN(bench.task.dataset.images("train"), batch, latent=config.model.latent_dim,
+                            threads=args.threads or None, dtype=dtype)
         peer.run(20)  # warm-up
-      times, synth_times, torch_times = [], [], []
-      for _ in range(args.repeats):            # interleaved: A B A B ...
-        times.append(bench.run(args.dispatches))
-        synth_times.append(synth.run(args.dispatches))
-        if peer:
-          torch_times.append(peer.run(steps))
-      sps = [steps / t for t in times]
+      runs[dtype] = dict(config=config, bench=bench, synth=synth, peer=peer, times=[], synth_times=[],
+                         torch_times=[])
+    steps = args.steps_per_dispatch * args.dispatches
+    for _ in range(args.repeats):            # interleaved: A B A B ... (and across dtypes)
+      for r in runs.values():
+        r["times"].append(r["bench"].run(args.dispatches))
+        r["synth_times"].append(r["synth"].run(args.dispatches))
+        if r["peer"]:
+          r["torch_times"].append(r["peer"].run(steps))
+    for dtype, r in runs.items():
+      config, bench, peer = r["config"], r["bench"], r["peer"]
+      sps = [steps / t for t in r["times"]]
       rec = {
           "name": args.name or f"{config.model.name}-{args.data}",
           "config": args.config, "data": args.data, "batch": batch, "dtype": dtype,
@@ -173,19 +180,25 @@ def main(argv=None):
       }
       rec["achieved_flops"] = rec["flops_per_step"] * rec["steps_per_s"]
       rec["fraction_of_peak"] = rec["achieved_flops"] / peaks[dtype]
-      synth_sps = statistics.median(steps / t for t in synth_times)
+      synth_sps = statistics.median(steps / t for t in r["synth_times"])
       rec["synthetic_steps_per_s"] = synth_sps
       rec["input_pipeline_share"] = max(0.0, 1.0 - rec["steps_per_s"] / synth_sps)
+      if dtype != "fp32" and "fp32" in runs:   # same run, interleaved pairs
+        base = [steps / t for t in runs["fp32"]["times"]]
+        rec["ratio_vs_fp32"] = statistics.median(a / b for a, b in zip(sps, base))
       if peer:
-        tsps = [steps / t for t in torch_times]
+        tsps = [steps / t for t in r["torch_times"]]
         ratios = [a / b for a, b in zip(sps, tsps)]
         rec.update(torch_steps_per_s=statistics.median(tsps), torch_version=__import__("torch").__version__,
-                   ratio_vs_torch=statistics.median(ratios), ratios_pairwise=[round(r, 3) for r in ratios])
+                   torch_dtype="bf16 autocast" if dtype == "bf16" else dtype,
+                   ratio_vs_torch=statistics.median(ratios), ratios_pairwise=[round(x, 3) for x in ratios])
       records.append(rec)
       line = (f"{rec['name']:>16} b={batch:<5} {dtype} steps/s {rec['steps_per_s']:9.1f} "
               f"[{rec['steps_per_s_min']:.1f}-{rec['steps_per_s_max']:.1f}]  compile {rec['compile_s']:.2f}s  "
               f"{rec['flops_per_step'] / 1e6:.1f} MFLOP/step  {rec['fraction_of_peak'] * 100:5.1f}% of peak  "
               f"input share {rec['input_pipeline_share'] * 100:4.1f}%")
+      if "ratio_vs_fp32" in rec:
+        line += f"  vs fp32 {rec['ratio_vs_fp32']:.2f}x"
       if peer:
         line += f"  torch {rec['torch_steps_per_s']:8.1f}  ratio {rec['ratio_vs_torch']:.2f} {rec['ratios_pairwise']}"
       print(line, flush=True)
@@ -201,7 +214,7 @@ def main(argv=None):
 
 def print_table(records):
   cols = ["name", "batch", "dtype", "devices", "steps_per_s", "fraction_of_peak", "compile_s",
-          "torch_steps_per_s", "ratio_vs_torch"]
+          "ratio_vs_fp32", "torch_steps_per_s", "ratio_vs_torch"]
   print("| " + " | ".join(cols) + " |")
   print("|" + "---|" * len(cols))
   for r in records:

@@ -81,6 +81,8 @@ class TorchMusicLM:
     self.rng = np.random.default_rng(seed)
     vocab = torch.arange(self.vocab)
     self.vocab_ids = vocab
+    # train.dtype=bf16: torch's own mixed precision (autocast: bf16 matmuls and attention)
+    self.autocast = cfg.train.get("dtype", "fp32") == "bf16"
 
   def make_batch(self):
     d, b, w = self.train_data, self.batch, self.window
@@ -99,7 +101,9 @@ class TorchMusicLM:
   def step(self):
     seq = self.make_batch()
     inputs, targets = seq[:, :-1], seq[:, 1:]
-    logits = self.model(inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+      logits = self.model(inputs)
+    logits = logits.float()
     last = torch.where(inputs < NUM_KEYS, inputs, -1)[..., None]
     allowed = ((self.vocab_ids < NUM_KEYS) & (self.vocab_ids > last)) | (self.vocab_ids == EOF)
     logits = logits.masked_fill(~allowed, -1e30)

@@ -21,7 +21,7 @@ def seed_models(image_dim: int, latent: int = 100, hidden: int = 256):
 
 class TorchSeedGAN:
   def __init__(self, images_u8: np.ndarray, batch: int, latent: int = 100, lr: float = 2e-4,
-               threads: int | None = None, seed: int = 0):
+               threads: int | None = None, seed: int = 0, dtype: str = "fp32"):
     if threads:
       torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -33,8 +33,14 @@ class TorchSeedGAN:
     self.bce = nn.BCEWithLogitsLoss()   # == Sigmoid + BCELoss, numerically stable
     self.ones = torch.ones(batch, 1)
     self.zeros = torch.zeros(batch, 1)
+    # bf16: torch's own mixed precision (autocast: bf16 matmuls, fp32 weights and losses)
+    self.autocast = dtype == "bf16"
 
   def step(self):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+      return self._step()
+
+  def _step(self):
     idx = torch.randint(0, self.data.shape[0], (self.batch,))
     real = self.data[idx]
     z = torch.randn(self.batch, self.latent)

@@ -82,3 +82,46 @@ def test_dcgan_adapters_start_at_identity_and_are_the_only_adapter_leaves():
   mask = peft.trainable_mask(params, "adapter", g.layer_order)
   share = peft.count(params, mask) / peft.count(params)
   assert 0 < share < 0.2
+
+
+def test_mixed_precision_dot_fp32_exact_bf16_accumulates_in_fp32():
+  from jax import lax
+  from artjax.models import precision
+  x = jax.random.normal(jax.random.key(0), (6, 5, 48))
+  w = jax.random.normal(jax.random.key(1), (48, 32)) / 7.0
+  dims = (((2,), (0,)), ((), ()))
+  # fp32: exactly lax.dot_general
+  assert np.array_equal(precision.dot_general(x, w, dims), lax.dot_general(x, w, dims))
+
+  def loss(w, x, dtype):
+    y = precision.dot_general(x.astype(dtype), w.astype(dtype), dims)
+    assert y.dtype == jnp.float32     # bf16 products accumulate and return in fp32
+    return jnp.sum(jnp.sin(y))
+
+  g32 = jax.grad(loss, argnums=(0, 1))(w, x, jnp.float32)
+  g16 = jax.grad(loss, argnums=(0, 1))(w, x, jnp.bfloat16)
+  for a, b in zip(g32, g16):
+    assert b.dtype == jnp.float32
+    rel = float(jnp.linalg.norm(a - b) / jnp.linalg.norm(a))
+    assert rel < 3e-2, rel
+  # all three products (forward, both backward) multiply bf16 operands with fp32 results:
+  # XLA:CPU must not have sent any of them back to fp32 operands.
+  hlo = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2).lower(
+      w, x, jnp.bfloat16).compile().as_text()
+  assert _dot_types(hlo) == [("bf16", "bf16", "f32")] * 3, _dot_types(hlo)
+
+
+def _dot_types(hlo: str):
+  """(lhs, rhs, result) element types of every dot in compiled HLO text."""
+  import re
+  out, types = [], {}
+  for line in hlo.splitlines():
+    if line.rstrip().endswith("{") and "=" not in line.split("(")[0]:
+      types = {}
+    m = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (\w+)\[", line)
+    if m:
+      types[m.group(1)] = m.group(2)
+      d = re.search(r" dot\(%?([\w.\-]+), %?([\w.\-]+)\)", line)
+      if d:
+        out.append((types.get(d.group(1)), types.get(d.group(2)), m.group(2)))
+  return sorted(out)

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from artjax.models.precision import Linear
+
 
 class MLPClassifier(nnx.Module):
   """Flatten -> [Dense, GELU, LayerNorm] x depth -> logits. `features` = last hidden layer."""
@@ -15,11 +17,11 @@ class MLPClassifier(nnx.Module):
   def __init__(self, image_shape, num_classes, *, width=256, depth=2, dropout=0.1,
                rngs: nnx.Rngs):
     d_in = math.prod(image_shape)
-    self.layers = nnx.List([nnx.Linear(d_in if i == 0 else width, width, rngs=rngs)
+    self.layers = nnx.List([Linear(d_in if i == 0 else width, width, rngs=rngs)
                             for i in range(depth)])
     self.norms = nnx.List([nnx.LayerNorm(width, rngs=rngs) for _ in range(depth)])
     self.dropout_rate = float(dropout)
-    self.out = nnx.Linear(width, num_classes, rngs=rngs)
+    self.out = Linear(width, num_classes, rngs=rngs)
 
   def features(self, x, *, train=False, rng=None):
     h = x.reshape((x.shape[0], -1))

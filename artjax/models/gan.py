@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from artjax import ConfigError
+from artjax.models.precision import Linear
 
 
 def _lrelu(x):
@@ -39,8 +40,8 @@ class SeedGenerator(nnx.Module):
   def __init__(self, image_shape, *, latent_dim=100, hidden=256, rngs: nnx.Rngs):
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
-    self.fc1 = nnx.Linear(latent_dim, hidden, rngs=rngs)
-    self.fc2 = nnx.Linear(hidden, math.prod(image_shape), rngs=rngs)
+    self.fc1 = Linear(latent_dim, hidden, rngs=rngs)
+    self.fc2 = Linear(hidden, math.prod(image_shape), rngs=rngs)
 
   def __call__(self, z, labels=None):
     del labels
@@ -53,8 +54,8 @@ class SeedDiscriminator(nnx.Module):
   layer_order = ("fc1", "fc2")
 
   def __init__(self, image_shape, *, hidden=256, rngs: nnx.Rngs):
-    self.fc1 = nnx.Linear(math.prod(image_shape), hidden, rngs=rngs)
-    self.fc2 = nnx.Linear(hidden, 1, rngs=rngs)
+    self.fc1 = Linear(math.prod(image_shape), hidden, rngs=rngs)
+    self.fc2 = Linear(hidden, 1, rngs=rngs)
 
   def __call__(self, x, labels=None):
     del labels
@@ -67,8 +68,8 @@ class Adapter(nnx.Module):
   so a model with adapters starts exactly at the model without them."""
 
   def __init__(self, features, dim, *, rngs):
-    self.down = nnx.Linear(features, dim, rngs=rngs)
-    self.up = nnx.Linear(dim, features, kernel_init=nnx.initializers.zeros, rngs=rngs)
+    self.down = Linear(features, dim, rngs=rngs)
+    self.up = Linear(dim, features, kernel_init=nnx.initializers.zeros, rngs=rngs)
 
   def __call__(self, h):
     return h + self.up(jax.nn.gelu(self.down(h)))
@@ -96,9 +97,9 @@ class MLPGenerator(nnx.Module):
     self.adapters = _adapters(depth, width, adapter_dim, rngs)
     self.label_embed = _LabelEmbed(num_classes, latent_dim, rngs=rngs) if num_classes else None
     d_in = latent_dim * (2 if num_classes else 1)
-    self.hidden = nnx.List([nnx.Linear(d_in if i == 0 else width, width, rngs=rngs)
+    self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, rngs=rngs)
                             for i in range(depth)])
-    self.out = nnx.Linear(width, math.prod(image_shape), rngs=rngs)
+    self.out = Linear(width, math.prod(image_shape), rngs=rngs)
     self.layer_order = ("label_embed",) + tuple(f"hidden.{i}" for i in range(depth)) + ("out",)
 
   def __call__(self, z, labels=None):
@@ -116,7 +117,7 @@ class _ProjectionHead(nnx.Module):
   """logit = w.h + b (+ <embed(y), h> when conditional)."""
 
   def __init__(self, features, num_classes, *, rngs):
-    self.out = nnx.Linear(features, 1, rngs=rngs)
+    self.out = Linear(features, 1, rngs=rngs)
     self.proj = nnx.Embed(num_classes, features, rngs=rngs) if num_classes else None
 
   def __call__(self, h, labels):
@@ -132,7 +133,7 @@ class MLPDiscriminator(nnx.Module):
                rngs: nnx.Rngs):
     d_in = math.prod(image_shape)
     self.adapters = _adapters(depth, width, adapter_dim, rngs)
-    self.hidden = nnx.List([nnx.Linear(d_in if i == 0 else width, width, rngs=rngs)
+    self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, rngs=rngs)
                             for i in range(depth)])
     self.head = _ProjectionHead(width, num_classes, rngs=rngs)
     self.layer_order = tuple(f"hidden.{i}" for i in range(depth)) + ("head",)
@@ -163,7 +164,7 @@ class ConvGenerator(nnx.Module):
     self.base = (h // 4, w // 4, 2 * width)
     self.label_embed = _LabelEmbed(num_classes, latent_dim, rngs=rngs) if num_classes else None
     d_in = latent_dim * (2 if num_classes else 1)
-    self.fc = nnx.Linear(d_in, math.prod(self.base), rngs=rngs)
+    self.fc = Linear(d_in, math.prod(self.base), rngs=rngs)
     self.conv1 = nnx.Conv(2 * width, 2 * width, (3, 3), rngs=rngs)
     self.conv2 = nnx.Conv(2 * width, width, (3, 3), rngs=rngs)
     self.conv3 = nnx.Conv(width, width, (3, 3), rngs=rngs)
@@ -199,7 +200,7 @@ class ConvDiscriminator(nnx.Module):
     self.conv1 = nnx.Conv(width, width, (4, 4), strides=(2, 2), rngs=rngs)
     self.conv2 = nnx.Conv(width, 2 * width, (4, 4), strides=(2, 2), rngs=rngs)
     feats = (h // 4) * (w // 4) * 2 * width
-    self.fc = nnx.Linear(feats, 4 * width, rngs=rngs)
+    self.fc = Linear(feats, 4 * width, rngs=rngs)
     self.head = _ProjectionHead(4 * width, num_classes, rngs=rngs)
 
   def __call__(self, x, labels=None):

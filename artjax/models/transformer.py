@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from artjax.models.precision import Linear
+
 
 def rope(x, positions, base: float = 10000.0):
   """Rotary position embedding of x [B, L, H, D] at integer positions [L] or [B, L]."""
@@ -47,8 +49,8 @@ class Attention(nnx.Module):
     if d_model % num_heads:
       raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
     self.num_heads = num_heads
-    self.qkv = nnx.Linear(d_model, 3 * d_model, use_bias=False, rngs=rngs)
-    self.out = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
+    self.qkv = Linear(d_model, 3 * d_model, use_bias=False, rngs=rngs)
+    self.out = Linear(d_model, d_model, use_bias=False, rngs=rngs)
 
   def __call__(self, x, q_pos, mask, cache=None, index=None, prefix=None, chunks: int = 1):
     """x [B, T, D]; q_pos [T]; mask [T, S] bool over key slots (cache or sequence).
@@ -92,8 +94,8 @@ class Block(nnx.Module):
     self.norm1 = nnx.LayerNorm(d_model, rngs=rngs)
     self.attn = Attention(d_model, num_heads, rngs=rngs)
     self.norm2 = nnx.LayerNorm(d_model, rngs=rngs)
-    self.mlp_in = nnx.Linear(d_model, d_ff, rngs=rngs)
-    self.mlp_out = nnx.Linear(d_ff, d_model, rngs=rngs)
+    self.mlp_in = Linear(d_model, d_ff, rngs=rngs)
+    self.mlp_out = Linear(d_ff, d_model, rngs=rngs)
 
   def __call__(self, x, q_pos, mask, *, dropout=0.0, rngs=(None, None), cache=None, index=None,
                prefix=None, chunks=1):
@@ -113,7 +115,7 @@ class MusicTransformer(nnx.Module):
     self.embed = nnx.Embed(vocab, d_model, rngs=rngs)
     self.blocks = nnx.List([Block(d_model, num_heads, d_ff, rngs=rngs) for _ in range(num_layers)])
     self.norm = nnx.LayerNorm(d_model, rngs=rngs)
-    self.head = nnx.Linear(d_model, vocab, rngs=rngs)
+    self.head = Linear(d_model, vocab, rngs=rngs)
     self.layer_order = ("embed",) + tuple(f"blocks.{i}" for i in range(num_layers)) + ("norm", "head")
 
   def _layers(self, x, q_pos, mask, rng, caches, index, prefix, chunks=1):
