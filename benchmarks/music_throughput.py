@@ -105,9 +105,18 @@ def main(argv=None):
   print(line, flush=True)
 
   rec["overrides"] = args.set
-  # Sampling: KV cache vs full recomputation.
-  if args.sample_tokens <= 0:
-    return rec
+  if args.sample_tokens > 0:
+    sample_speed(rec, task, state, args)
+  os.makedirs(args.out, exist_ok=True)
+  path = os.path.join(args.out, f"music_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json")
+  with open(path, "w") as f:
+    json.dump(rec, f, indent=2)
+  print(f"wrote {path}")
+  return rec
+
+
+def sample_speed(rec, task, state, args):
+  """Sampling: KV cache vs full recomputation (same prompt, same draws)."""
   model = task.model(task.model_params(state)[0])
   prompt, _ = task.prompt(args.sample_batch)
   n = args.sample_tokens
@@ -130,12 +139,6 @@ def main(argv=None):
   print(f"sample {n} tokens x {args.sample_batch}: cached {rec['sample_cached_tokens_per_s']:,.0f} tokens/s, "
         f"recompute {rec['sample_recompute_tokens_per_s']:,.0f} tokens/s: {rec['kv_cache_speedup']:.1f}x "
         f"(identical tokens: {same})", flush=True)
-  os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, f"music_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json")
-  with open(path, "w") as f:
-    json.dump(rec, f, indent=2)
-  print(f"wrote {path}")
-  return rec
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def get_config(arg: str = "default"):
   c.model = ml_collections.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
                                        "num_heads": 4, "d_ff": 512, "dropout": 0.2,
                                        "conditional": True, "cond_dropout": 0.2,
-                                       "attn_chunks": 4})
+                                       "attn_chunks": 4, "attn_block": 16})
   c.optim = ml_collections.ConfigDict({
       "name": "adamw", "lr": 1e-3, "b1": 0.9, "b2": 0.98, "eps": 1e-9, "weight_decay": 0.1,
       "schedule": "cosine", "warmup_steps": 200, "end_lr_frac": 0.05, "clip_norm": 1.0,

@@ -199,6 +199,14 @@ def test_music_eval_reports_nll_baselines_and_copying(music_workdir):
   assert f"**{res['nll_per_frame']:.3f}**" in report and "RNN-NADE" in report
   # held-out chorales share cadence formulas with the training set: runs of a few frames
   assert res["held_out"]["copy_run_frames"]["median"] >= 2
+  # the control-token diagnostic: scored with the true token, major + minor make up the test NLL
+  m = res["mode_token_nll"]
+  assert set(m) == {"major", "minor"}
+  frames = sum(v["frames"] for v in m.values())
+  assert frames == res["test_split"]["frames"]
+  assert abs(sum(v["true"] * v["frames"] for v in m.values()) / frames - res["nll_per_frame"]) < 1e-3
+  assert all(np.isfinite([v["opposite"], v["none"]]).all() for v in m.values())
+  assert "Mode token" in report
 
 
 @pytest.mark.parametrize("method", ["prefix", "lora"])
@@ -317,10 +325,59 @@ def test_bf16_and_gradient_accumulation_train(tmp_path, chorales):
 def test_chunked_causal_attention_is_exact():
   task, state = _task_and_state()
   toks = jax.random.randint(jax.random.key(0), (2, 41), 0, enc.EOF + 1)
-  task.config.model.attn_chunks = 1
+  task.config.model.update(attn_chunks=1, attn_block=0)
   task.validate()
   one = task.model(state["params"])(toks)
-  for chunks in (3, 4):
-    task.config.model.attn_chunks = chunks
+  for chunks, block in ((3, 0), (4, 0), (1, 4), (4, 16)):
+    task.config.model.update(attn_chunks=chunks, attn_block=block)
     task.validate()
     np.testing.assert_allclose(task.model(state["params"])(toks), one, atol=2e-5)
+
+
+def test_bf16_transformer_matches_fp32():
+  """bf16 compute (bf16 products with fp32 accumulation, attention included) stays close to
+  fp32 on the same parameters: logits and the parameter gradient of the loss."""
+  from artjax.tasks.base import cast_floating
+  task, state = _task_and_state()
+  toks = jax.random.randint(jax.random.key(0), (2, 41), 0, enc.EOF + 1)
+  params = state["params"]
+
+  def loss(p, dtype):
+    logits = task.model(cast_floating(p, dtype))(toks)
+    assert logits.dtype == jnp.float32
+    return jnp.mean(jax.nn.log_softmax(logits)[..., 0]), logits
+
+  (l32, lg32), g32 = jax.value_and_grad(loss, has_aux=True)(params, jnp.float32)
+  (l16, lg16), g16 = jax.value_and_grad(loss, has_aux=True)(params, jnp.bfloat16)
+  assert float(jnp.abs(lg16 - lg32).max()) < 0.05 * float(jnp.abs(lg32).max())
+  a = jnp.concatenate([x.ravel() for x in jax.tree.leaves(g32)])
+  b = jnp.concatenate([x.ravel() for x in jax.tree.leaves(g16)])
+  assert b.dtype == jnp.float32
+  cos = float(a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b)))
+  assert cos > 0.99, cos
+
+
+@pytest.mark.parametrize("prefix_len,chunks,group", [(0, 1, 2), (0, 3, 3), (5, 3, 2)])
+def test_blocked_attention_equals_batched_attention(prefix_len, chunks, group):
+  """blocked_attention (flash-style loop over (sequence, head) pairs, recomputing the
+  probabilities in the backward pass) is exact: values and gradients, prefix included."""
+  from artjax.models.transformer import _attend, blocked_attention
+  b, t, h, d = 3, 37, 2, 8
+  ks = jax.random.split(jax.random.key(0), 6)
+  q, k, v, w = (jax.random.normal(kk, (b, t, h, d)) for kk in ks[:4])
+  pk, pv = (jax.random.normal(kk, (b, max(prefix_len, 1), h, d))[:, :prefix_len] for kk in ks[4:])
+  pos = jnp.arange(t)
+  mask = pos[None, :] <= pos[:, None]
+
+  def ref(q, k, v, pk, pv):
+    return jnp.sum(_attend(q, k, v, mask, (pk, pv) if prefix_len else None) * w)
+
+  def blocked(q, k, v, pk, pv):
+    kk, vv = jnp.concatenate([pk, k], 1), jnp.concatenate([pv, v], 1)
+    return jnp.sum(blocked_attention(q, kk, vv, prefix_len, chunks, group) * w)
+
+  args = (q, k, v, pk, pv)
+  a = jax.value_and_grad(ref, argnums=range(5))(*args)
+  bb = jax.value_and_grad(blocked, argnums=range(5))(*args)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(bb)):
+    np.testing.assert_allclose(x, y, atol=2e-5, rtol=1e-5)

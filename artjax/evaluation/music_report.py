@@ -20,6 +20,29 @@ def test_nll_per_frame(task, state, split: str = "test") -> tuple[float, int]:
   return float(total) / frames, frames
 
 
+def mode_token_nll(task, state, split: str = "test") -> dict:
+  """Does a mode-conditional model use its control token? Test NLL per frame of the major
+  and of the minor chorales, each scored with the true mode token, the opposite one and
+  NOMODE (the classifier-free-guidance token). A model that uses the token scores the
+  true token lowest; equal numbers mean the token is ignored."""
+  from artjax.tasks.music import eval_windows
+  rows, modes = task.split_tokens(split)
+  nll = jax.jit(task.nll_of_windows)
+  out = {}
+  for want, name in ((0, "major"), (1, "minor")):
+    sel = [r for r, m in zip(rows, modes) if m == want]
+    if not sel:
+      continue
+    res = {}
+    for label, tok in (("true", want), ("opposite", 1 - want), ("none", None)):
+      pre = enc.prefix_tokens(tok) if tok is not None else [enc.BOS, enc.NOMODE]
+      ins, tgts, score, frames = eval_windows(sel, [pre] * len(sel), task.config.data.window)
+      res[label] = float(nll(state, ins, tgts, score)) / frames
+    res.update(chorales=len(sel), frames=frames)
+    out[name] = res
+  return out
+
+
 def evaluate_music(task, state, workdir: str, num: int, seed: int = 0) -> dict:
   t0 = time.perf_counter()
   nll, frames = test_nll_per_frame(task, state)
@@ -50,6 +73,8 @@ def evaluate_music(task, state, workdir: str, num: int, seed: int = 0) -> dict:
       "held_out": {"copy_run_frames": mus.copy_stats(index, held_out),
                    "minor_share": mus.minor_share(test_rolls)},
   }
+  if task.conditional:
+    result["mode_token_nll"] = mode_token_nll(task, state)
   result["eval_seconds"] = round(time.perf_counter() - t0, 1)
   with open(os.path.join(workdir, "eval.json"), "w") as f:
     json.dump(result, f, indent=2)
@@ -69,6 +94,11 @@ def evaluate_music(task, state, workdir: str, num: int, seed: int = 0) -> dict:
   if result["samples"]["minor_share_by_requested_mode"]:
     lines.append("By requested mode: " + ", ".join(
         f"{k} -> {v:.2f} minor" for k, v in result["samples"]["minor_share_by_requested_mode"].items()))
+  if "mode_token_nll" in result:
+    lines += ["", "Mode token (test NLL per frame when the control token is the true mode / the "
+              "opposite mode / none):"]
+    lines += [f"- {k} chorales ({v['chorales']}): {v['true']:.3f} / {v['opposite']:.3f} / {v['none']:.3f}"
+              for k, v in result["mode_token_nll"].items()]
   report = "\n".join(lines)
   with open(os.path.join(workdir, "eval.md"), "w") as f:
     f.write(report + "\n")

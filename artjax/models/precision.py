@@ -34,11 +34,11 @@ def _mm(a, b):
 
 
 def _t(a):
-  # A physical transpose. XLA:CPU sends a bf16 dot whose operand is a plain transpose
-  # back to fp32; through a size-1 axis the transpose stays a separate copy and the
-  # product stays on the bf16 kernels.
-  m, n = a.shape
-  return jnp.swapaxes(a.reshape(m, n, 1), 0, 1).reshape(n, m)
+  # A physical transpose of the last two axes. XLA:CPU sends a bf16 dot whose operand is a
+  # plain transpose back to fp32; through a size-1 axis the transpose stays a separate copy
+  # and the product stays on the bf16 kernels.
+  *lead, m, n = a.shape
+  return jnp.swapaxes(a.reshape(*lead, m, n, 1), -3, -2).reshape(*lead, n, m)
 
 
 @jax.custom_vjp
@@ -63,6 +63,31 @@ def _bwd(res, g):
 
 
 bf16_matmul.defvjp(_fwd, _bwd)
+
+
+def _bmm(a, b):
+  return jnp.matmul(a, b, preferred_element_type=_F32)
+
+
+@jax.custom_vjp
+def bf16_bmm(a, b):
+  """Batched a [..., m, k] @ b [..., k, n] (same leading axes) with bf16 operands and fp32
+  accumulation, fp32 result; the backward products stay on bf16 kernels like bf16_matmul."""
+  return _bmm(a.astype(_BF16), b.astype(_BF16))
+
+
+def _bmm_fwd(a, b):
+  ab, bb = a.astype(_BF16), b.astype(_BF16)
+  return _bmm(ab, bb), (ab, bb, jnp.zeros((), a.dtype), jnp.zeros((), b.dtype))
+
+
+def _bmm_bwd(res, g):
+  ab, bb, a_like, b_like = res
+  g = g.astype(_BF16)
+  return _bmm(g, _t(bb)).astype(a_like.dtype), _bmm(_t(ab), g).astype(b_like.dtype)
+
+
+bf16_bmm.defvjp(_bmm_fwd, _bmm_bwd)
 
 
 def _is_plain_matmul(lhs, rhs, dimension_numbers) -> bool:

@@ -99,6 +99,8 @@ class MusicLMTask(Task):
                         "model.cond_dropout > 0 (it uses the model's unconditional mode)")
     if m.get("attn_chunks", 1) < 1:
       raise ConfigError(f"model.attn_chunks must be >= 1, got {m.attn_chunks}")
+    if m.get("attn_block", 0) < 0:
+      raise ConfigError(f"model.attn_block must be >= 0 (0: XLA's batched attention), got {m.attn_block}")
     if not 0.0 <= m.dropout < 1.0:
       raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
     if c.train.batch_size <= 0:
@@ -133,7 +135,7 @@ class MusicLMTask(Task):
   def build(self, key):
     m = self.config.model
     return MusicTransformer(enc.VOCAB, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout,
-                            m.get("attn_chunks", 1), rngs=nnx.Rngs(key))
+                            m.get("attn_chunks", 1), m.get("attn_block", 0), rngs=nnx.Rngs(key))
 
   def describe(self):
     m = self.config.model
