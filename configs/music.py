@@ -14,9 +14,10 @@ def get_config(arg: str = "default"):
   c.task = "music"
   c.seed = 0
   # window: training example length in tokens (about 4.7 tokens per quarter-note frame);
-  # transpose: random transposition of up to +-N semitones per example; mode: all|major|minor.
+  # transpose: random transposition of up to +-N semitones per example; mode: all|major|minor;
+  # start_prob: share of windows that open at the chorale's first frame (else a random frame).
   c.data = ml_collections.ConfigDict({"name": "chorales", "data_dir": "", "window": 256,
-                                      "transpose": 5, "mode": "all"})
+                                      "transpose": 5, "mode": "all", "start_prob": 0.0})
   c.model = ml_collections.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
                                        "num_heads": 4, "d_ff": 512, "dropout": 0.2,
                                        "conditional": True, "cond_dropout": 0.2,

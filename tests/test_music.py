@@ -158,6 +158,20 @@ def test_transposition_keeps_keys_on_the_piano(chorales):
   assert set(seqs[:, 1]) == set(enc.MODE_TOKENS) | {enc.NOMODE}   # mode, or dropped for guidance
 
 
+@pytest.mark.parametrize("start_prob", [0.0, 0.5, 1.0])
+def test_windows_open_at_the_first_frame_with_start_prob(chorales, start_prob):
+  task, _ = _task_and_state()
+  task.config.data.update(transpose=0, start_prob=start_prob)
+  data = task.device_data()
+  data["train_size"] = len(data["train"]["tokens"])
+  w = task.config.data.window
+  openings = {tuple(row[:w]) for row in np.asarray(data["train"]["tokens"])}
+  seqs = np.concatenate([np.asarray(task.batch(jax.random.key(i), data)) for i in range(8)])
+  share = np.mean([tuple(s[task.prefix_len:]) in openings for s in seqs])
+  # a random frame is the first one ~1/60 of the time
+  assert {0.0: share < 0.1, 0.5: 0.3 < share < 0.7, 1.0: share == 1.0}[start_prob], share
+
+
 def test_sample_cli_writes_midi_wav_png_deterministically(music_workdir, tmp_path):
   outs = []
   for name in ("a", "b"):

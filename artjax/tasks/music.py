@@ -251,6 +251,9 @@ class MusicLMTask(Task):
     k_idx, k_frame, k_shift = jax.random.split(key, 3)
     idx = jax.random.randint(k_idx, (b,), 0, data["train_size"])
     f = jnp.floor(jax.random.uniform(k_frame, (b,)) * train["num_frames"][idx]).astype(jnp.int32)
+    p0 = c.data.get("start_prob", 0.0)
+    if p0 > 0:   # this share of windows opens at the chorale's first frame (where the mode is set)
+      f = jnp.where(jax.random.bernoulli(jax.random.fold_in(k_frame, 1), p0, (b,)), 0, f)
     start = train["starts"][idx, f]
     toks = train["tokens"][idx[:, None], start[:, None] + jnp.arange(w)[None]]   # [B, W] gather
     t = c.data.transpose
