@@ -63,7 +63,8 @@ def main(argv, FLAGS) -> None:
       sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid,
                      replica=FLAGS.replica, prime=FLAGS.prime,
                      overrides={"temperature": FLAGS.temperature, "top_p": FLAGS.top_p,
-                                "guidance": FLAGS.guidance, "mode": FLAGS.mode})
+                                "guidance": FLAGS.guidance, "mode": FLAGS.mode,
+                                "key_guidance": FLAGS.key_guidance, "tonic": FLAGS.tonic})
     elif command == "eval":
       if not FLAGS.workdir:
         raise ConfigError("eval needs --workdir=DIR")

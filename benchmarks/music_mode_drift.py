@@ -9,6 +9,9 @@ control token, and does a minor opening stay minor?
    D3 A3 F4 D5 / D major D3 A3 F#4 D5): the share music21's key analysis calls minor over
    their first 4, 8, 16, 32 and 64 frames, beside the same for the first frames of the
    held-out chorales labelled with that mode.
+3. Key-profile steering (`sample.key_guidance` = lambda, a random tonic per sample): the
+   share called minor of --num 64-frame samples asked major / minor, and what the steering
+   costs: the (unsteered) model's own NLL per frame of the samples.
 Writes OUT/music_mode_drift.json and .md.
 """
 
@@ -35,6 +38,16 @@ from artjax.sample import load_state  # noqa: E402
 # keys are MIDI - 21: D3 = 29, A3 = 36, F4 = 44, F#4 = 45, D5 = 53
 TRIADS = {"major": [29, 36, 45, 53], "minor": [29, 36, 44, 53]}
 LENGTHS = (4, 8, 16, 32, 64)
+WEIGHTS = (0.0, 1.0, 2.0)
+
+
+def samples_nll(task, state, tokens, modes) -> float:
+  """The model's NLL per frame of its own samples (without any steering)."""
+  from artjax.tasks.music import eval_windows
+  rows = [t[:int(np.argmax(t == enc.PAD))] if np.any(t == enc.PAD) else t for t in tokens]
+  ins, tgts, score, frames = eval_windows(rows, [task._prefix(m) for m in modes],
+                                          task.config.data.window)
+  return float(jax.jit(task.nll_of_windows)(state, ins, tgts, score)) / frames
 
 
 def main(argv=None):
@@ -59,8 +72,16 @@ def main(argv=None):
     drift[mode] = {str(n): {"samples": mus.minor_share([r[:n] for r in rolls]),
                             "held_out": mus.minor_share([r[:n] for r in real if len(r) >= n])}
                    for n in LENGTHS}
+  steer = {}
+  for w in WEIGHTS:
+    for mode in ("major", "minor"):
+      task.config.sample.update(mode=mode, key_guidance=w, tonic=-1)
+      s = jax.device_get(task.sample(state, 1234, args.num))
+      rolls = [enc.tokens_to_roll(t) for t in s["tokens"]]
+      steer[f"{w:g}/{mode}"] = {"minor_share": mus.minor_share(rolls),
+                                "sample_nll_per_frame": samples_nll(task, state, s["tokens"], s["modes"])}
   result = {"workdir": os.path.abspath(args.cond), "step": int(state["step"]), "num": args.num,
-            "mode_token_nll": token, "minor_share_by_frames": drift,
+            "mode_token_nll": token, "minor_share_by_frames": drift, "key_guidance": steer,
             "wall_s": round(time.perf_counter() - t0, 1)}
   lines = ["Test NLL per frame with the true / opposite / no mode token:", ""]
   lines += [f"- {k} chorales ({v['chorales']}): {v['true']:.3f} / {v['opposite']:.3f} / {v['none']:.3f}"
@@ -72,6 +93,14 @@ def main(argv=None):
   for mode, row in drift.items():
     lines.append(f"| {mode} | " + " | ".join(
         f"{row[str(n)]['samples']:.2f} (Bach {row[str(n)]['held_out']:.2f})" for n in LENGTHS) + " |")
+  lines += ["", "Key-profile steering (`sample.key_guidance`): share called minor, asked major / "
+            "minor, and the model's own NLL per frame of those samples:", "",
+            "| key_guidance | minor share, asked major | asked minor | sample NLL/frame (major / minor) |",
+            "|---|---|---|---|"]
+  for w in WEIGHTS:
+    a, b = steer[f"{w:g}/major"], steer[f"{w:g}/minor"]
+    lines.append(f"| {w:g} | {a['minor_share']:.2f} | {b['minor_share']:.2f} | "
+                 f"{a['sample_nll_per_frame']:.2f} / {b['sample_nll_per_frame']:.2f} |")
   table = "\n".join(lines)
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "music_mode_drift.json"), "w") as f:

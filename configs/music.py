@@ -30,9 +30,12 @@ def get_config(arg: str = "default"):
       "steps": 2500, "batch_size": 16, "steps_per_dispatch": 50, "dtype": "fp32",
       "log_every": 100, "ckpt_every": 1000, "keep": 2, "sample_every": 0, "eval_every": 500,
       "patience": 0, "num_replicas": 1})
-  # guidance: classifier-free guidance scale for the mode token (1 = plain conditional).
+  # guidance: classifier-free guidance scale for the mode token (1 = plain conditional);
+  # key_guidance: weight of key-profile steering towards (tonic, mode) (0 = off); tonic:
+  # pitch class 0-11 (0 = C), -1 = the opening's lowest note, else random per sample.
   c.sample = ml_collections.ConfigDict({"num_frames": 64, "temperature": 1.0, "top_p": 0.95,
-                                        "mode": "alternate", "max_tokens": 0, "guidance": 1.0})
+                                        "mode": "alternate", "max_tokens": 0, "guidance": 1.0,
+                                        "key_guidance": 0.0, "tonic": -1})
   c.finetune = ml_collections.ConfigDict({
       "method": "none", "init_from": "", "k": 1, "prefix_len": 16, "lora_rank": 8,
       "lora_alpha": 16.0, "lora_targets": "attn|mlp"})

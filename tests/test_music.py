@@ -395,3 +395,36 @@ def test_blocked_attention_equals_batched_attention(prefix_len, chunks, group):
   bb = jax.value_and_grad(blocked, argnums=range(5))(*args)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(bb)):
     np.testing.assert_allclose(x, y, atol=2e-5, rtol=1e-5)
+
+
+def test_pitch_class_profiles_of_major_and_minor_chorales(chorales):
+  tr = chorales.splits["train"]
+  prof = enc.pitch_class_profiles(tr["rolls"], tr["tonic"], tr["mode"])
+  np.testing.assert_allclose(prof.sum(1), 1.0)
+  major, minor = prof
+  assert major[4] > 5 * major[3] and minor[3] > 5 * minor[4]      # the third decides the mode
+  assert major[0] > 0.15 and minor[7] > 0.15                       # tonic and fifth are common
+
+
+def test_key_guidance_steers_samples_towards_the_requested_key(music_workdir, tmp_path):
+  from artjax.sample import load_state
+  task, state = load_state(music_workdir)
+  task.config.sample.update(num_frames=16, mode="minor", tonic=2)   # D minor
+  logp = np.log(task.key_profiles()[1])
+
+  def in_key(weight):
+    task.config.sample.key_guidance = weight
+    toks = np.asarray(task.sample(state, 0, 16)["tokens"])
+    keys = toks[toks < enc.NUM_KEYS]
+    return float(np.mean(logp[(keys + 21 - 2) % 12]))   # mean log-profile of sampled notes
+
+  bias = enc.key_bias(task.key_profiles(), np.array([2, 5]), np.array([1, 0]), 2.0)
+  assert bias.shape == (2, enc.VOCAB) and not np.any(bias[:, enc.NUM_KEYS:])
+  np.testing.assert_allclose(np.asarray(bias[:, :12]).mean(1), 0.0, atol=1e-5)
+  assert in_key(3.0) > in_key(0.0) + 0.3
+  out = str(tmp_path / "steered")
+  r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={out}", "--mode=minor",
+              "--key_guidance=2", "--tonic=2")
+  assert r.returncode == 0 and os.path.exists(os.path.join(out, "sample_001.mid")), r.stderr[-2000:]
+  r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={out}", "--tonic=12")
+  assert r.returncode == 2 and "sample.tonic" in r.stderr

@@ -67,3 +67,28 @@ def scored(targets):
 def transpose(tokens, shift):
   """Adds `shift` semitones to key tokens (callers keep them inside 0..87)."""
   return jnp.where(tokens < NUM_KEYS, tokens + shift, tokens)
+
+
+def pitch_class_profiles(rolls, tonics, modes) -> np.ndarray:
+  """[2, 12] share of sounding notes on each pitch class relative to the tonic (0 = tonic,
+  3 = minor third, 4 = major third, ...), for major (row 0) and minor (row 1) pieces, counted
+  over quarter-note frames of `rolls` (uint8 [T, 88]) with their labelled tonic pitch class
+  and mode."""
+  counts = np.ones((2, 12))   # add-one smoothing
+  pc = (np.arange(NUM_KEYS) + 21) % 12
+  for roll, tonic, mode in zip(rolls, tonics, modes):
+    per_key = np.asarray(roll, np.float64).sum(0)
+    np.add.at(counts[int(mode)], (pc - int(tonic)) % 12, per_key)
+  return counts / counts.sum(1, keepdims=True)
+
+
+def key_bias(profiles, tonics, modes, weight: float) -> jnp.ndarray:
+  """[B, VOCAB] logit bias steering samples towards keys (tonic pitch class, mode): each
+  piano key gets weight * log profile[mode][(its pitch class - tonic) % 12], centred over the
+  12 pitch classes so the bias reshapes which notes sound, not how many; other tokens get 0."""
+  logp = np.log(np.asarray(profiles))
+  logp = logp - logp.mean(1, keepdims=True)
+  pc = (jnp.arange(NUM_KEYS) + 21) % 12
+  rel = (pc[None, :] - jnp.asarray(tonics)[:, None]) % 12                 # [B, 88]
+  keys = weight * jnp.asarray(logp, jnp.float32)[jnp.asarray(modes)[:, None], rel]
+  return jnp.concatenate([keys, jnp.zeros((keys.shape[0], VOCAB - NUM_KEYS))], 1)

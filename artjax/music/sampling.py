@@ -10,6 +10,9 @@ temperature, nucleus (top-p) truncation; a sequence stops after `max_frames` fra
 Classifier-free guidance (`guidance` = w, with `uncond_prompt`): the batch runs twice,
 with the conditional and the unconditional prompt; tokens are drawn from
 l_uncond + w * (l_cond - l_uncond) and fed to both halves (w = 1: plain conditional).
+
+`logit_bias` [B, V] is added to every step's logits before drawing (key-profile steering:
+`encoding.key_bias`).
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ def _both(prompt, uncond_prompt):
 
 def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
                   max_frames=1 << 30, prefix=None, cache_dtype=jnp.float32,
-                  guidance=None, uncond_prompt=None):
+                  guidance=None, uncond_prompt=None, logit_bias=None):
   """prompt int32 [B, P] -> sampled tokens [B, steps] (KV cache)."""
   b, p = prompt.shape
+  bias = 0.0 if logit_bias is None else logit_bias
   g = guidance if uncond_prompt is not None else None
   full = _both(prompt, uncond_prompt)
   cache = model.init_cache(full.shape[0], p + steps, cache_dtype)
@@ -64,8 +68,8 @@ def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
 
   def body(carry, k):
     cache, logits, last, frames, t = carry
-    tok, frames = _advance(pick(_guided(logits, b, g), last, k, temperature, top_p), frames,
-                           max_frames)
+    tok, frames = _advance(pick(_guided(logits, b, g) + bias, last, k, temperature, top_p),
+                           frames, max_frames)
     logits, cache = model.decode(_both(tok[:, None], None if g is None else tok[:, None]),
                                  cache, p + t, prefix)
     return (cache, logits[:, 0], tok, frames, t + 1), tok
@@ -76,9 +80,11 @@ def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
 
 
 def sample_recompute(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
-                     max_frames=1 << 30, prefix=None, guidance=None, uncond_prompt=None):
+                     max_frames=1 << 30, prefix=None, guidance=None, uncond_prompt=None,
+                     logit_bias=None):
   """The same sampler without a cache: the whole sequence is recomputed every step."""
   b, p = prompt.shape
+  bias = 0.0 if logit_bias is None else logit_bias
   g = guidance if uncond_prompt is not None else None
   full = _both(prompt, uncond_prompt)
   buf = jnp.concatenate([full, jnp.full((full.shape[0], steps), enc.PAD, jnp.int32)], 1)
@@ -87,8 +93,8 @@ def sample_recompute(model, prompt, steps: int, key, *, temperature=1.0, top_p=1
     buf, frames, t = carry
     logits = jax.lax.dynamic_index_in_dim(model(buf, prefix=prefix), p + t - 1, 1, False)
     last = jax.lax.dynamic_index_in_dim(buf, p + t - 1, 1, False)[:b]
-    tok, frames = _advance(pick(_guided(logits, b, g), last, k, temperature, top_p), frames,
-                           max_frames)
+    tok, frames = _advance(pick(_guided(logits, b, g) + bias, last, k, temperature, top_p),
+                           frames, max_frames)
     buf = jax.lax.dynamic_update_slice(buf, _both(tok, None if g is None else tok)[:, None],
                                        (0, p + t))
     return (buf, frames, t + 1), tok

@@ -99,6 +99,10 @@ class MusicLMTask(Task):
                         "model.cond_dropout > 0 (it uses the model's unconditional mode)")
     if m.get("attn_chunks", 1) < 1:
       raise ConfigError(f"model.attn_chunks must be >= 1, got {m.attn_chunks}")
+    sm = c.sample
+    if sm.get("key_guidance", 0.0) < 0 or not -1 <= sm.get("tonic", -1) <= 11:
+      raise ConfigError(f"sample.key_guidance must be >= 0 and sample.tonic in -1..11, got "
+                        f"{sm.get('key_guidance', 0.0)} and {sm.get('tonic', -1)}")
     if m.get("attn_block", 0) < 0:
       raise ConfigError(f"model.attn_block must be >= 0 (0: XLA's batched attention), got {m.attn_block}")
     if not 0.0 <= m.dropout < 1.0:
@@ -318,6 +322,26 @@ class MusicLMTask(Task):
       return jnp.arange(num, dtype=jnp.int32) % 2
     return jnp.full((num,), 0 if mode == "major" else 1, jnp.int32)
 
+  def key_profiles(self):
+    """[2, 12] pitch-class profiles (relative to the tonic) of the major and minor training
+    chorales, for key-profile steering (`sample.key_guidance`)."""
+    if getattr(self, "_key_profiles", None) is None:
+      ds = data_lib.load_chorales(self.config.data.get("data_dir") or None)
+      tr = ds.splits["train"]
+      self._key_profiles = enc.pitch_class_profiles(tr["rolls"], tr["tonic"], tr["mode"])
+    return self._key_profiles
+
+  def sample_tonics(self, seed, num, opening=None):
+    """Tonic pitch class per sample: `sample.tonic` (0-11, 0 = C), else the lowest note of
+    the opening, else drawn at random per sample."""
+    t = self.config.sample.get("tonic", -1)
+    if t >= 0:
+      return jnp.full((num,), t, jnp.int32)
+    if opening is not None and np.any(np.asarray(opening) < enc.NUM_KEYS):
+      low = int(np.min(np.asarray(opening)[np.asarray(opening) < enc.NUM_KEYS]))
+      return jnp.full((num,), (low + 21) % 12, jnp.int32)
+    return jax.random.randint(jax.random.fold_in(jax.random.key(seed), 3), (num,), 0, 12)
+
   def prompt(self, num, opening=None):
     """[num, P (+ opening)] prompt tokens: BOS, the mode token (conditional), an opening."""
     modes = self.sample_modes(num)
@@ -341,8 +365,12 @@ class MusicLMTask(Task):
     guide = {}
     if self.conditional and s.get("guidance", 1.0) != 1.0:
       guide = dict(guidance=s.guidance, uncond_prompt=prompt.at[:, 1].set(enc.NOMODE))
+    bias = None
+    if s.get("key_guidance", 0.0) > 0:
+      bias = enc.key_bias(self.key_profiles(), self.sample_tonics(seed, num, opening), modes,
+                          s.key_guidance)
     toks = fn(self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
-              top_p=s.top_p, max_frames=frames,
+              top_p=s.top_p, max_frames=frames, logit_bias=bias,
               prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype), **guide)
     if opening is not None:
       toks = jnp.concatenate([prompt[:, self.prefix_len:], toks], 1)
