@@ -60,7 +60,8 @@ class Attention(nnx.Module):
     `chunks` > 1 (full causal sequences only): queries in that many blocks, block i
     attending to keys up to its own end, which skips the masked upper triangle's work.
     `pairs` > 0 (full causal sequences, fp32 only; bf16 runs its batched bf16 products,
-    faster here): `blocked_attention`, that many (sequence, head) pairs per loop step. Returns (y, new_cache)."""
+    faster here): `blocked_attention`, that many (sequence, head) pairs per loop step.
+    Returns (y, new_cache)."""
     b, t, d = x.shape
     h = self.num_heads
     q, k, v = jnp.split(self.qkv(x).reshape(b, t, 3 * h, d // h), 3, axis=2)
@@ -124,8 +125,9 @@ def blocked_attention(q, k, v, prefix_len: int, chunks: int, group: int):
   key slots, a prefix, visible to every query), computed `group` (sequence, head) pairs at a
   time in a loop, flash-attention style: each pair's [T, P+T] probabilities are built in
   cache, used and dropped, and the backward pass recomputes them instead of storing a
-  [B, H, T, P+T] tensor. On CPUs this beats XLA's batched attention products (which run
-  at a fraction of the dense matmul rate) 1.5-2x; `chunks` skips the masked upper triangle."""
+  [B, H, T, P+T] tensor. On this CPU it beats XLA's batched attention products (which run
+  at a fraction of the dense matmul rate): 1.45x forward+backward at the Music Transformer's
+  shapes (batch 32, 257 tokens, 4 heads of 32). `chunks` skips the masked upper triangle."""
   return _blocked_fwd(q, k, v, prefix_len, chunks, group)[0]
 
 
