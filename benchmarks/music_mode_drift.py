@@ -82,6 +82,8 @@ def main(argv=None):
                                 "sample_nll_per_frame": samples_nll(task, state, s["tokens"], s["modes"])}
   result = {"workdir": os.path.abspath(args.cond), "step": int(state["step"]), "num": args.num,
             "mode_token_nll": token, "minor_share_by_frames": drift, "key_guidance": steer,
+            "key_profiles": {m: np.round(row, 4).tolist()
+                             for m, row in zip(("major", "minor"), task.key_profiles())},
             "wall_s": round(time.perf_counter() - t0, 1)}
   lines = ["Test NLL per frame with the true / opposite / no mode token:", ""]
   lines += [f"- {k} chorales ({v['chorales']}): {v['true']:.3f} / {v['opposite']:.3f} / {v['none']:.3f}"
@@ -93,6 +95,10 @@ def main(argv=None):
   for mode, row in drift.items():
     lines.append(f"| {mode} | " + " | ".join(
         f"{row[str(n)]['samples']:.2f} (Bach {row[str(n)]['held_out']:.2f})" for n in LENGTHS) + " |")
+  prof = task.key_profiles()
+  lines += ["", "Pitch-class profiles of the training chorales (share of sounding notes on the minor / "
+            f"major third above the tonic): major {prof[0][3]:.3f} / {prof[0][4]:.3f}, "
+            f"minor {prof[1][3]:.3f} / {prof[1][4]:.3f}."]
   lines += ["", "Key-profile steering (`sample.key_guidance`): share called minor, asked major / "
             "minor, and the model's own NLL per frame of those samples:", "",
             "| key_guidance | minor share, asked major | asked minor | sample NLL/frame (major / minor) |",

@@ -14,7 +14,7 @@ Why this shape, measured with XLA:CPU (jaxlib 0.10) on an AVX512-BF16 CPU:
   into its dimension numbers (what autodiff produces for the backward products), is
   silently converted back to fp32 operands (no faster than fp32);
 * bf16 bias gradients are summed by XLA with a slow precision-preserving reduce-window.
-The custom VJP below gives the backward products explicitly transposed operands, and the
+The custom VJP of `bf16_bmm` gives the backward products explicitly transposed operands, and the
 fp32 outputs keep the elementwise work off bf16. On GPUs and TPUs the same code is the
 usual bf16-with-fp32-accumulation policy.
 """
@@ -29,40 +29,12 @@ _BF16 = jnp.bfloat16
 _F32 = jnp.float32
 
 
-def _mm(a, b):
-  return jnp.dot(a, b, preferred_element_type=_F32)
-
-
 def _t(a):
   # A physical transpose of the last two axes. XLA:CPU sends a bf16 dot whose operand is a
   # plain transpose back to fp32; through a size-1 axis the transpose stays a separate copy
   # and the product stays on the bf16 kernels.
   *lead, m, n = a.shape
   return jnp.swapaxes(a.reshape(*lead, m, n, 1), -3, -2).reshape(*lead, n, m)
-
-
-@jax.custom_vjp
-def bf16_matmul(x, w):
-  """x [..., k] @ w [k, n] with bf16 operands and fp32 accumulation; fp32 result."""
-  return _fwd(x, w)[0]
-
-
-def _fwd(x, w):
-  x2 = x.reshape(-1, x.shape[-1]).astype(_BF16)
-  wb = w.astype(_BF16)
-  y = _mm(x2, wb).reshape(x.shape[:-1] + (w.shape[-1],))
-  return y, (x2, wb, jnp.zeros((), x.dtype), jnp.zeros((), w.dtype))
-
-
-def _bwd(res, g):
-  x2, wb, x_like, w_like = res
-  g2 = g.reshape(-1, g.shape[-1]).astype(_BF16)
-  dx = _mm(g2, _t(wb)).astype(x_like.dtype)
-  dw = _mm(_t(x2), g2).astype(w_like.dtype)
-  return dx.reshape(g.shape[:-1] + (wb.shape[0],)), dw
-
-
-bf16_matmul.defvjp(_fwd, _bwd)
 
 
 def _bmm(a, b):
@@ -72,7 +44,7 @@ def _bmm(a, b):
 @jax.custom_vjp
 def bf16_bmm(a, b):
   """Batched a [..., m, k] @ b [..., k, n] (same leading axes) with bf16 operands and fp32
-  accumulation, fp32 result; the backward products stay on bf16 kernels like bf16_matmul."""
+  accumulation, fp32 result, in the forward and both backward products."""
   return _bmm(a.astype(_BF16), b.astype(_BF16))
 
 
@@ -88,6 +60,13 @@ def _bmm_bwd(res, g):
 
 
 bf16_bmm.defvjp(_bmm_fwd, _bmm_bwd)
+
+
+def bf16_matmul(x, w):
+  """x [..., k] @ w [k, n] with bf16 operands and fp32 accumulation; fp32 result (a Dense
+  layer's product: `bf16_bmm` on x flattened to [rows, k])."""
+  y = bf16_bmm(x.reshape(-1, x.shape[-1]), w)
+  return y.reshape(x.shape[:-1] + (w.shape[-1],))
 
 
 def _is_plain_matmul(lhs, rhs, dimension_numbers) -> bool:

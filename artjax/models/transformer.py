@@ -82,10 +82,8 @@ class Attention(nnx.Module):
       group = max(g for g in range(1, pairs + 1) if (b * h) % g == 0)
       y = blocked_attention(q, k, v, p_len, chunks, group)
     elif cache is None and chunks > 1:
-      size = -(-t // chunks)
-      y = jnp.concatenate([_attend(q[:, s:s + size], k[:, :min(s + size, t)], v[:, :min(s + size, t)],
-                                   mask[s:s + size, :min(s + size, t)], prefix, bf16)
-                           for s in range(0, t, size)], axis=1)
+      y = jnp.concatenate([_attend(q[:, s0:s1], k[:, :e], v[:, :e], m, prefix, bf16)
+                           for s0, s1, e, m in _chunk_spans(t, 0, chunks)], axis=1)
     else:
       y = _attend(q, k, v, mask, prefix, bf16)
     return self.out(y.reshape(b, t, d)), cache
@@ -125,9 +123,9 @@ def blocked_attention(q, k, v, prefix_len: int, chunks: int, group: int):
   key slots, a prefix, visible to every query), computed `group` (sequence, head) pairs at a
   time in a loop, flash-attention style: each pair's [T, P+T] probabilities are built in
   cache, used and dropped, and the backward pass recomputes them instead of storing a
-  [B, H, T, P+T] tensor. On this CPU it beats XLA's batched attention products (which run
-  at a fraction of the dense matmul rate): 1.45x forward+backward at the Music Transformer's
-  shapes (batch 32, 257 tokens, 4 heads of 32). `chunks` skips the masked upper triangle."""
+  [B, H, T, P+T] tensor. On CPUs XLA runs batched attention products at a fraction of the
+  dense matmul rate; this is faster there (`python benchmarks/music_throughput.py --set
+  model.attn_block=0` vs the default 16). `chunks` skips the masked upper triangle."""
   return _blocked_fwd(q, k, v, prefix_len, chunks, group)[0]
 
 
@@ -184,9 +182,9 @@ def _attend(q, k, v, mask, prefix, bf16=False):
   if prefix is not None:
     k, v = jnp.concatenate([prefix[0], k], 1), jnp.concatenate([prefix[1], v], 1)
     mask = jnp.concatenate([jnp.ones((mask.shape[0], prefix[0].shape[1]), bool), mask], 1)
-  scale = 1.0 / math.sqrt(q.shape[-1])
   if bf16:
-    logits = bf16_bmm(jnp.transpose(q * scale, (0, 2, 1, 3)), jnp.transpose(k, (0, 2, 3, 1)))
+    logits = bf16_bmm(jnp.transpose(q / math.sqrt(q.shape[-1]), (0, 2, 1, 3)),
+                      jnp.transpose(k, (0, 2, 3, 1)))
   else:
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / math.sqrt(q.shape[-1])
   logits = jnp.where(mask, logits, -1e30)
