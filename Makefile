@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WORKDIR ?= runs/digits
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test test-slow install bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,10 @@ run: $(STAMP)
 	$(BIN)/python run.py sample --workdir=$(WORKDIR) --num=100 --out=$(WORKDIR)/samples.npz --grid=$(WORKDIR)/samples.png
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest tests -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'

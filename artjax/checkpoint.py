@@ -61,3 +61,23 @@ def save(mgr, step: int, state, *, force=False) -> None:
 def restore(mgr, step: int, abstract_state):
   """Restores into `abstract_state` (ShapeDtypeStructs that carry shardings)."""
   return mgr.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+
+def restore_checked(directory: str, init_fn, seed: int, *, step: int | None = None,
+                    sharding=None):
+  """The state in `directory`'s checkpoints at `step` (default: the latest), shaped like
+  `jax.eval_shape(init_fn, seed)` and checked against it (a ConfigError naming the first
+  mismatch); placed with `sharding` (default: the first local device)."""
+  if sharding is None:
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  mgr = manager(directory, keep=1, create=False)
+  try:
+    step = mgr.latest_step() if step is None else step
+    if step is None:
+      raise ConfigError(f"no checkpoint in workdir {directory!r}")
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
+                          jax.eval_shape(init_fn, seed))
+    check_compatible(mgr, step, target)
+    return restore(mgr, step, target)
+  finally:
+    mgr.close()

@@ -1,14 +1,42 @@
-"""Command-line entry points behind run.py: parse, validate, hand off to the library."""
+"""Command-line entry points behind run.py: one function per command; parse, validate,
+hand off to the library. `main(argv)` is also the in-process entry (tests call it)."""
 
 from __future__ import annotations
 
 import sys
 
 from absl import flags, logging as absl_logging
+from ml_collections import config_flags
 
 from artjax import ConfigError
 
-COMMANDS = ("train", "finetune", "sample", "eval", "compare", "merge")
+SAMPLE_OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic")
+
+
+def define_flags(argv) -> flags.FlagValues:
+  """A fresh set of the launcher's flags (each in-process call parses its own)."""
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "Config file: configs/NAME.py[:ARG].",
+                                   flag_values=fv, lock_config=True, sys_argv=list(argv))
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, samples).", **d)
+  flags.DEFINE_integer("num", 100, "sample: number of samples.", **d)
+  flags.DEFINE_string("out", None, "sample: output .npz file (music: a directory of "
+                      "MIDI/WAV/PNG); merge: output workdir.", **d)
+  flags.DEFINE_string("prime", None, "sample (music): a MIDI file whose frames open every sample.", **d)
+  flags.DEFINE_float("temperature", None, "sample (music): override the config's temperature.", **d)
+  flags.DEFINE_float("top_p", None, "sample (music): override the config's nucleus top-p.", **d)
+  flags.DEFINE_float("guidance", None, "sample (music): classifier-free guidance scale for the "
+                     "mode token.", **d)
+  flags.DEFINE_string("mode", None, "sample (music): alternate | major | minor (the requested mode).", **d)
+  flags.DEFINE_float("key_guidance", None, "sample (music): key-profile steering weight towards --mode.", **d)
+  flags.DEFINE_integer("tonic", None, "sample (music): tonic pitch class 0-11 (0 = C) for key steering.", **d)
+  flags.DEFINE_integer("seed", 0, "sample: random seed.", **d)
+  flags.DEFINE_string("grid", None, "sample: optional PNG grid of the samples.", **d)
+  flags.DEFINE_integer("replica", None, "sample/eval: which replica of a population.", **d)
+  flags.DEFINE_string("init_from", None, "finetune: the pretrained workdir.", **d)
+  flags.DEFINE_bool("best", False, "eval: use the best checkpoint (by validation FDD).", **d)
+  return fv
 
 
 def _fail(msg: str) -> None:
@@ -16,10 +44,10 @@ def _fail(msg: str) -> None:
   sys.exit(2)
 
 
-def parse_flags(argv):
+def parse_flags(fv, argv):
   """absl flag parsing with one-line errors (unknown config key, wrong type, ...)."""
   try:
-    return flags.FLAGS(argv)
+    return fv(argv)
   except flags.Error as e:
     _fail(str(e).splitlines()[0])
   except (KeyError, AttributeError) as e:
@@ -32,54 +60,92 @@ def parse_flags(argv):
     _fail(f"bad config: {e}")
 
 
+def _need(FLAGS, *names, command):
+  missing = [n for n in names if not FLAGS[n].value]
+  if missing:
+    raise ConfigError(f"{command} needs " + " and ".join(f"--{n}" for n in missing))
 
 
-def main(argv, FLAGS) -> None:
+def cmd_train(FLAGS, args):
+  from artjax.train import train
+  _need(FLAGS, "config", "workdir", command="train")
+  train(FLAGS.config, FLAGS.workdir)
+
+
+def cmd_finetune(FLAGS, args):
+  from artjax.train import train
+  _need(FLAGS, "config", "workdir", command="finetune")
+  c = FLAGS.config
+  if c.finetune.method == "none":
+    raise ConfigError("finetune needs a config with finetune.method set (configs/finetune.py:"
+                      "full|top|freeze_d|lora|adapter|bitfit, configs/music.py:prefix_minor|lora_minor)")
+  if FLAGS.init_from:
+    c.finetune.init_from = FLAGS.init_from
+  if not c.finetune.init_from:
+    raise ConfigError("finetune needs --init_from=PRETRAINED_WORKDIR")
+  train(c, FLAGS.workdir)
+
+
+def cmd_sample(FLAGS, args):
+  from artjax.sample import sample_to_file
+  _need(FLAGS, "workdir", "out", command="sample")
+  sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid,
+                 replica=FLAGS.replica, options={k: FLAGS[k].value for k in SAMPLE_OPTIONS})
+
+
+def load_evaluator(dataset: str, data_dir: str | None = None):
+  """The dataset's evaluator classifier, trained by the loop on first use."""
+  from artjax.evaluation import evaluator
+  from artjax.train import ensure_trained
+  ensure_trained(*evaluator.requirement(dataset, data_dir))
+  return evaluator.Evaluator(dataset, data_dir)
+
+
+def cmd_eval(FLAGS, args):
+  from artjax import runs
+  from artjax.evaluation.report import evaluate_workdir
+  _need(FLAGS, "workdir", command="eval")
+  config = runs.load_config(FLAGS.workdir)
+  if config.task == "gan":
+    load_evaluator(config.data.name, config.data.data_dir or None)
+  evaluate_workdir(FLAGS.workdir, FLAGS.num if FLAGS["num"].present else None,
+                   seed=FLAGS.seed, best=FLAGS.best, replica=FLAGS.replica)
+
+
+def cmd_merge(FLAGS, args):
+  from artjax.finetune import merge_workdir
+  _need(FLAGS, "workdir", "out", command="merge")
+  merge_workdir(FLAGS.workdir, FLAGS.out)
+
+
+def cmd_compare(FLAGS, args):
+  from artjax.evaluation.report import compare
+  if not args:
+    raise ConfigError("compare needs one or more workdirs: run.py compare DIR_A DIR_B ...")
+  compare(args)
+
+
+COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sample": cmd_sample, "eval": cmd_eval,
+            "compare": cmd_compare, "merge": cmd_merge}
+
+
+def dispatch(fv, argv) -> None:
+  """After flag parsing: argv[1] is the command, the rest its positional arguments."""
   args = argv[1:]
   if not args or args[0] not in COMMANDS or (args[0] != "compare" and len(args) != 1):
     _fail(f"usage: run.py {{{'|'.join(COMMANDS)}}} [flags]; got {args}")
-  command = args[0]
   absl_logging.set_verbosity(absl_logging.WARNING)
   try:
-    if command in ("train", "finetune"):
-      if FLAGS.config is None:
-        raise ConfigError("train needs --config=configs/NAME.py[:ARG]")
-      if not FLAGS.workdir:
-        raise ConfigError("train needs --workdir=DIR")
-      from artjax.train import train
-      if command == "finetune":
-        if "finetune" not in FLAGS.config or FLAGS.config.finetune.method == "none":
-          raise ConfigError("finetune needs a config with finetune.method set "
-                            "(configs/finetune.py:full|top|freeze_d|lora|adapter|bitfit, configs/music.py:prefix_minor|lora_minor)")
-        if FLAGS.init_from:
-          FLAGS.config.finetune.init_from = FLAGS.init_from
-        if not FLAGS.config.finetune.init_from:
-          raise ConfigError("finetune needs --init_from=PRETRAINED_WORKDIR")
-      train(FLAGS.config, FLAGS.workdir)
-    elif command == "sample":
-      if not FLAGS.workdir or not FLAGS.out:
-        raise ConfigError("sample needs --workdir=DIR and --out=FILE.npz (music: --out=DIR)")
-      from artjax.sample import sample_to_file
-      sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid,
-                     replica=FLAGS.replica, prime=FLAGS.prime,
-                     overrides={"temperature": FLAGS.temperature, "top_p": FLAGS.top_p,
-                                "guidance": FLAGS.guidance, "mode": FLAGS.mode,
-                                "key_guidance": FLAGS.key_guidance, "tonic": FLAGS.tonic})
-    elif command == "eval":
-      if not FLAGS.workdir:
-        raise ConfigError("eval needs --workdir=DIR")
-      from artjax.evaluation.report import evaluate_workdir
-      evaluate_workdir(FLAGS.workdir, FLAGS.num if FLAGS["num"].present else None,
-                       seed=FLAGS.seed, best=FLAGS.best, replica=FLAGS.replica)
-    elif command == "merge":
-      if not FLAGS.workdir or not FLAGS.out:
-        raise ConfigError("merge needs --workdir=DIR and --out=DIR2")
-      from artjax.finetune import merge_workdir
-      merge_workdir(FLAGS.workdir, FLAGS.out)
-    elif command == "compare":
-      if len(args) < 2:
-        raise ConfigError("compare needs one or more workdirs: run.py compare DIR_A DIR_B ...")
-      from artjax.evaluation.report import compare
-      compare(args[1:])
+    COMMANDS[args[0]](fv, args[1:])
   except ConfigError as e:
     _fail(str(e))
+
+
+def main(argv) -> int:
+  """Parses `argv` (argv[0] = program) and runs the command; returns the exit code."""
+  try:
+    fv = define_flags(argv)
+    dispatch(fv, parse_flags(fv, argv))
+  except SystemExit as e:
+    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+  return 0

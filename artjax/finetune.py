@@ -1,4 +1,5 @@
-"""`run.py merge`: fold LoRA factors into plain weights and write a plain workdir."""
+"""`run.py merge`: fold LoRA factors into plain weights and write a plain workdir (any task
+whose fine-tuning is LoRA: the GANs and the Music Transformer)."""
 
 from __future__ import annotations
 
@@ -6,33 +7,41 @@ import os
 
 import jax
 
-from artjax import ConfigError, checkpoint
+from artjax import ConfigError, checkpoint, runs
 from artjax.tasks import build_task
 
 
-def merge_workdir(workdir: str, out: str) -> None:
-  from artjax.sample import load_state
-  task, state = load_state(workdir)
-  method = getattr(task, "method", "none")
-  if method == "adapter":
+def merged_state(task, state) -> tuple:
+  """(plain config, plain task, plain state): the LoRA run as a run without fine-tuning.
+  Model weights have LoRA folded in; step, rng, EMA and the rest carry over; optimizer
+  states are fresh (their shapes belong to the LoRA factors)."""
+  ft = task.finetune
+  if ft is not None and ft.method == "adapter":
     raise ConfigError("Houlsby adapters have a nonlinearity and cannot be folded into the "
                       "weights; sample from the adapted workdir directly")
-  if method != "lora":
-    raise ConfigError(f"{workdir!r} was not fine-tuned with LoRA: nothing to merge")
-  if os.path.exists(os.path.join(out, "checkpoints")):
-    raise ConfigError(f"{out!r} already holds checkpoints; choose an empty --out")
+  if ft is None or not ft.mergeable:
+    raise ConfigError("this run was not fine-tuned with LoRA: nothing to merge")
   config = task.config.copy_and_resolve_references()
   config.finetune.method = "none"
   config.finetune.init_from = ""
   plain = build_task(config)
-  merged = jax.jit(plain.init_state, static_argnums=0)(config.seed)
-  merged = dict(merged, step=state["step"], rng=state["rng"],
-                g=task.g_params_of(state), d=task.d_params_of(state))
-  if "ema" in state:
-    merged["ema"] = state["ema"]
+  fresh = jax.jit(plain.init_state, static_argnums=0)(config.seed)
+  folded = ft.merged(state)
+  out = {k: folded[k] if k in folded else (fresh[k] if k in plain.opt_keys else state[k])
+         for k in fresh}
+  return config, plain, out
+
+
+def merge_workdir(workdir: str, out: str) -> None:
+  task, state = runs.open_run(workdir)
+  if os.path.exists(os.path.join(out, "checkpoints")):
+    raise ConfigError(f"{out!r} already holds checkpoints; choose an empty --out")
+  try:
+    config, _, merged = merged_state(task, state)
+  except ConfigError as e:
+    raise ConfigError(f"{workdir!r}: {e}") from e
   os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  runs.write_config(out, config)
   mgr = checkpoint.manager(out, keep=1)
   checkpoint.save(mgr, int(state["step"]), merged, force=True)
   mgr.wait_until_finished()

@@ -41,7 +41,7 @@ def learning_rate_schedule(cfg, total_steps: int):
   if cfg.schedule == "cosine":
     return optax.warmup_cosine_decay_schedule(
         0.0, cfg.lr, warmup_steps=max(cfg.warmup_steps, 0),
-        decay_steps=max(total_steps, cfg.warmup_steps + 1), end_value=cfg.lr * cfg.get("end_lr_frac", 0.0))
+        decay_steps=max(total_steps, cfg.warmup_steps + 1), end_value=cfg.lr * cfg.end_lr_frac)
   raise ConfigError(f"unknown optim.schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
 
 
@@ -74,7 +74,7 @@ def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
     if cfg.clip_norm:
       parts.append(optax.clip_by_global_norm(cfg.clip_norm))
     if cfg.name in ("adam", "adamw"):
-      parts.append(optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=cfg.get("eps", 1e-8)))
+      parts.append(optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=cfg.eps))
     elif cfg.b1:
       parts.append(optax.trace(decay=cfg.b1))
     # Plain `adam` with weight_decay > 0 decays decoupled too (AdamW); coupled L2 is not

@@ -30,17 +30,16 @@ def initialize_distributed(cfg=None) -> bool:
   anything touches a device; a second call is a no-op. Returns True if distributed.
   """
   import os
-  d = cfg.get("distributed", None) if cfg is not None else None
-  d = d or {}
-  coord = d.get("coordinator", "") or os.environ.get("ARTJAX_COORDINATOR", "")
-  auto = bool(d.get("auto", False))
+  d = cfg.distributed if cfg is not None else None
+  coord = (d.coordinator if d is not None else "") or os.environ.get("ARTJAX_COORDINATOR", "")
+  auto = bool(d.auto) if d is not None else False
   if not coord and not auto:
     return False
   if getattr(initialize_distributed, "_done", False):
     return True
   if coord:
-    num = int(d.get("num_processes", 0) or os.environ.get("ARTJAX_NUM_PROCESSES", 0))
-    pid = d.get("process_id", -1)
+    num = int((d.num_processes if d is not None else 0) or os.environ.get("ARTJAX_NUM_PROCESSES", 0))
+    pid = d.process_id if d is not None else -1
     pid = int(os.environ.get("ARTJAX_PROCESS_ID", -1)) if pid is None or pid < 0 else int(pid)
     if num < 1 or not 0 <= pid < num:
       raise ConfigError(f"distributed.coordinator={coord!r} needs num_processes >= 1 and "

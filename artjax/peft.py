@@ -14,6 +14,9 @@ GAN, the evaluator and future sequence models share it.
   `prefix` (artjax.models.transformer) let every query attend to them.
 * `optimizer_for(tx, mask)`: an optax transformation that updates only masked leaves and
   keeps no optimizer state for the frozen ones.
+* `FineTune`: the one object every task uses to wire a method to its models: per-model
+  rules, masks, LoRA/prefix parameters and their initialisation, the effective weights,
+  the optimizer wrapping, loading pretrained weights and merging LoRA.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ import optax
 from artjax import ConfigError
 
 METHODS = ("full", "top", "freeze_d", "lora", "adapter", "bitfit", "prefix")
+#: what a method does to one model (a task maps its methods to per-model rules)
+RULES = ("none", "full", "top", "bottom_frozen", "bitfit", "adapter", "lora", "prefix")
+_MASKED = ("top", "bottom_frozen", "bitfit", "adapter")
 _BIAS_LIKE = ("bias", "scale")
 
 
@@ -151,3 +157,78 @@ def load_pretrained(fresh, pretrained, what: str, new_ok: tuple = ()):
                         f"{np.shape(have[p])} vs the config's {np.shape(x)}")
     return have[p]
   return jax.tree_util.tree_map_with_path(leaf, fresh)
+
+
+class FineTune:
+  """A fine-tuning method applied to a task's models, one rule per model.
+
+  `models`: {state key: (abstract params, layer_order, rule)} with rule in RULES (the task
+  maps its method to rules, e.g. FreezeD: the generator "full", the discriminator
+  "bottom_frozen"). State layout: the model's weights stay under its key; LoRA factors or a
+  prefix live under `key(name)` (e.g. "g_lora", "params_prefix") and are what the
+  optimizer updates; for masked rules the optimizer updates the weights themselves but
+  keeps no state for frozen leaves. `prefix_shape` (layers, length, heads, head_dim) is
+  needed by the "prefix" rule."""
+
+  def __init__(self, ft, models: dict, prefix_shape: tuple | None = None):
+    self.method = ft.method
+    self.cfg = ft
+    self.rules = {name: rule for name, (_, _, rule) in models.items()}
+    self.masks = {}
+    for name, (params, order, rule) in models.items():
+      if rule not in RULES:
+        raise ConfigError(f"unknown fine-tuning rule {rule!r} for {name}")
+      if rule in _MASKED:
+        self.masks[name] = trainable_mask(params, rule, order, ft.k)
+      if rule == "lora" and not lora_targets(params, ft.lora_targets):
+        raise ConfigError(f"finetune.lora_targets={ft.lora_targets!r} matches no dense or conv "
+                          f"kernel of {name}")
+      if rule == "prefix" and prefix_shape is None:
+        raise ConfigError(f"finetune.method=prefix: the {name} model has no attention prefix")
+    self.prefix_shape = prefix_shape
+
+  @property
+  def mergeable(self) -> bool:
+    return any(r == "lora" for r in self.rules.values())
+
+  def key(self, name: str) -> str:
+    """The state key the optimizer updates for model `name`."""
+    rule = self.rules[name]
+    return f"{name}_{rule}" if rule in ("lora", "prefix") else name
+
+  def init(self, params: dict, key) -> dict:
+    """The extra state entries (LoRA factors, prefixes) for {name: initial weights}."""
+    out = {}
+    for i, (name, rule) in enumerate(self.rules.items()):
+      k = jax.random.fold_in(key, i)
+      if rule == "lora":
+        out[self.key(name)] = init_lora(params[name], k, self.cfg.lora_rank, self.cfg.lora_targets)
+      elif rule == "prefix":
+        layers, _, heads, head_dim = self.prefix_shape
+        out[self.key(name)] = init_prefix(k, layers, self.cfg.prefix_len, heads, head_dim)
+    return out
+
+  def optimizer(self, name: str, tx: optax.GradientTransformation):
+    return optimizer_for(tx, self.masks[name]) if name in self.masks else tx
+
+  def weights(self, state: dict, name: str, trainable=None):
+    """Model `name`'s effective weights (LoRA folded in); `trainable` replaces the state's
+    trainable entry (inside a gradient)."""
+    tp = state[self.key(name)] if trainable is None else trainable
+    if self.rules[name] == "lora":
+      return apply_lora(state[name], tp, self.cfg.lora_alpha)
+    if self.rules[name] == "prefix":
+      return state[name]
+    return tp
+
+  def prefix(self, state: dict, name: str, trainable=None):
+    if self.rules[name] != "prefix":
+      return None
+    return state[self.key(name)] if trainable is None else trainable
+
+  def trainable_count(self, abstract_state: dict) -> int:
+    return sum(count(abstract_state[self.key(n)], self.masks.get(n)) for n in self.rules)
+
+  def merged(self, state: dict) -> dict:
+    """{name: plain weights} with LoRA folded in (the merge)."""
+    return {name: self.weights(state, name) for name in self.rules}

@@ -3,59 +3,51 @@
 # token), and fine-tuning an unconditional model to minor-mode chorales:
 #   python run.py finetune --config=configs/music.py:prefix_minor --init_from=runs/music_uncond --workdir=DIR
 #   python run.py finetune --config=configs/music.py:lora_minor   --init_from=runs/music_uncond --workdir=DIR
+# Option `smoke` (e.g. `:default,smoke`): a tiny Transformer, a seconds-long run.
 """Music Transformer configs (Bach chorales, JSB-like piano-roll frames)."""
 
-import ml_collections
+from configs import common
+
+VARIANTS = ("default", "uncond", "prefix_minor", "lora_minor", "full_minor")
 
 
 def get_config(arg: str = "default"):
-  arg = arg or "default"
-  c = ml_collections.ConfigDict()
-  c.task = "music"
-  c.seed = 0
+  name, opts = common.parse_arg(arg, "default", VARIANTS)
   # window: training example length in tokens (about 4.7 tokens per quarter-note frame);
   # transpose: random transposition of up to +-N semitones per example; mode: all|major|minor;
   # start_prob: share of windows that open at the chorale's first frame (else a random frame).
-  c.data = ml_collections.ConfigDict({"name": "chorales", "data_dir": "", "window": 256,
-                                      "transpose": 5, "mode": "all", "start_prob": 0.0})
-  c.model = ml_collections.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
-                                       "num_heads": 4, "d_ff": 512, "dropout": 0.2,
-                                       "conditional": True, "cond_dropout": 0.2,
-                                       "attn_chunks": 4, "attn_block": 16})
-  c.optim = ml_collections.ConfigDict({
-      "name": "adamw", "lr": 1e-3, "b1": 0.9, "b2": 0.98, "eps": 1e-9, "weight_decay": 0.1,
-      "schedule": "cosine", "warmup_steps": 200, "end_lr_frac": 0.05, "clip_norm": 1.0,
-      "grad_accum": 1})
-  c.train = ml_collections.ConfigDict({
-      "steps": 2500, "batch_size": 16, "steps_per_dispatch": 50, "dtype": "fp32",
-      "log_every": 100, "ckpt_every": 1000, "keep": 2, "sample_every": 0, "eval_every": 500,
-      "patience": 0, "num_replicas": 1})
+  c = common.base("music", {"name": "chorales", "window": 256, "transpose": 5, "mode": "all",
+                            "start_prob": 0.0})
+  # attn_chunks / attn_block: speed only, exact (causal query blocks; flash-style fp32
+  # attention over that many (sequence, head) pairs at a time, 0 = XLA's batched products).
+  c.model = common.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
+                               "num_heads": 4, "d_ff": 512, "dropout": 0.2,
+                               "conditional": True, "cond_dropout": 0.2,
+                               "attn_chunks": 4, "attn_block": 16})
+  c.optim = common.optim(name="adamw", lr=1e-3, b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.1,
+                         schedule="cosine", warmup_steps=200, end_lr_frac=0.05, clip_norm=1.0)
+  c.train.update(steps=2500, batch_size=16, steps_per_dispatch=50, log_every=100,
+                 ckpt_every=1000, keep=2, sample_every=0, eval_every=500)
   # guidance: classifier-free guidance scale for the mode token (1 = plain conditional);
   # key_guidance: weight of key-profile steering towards (tonic, mode) (0 = off); tonic:
-  # pitch class 0-11 (0 = C), -1 = the opening's lowest note, else random per sample.
-  c.sample = ml_collections.ConfigDict({"num_frames": 64, "temperature": 1.0, "top_p": 0.95,
-                                        "mode": "alternate", "max_tokens": 0, "guidance": 1.0,
-                                        "key_guidance": 0.0, "tonic": -1})
-  c.finetune = ml_collections.ConfigDict({
-      "method": "none", "init_from": "", "k": 1, "prefix_len": 16, "lora_rank": 8,
-      "lora_alpha": 16.0, "lora_targets": "attn|mlp"})
-  c.mesh = ml_collections.ConfigDict({"num_devices": 0})
-  c.distributed = ml_collections.ConfigDict(
-      {"coordinator": "", "num_processes": 0, "process_id": -1, "auto": False})
-  c.population = ml_collections.ConfigDict({"lr": (), "weight_decay": ()})
-
-  if arg == "default":
-    pass
-  elif arg == "uncond":
+  # pitch class 0-11 (0 = C), -1 = the opening's lowest note, else random per sample;
+  # max_tokens: cap on sampled tokens (0 = 8 per frame).
+  c.sample = common.ConfigDict({"num_frames": 64, "temperature": 1.0, "top_p": 0.95,
+                                "mode": "alternate", "max_tokens": 0, "guidance": 1.0,
+                                "key_guidance": 0.0, "tonic": -1})
+  c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
+  if name == "uncond":
     c.model.update(conditional=False, cond_dropout=0.0)
-  elif arg in ("prefix_minor", "lora_minor", "full_minor"):
+  elif name in ("prefix_minor", "lora_minor", "full_minor"):
     c.model.update(conditional=False, cond_dropout=0.0)
     c.data.mode = "minor"
-    c.finetune.method = arg.split("_")[0]
+    c.finetune.method = name.split("_")[0]
     c.sample.mode = "minor"
-    c.optim.update(lr=1e-3 if arg != "full_minor" else 2e-4, warmup_steps=50, weight_decay=0.0)
+    c.optim.update(lr=1e-3 if name != "full_minor" else 2e-4, warmup_steps=50, weight_decay=0.0)
     c.train.update(steps=600, eval_every=100, ckpt_every=300)
-  else:
-    raise ValueError(f"unknown music config {arg!r}; use default, uncond, prefix_minor, "
-                     "lora_minor or full_minor")
+  if "smoke" in opts:
+    c.model.update(d_model=32, num_layers=2, num_heads=2, d_ff=64, dropout=0.1)
+    c.data.window = 64
+    c.sample.num_frames = 12
+    common.smoke(c, steps=40, batch_size=8)
   return c

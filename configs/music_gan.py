@@ -5,24 +5,22 @@
 (8 quarter-note frames x 88 keys), trained adversarially against real chorale segments by
 the same GAN task as the paintings, conditioned on mode (major / minor)."""
 
-
-from configs.gan import get_config as gan_config
+from configs import common
+from configs.gan import get_config as gan_config, shrink
 
 
 def get_config(arg: str = "default"):
-  arg = arg or "default"
+  name, opts = common.parse_arg(arg, "default", ("default", "seed"))
   c = gan_config("digits")
   c.data.name = "chorale_rolls"
   c.model.update(name="mlp", latent_dim=10, width=512, depth=2, conditional=True)
   c.gan.update(diffaugment="", ema_decay=0.999)
   c.train.update(steps=4000, batch_size=128, steps_per_dispatch=100, log_every=500,
                  ckpt_every=2000, sample_every=2000, eval_every=2000, grid_size=20)
-  if arg == "seed":   # the seed's exact networks (sigmoid MLPs), unconditional
+  if name == "seed":   # the seed's exact networks (sigmoid MLPs), unconditional
     c.model.update(name="mlp_seed", latent_dim=10, width=256, conditional=False)
     c.gan.ema_decay = 0.0
     c.optim.update(name="adam", lr=2e-4, b1=0.9)
-  elif arg != "default":
-    raise ValueError(f"unknown music_gan config {arg!r}; use default or seed")
+  if "smoke" in opts:
+    shrink(c)
   return c
-
-

@@ -7,14 +7,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
+# One data dir for every test run on this machine (prepared digits, the trained evaluator,
+# parsed chorales are reused; each is keyed by its builder version or fingerprint) and a
+# persistent JAX compilation cache; subprocesses inherit both through the environment.
+CACHE = os.environ.get("ARTJAX_TEST_CACHE") or os.path.join(
+    os.path.expanduser("~"), ".cache", "artjax", "tests")
+os.environ.setdefault("ARTJAX_TEST_DATA_DIR", os.path.join(CACHE, "data"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(CACHE, "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "slow: long convergence / multi-process tests (make test-slow)")
+
 
 @pytest.fixture(scope="session", autouse=True)
-def data_dir(tmp_path_factory):
-  """A private TFDS data dir for the whole session (digits prepared once)."""
-  d = os.environ.get("ARTJAX_TEST_DATA_DIR") or str(tmp_path_factory.mktemp("tfds"))
+def data_dir():
+  """The shared TFDS data dir (digits prepared once, before any subprocess reads it)."""
+  d = os.environ["ARTJAX_TEST_DATA_DIR"]
+  os.makedirs(d, exist_ok=True)
   os.environ["ARTJAX_DATA_DIR"] = d
   from artjax import data
-  data.load_images("digits", d)   # prepared once, before any subprocess reads it
+  data.load_images("digits", d)
   return d
 
 
@@ -30,7 +45,7 @@ def trained_workdir(tmp_path_factory, data_dir):
 
 @pytest.fixture(scope="session")
 def chorales(data_dir):
-  """Bach chorales prepared once per session (about 20 s on 2 cores)."""
+  """Bach chorales prepared once (about 20 s on 2 cores the first time, then cached)."""
   from artjax import data
   return data.load_chorales(data_dir)
 

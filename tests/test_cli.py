@@ -7,7 +7,7 @@ import pytest
 
 from helpers import run_cli
 
-TRAIN = ["train", "--config=configs/gan.py:digits", "--config.train.steps=20",
+TRAIN = ["train", "--config=configs/gan.py:digits,smoke", "--config.train.steps=20",
          "--config.train.steps_per_dispatch=10", "--config.train.log_every=10",
          "--config.train.ckpt_every=0", "--config.train.sample_every=0", "--config.mesh.num_devices=1"]
 

@@ -7,17 +7,14 @@ import numpy as np
 import pytest
 
 from artjax import ConfigError
-from artjax.sample import load_state
+from artjax.runs import open_run as load_state
 from artjax.train import train
 
 
 def ft_config(method, steps=20, **kw):
   from configs.finetune import get_config
-  c = get_config(method)
-  c.model.width = 64
-  c.mesh.num_devices = 1
-  c.train.update(steps=steps, batch_size=32, steps_per_dispatch=10, log_every=10, ckpt_every=0,
-                 sample_every=0, eval_every=0)
+  c = get_config(f"{method},smoke")
+  c.train.update(steps=steps, steps_per_dispatch=10, log_every=10)
   c.train.update(**kw)
   return c
 
@@ -44,7 +41,7 @@ def test_top_and_bitfit_freeze_exactly(pretrained, tmp_path):
   _, pre = load_state(pretrained)
   for method in ("top", "bitfit", "freeze_d"):
     task, st = _finetune(method, pretrained, str(tmp_path / method))
-    for net, mask in (("g", task.g_mask), ("d", task.d_mask)):
+    for net, mask in (("g", task.finetune.masks.get("g")), ("d", task.finetune.masks.get("d"))):
       before, after = _flat(pre[net]), _flat(st[net])
       trained = _flat(mask) if mask is not None else {k: True for k in before}
       for k in before:
@@ -103,10 +100,11 @@ def test_mismatched_pretrained_is_refused(pretrained, tmp_path):
   assert not os.path.exists(wd / "config.json") and not os.path.exists(wd / "checkpoints")
 
 
+@pytest.mark.slow
 def test_finetune_moves_target_class_metrics(pretrained, tmp_path, data_dir):
   """Pretrained on digits 0-8, adapted with 50 nines: samples become nines."""
-  from artjax.evaluation import Evaluator
-  ev = Evaluator("digits", data_dir, verbose=False)
+  from artjax.cli import load_evaluator
+  ev = load_evaluator("digits", data_dir)
   pre_task, pre = load_state(pretrained)
   before = ev.probs(np.asarray(pre_task.sample(pre, 1, 200)["images"])).argmax(1)
   task, st = _finetune("full", pretrained, str(tmp_path / "full"), steps=300,
@@ -118,14 +116,11 @@ def test_finetune_moves_target_class_metrics(pretrained, tmp_path, data_dir):
 
 def test_finetune_and_merge_commands(pretrained, tmp_path):
   from helpers import run_cli
-  small = ["--config.model.width=64", "--config.train.steps=20", "--config.train.batch_size=32",
-           "--config.train.steps_per_dispatch=10", "--config.train.log_every=10",
-           "--config.train.ckpt_every=0", "--config.train.sample_every=0",
-           "--config.train.eval_every=0", "--config.mesh.num_devices=1"]
+  small = ["--config.train.steps=20"]
   wd, out = tmp_path / "ft", tmp_path / "merged"
-  r = run_cli("finetune", "--config=configs/finetune.py:lora", f"--workdir={wd}", *small)
+  r = run_cli("finetune", "--config=configs/finetune.py:lora,smoke", f"--workdir={wd}", *small)
   assert r.returncode != 0 and "--init_from" in r.stderr.strip().splitlines()[-1]
-  r = run_cli("finetune", "--config=configs/finetune.py:lora", f"--init_from={pretrained}",
+  r = run_cli("finetune", "--config=configs/finetune.py:lora,smoke", f"--init_from={pretrained}",
               f"--workdir={wd}", *small)
   assert r.returncode == 0, r.stderr[-2000:]
   r = run_cli("merge", f"--workdir={wd}", f"--out={out}")
@@ -147,7 +142,7 @@ def test_early_stopping_restores_best(pretrained, tmp_path):
   best_step = min(fdds, key=fdds.get)
   assert s["restored_best_step"] == best_step and s["early_stopped_at"] - best_step == 20
   _, final = load_state(str(wd))
-  _, best = load_state(str(wd), step=best_step, subdir="best")
+  _, best = load_state(str(wd), step=best_step, best=True)
   for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(best)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

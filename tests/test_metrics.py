@@ -44,8 +44,8 @@ def test_precision_recall_separate_collapse_from_diversity():
 
 @pytest.fixture(scope="module")
 def digits_eval(data_dir):
-  from artjax.evaluation import Evaluator
-  return Evaluator("digits", data_dir, verbose=False)
+  from artjax.cli import load_evaluator
+  return load_evaluator("digits", data_dir)
 
 
 def test_evaluator_is_accurate(digits_eval):
@@ -53,7 +53,7 @@ def test_evaluator_is_accurate(digits_eval):
 
 
 def test_degraded_images_rank_worse_than_real(digits_eval):
-  from artjax.evaluation import image_metrics
+  from artjax.evaluation.images import image_metrics
   ds = digits_eval.dataset
   val = ds.images("validation")
   rng = np.random.default_rng(0)
@@ -71,7 +71,7 @@ def test_degraded_images_rank_worse_than_real(digits_eval):
 
 
 def test_copies_are_flagged(digits_eval):
-  from artjax.evaluation import image_metrics
+  from artjax.evaluation.images import image_metrics
   ds = digits_eval.dataset
   rng = np.random.default_rng(0)
   train = ds.images("train")

@@ -11,7 +11,7 @@ from artjax.models import build_gan
 
 def cfg(name, conditional=False, latent=16, width=32):
   return ml_collections.ConfigDict(dict(name=name, latent_dim=latent, width=width, depth=2,
-                                        conditional=conditional))
+                                        conditional=conditional, adapter_dim=0))
 
 
 @pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3)])

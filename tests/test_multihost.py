@@ -1,6 +1,8 @@
 """Two real JAX processes on this machine (CPU collectives over gloo, coordinator on
 127.0.0.1), 4 CPU devices each, against one process with 8 devices."""
 
+import pytest
+
 import os
 import socket
 import subprocess
@@ -39,6 +41,7 @@ def _spawn(workdir, port, pid, num, devices, data_dir, logdir):
   return _Proc(workdir, port, pid, num, devices, data_dir, logdir)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path, data_dir):
   port = _free_port()
   multi = str(tmp_path / "multi")
@@ -55,7 +58,7 @@ def test_two_processes_match_one(tmp_path, data_dir):
   # Only process 0 wrote logs; the checkpoint restores here (one process, one device).
   assert os.path.exists(os.path.join(multi, "metrics.jsonl"))
   assert os.path.exists(os.path.join(multi, "samples", "step_0000040.png"))
-  from artjax.sample import load_state
+  from artjax.runs import open_run as load_state
   _, a = load_state(multi)
   _, b = load_state(single)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):

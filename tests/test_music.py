@@ -87,9 +87,14 @@ def test_nll_equals_brute_force_prefix_by_prefix(chorales):
   toks = enc.roll_to_tokens(chorales.rolls("test")[0][:6])
   seq = np.asarray(enc.prefix_tokens(1) + toks.tolist(), np.int32)
   model = task.model(state["params"])
+  # Every prefix seq[:j] as its own row (PAD after it; causality is tested below), one batch.
+  rows = np.full((len(seq) - 2, len(seq)), enc.PAD, np.int32)
+  for j in range(2, len(seq)):
+    rows[j - 2, :j] = seq[:j]
+  all_logits = np.asarray(jax.jit(model)(jnp.asarray(rows))).astype(np.float64)
   brute = 0.0
   for j in range(2, len(seq)):   # every key / EOF token given everything before it
-    logits = np.asarray(model(jnp.asarray(seq[None, :j])))[0, -1].astype(np.float64)
+    logits = all_logits[j - 2, j - 1]
     prev = seq[j - 1]
     allowed = [k for k in range(enc.VOCAB)
                if k == enc.EOF or (k < enc.NUM_KEYS and (prev >= enc.NUM_KEYS or k > prev))]
@@ -131,9 +136,10 @@ def test_kv_cache_sampler_equals_full_recomputation():
     assert all(np.all(np.diff(f[f < enc.NUM_KEYS]) > 0) for f in frames)
 
 
+@pytest.mark.slow
 def test_short_training_lowers_test_nll(tmp_path, chorales):
   from artjax.evaluation.music_report import test_nll_per_frame
-  from artjax.sample import load_state
+  from artjax.runs import open_run as load_state
   from artjax.train import train
   task, state0 = _task_and_state()
   before, frames = test_nll_per_frame(task, state0)
@@ -226,7 +232,7 @@ def test_music_eval_reports_nll_baselines_and_copying(music_workdir):
 @pytest.mark.parametrize("method", ["prefix", "lora"])
 def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method):
   from artjax import peft
-  from artjax.sample import load_state
+  from artjax.runs import open_run as load_state
   from artjax.train import train
   _, pre = load_state(music_workdir)
   c = music_config(f"{method}_minor", steps=20)
@@ -238,7 +244,7 @@ def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method
   task, state = load_state(wd)
   for a, b in zip(jax.tree.leaves(pre["params"]), jax.tree.leaves(state["params"])):
     np.testing.assert_array_equal(a, b)           # the pretrained weights did not move
-  trained = state[method]
+  trained = state[task.finetune.key("params")]
   assert peft.count(trained) < 0.2 * peft.count(state["params"])
   opt_leaves = [x for x in jax.tree.leaves(state["opt"]) if np.ndim(x) > 0]
   assert sum(x.size for x in opt_leaves) <= 2 * peft.count(trained) + 10
@@ -248,8 +254,33 @@ def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method
   assert set(np.asarray(task.device_data()["train"]["mode"]).tolist()) == {1}
 
 
+def test_music_lora_merge_command_folds_the_factors(music_workdir, tmp_path):
+  """`run.py merge` on a Music Transformer LoRA fine-tune: a plain run with the same function."""
+  from artjax.runs import open_run
+  wd, out = tmp_path / "lora", tmp_path / "merged"
+  r = run_cli("finetune", "--config=configs/music.py:lora_minor,smoke", f"--init_from={music_workdir}",
+              f"--workdir={wd}", "--config.train.steps=20", "--config.model.conditional=True")
+  assert r.returncode == 0, r.stderr[-2000:]
+  r = run_cli("merge", f"--workdir={wd}", f"--out={out}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  task, state = open_run(str(wd))
+  plain, merged = open_run(str(out))
+  assert plain.finetune is None and "params_lora" not in merged
+  assert any(np.abs(np.asarray(ab["b"])).max() > 0 for ab in state["params_lora"].values())
+  toks = jnp.asarray(enc.prefix_tokens(1) + list(range(30, 40)) + [enc.EOF])[None]
+  params, _ = task.model_params(state)
+  np.testing.assert_allclose(plain.model(merged["params"])(toks), task.model(params)(toks),
+                             atol=1e-4)
+  # the folded weights moved away from the (frozen) base weights of the LoRA run
+  moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(state["params"]),
+                                                 jax.tree.leaves(merged["params"]))]
+  assert any(moved) and not all(moved)   # LoRA targets changed, the rest did not
+  r = run_cli("sample", f"--workdir={out}", "--num=2", f"--out={tmp_path / 's'}")
+  assert r.returncode == 0, r.stderr[-2000:]
+
+
 def test_lora_starts_exactly_at_the_pretrained_transformer(music_workdir):
-  from artjax.sample import load_state
+  from artjax.runs import open_run as load_state
   from artjax.tasks import build_task
   _, pre = load_state(music_workdir)
   c = music_config("lora_minor")
@@ -325,7 +356,7 @@ def test_sample_cli_mode_and_guidance_overrides(music_workdir, tmp_path, trained
   assert r.returncode == 2 and "sample.mode" in r.stderr
   r = run_cli("sample", f"--workdir={trained_workdir}", "--num=2", f"--out={tmp_path / 'x.npz'}",
               "--guidance=2")
-  assert r.returncode == 2 and "music models only" in r.stderr
+  assert r.returncode == 2 and "--guidance does not apply" in r.stderr
 
 
 def test_bf16_and_gradient_accumulation_train(tmp_path, chorales):
@@ -407,7 +438,7 @@ def test_pitch_class_profiles_of_major_and_minor_chorales(chorales):
 
 
 def test_key_guidance_steers_samples_towards_the_requested_key(music_workdir, tmp_path):
-  from artjax.sample import load_state
+  from artjax.runs import open_run as load_state
   task, state = load_state(music_workdir)
   task.config.sample.update(num_frames=16, mode="minor", tonic=2)   # D minor
   logp = np.log(task.key_profiles()[1])

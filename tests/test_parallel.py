@@ -1,6 +1,8 @@
 """Data parallelism on 8 (forced host) devices, in a subprocess so the rest of the suite
 keeps one device."""
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -9,6 +11,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_and_checkpoints_cross(tmp_path, data_dir):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              ARTJAX_DATA_DIR=data_dir)

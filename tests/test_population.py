@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from artjax import ConfigError
-from artjax.sample import load_state
+from artjax.runs import open_run as load_state
 from artjax.train import train
 from helpers import run_cli, small_config
 

@@ -1,5 +1,7 @@
 """The one training loop on real digits: determinism, exact resume, real improvement."""
 
+import pytest
+
 import json
 import os
 
@@ -11,7 +13,7 @@ from helpers import small_config
 
 
 def _leaves(workdir):
-  from artjax.sample import load_state
+  from artjax.runs import open_run as load_state
   _, state = load_state(workdir)
   return [np.asarray(x) for x in jax.tree.leaves(state)]
 
@@ -58,11 +60,13 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
     np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_training_improves_sample_quality(tmp_path, data_dir):
   """A short run on the real digits: FDD to the training set falls, samples match their labels."""
-  from artjax.evaluation import Evaluator, image_metrics
-  from artjax.sample import load_state
-  ev = Evaluator("digits", data_dir, verbose=False)
+  from artjax.cli import load_evaluator
+  from artjax.evaluation.images import image_metrics
+  from artjax.runs import open_run as load_state
+  ev = load_evaluator("digits", data_dir)
   c = small_config(steps=1500, steps_per_dispatch=100, log_every=100, eval_every=500)
   c.model.width = 256
   wd = str(tmp_path / "run")
@@ -83,5 +87,5 @@ def test_training_improves_sample_quality(tmp_path, data_dir):
   assert sorted(fdds) == [100, 500, 1000, 1500]
   best = json.load(open(os.path.join(wd, "best.json")))
   assert best["value"] == min(fdds.values()) and best["step"] == min(fdds, key=fdds.get)
-  task, state = load_state(wd, step=best["step"], subdir="best")
+  task, state = load_state(wd, step=best["step"], best=True)
   assert int(state["step"]) == best["step"]

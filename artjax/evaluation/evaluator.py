@@ -1,37 +1,25 @@
-"""The evaluator network per dataset: a classifier trained once by the shared loop,
-cached in the data dir, whose features and class probabilities drive the metrics."""
+"""The evaluator network per dataset: a classifier whose features and class probabilities
+drive the metrics. This module only loads it: training it is a run of the one loop
+(`configs/evaluator.py:DATASET`), which the training layer starts once per dataset and
+caches in the data dir (`requirement` names that run)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from artjax import ConfigError, data as data_lib
+from artjax import ConfigError, checkpoint, data as data_lib
+from artjax.tasks.classifier import ClassifierTask
+from configs.evaluator import get_config as evaluator_config
 
 
-def evaluator_config(name: str = "digits") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.task = "classifier"
-  c.seed = 0
-  c.data = ml_collections.ConfigDict({"name": name, "data_dir": "", "shift": 1})
-  c.model = ml_collections.ConfigDict({"width": 256, "depth": 2, "dropout": 0.1})
-  c.optim = ml_collections.ConfigDict({
-      "name": "adamw", "lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 1e-4,
-      "schedule": "cosine", "warmup_steps": 100, "end_lr_frac": 0.0, "clip_norm": 1.0,
-      "grad_accum": 1})
-  c.train = ml_collections.ConfigDict({
-      "steps": 2000 if name == "digits" else 6000, "batch_size": 128, "steps_per_dispatch": 100,
-      "log_every": 100, "ckpt_every": 0, "keep": 1, "sample_every": 0, "eval_every": 0,
-      "dtype": "fp32"})
-  c.mesh = ml_collections.ConfigDict({"num_devices": 1})
-  return c
+class MissingEvaluator(ConfigError):
+  """No trained evaluator for a dataset (train it: artjax.train.ensure_trained)."""
 
 
 def _fingerprint(ds, config) -> str:
@@ -45,32 +33,33 @@ def _fingerprint(ds, config) -> str:
   return h.hexdigest()[:12]
 
 
+def requirement(dataset: str, data_dir: str | None = None):
+  """(config, workdir) of the run that trains `dataset`'s evaluator."""
+  data_dir = data_dir or data_lib.default_data_dir()
+  config = evaluator_config(dataset)
+  config.data.data_dir = data_dir
+  ds = data_lib.load_images(dataset, data_dir)
+  workdir = os.path.join(data_dir, "artjax_evaluators", f"{dataset}-{_fingerprint(ds, config)}")
+  return config, workdir
+
+
 class Evaluator:
   """features(images uint8) -> [N, D]; probs(images) -> [N, classes]; test accuracy."""
 
-  def __init__(self, dataset: str, data_dir: str | None = None, *, verbose: bool = True):
-    from artjax.sample import load_state
-    from artjax.train import train
-    data_dir = data_dir or data_lib.default_data_dir()
-    self.dataset = data_lib.load_images(dataset, data_dir)
-    config = evaluator_config(dataset)
-    config.data.data_dir = data_dir
-    self.workdir = os.path.join(data_dir, "artjax_evaluators", f"{dataset}-{_fingerprint(self.dataset, config)}")
-    info_path = os.path.join(self.workdir, "evaluator.json")
-    state = None
-    if os.path.exists(info_path):
-      try:
-        self.task, state = load_state(self.workdir)
-      except ConfigError:   # written by an incompatible version of the code: retrain
-        shutil.rmtree(self.workdir)
-    if state is None:
-      if verbose:
-        print(f"training the {dataset} evaluator once (cached in {self.workdir})", flush=True)
-      train(config, self.workdir, quiet=True)
-      self.task, state = load_state(self.workdir)
-    self.params = state["params"]
+  def __init__(self, dataset: str, data_dir: str | None = None):
+    config, self.workdir = requirement(dataset, data_dir)
+    self.dataset = data_lib.load_images(dataset, config.data.data_dir)
+    if checkpoint.latest_step(self.workdir) is None:
+      raise MissingEvaluator(f"no trained {dataset} evaluator in {self.workdir}: train it with "
+                             f"`python run.py train --config=configs/evaluator.py:{dataset} "
+                             f"--workdir={self.workdir}` (run.py train/eval do it on first use)")
+    self.task = ClassifierTask(config)
+    self.task.validate()
+    self.params = checkpoint.restore_checked(self.workdir, self.task.init_state,
+                                             config.seed)["params"]
     self._feats = jax.jit(self.task.features)
     self._logits = jax.jit(self.task.apply)
+    info_path = os.path.join(self.workdir, "evaluator.json")
     if not os.path.exists(info_path):
       acc = float(np.mean(np.argmax(self.probs(self.dataset.images("test")), 1)
                           == self.dataset.labels("test")))

@@ -46,8 +46,8 @@ def mode_token_nll(task, state, split: str = "test") -> dict:
 def evaluate_music(task, state, workdir: str, num: int, seed: int = 0) -> dict:
   t0 = time.perf_counter()
   nll, frames = test_nll_per_frame(task, state)
-  ds = data_lib.load_chorales(task.config.data.get("data_dir") or None)
-  want = {"all": None, "major": 0, "minor": 1}[task.config.data.get("mode", "all")]
+  ds = data_lib.load_chorales(task.config.data.data_dir or None)
+  want = {"all": None, "major": 0, "minor": 1}[task.config.data.mode]
   pick = lambda split: [r for r, m in zip(ds.rolls(split), ds.modes(split)) if want is None or m == want]
   train_rolls, test_rolls = pick("train"), pick("test")
   samples = jax.device_get(jax.jit(task.sample, static_argnums=2)(state, seed, num))
@@ -58,7 +58,7 @@ def evaluate_music(task, state, workdir: str, num: int, seed: int = 0) -> dict:
   result = {
       "workdir": os.path.abspath(workdir), "step": int(state["step"]), "seed": seed,
       "test_split": {"chorales": len(test_rolls), "frames": frames,
-                     "mode": task.config.data.get("mode", "all")},
+                     "mode": task.config.data.mode},
       "nll_per_frame": nll,
       "baselines": {"independent_bernoulli": mus.bernoulli_baseline(train_rolls, test_rolls),
                     "per_key_markov": mus.markov_baseline(train_rolls, test_rolls)},

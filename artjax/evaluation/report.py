@@ -8,8 +8,11 @@ import os
 import jax
 import numpy as np
 
-from artjax import ConfigError
-from artjax.evaluation import Evaluator, evaluate_images, metrics
+from artjax import ConfigError, runs
+from artjax.evaluation import metrics
+from artjax.evaluation.evaluator import Evaluator
+from artjax.evaluation.images import evaluate_images
+from artjax.evaluation.music_report import evaluate_music
 from artjax.writers import image_grid, save_png
 
 HEADLINE = ("fdd", "inception_score", "precision", "recall", "density", "coverage",
@@ -35,23 +38,18 @@ def nearest_train_grid(images, train_images, rows: int = 20) -> np.ndarray:
 
 def evaluate_workdir(workdir: str, num: int | None = None, seed: int = 0, best: bool = False,
                      replica: int | None = None) -> dict:
-  from artjax.sample import load_state
-  if best:
-    if not os.path.exists(os.path.join(workdir, "best.json")):
-      raise ConfigError(f"no best checkpoint in {workdir!r} (train with train.eval_every > 0)")
-    step = json.load(open(os.path.join(workdir, "best.json")))["step"]
-    task, state = load_state(workdir, step=step, subdir="best", replica=replica)
-  else:
-    task, state = load_state(workdir, replica=replica)
-  if getattr(task, "eval_key", None) == "val_nll_per_frame":
-    from artjax.evaluation.music_report import evaluate_music
+  """eval.json / eval.md of a workdir's latest (or best) checkpoint. Image runs need their
+  dataset's evaluator trained (the CLI trains it on first use)."""
+  task, state = runs.open_run(workdir, best=best, replica=replica)
+  if task.sample_kind == "tokens":
     return evaluate_music(task, state, workdir, num or 32, seed)
-  if getattr(task, "eval_key", None) != "fdd":
-    raise ConfigError(f"run.py eval knows image generators; {type(task).__name__} has no image samples")
-  ev = Evaluator(task.config.data.name, task.config.data.get("data_dir") or None)
+  if task.sample_kind != "images":
+    raise ConfigError(f"run.py eval knows image and music generators; {type(task).__name__} "
+                      "has no samples")
+  ev = Evaluator(task.config.data.name, task.config.data.data_dir or None)
   num = num or len(ev.dataset.images("validation"))
   s = jax.device_get(jax.jit(task.sample, static_argnums=2)(state, seed, num))
-  result = evaluate_images(ev, np.asarray(s["images"]), s.get("labels"))
+  result = evaluate_images(ev, np.asarray(s["images"]), s["labels"] if "labels" in s else None)
   result.update(workdir=os.path.abspath(workdir), step=int(state["step"]), seed=seed,
                 checkpoint="best" if best else "latest")
   suffix = "" if replica is None else f"_r{replica}"

@@ -222,18 +222,18 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
   """
   key = jax.random.key(0) if key is None else key
   name = model_cfg.name
-  nc = num_classes if model_cfg.get("conditional", False) else 0
+  nc = num_classes if model_cfg.conditional else 0
   g_rngs = nnx.Rngs(jax.random.fold_in(key, 0))
   d_rngs = nnx.Rngs(jax.random.fold_in(key, 1))
   if name == "mlp_seed":
-    if model_cfg.get("adapter_dim", 0):
+    if model_cfg.adapter_dim:
       raise ConfigError("model.adapter_dim: the seed's networks have no adapters (use mlp or dcgan)")
     if nc:
       raise ConfigError("model mlp_seed is the seed's unconditional GAN: set model.conditional=False")
     return (SeedGenerator(image_shape, latent_dim=model_cfg.latent_dim, hidden=model_cfg.width,
                           rngs=g_rngs),
             SeedDiscriminator(image_shape, hidden=model_cfg.width, rngs=d_rngs))
-  adapter_dim = model_cfg.get("adapter_dim", 0)
+  adapter_dim = model_cfg.adapter_dim
   if name == "mlp":
     return (MLPGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
                          depth=model_cfg.depth, num_classes=nc, adapter_dim=adapter_dim,

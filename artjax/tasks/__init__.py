@@ -1,25 +1,27 @@
-"""Task registry: the training loop builds a task by `config.task`."""
+"""Task registry: commands and the training loop build a task by `config.task`; a config
+with `train.num_replicas > 1` gets the task wrapped in a Population."""
 
 from artjax import ConfigError
 from artjax.tasks.base import Task
+from artjax.tasks.classifier import ClassifierTask
+from artjax.tasks.gan import GANTask
+from artjax.tasks.music import MusicLMTask
+from artjax.tasks.population import Population, hparams
 
-TASKS = ("gan", "classifier", "music")
+TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask}
 
 
 def build_task(config) -> Task:
-  name = config.get("task", None)
-  if name == "gan":
-    from artjax.tasks.gan import GANTask
-    task = GANTask(config)
-  elif name == "classifier":
-    from artjax.tasks.classifier import ClassifierTask
-    task = ClassifierTask(config)
-  elif name == "music":
-    from artjax.tasks.music import MusicLMTask
-    task = MusicLMTask(config)
-  else:
-    raise ConfigError(f"unknown task {name!r}; choose one of {TASKS}")
+  """The validated task of `config` (a ConfigError, before anything compiles, if bad)."""
+  name = config.task if "task" in config else None
+  if name not in TASKS:
+    raise ConfigError(f"unknown task {name!r}; choose one of {tuple(TASKS)}")
+  task = TASKS[name](config)
   task.validate()
+  hparams(config, task.hparams)   # population lists checked even for a single model
+  if config.train.num_replicas != 1:
+    task = Population(task, config)
+    task.validate()
   return task
 
 

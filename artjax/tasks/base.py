@@ -1,9 +1,11 @@
-"""The task interface: everything the one training loop needs to know about a task.
+"""The task interface: everything the one training loop (and every command) needs to know
+about a task.
 
 A task owns its models, losses and data layout. The loop owns the run: devices,
 jit/scan, checkpoints, logging, resume. All `state` arguments are one pytree of
 arrays (a dict with at least `step`, int32); every method used inside the loop's
-compiled code is a pure function.
+compiled code is a pure function. What a task can do is declared on the class (the class
+attributes below); callers read those, they never probe with hasattr.
 """
 
 from __future__ import annotations
@@ -14,21 +16,53 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from artjax import ConfigError, optim
+
+DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+
 
 class Task(abc.ABC):
-  """Interface between a task (GAN, music, style transfer, ...) and `artjax.train`."""
+  """Interface between a task (GAN, music, classifier, ...) and `artjax.train`."""
 
   #: name of the scalar metric `evaluate` returns that is better when lower (for "best"
-  #: checkpoints); None when the task has none.
+  #: checkpoints and early stopping); None when the task has none.
   eval_key: str | None = None
+  #: what `sample` returns and `write_samples` writes: "images", "tokens" or None.
+  sample_kind: str | None = None
+  #: sampling options a user may override per call (`run.py sample --NAME=...`), read from
+  #: and written to `config.sample`; plus "prime" when `sample` accepts an opening.
+  sample_options: tuple = ()
+  #: hyper-parameters a population can vary per replica (`population.NAME` lists).
+  hparams: tuple = ("lr", "weight_decay")
+  #: state keys holding optimizer states (fresh after a merge or a warm start).
+  opt_keys: tuple = ("opt",)
+  #: independent models in the state (a population's replicas). With more than one,
+  #: metrics are [members] vectors and the best state is chosen per member: the loop keeps
+  #: it on device and lets `select_best` merge it.
+  members: int = 1
 
   def __init__(self, config):
     self.config = config
+    #: artjax.peft.FineTune when the config fine-tunes, else None (set by `validate`).
+    self.finetune = None
 
   # --- host side, before anything compiles -----------------------------------------
   @abc.abstractmethod
   def validate(self) -> None:
     """Raises artjax.ConfigError for a bad config. Must not load data or compile."""
+
+  def describe(self) -> str:
+    return type(self).__name__
+
+  def requirements(self, evaluating: bool) -> list:
+    """[(config, workdir)] of runs that must be trained before this task's data can be
+    built (e.g. the evaluator classifier); `evaluating`: periodic evaluation is on."""
+    return []
+
+  def warm_start(self) -> str:
+    """A workdir whose latest weights a fresh run starts from ("" = none); see
+    `from_pretrained`."""
+    return ""
 
   @abc.abstractmethod
   def device_data(self) -> dict:
@@ -47,32 +81,55 @@ class Task(abc.ABC):
     """One optimisation step: (state, data) -> (new state, scalar metrics)."""
 
   def set_hparams(self, state: dict, hparams: dict) -> dict:
-    """Pure: `state` with per-replica hyper-parameters (see artjax.population) applied."""
-    raise NotImplementedError(f"{type(self).__name__} does not support population hyper-parameters")
+    """Pure: `state` with per-replica hyper-parameters (see `hparams`) applied."""
+    new = dict(state)
+    if "lr" in hparams:
+      new["opt"] = optim.set_hyperparams(new["opt"], lr_scale=hparams["lr"] / self.config.optim.lr)
+    if "weight_decay" in hparams:
+      new["opt"] = optim.set_hyperparams(new["opt"], weight_decay=hparams["weight_decay"])
+    return new
 
   def from_pretrained(self, state: dict, pretrained: dict) -> dict:
     """Pure: `state` with the model weights of a pretrained run's state (fine-tuning).
     Raises artjax.ConfigError when shapes do not match."""
-    raise NotImplementedError(f"{type(self).__name__} cannot start from a pretrained run")
+    raise ConfigError(f"{type(self).__name__} cannot start from a pretrained run")
 
-  def summary_images(self, state: dict) -> jax.Array | None:
-    """uint8 [N,H,W,C] images for the periodic sample grid (None: no grid)."""
-    return None
+  def summary_images(self, state: dict) -> dict:
+    """{tag: uint8 [N,H,W,C]} images for the periodic sample grid ({} = no grid)."""
+    return {}
 
   def grid_columns(self) -> int | None:
     return None
 
   def evaluate(self, state: dict, data: dict) -> dict:
-    """Scalar validation metrics (pure); {} when the task has none."""
+    """Validation metrics (pure); {} when the task has none."""
     return {}
 
-  @abc.abstractmethod
-  def sample(self, state: dict, seed, num: int) -> dict:
+  def select_best(self, better, state: dict, best: dict) -> dict:
+    """The best state so far: `state` where `better`, else `best` (see `members`)."""
+    return state
+
+  def sample(self, state: dict, seed, num: int, opening=None) -> dict:
     """Pure sampling: a dict of arrays (e.g. images uint8, labels)."""
+    raise ConfigError(f"a {type(self).__name__} has nothing to sample")
+
+  def read_opening(self, path: str):
+    """Tokens of an opening read from a file (the "prime" sample option)."""
+    raise ConfigError(f"--prime: a {type(self).__name__} takes no opening")
 
   # --- host side, after sampling -----------------------------------------------------
   def write_samples(self, samples: dict, out: str, grid: str | None = None) -> None:
     np.savez(out, **{k: np.asarray(v) for k, v in samples.items()})
+
+  # --- helpers for subclasses -----------------------------------------------------------
+  def _check_common(self) -> None:
+    """Checks every task shares: batch size, compute dtype."""
+    c = self.config
+    if c.train.batch_size <= 0:
+      raise ConfigError(f"train.batch_size must be > 0, got {c.train.batch_size}")
+    if c.train.dtype not in DTYPES:
+      raise ConfigError(f"unknown train.dtype {c.train.dtype!r}; choose one of {tuple(DTYPES)}")
+    self.compute_dtype = DTYPES[c.train.dtype]
 
 
 def split_rng(raw, num: int):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, optim, parallel
+from artjax import data as data_lib, optim, parallel
 from artjax.models.classifier import MLPClassifier
 from artjax.tasks.base import Task, split_rng
 
@@ -22,9 +22,8 @@ class ClassifierTask(Task):
 
   def validate(self):
     c = self.config
+    self._check_common()
     data_lib.check_dataset_name(c.data.name)
-    if c.train.batch_size <= 0:
-      raise ConfigError(f"train.batch_size must be > 0, got {c.train.batch_size}")
     optim.validate(c.optim)
     self.image_shape = data_lib.KNOWN_SHAPES[c.data.name]
     self.num_classes = data_lib.KNOWN_CLASSES[c.data.name]
@@ -41,7 +40,7 @@ class ClassifierTask(Task):
     return f"classifier {self.config.model.width}x{self.config.model.depth} on {self.config.data.name}"
 
   def device_data(self):
-    ds = data_lib.load_images(self.config.data.name, self.config.data.get("data_dir") or None)
+    ds = data_lib.load_images(self.config.data.name, self.config.data.data_dir or None)
     return {"train": {"images": ds.images("train"), "labels": ds.labels("train")},
             "val_images": ds.images("validation"), "val_labels": ds.labels("validation")}
 
@@ -59,7 +58,7 @@ class ClassifierTask(Task):
 
   def _augment(self, key, x):
     """Random integer shifts of up to `data.shift` pixels (zero padded)."""
-    s = self.config.data.get("shift", 0)
+    s = self.config.data.shift
     if not s:
       return x
     b, h, w, c = x.shape
@@ -88,6 +87,3 @@ class ClassifierTask(Task):
   def evaluate(self, state, data):
     logits = self.apply(state["params"], data["val_images"])
     return {"val_error": 1.0 - jnp.mean(jnp.argmax(logits, -1) == data["val_labels"])}
-
-  def sample(self, state, seed, num):
-    raise ConfigError("a classifier has nothing to sample")

@@ -20,12 +20,16 @@ import numpy as np
 from flax import nnx
 
 from artjax import ConfigError, augment, data as data_lib, optim, parallel, peft
+from artjax.evaluation import evaluator as evaluator_lib, metrics
 from artjax.models import GAN_MODELS, build_gan
 from artjax.tasks.base import Task, cast_floating, split_rng, tree_ema
 from artjax.writers import image_grid, save_png
 
 LOSSES = ("nonsaturating",)
-DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+#: finetune.method -> (generator rule, discriminator rule), see artjax.peft.FineTune
+FT_RULES = {"full": ("full", "full"), "top": ("top", "top"), "bitfit": ("bitfit", "bitfit"),
+            "adapter": ("adapter", "adapter"), "lora": ("lora", "lora"),
+            "freeze_d": ("full", "bottom_frozen")}
 
 
 def d_loss_fn(real_logits, fake_logits):
@@ -40,40 +44,39 @@ def g_loss_fn(fake_logits):
 
 class GANTask(Task):
   eval_key = "fdd"
+  sample_kind = "images"
+  hparams = ("lr", "d_lr", "weight_decay", "ema_decay")
+  opt_keys = ("g_opt", "d_opt")
 
   def validate(self):
     c = self.config
+    self._check_common()
     data_lib.check_dataset_name(c.data.name)
     if c.model.name not in GAN_MODELS:
       raise ConfigError(f"unknown model {c.model.name!r}; choose one of {GAN_MODELS}")
     if c.gan.loss not in LOSSES:
       raise ConfigError(f"unknown gan.loss {c.gan.loss!r}; choose one of {LOSSES}")
-    if c.train.batch_size <= 0:
-      raise ConfigError(f"train.batch_size must be > 0, got {c.train.batch_size}")
     if c.model.latent_dim <= 0 or c.model.width <= 0:
       raise ConfigError("model.latent_dim and model.width must be > 0")
     if not 0.0 <= c.gan.ema_decay < 1.0:
       raise ConfigError(f"gan.ema_decay must be in [0, 1), got {c.gan.ema_decay}")
     if c.gan.r1_gamma < 0:
       raise ConfigError(f"gan.r1_gamma must be >= 0, got {c.gan.r1_gamma}")
-    if c.train.get("dtype", "fp32") not in DTYPES:
-      raise ConfigError(f"unknown train.dtype {c.train.dtype!r}; choose one of {tuple(DTYPES)}")
-    augment.validate(c.gan.get("diffaugment", ""))
-    ft = c.get("finetune", None)
-    if ft is not None and ft.method not in ("none",) + peft.METHODS:
-      raise ConfigError(f"unknown finetune.method {ft.method!r}; choose one of {peft.METHODS}")
+    augment.validate(c.gan.diffaugment)
+    if c.finetune.method not in ("none",) + tuple(FT_RULES):
+      raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for a GAN; choose one "
+                        f"of {tuple(FT_RULES)}")
     optim.validate(c.optim)
     optim.validate(self._d_optim_cfg(), "optim (discriminator)")
-    shape = data_lib.KNOWN_SHAPES[c.data.name]
-    # Building the modules on the abstract level checks the architecture fits the shape.
-    self.image_shape = shape
+    self.image_shape = data_lib.KNOWN_SHAPES[c.data.name]
     self.num_classes = data_lib.KNOWN_CLASSES[c.data.name]
+    # Building the modules on the abstract level checks the architecture fits the shape.
     self._build()
 
   # ----------------------------------------------------------------------------------
   def _d_optim_cfg(self):
     c = self.config.optim.copy_and_resolve_references()
-    if self.config.optim.get("d_lr", 0):
+    if self.config.optim.d_lr:
       c.lr = self.config.optim.d_lr
     return c
 
@@ -82,47 +85,52 @@ class GANTask(Task):
     g, d = nnx.eval_shape(lambda: build_gan(c.model, self.image_shape, self.num_classes))
     self.g_def, g_abs = nnx.split(g)
     self.d_def, d_abs = nnx.split(d)
-    self.conditional = bool(c.model.get("conditional", False))
+    self.conditional = bool(c.model.conditional)
     self.latent_dim = g.latent_dim
     self.pixel_range = g.pixel_range
-    self.compute_dtype = DTYPES[c.train.get("dtype", "fp32")]
-    self.g_tx = optim.make_optimizer(c.optim, c.train.steps)
-    self.d_tx = optim.make_optimizer(self._d_optim_cfg(), c.train.steps)
     g_pure, d_pure = nnx.to_pure_dict(g_abs), nnx.to_pure_dict(d_abs)
     self.num_params = {"g": peft.count(g_pure), "d": peft.count(d_pure)}
-    ft = c.get("finetune", None)
-    self.method = ft.method if ft is not None else "none"
-    self.lora = self.method == "lora"
-    self.g_mask = self.d_mask = None
-    if self.method in ("top", "bitfit", "adapter"):
-      if self.method == "adapter" and not c.model.get("adapter_dim", 0):
-        raise ConfigError("finetune.method=adapter needs model.adapter_dim > 0")
-      self.g_mask = peft.trainable_mask(g_pure, self.method, g.layer_order, ft.k)
-      self.d_mask = peft.trainable_mask(d_pure, self.method, d.layer_order, ft.k)
-    elif self.method == "freeze_d":
-      self.d_mask = peft.trainable_mask(d_pure, "bottom_frozen", d.layer_order, ft.k)
-    if self.g_mask is not None:
-      self.g_tx = peft.optimizer_for(self.g_tx, self.g_mask)
-    if self.d_mask is not None:
-      self.d_tx = peft.optimizer_for(self.d_tx, self.d_mask)
+    self.g_tx = optim.make_optimizer(c.optim, c.train.steps)
+    self.d_tx = optim.make_optimizer(self._d_optim_cfg(), c.train.steps)
+    method = c.finetune.method
+    if method == "adapter" and not c.model.adapter_dim:
+      raise ConfigError("finetune.method=adapter needs model.adapter_dim > 0")
+    if method != "none":
+      g_rule, d_rule = FT_RULES[method]
+      self.finetune = peft.FineTune(c.finetune, {"g": (g_pure, g.layer_order, g_rule),
+                                                 "d": (d_pure, d.layer_order, d_rule)})
+      self.g_tx = self.finetune.optimizer("g", self.g_tx)
+      self.d_tx = self.finetune.optimizer("d", self.d_tx)
 
   def describe(self) -> str:
     c = self.config
+    ft = "" if self.finetune is None else f", fine-tuning: {self.finetune.method}"
     return (f"gan {c.model.name}{' (conditional)' if self.conditional else ''} on {c.data.name} "
-            f"{self.image_shape}: G {self.num_params['g']:,} params, D {self.num_params['d']:,} params")
+            f"{self.image_shape}: G {self.num_params['g']:,} params, D {self.num_params['d']:,} "
+            f"params{ft}")
+
+  def _data_dir(self):
+    return self.config.data.data_dir or None
+
+  def requirements(self, evaluating):
+    if not evaluating:
+      return []
+    return [evaluator_lib.requirement(self.config.data.name, self._data_dir())]
+
+  def warm_start(self):
+    return self.config.finetune.init_from if self.finetune is not None else ""
 
   def device_data(self):
-    ds = data_lib.load_images(self.config.data.name, self.config.data.get("data_dir") or None)
+    ds = data_lib.load_images(self.config.data.name, self._data_dir())
     if tuple(ds.image_shape) != tuple(self.image_shape):
       raise ConfigError(f"dataset {ds.name} has images {ds.image_shape}, expected {self.image_shape}")
-    classes, shots = tuple(self.config.data.get("classes", ())), self.config.data.get("shots", 0)
+    classes, shots = tuple(self.config.data.classes), self.config.data.shots
     if classes or shots:
       ds = data_lib.subset(ds, classes, shots)
     self.dataset = ds
     out = {"train": {"images": ds.images("train"), "labels": ds.labels("train")}}
-    if self.config.train.get("eval_every", 0):
-      from artjax.evaluation import Evaluator
-      self.evaluator = Evaluator(ds.name, self.config.data.get("data_dir") or None)
+    if self.config.train.eval_every:
+      self.evaluator = evaluator_lib.Evaluator(ds.name, self._data_dir())
       # FDD against the training set; for a few-shot subset, against its own validation
       # images (the few training shots are too few to describe the target).
       ref = ds.images("validation") if shots else ds.images("train")
@@ -134,13 +142,13 @@ class GANTask(Task):
 
   def evaluate(self, state, data):
     """FDD (vs train, at n = validation size), classifier IS and label accuracy."""
-    from artjax.evaluation.metrics import frechet_distance, inception_score
     ev = data["eval"]
     n = ev["num"].shape[0]
     s = self.sample(state, self.config.seed + 777, n)
     feats = self.evaluator.task.features(ev["params"], s["images"])
     probs = jax.nn.softmax(self.evaluator.task.apply(ev["params"], s["images"]), axis=-1)
-    out = {"fdd": frechet_distance(feats, ev["train_feats"]), "inception_score": inception_score(probs)}
+    out = {"fdd": metrics.frechet_distance(feats, ev["train_feats"]),
+           "inception_score": metrics.inception_score(probs)}
     if self.conditional:
       out["label_accuracy"] = jnp.mean(jnp.argmax(probs, -1) == s["labels"])
     return out
@@ -170,11 +178,9 @@ class GANTask(Task):
     d_params = nnx.to_pure_dict(nnx.state(d))
     state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run),
              "g": g_params, "d": d_params}
-    if self.lora:
-      ft = self.config.finetune
-      k_lg, k_ld = jax.random.split(jax.random.fold_in(k_model, 7))
-      state["g_lora"] = peft.init_lora(g_params, k_lg, ft.lora_rank, ft.lora_targets)
-      state["d_lora"] = peft.init_lora(d_params, k_ld, ft.lora_rank, ft.lora_targets)
+    if self.finetune is not None:
+      state.update(self.finetune.init({"g": g_params, "d": d_params},
+                                      jax.random.fold_in(k_model, 7)))
     gk, dk = self._train_keys()
     state["g_opt"] = self.g_tx.init(state[gk])
     state["d_opt"] = self.d_tx.init(state[dk])
@@ -184,16 +190,21 @@ class GANTask(Task):
     return state
 
   def _train_keys(self):
-    return ("g_lora", "d_lora") if self.lora else ("g", "d")
+    """What the optimizers update: the weights, or the LoRA factors."""
+    if self.finetune is None:
+      return "g", "d"
+    return self.finetune.key("g"), self.finetune.key("d")
 
   def g_params_of(self, state, trainable=None):
     """The generator's effective weights (base + LoRA update when fine-tuning with LoRA)."""
-    tp = state[self._train_keys()[0]] if trainable is None else trainable
-    return peft.apply_lora(state["g"], tp, self.config.finetune.lora_alpha) if self.lora else tp
+    if self.finetune is None:
+      return state["g"] if trainable is None else trainable
+    return self.finetune.weights(state, "g", trainable)
 
   def d_params_of(self, state, trainable=None):
-    tp = state[self._train_keys()[1]] if trainable is None else trainable
-    return peft.apply_lora(state["d"], tp, self.config.finetune.lora_alpha) if self.lora else tp
+    if self.finetune is None:
+      return state["d"] if trainable is None else trainable
+    return self.finetune.weights(state, "d", trainable)
 
   def from_pretrained(self, state, pretrained):
     """`state` with G, D (and EMA) weights from a pretrained run's state; optimizer fresh."""
@@ -202,13 +213,14 @@ class GANTask(Task):
     new["g"] = merged(state["g"], pretrained["g"], "generator")
     new["d"] = merged(state["d"], pretrained["d"], "discriminator")
     if "ema" in new:
-      new["ema"] = merged(state["ema"], pretrained.get("ema", pretrained["g"]), "generator")
+      pre_ema = pretrained["ema"] if "ema" in pretrained else pretrained["g"]
+      new["ema"] = merged(state["ema"], pre_ema, "generator")
     return new
 
   def set_hparams(self, state, hparams):
     c = self.config
     new = dict(state)
-    d_lr = hparams.get("d_lr", None)
+    d_lr = hparams["d_lr"] if "d_lr" in hparams else None
     if "lr" in hparams:
       new["g_opt"] = optim.set_hyperparams(new["g_opt"], lr_scale=hparams["lr"] / c.optim.lr)
       if d_lr is None:   # keep the config's D/G learning-rate ratio
@@ -228,7 +240,7 @@ class GANTask(Task):
     c = self.config
     b = c.train.batch_size
     rng, (k_idx, k_z, k_aug_d, k_aug_g) = split_rng(state["rng"], 5)
-    policy = c.gan.get("diffaugment", "")
+    policy = c.gan.diffaugment
     aug = lambda k, x: augment.diff_augment(k, x, policy, self.pixel_range)
     idx = jax.random.randint(k_idx, (b,), 0, data["train_size"])
     real = self._to_pixels(data["train"]["images"][idx])
@@ -295,7 +307,7 @@ class GANTask(Task):
   def sampling_params(self, state):
     return state["ema"] if "ema" in state else self.g_params_of(state)
 
-  def sample(self, state, seed, num):
+  def sample(self, state, seed, num, opening=None):
     key = jax.random.key(seed)
     z = jax.random.normal(key, (num, self.latent_dim))
     labels = (jnp.arange(num, dtype=jnp.int32) % self.num_classes) if self.conditional else None
@@ -309,8 +321,8 @@ class GANTask(Task):
     return self.num_classes if self.conditional else None
 
   def summary_images(self, state):
-    n = self.config.train.get("grid_size", 100)
-    return self.sample(state, self.config.seed + 12345, n)["images"]
+    n = self.config.train.grid_size
+    return {"samples": self.sample(state, self.config.seed + 12345, n)["images"]}
 
   def write_samples(self, samples, out, grid=None):
     super().write_samples(samples, out)

@@ -29,7 +29,6 @@ from artjax.models.transformer import MusicTransformer
 from artjax.music import encoding as enc, sampling
 from artjax.tasks.base import Task, cast_floating, split_rng
 
-DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 MODES = {"all": None, "major": 0, "minor": 1}
 FT_METHODS = ("none", "full", "top", "bitfit", "lora", "prefix")
 SAMPLE_MODES = ("alternate", "major", "minor")
@@ -77,76 +76,79 @@ def eval_windows(token_rows, prefixes, window: int):
 
 class MusicLMTask(Task):
   eval_key = "val_nll_per_frame"
+  sample_kind = "tokens"
+  sample_options = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic")
 
   def validate(self):
     c = self.config
+    self._check_common()
     if c.data.name != "chorales":
       raise ConfigError(f"the music task reads data.name='chorales', got {c.data.name!r}")
-    if c.data.get("mode", "all") not in MODES:
+    if c.data.mode not in MODES:
       raise ConfigError(f"unknown data.mode {c.data.mode!r}; choose one of {tuple(MODES)}")
     if c.data.window < 8:
       raise ConfigError(f"data.window must be >= 8 tokens, got {c.data.window}")
     if not 0 <= c.data.transpose <= 12:
       raise ConfigError(f"data.transpose must be in 0..12 semitones, got {c.data.transpose}")
-    m = c.model
-    if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
-      raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
-                        "heads of even size (rotary positions)")
-    if not 0.0 <= m.get("cond_dropout", 0.0) < 1.0:
-      raise ConfigError(f"model.cond_dropout must be in [0, 1), got {m.cond_dropout}")
-    if c.sample.get("guidance", 1.0) != 1.0 and not (m.conditional and m.get("cond_dropout", 0.0) > 0):
-      raise ConfigError("sample.guidance != 1 needs a conditional model trained with "
-                        "model.cond_dropout > 0 (it uses the model's unconditional mode)")
-    if m.get("attn_chunks", 1) < 1:
-      raise ConfigError(f"model.attn_chunks must be >= 1, got {m.attn_chunks}")
-    sm = c.sample
-    if sm.get("key_guidance", 0.0) < 0 or not -1 <= sm.get("tonic", -1) <= 11:
-      raise ConfigError(f"sample.key_guidance must be >= 0 and sample.tonic in -1..11, got "
-                        f"{sm.get('key_guidance', 0.0)} and {sm.get('tonic', -1)}")
-    if m.get("attn_block", 0) < 0:
-      raise ConfigError(f"model.attn_block must be >= 0 (0: XLA's batched attention), got {m.attn_block}")
-    if not 0.0 <= m.dropout < 1.0:
-      raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
-    if c.train.batch_size <= 0:
-      raise ConfigError(f"train.batch_size must be > 0, got {c.train.batch_size}")
-    if c.train.get("dtype", "fp32") not in DTYPES:
-      raise ConfigError(f"unknown train.dtype {c.train.dtype!r}; choose one of {tuple(DTYPES)}")
-    if c.sample.mode not in SAMPLE_MODES:
-      raise ConfigError(f"unknown sample.mode {c.sample.mode!r}; choose one of {SAMPLE_MODES}")
-    if not 0.0 < c.sample.top_p <= 1.0:
-      raise ConfigError(f"sample.top_p must be in (0, 1], got {c.sample.top_p}")
-    ft = c.get("finetune", None)
-    self.method = ft.method if ft is not None else "none"
-    if self.method not in FT_METHODS:
-      raise ConfigError(f"unknown finetune.method {self.method!r} for music; choose one of {FT_METHODS}")
+    self._validate_model(c.model)
+    self._validate_sample(c.sample, c.model)
+    if c.finetune.method not in FT_METHODS:
+      raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for music; choose one "
+                        f"of {FT_METHODS}")
     optim.validate(c.optim)
-    self.conditional = bool(m.conditional)
+    self.conditional = bool(c.model.conditional)
+    self._key_profiles = None
     self.prefix_len = 2 if self.conditional else 1
-    self.compute_dtype = DTYPES[c.train.get("dtype", "fp32")]
     model = nnx.eval_shape(lambda: self.build(jax.random.key(0)))
     self.graphdef, abstract = nnx.split(model)
-    self.layer_order = model.layer_order
     pure = nnx.to_pure_dict(abstract)
     self.num_params = peft.count(pure)
     self.tx = optim.make_optimizer(c.optim, c.train.steps)
-    self.mask = None
-    if self.method in ("top", "bitfit"):
-      self.mask = peft.trainable_mask(pure, self.method, self.layer_order, ft.k)
-      self.tx = peft.optimizer_for(self.tx, self.mask)
-    if self.method == "lora" and not peft.lora_targets(pure, ft.lora_targets):
-      raise ConfigError(f"finetune.lora_targets={ft.lora_targets!r} matches no dense kernel")
+    if c.finetune.method != "none":
+      m = c.model
+      self.finetune = peft.FineTune(
+          c.finetune, {"params": (pure, model.layer_order, c.finetune.method)},
+          prefix_shape=(m.num_layers, c.finetune.prefix_len, m.num_heads, m.d_model // m.num_heads))
+      self.tx = self.finetune.optimizer("params", self.tx)
+
+  @staticmethod
+  def _validate_model(m):
+    if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
+      raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
+                        "heads of even size (rotary positions)")
+    if not 0.0 <= m.cond_dropout < 1.0:
+      raise ConfigError(f"model.cond_dropout must be in [0, 1), got {m.cond_dropout}")
+    if m.attn_chunks < 1:
+      raise ConfigError(f"model.attn_chunks must be >= 1, got {m.attn_chunks}")
+    if m.attn_block < 0:
+      raise ConfigError(f"model.attn_block must be >= 0 (0: XLA's batched attention), got {m.attn_block}")
+    if not 0.0 <= m.dropout < 1.0:
+      raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
+
+  @staticmethod
+  def _validate_sample(sm, m):
+    if sm.guidance != 1.0 and not (m.conditional and m.cond_dropout > 0):
+      raise ConfigError("sample.guidance != 1 needs a conditional model trained with "
+                        "model.cond_dropout > 0 (it uses the model's unconditional mode)")
+    if sm.key_guidance < 0 or not -1 <= sm.tonic <= 11:
+      raise ConfigError(f"sample.key_guidance must be >= 0 and sample.tonic in -1..11, got "
+                        f"{sm.key_guidance} and {sm.tonic}")
+    if sm.mode not in SAMPLE_MODES:
+      raise ConfigError(f"unknown sample.mode {sm.mode!r}; choose one of {SAMPLE_MODES}")
+    if not 0.0 < sm.top_p <= 1.0:
+      raise ConfigError(f"sample.top_p must be in (0, 1], got {sm.top_p}")
 
   def build(self, key):
     m = self.config.model
     return MusicTransformer(enc.VOCAB, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout,
-                            m.get("attn_chunks", 1), m.get("attn_block", 0), rngs=nnx.Rngs(key))
+                            m.attn_chunks, m.attn_block, rngs=nnx.Rngs(key))
 
   def describe(self):
     m = self.config.model
-    extra = "" if self.method == "none" else f", fine-tuning: {self.method}"
+    extra = "" if self.finetune is None else f", fine-tuning: {self.finetune.method}"
     return (f"music transformer {m.num_layers}x{m.d_model} ({self.num_params:,} params, "
             f"{'mode-conditional' if self.conditional else 'unconditional'}) on chorales "
-            f"(mode={self.config.data.get('mode', 'all')}, window {self.config.data.window}){extra}")
+            f"(mode={self.config.data.mode}, window {self.config.data.window}){extra}")
 
   # --- data -------------------------------------------------------------------------
   def _prefix(self, mode):
@@ -154,8 +156,8 @@ class MusicLMTask(Task):
 
   def split_tokens(self, split: str):
     """(token rows, modes) of a split, filtered by data.mode."""
-    ds = data_lib.load_chorales(self.config.data.get("data_dir") or None)
-    want = MODES[self.config.data.get("mode", "all")]
+    ds = data_lib.load_chorales(self.config.data.data_dir or None)
+    want = MODES[self.config.data.mode]
     rows, modes = [], []
     for roll, mode in zip(ds.rolls(split), ds.modes(split)):
       if want is None or mode == want:
@@ -186,7 +188,7 @@ class MusicLMTask(Task):
              "low": np.asarray([k.min() for k in keys], np.int32),
              "high": np.asarray([k.max() for k in keys], np.int32), "mode": modes}
     out = {"train": train}
-    if self.config.train.get("eval_every", 0):
+    if self.config.train.eval_every:
       ins, tgts, score, frames = self.windows("validation")
       out["val"] = {"inputs": ins, "targets": tgts, "score": score,
                     "frames": np.asarray(frames, np.float32)}
@@ -194,47 +196,36 @@ class MusicLMTask(Task):
 
   # --- state ------------------------------------------------------------------------
   def _train_key(self):
-    return {"lora": "lora", "prefix": "prefix"}.get(self.method, "params")
+    return "params" if self.finetune is None else self.finetune.key("params")
+
+  def warm_start(self):
+    return self.config.finetune.init_from if self.finetune is not None else ""
 
   def init_state(self, seed):
     k_model, k_run = jax.random.split(jax.random.key(seed))
     params = nnx.to_pure_dict(nnx.state(self.build(k_model)))
     state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run), "params": params}
-    ft = self.config.get("finetune", None)
-    k_peft = jax.random.fold_in(k_model, 7)
-    if self.method == "lora":
-      state["lora"] = peft.init_lora(params, k_peft, ft.lora_rank, ft.lora_targets)
-    elif self.method == "prefix":
-      m = self.config.model
-      state["prefix"] = peft.init_prefix(k_peft, m.num_layers, ft.prefix_len, m.num_heads,
-                                         m.d_model // m.num_heads)
+    if self.finetune is not None:
+      state.update(self.finetune.init({"params": params}, jax.random.fold_in(k_model, 7)))
     state["opt"] = self.tx.init(state[self._train_key()])
     return state
 
   def from_pretrained(self, state, pretrained):
     return dict(state, params=peft.load_pretrained(state["params"], pretrained["params"], "model"))
 
-  def set_hparams(self, state, hparams):
-    new = dict(state)
-    if "lr" in hparams:
-      new["opt"] = optim.set_hyperparams(new["opt"], lr_scale=hparams["lr"] / self.config.optim.lr)
-    if "weight_decay" in hparams:
-      new["opt"] = optim.set_hyperparams(new["opt"], weight_decay=hparams["weight_decay"])
-    return new
-
   def trainable_count(self) -> int:
     abstract = jax.eval_shape(self.init_state, 0)
-    return peft.count(abstract[self._train_key()], self.mask if self._train_key() == "params" else None)
+    if self.finetune is None:
+      return peft.count(abstract["params"])
+    return self.finetune.trainable_count(abstract)
 
   # --- pure -------------------------------------------------------------------------
   def model_params(self, state, trainable=None):
     """The network's weights (LoRA folded in) and the prefix (or None)."""
-    tp = state[self._train_key()] if trainable is None else trainable
-    if self.method == "lora":
-      return peft.apply_lora(state["params"], tp, self.config.finetune.lora_alpha), None
-    if self.method == "prefix":
-      return state["params"], tp
-    return tp, None
+    if self.finetune is None:
+      return (state["params"] if trainable is None else trainable), None
+    return (self.finetune.weights(state, "params", trainable),
+            self.finetune.prefix(state, "params", trainable))
 
   def model(self, params):
     return nnx.merge(self.graphdef, cast_floating(params, self.compute_dtype))
@@ -255,7 +246,7 @@ class MusicLMTask(Task):
     k_idx, k_frame, k_shift = jax.random.split(key, 3)
     idx = jax.random.randint(k_idx, (b,), 0, data["train_size"])
     f = jnp.floor(jax.random.uniform(k_frame, (b,)) * train["num_frames"][idx]).astype(jnp.int32)
-    p0 = c.data.get("start_prob", 0.0)
+    p0 = c.data.start_prob
     if p0 > 0:   # this share of windows opens at the chorale's first frame (where the mode is set)
       f = jnp.where(jax.random.bernoulli(jax.random.fold_in(k_frame, 1), p0, (b,)), 0, f)
     start = train["starts"][idx, f]
@@ -267,7 +258,7 @@ class MusicLMTask(Task):
     head = jnp.full((b, 1), enc.BOS, jnp.int32)
     if self.conditional:
       mode_tok = jnp.asarray(enc.MODE_TOKENS)[train["mode"][idx]]
-      drop = self.config.model.get("cond_dropout", 0.0)
+      drop = self.config.model.cond_dropout
       if drop > 0:   # now and then "mode not given": the unconditional model for guidance
         k_drop = jax.random.fold_in(key, 1)
         mode_tok = jnp.where(jax.random.bernoulli(k_drop, drop, (b,)), enc.NOMODE, mode_tok)
@@ -325,8 +316,8 @@ class MusicLMTask(Task):
   def key_profiles(self):
     """[2, 12] pitch-class profiles (relative to the tonic) of the major and minor training
     chorales, for key-profile steering (`sample.key_guidance`)."""
-    if getattr(self, "_key_profiles", None) is None:
-      ds = data_lib.load_chorales(self.config.data.get("data_dir") or None)
+    if self._key_profiles is None:
+      ds = data_lib.load_chorales(self.config.data.data_dir or None)
       tr = ds.splits["train"]
       self._key_profiles = enc.pitch_class_profiles(tr["rolls"], tr["tonic"], tr["mode"])
     return self._key_profiles
@@ -334,7 +325,7 @@ class MusicLMTask(Task):
   def sample_tonics(self, seed, num, opening=None):
     """Tonic pitch class per sample: `sample.tonic` (0-11, 0 = C), else the lowest note of
     the opening, else drawn at random per sample."""
-    t = self.config.sample.get("tonic", -1)
+    t = self.config.sample.tonic
     if t >= 0:
       return jnp.full((num,), t, jnp.int32)
     if opening is not None and np.any(np.asarray(opening) < enc.NUM_KEYS):
@@ -360,13 +351,13 @@ class MusicLMTask(Task):
     prompt, modes = self.prompt(num, opening)
     params, prefix = self.model_params(state)
     frames = s.num_frames - (0 if opening is None else int(np.sum(np.asarray(opening) == enc.EOF)))
-    steps = s.get("max_tokens", 0) or 8 * frames
+    steps = s.max_tokens or 8 * frames
     fn = sampling.sample_cached if cached else sampling.sample_recompute
     guide = {}
-    if self.conditional and s.get("guidance", 1.0) != 1.0:
+    if self.conditional and s.guidance != 1.0:
       guide = dict(guidance=s.guidance, uncond_prompt=prompt.at[:, 1].set(enc.NOMODE))
     bias = None
-    if s.get("key_guidance", 0.0) > 0:
+    if s.key_guidance > 0:
       bias = enc.key_bias(self.key_profiles(), self.sample_tonics(seed, num, opening), modes,
                           s.key_guidance)
     toks = fn(self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
@@ -375,6 +366,20 @@ class MusicLMTask(Task):
     if opening is not None:
       toks = jnp.concatenate([prompt[:, self.prefix_len:], toks], 1)
     return {"tokens": toks, "modes": modes}
+
+  def read_opening(self, path):
+    """The tokens of a MIDI file's frames, to open every sample (`--prime`)."""
+    from artjax.music import render
+    if not os.path.exists(path):
+      raise ConfigError(f"--prime file {path!r} does not exist")
+    try:
+      roll = render.read_midi(path)
+    except Exception as e:
+      raise ConfigError(f"--prime {path!r} is not a readable MIDI file: {e}") from e
+    if not len(roll) or len(roll) >= self.config.sample.num_frames:
+      raise ConfigError(f"--prime {path!r} has {len(roll)} frames; it needs 1.."
+                        f"{self.config.sample.num_frames - 1} (sample.num_frames)")
+    return tuple(int(t) for t in enc.roll_to_tokens(roll))
 
   def write_samples(self, samples, out, grid=None):
     """`out` is a directory: sample_NNN.{mid,wav,png} per sample and samples.npz."""

@@ -1,0 +1,95 @@
+"""Blocks every config shares (optimizer, training loop, mesh, multi-host, populations,
+fine-tuning) and the `smoke` shrink. The library reads every field it uses from the config:
+no defaults hide in the code, so a config file (or `config.json` of a run) is the whole truth.
+"""
+
+import ml_collections
+
+ConfigDict = ml_collections.ConfigDict
+
+
+def parse_arg(arg: str, default: str, variants: tuple) -> tuple[str, set]:
+  """'digits,smoke' -> ('digits', {'smoke'}); unknown variants or options raise ValueError."""
+  parts = [p.strip() for p in (arg or "").split(",") if p.strip()]
+  name = parts[0] if parts and parts[0] not in OPTIONS else default
+  opts = set(parts[1:] if parts and parts[0] not in OPTIONS else parts)
+  if name not in variants:
+    raise ValueError(f"unknown config variant {name!r}; choose one of {variants}")
+  bad = opts - set(OPTIONS)
+  if bad:
+    raise ValueError(f"unknown config option {sorted(bad)[0]!r}; choose from {OPTIONS}")
+  return name, opts
+
+
+OPTIONS = ("smoke",)
+
+
+def optim(**kw) -> ConfigDict:
+  """optim.name adam|adamw|sgd, peak lr, betas, decoupled weight decay (kernels and
+  embeddings only), constant|cosine schedule after linear warmup, clipping, accumulation."""
+  c = ConfigDict({"name": "adamw", "lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8,
+                  "weight_decay": 0.0, "schedule": "constant", "warmup_steps": 0,
+                  "end_lr_frac": 0.0, "clip_norm": 0.0, "grad_accum": 1})
+  c.update(kw)
+  return c
+
+
+def train(**kw) -> ConfigDict:
+  """The loop: steps, global batch, steps fused per dispatch, compute dtype, periodic events
+  (0 = off; multiples of steps_per_dispatch), checkpoints kept, early-stopping patience (in
+  evaluations), population size."""
+  c = ConfigDict({"steps": 1000, "batch_size": 128, "steps_per_dispatch": 100, "dtype": "fp32",
+                  "log_every": 500, "ckpt_every": 1000, "keep": 3, "sample_every": 0,
+                  "grid_size": 100, "eval_every": 0, "patience": 0, "num_replicas": 1})
+  c.update(kw)
+  return c
+
+
+def mesh() -> ConfigDict:
+  """Devices on the data axis (0 = all)."""
+  return ConfigDict({"num_devices": 0})
+
+
+def distributed() -> ConfigDict:
+  """Multi-host start-up: coordinator (host:port), num_processes and process_id on each
+  process (or $ARTJAX_COORDINATOR / $ARTJAX_NUM_PROCESSES / $ARTJAX_PROCESS_ID), or
+  auto=True on a cluster JAX can read (TPU pods, SLURM)."""
+  return ConfigDict({"coordinator": "", "num_processes": 0, "process_id": -1, "auto": False})
+
+
+def population(*names) -> ConfigDict:
+  """Per-replica hyper-parameter lists (empty = the config's value for every replica),
+  used when train.num_replicas > 1: --config.population.lr="(1e-4,2e-4,4e-4)"."""
+  return ConfigDict({n: () for n in names})
+
+
+def finetune(**kw) -> ConfigDict:
+  """Fine-tuning: method none|full|top|freeze_d|lora|adapter|bitfit|prefix, the pretrained
+  workdir, k (layers for top/freeze_d), LoRA rank/alpha/target pattern, prefix length."""
+  c = ConfigDict({"method": "none", "init_from": "", "k": 1, "lora_rank": 8,
+                  "lora_alpha": 16.0, "lora_targets": ".*", "prefix_len": 16})
+  c.update(kw)
+  return c
+
+
+def base(task: str, data: dict, *, hparams=("lr", "weight_decay")) -> ConfigDict:
+  """A config with the shared blocks; the caller adds model, optim and task blocks."""
+  c = ConfigDict()
+  c.task = task
+  c.seed = 0
+  c.data = ConfigDict({"name": "", "data_dir": "", **data})
+  c.train = train()
+  c.mesh = mesh()
+  c.distributed = distributed()
+  c.population = population(*hparams)
+  c.finetune = finetune()
+  return c
+
+
+def smoke(c: ConfigDict, **train_kw) -> ConfigDict:
+  """Shrinks the loop to a seconds-long run on one device (the task shrinks its model)."""
+  c.train.update(steps=100, batch_size=32, steps_per_dispatch=20, log_every=20, ckpt_every=0,
+                 sample_every=0, grid_size=20, eval_every=0, patience=0)
+  c.train.update(train_kw)
+  c.mesh.num_devices = 1
+  return c
