@@ -39,6 +39,17 @@ def define_flags(argv) -> flags.FlagValues:
   return fv
 
 
+def load_config(spec: str, overrides=()):
+  """The config of `configs/NAME.py[:ARG]` with run.py's `--config.x=y` overrides applied
+  (benchmarks and scripts use the same parser as run.py; a bad one is one `error:` line)."""
+  argv = ["artjax", f"--config={spec}", *overrides]
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "Config file.", flag_values=fv,
+                                   lock_config=True, sys_argv=argv)
+  parse_flags(fv, argv)
+  return fv.config
+
+
 def _fail(msg: str) -> None:
   print(f"error: {msg}", file=sys.stderr, flush=True)
   sys.exit(2)

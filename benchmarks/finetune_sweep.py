@@ -19,20 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
-from artjax import data as data_lib  # noqa: E402
-from artjax.evaluation import Evaluator, metrics  # noqa: E402
-from artjax.sample import load_state  # noqa: E402
-from artjax.train import train  # noqa: E402
-from configs.finetune import TARGET, get_config  # noqa: E402
+import common
+from artjax import data as data_lib
+from artjax.cli import load_evaluator
+from artjax.evaluation import metrics
+from artjax.runs import open_run as load_state
+from artjax.train import train
+from configs.finetune import TARGET, get_config
 
 
 def target_metrics(ev, images, shots_images, test_images):
@@ -53,17 +51,17 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__)
   ap.add_argument("--shots", default="10,50,100")
   ap.add_argument("--methods", default="full,top,freeze_d,lora,adapter,bitfit")
-  ap.add_argument("--workdir", default=os.path.join(ROOT, "runs", "finetune"))
+  ap.add_argument("--workdir", default=os.path.join(common.ROOT, "runs", "finetune"))
   ap.add_argument("--num", type=int, default=200, help="samples per evaluation")
   ap.add_argument("--seeds", type=int, default=3, help="seeds per cell (a vmapped population)")
-  ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+  ap.add_argument("--out", default=common.RESULTS)
   args = ap.parse_args(argv)
   t0 = time.time()
   pre_dir = os.path.join(args.workdir, "pretrain")
   if not os.path.exists(os.path.join(pre_dir, "summary.json")):
     print("pretraining on digits 0-8 ...", flush=True)
     train(get_config("pretrain"), pre_dir, quiet=True)
-  ev = Evaluator("digits")
+  ev = load_evaluator("digits")
   full_ds = data_lib.load_images("digits")
   test_t = data_lib.subset(full_ds, (TARGET,)).images("test")
   val_t = data_lib.subset(full_ds, (TARGET,)).images("validation")
@@ -96,16 +94,8 @@ def main(argv=None):
                                          shots_images, test_t))
         after = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
         after_std = {k: float(np.std([m[k] for m in per_seed])) for k in per_seed[0]}
-        gk, dk = task._train_keys()
         total = task.num_params["g"] + task.num_params["d"]
-        if task.lora:
-          trainable = sum(x.size for x in jax.tree.leaves(state[gk]) + jax.tree.leaves(state[dk]))
-        else:
-          masks = [task.g_mask, task.d_mask]
-          trainable = sum(task.num_params[n] if m is None else
-                          sum(int(np.prod(x.shape)) for x, keep in zip(
-                              jax.tree.leaves(state[n]), jax.tree.leaves(m)) if keep)
-                          for n, m in zip(("g", "d"), masks))
+        trainable = task.finetune.trainable_count(state)
         row = {"shots": shots, "method": method, "diffaugment": bool(aug), "seeds": args.seeds,
                "trainable_share": trainable / total, "opt_state_bytes": opt_bytes(state),
                "wall_s": round(wall, 1), "stopped_at": summary.get("early_stopped_at", summary["step"]),

@@ -19,20 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import jax  # noqa: E402
+import jax
 
-from artjax import data as data_lib  # noqa: E402
-from artjax.evaluation import music as mus  # noqa: E402
-from artjax.music import encoding as enc  # noqa: E402
-from artjax.sample import load_state  # noqa: E402
-from artjax.train import train  # noqa: E402
-from configs.music import get_config  # noqa: E402
+import common
+from artjax import data as data_lib
+from artjax.evaluation import music as mus
+from artjax.music import encoding as enc
+from artjax.runs import open_run as load_state
+from artjax.train import train
+from configs.music import get_config
 
 
 def minor_share_of(workdir, num, mode=None, guidance=None):
@@ -48,7 +46,7 @@ def minor_share_of(workdir, num, mode=None, guidance=None):
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "music_control"))
+  p.add_argument("--workdir", default=os.path.join(common.ROOT, "runs", "music_control"))
   p.add_argument("--cond", default="")
   p.add_argument("--guidance", default="1,2,3", help="guidance scales for the --cond model")
   p.add_argument("--pretrain-steps", type=int, default=1500)

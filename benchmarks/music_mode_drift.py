@@ -20,20 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-from artjax import data as data_lib  # noqa: E402
-from artjax.evaluation import music as mus  # noqa: E402
-from artjax.evaluation.music_report import mode_token_nll  # noqa: E402
-from artjax.music import encoding as enc  # noqa: E402
-from artjax.sample import load_state  # noqa: E402
+import common
+from artjax import data as data_lib
+from artjax.evaluation import music as mus
+from artjax.evaluation.music_report import mode_token_nll
+from artjax.music import encoding as enc
+from artjax.runs import open_run as load_state
 
 # keys are MIDI - 21: D3 = 29, A3 = 36, F4 = 44, F#4 = 45, D5 = 53
 TRIADS = {"major": [29, 36, 45, 53], "minor": [29, 36, 44, 53]}
@@ -54,7 +52,7 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--cond", required=True, help="workdir of a mode-conditional music model")
   p.add_argument("--num", type=int, default=32)
-  p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+  p.add_argument("--out", default=common.RESULTS)
   args = p.parse_args(argv)
   t0 = time.perf_counter()
   task, state = load_state(args.cond)

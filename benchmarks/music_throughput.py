@@ -2,7 +2,9 @@
 cache vs recomputing the whole prefix.
 
   python benchmarks/music_throughput.py [--config=configs/music.py] [--batch=32]
-      [--repeats=5] [--sample-tokens=512] [--sample-batch=8] [--no-torch]
+      [--repeats=5] [--sample-tokens=512] [--sample-batch=8] [--no-torch] [--config.x=y ...]
+
+(`--config.train.dtype=bf16`, `--config.model.attn_block=0`, ...: run.py's own overrides.)
 
 Training: artjax's fused, jitted step (the loop's own `compile_multi_step`) and the PyTorch
 eager peer (benchmarks/torch_music_peer.py, same model, loss, optimizer and batches) run
@@ -19,21 +21,13 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from artjax import parallel  # noqa: E402
-from artjax.music import sampling  # noqa: E402
-from artjax.tasks import build_task  # noqa: E402
-from artjax.train import compile_multi_step  # noqa: E402
-from throughput import load_config  # noqa: E402
+import common
+from artjax.music import sampling
 
 
 def main(argv=None):
@@ -45,35 +39,16 @@ def main(argv=None):
   p.add_argument("--sample-tokens", type=int, default=512)
   p.add_argument("--sample-batch", type=int, default=8)
   p.add_argument("--no-torch", action="store_true")
-  p.add_argument("--set", action="append", default=[],
-                 help="config override, e.g. --set model.num_heads=2 (repeatable)")
-  p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
-  args = p.parse_args(argv)
-
-  config = load_config(args.config)
+  p.add_argument("--out", default=common.RESULTS)
+  args, config = common.parse(p, argv)
   config.train.update(batch_size=args.batch, steps_per_dispatch=args.steps_per_dispatch, eval_every=0)
-  for item in args.set:
-    key, _, value = item.partition("=")
-    *path, leaf = key.split(".")
-    node = config
-    for part in path:
-      node = node[part]
-    node[leaf] = type(node[leaf])(value)
-  task = build_task(config)
-  mesh = parallel.make_mesh(0)
-  host = task.device_data()
-  data = parallel.place_data(host, mesh)
-  state = jax.jit(task.init_state, static_argnums=0)(config.seed)
-  k = args.steps_per_dispatch
-  compiled, compile_s = compile_multi_step(task.train_step, k, state, data, mesh)
+  config.mesh.num_devices = 0
+  prep = common.Prepared(config)
+  task, host, k, compile_s = prep.task, prep.host_data, prep.k, prep.compile_s
   tokens_per_step = args.batch * (config.data.window + task.prefix_len)
 
   def run_jax():
-    nonlocal state
-    t = time.perf_counter()
-    state, m = compiled(state, data)
-    jax.block_until_ready(m)
-    return time.perf_counter() - t
+    return prep.run(1)
   run_jax()
   peer = None
   if not args.no_torch:
@@ -104,11 +79,12 @@ def main(argv=None):
     line += f"; torch {rec['torch_train_tokens_per_s']:,.0f} tokens/s; ratio {rec['ratio_vs_torch']:.2f} {rec['ratios_pairwise']}"
   print(line, flush=True)
 
-  rec["overrides"] = args.set
+  rec["overrides"] = [a for a in (argv if argv is not None else __import__("sys").argv[1:])
+                      if a.startswith("--config.")]
   if args.sample_tokens > 0:
-    sample_speed(rec, task, state, args)
+    sample_speed(rec, task, prep.state, args)
   os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, f"music_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json")
+  path = os.path.join(args.out, f"music_throughput-{common.stamp()}.json")
   with open(path, "w") as f:
     json.dump(rec, f, indent=2)
   print(f"wrote {path}")

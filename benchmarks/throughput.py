@@ -19,19 +19,14 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from artjax import parallel  # noqa: E402
-from artjax.tasks import build_task  # noqa: E402
-from artjax.train import compile_multi_step  # noqa: E402
+import common
+from artjax import parallel
 
 # Datasheet dense peaks (FLOP/s) for accelerators, for context when running there.
 DATASHEET_PEAKS = {
@@ -39,17 +34,6 @@ DATASHEET_PEAKS = {
     "TPU v6e": {"bf16": 918e12}, "NVIDIA A100": {"fp32": 19.5e12, "bf16": 312e12},
     "NVIDIA H100": {"fp32": 67e12, "bf16": 989e12}, "NVIDIA H200": {"fp32": 67e12, "bf16": 989e12},
 }
-
-
-def load_config(spec: str):
-  from ml_collections import config_flags
-  path, _, arg = spec.partition(":")
-  import importlib.util
-  mod_spec = importlib.util.spec_from_file_location("bench_cfg", os.path.join(ROOT, path))
-  mod = importlib.util.module_from_spec(mod_spec)
-  mod_spec.loader.exec_module(mod)
-  del config_flags
-  return mod.get_config(arg)
 
 
 def measure_peak(dtype, sizes=(1024, 2048, 4096), repeats=5) -> float:
@@ -84,35 +68,24 @@ def cost(compiled) -> tuple[float, int]:
   return flops, peak
 
 
-class ArtjaxBench:
+class ArtjaxBench(common.Prepared):
+  """The loop's fused step for `config`, with XLA's FLOPs per step and peak memory."""
+
   def __init__(self, config, mesh, synthetic=False):
-    self.task = build_task(config)
-    self.mesh = mesh
-    data = self.task.device_data()
+    host = None
     if synthetic:
+      from artjax.tasks import build_task
+      real = build_task(config).device_data()
       rng = np.random.default_rng(0)
-      train = dict(data["train"], images=rng.integers(0, 256, data["train"]["images"].shape
-                                                      ).astype(np.uint8))
-      data = dict(data, train=train)
-    self.data = parallel.place_data(data, mesh)
-    with parallel.active_mesh(mesh):
-      self.state = jax.jit(self.task.init_state, static_argnums=0,
-                           out_shardings=parallel.replicated(mesh))(config.seed)
-    self.k = config.train.steps_per_dispatch
-    self.compiled, self.compile_s = compile_multi_step(self.task.train_step, self.k, self.state, self.data, mesh)
+      host = dict(real, train=dict(real["train"], images=rng.integers(
+          0, 256, real["train"]["images"].shape).astype(np.uint8)))
+    super().__init__(config, num_devices=mesh.devices.size, host_data=host)
     # XLA's cost analysis counts a scan body once: take FLOPs from one unrolled step.
-    with parallel.active_mesh(mesh):
+    with parallel.active_mesh(self.mesh):
       one = jax.jit(self.task.train_step).lower(self.state, self.data).compile()
     self.flops_per_step, _ = cost(one)
     _, self.memory = cost(self.compiled)
     self.run(1)  # warm-up
-
-  def run(self, dispatches: int) -> float:
-    t = time.perf_counter()
-    for _ in range(dispatches):
-      self.state, m = self.compiled(self.state, self.data)
-    jax.block_until_ready(m)
-    return time.perf_counter() - t
 
 
 def main(argv=None):
@@ -127,8 +100,8 @@ def main(argv=None):
   p.add_argument("--vs-torch", action="store_true")
   p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
   p.add_argument("--name", default="")
-  p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
-  args = p.parse_args(argv)
+  p.add_argument("--out", default=common.RESULTS)
+  args, base_config = common.parse(p, argv)
 
   mesh = parallel.make_mesh(0)
   device = jax.devices()[0]
@@ -139,7 +112,7 @@ def main(argv=None):
   for batch in [int(b) for b in args.batch.split(",")]:
     runs = {}
     for dtype in dtypes:
-      config = load_config(args.config)
+      config = base_config.copy_and_resolve_references()
       config.data.name = args.data
       config.train.update(batch_size=batch, dtype=dtype, steps_per_dispatch=args.steps_per_dispatch,
                           eval_every=0)
@@ -147,9 +120,8 @@ def main(argv=None):
       synth = ArtjaxBench(config, mesh, synthetic=True)
       peer = None
       if args.vs_torch:
-        sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         from torch_peer import TorchSeedGAN
-        peer = TorchSeedGAN(bench.task.dataset.images("train"), batch, latent=config.model.latent_dim,
+        peer = TorchSeedGAN(bench.host_data["train"]["images"], batch, latent=config.model.latent_dim,
                             threads=args.threads or None, dtype=dtype)
         peer.run(20)  # warm-up
       runs[dtype] = dict(config=config, bench=bench, synth=synth, peer=peer, times=[], synth_times=[],

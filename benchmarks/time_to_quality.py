@@ -13,21 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-from artjax import parallel  # noqa: E402
-from artjax.evaluation import Evaluator, metrics  # noqa: E402
-from artjax.tasks import build_task  # noqa: E402
-from artjax.train import compile_multi_step  # noqa: E402
-from throughput import load_config  # noqa: E402
+import common
+from artjax.cli import load_evaluator
+from artjax.evaluation import metrics
 
 
 def fdd(ev, images, train_feats):
@@ -41,16 +35,10 @@ def main(argv=None):
   p.add_argument("--chunk", type=int, default=500)
   p.add_argument("--max-steps", type=int, default=12000)
   p.add_argument("--threads", type=int, default=0)
-  p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
-  args = p.parse_args(argv)
-
-  config = load_config(args.config)
-  config.train.steps = args.max_steps
-  config.train.steps_per_dispatch = 100
-  task = build_task(config)
-  mesh = parallel.make_mesh(1)
-  data = parallel.place_data(task.device_data(), mesh)
-  ev = Evaluator(config.data.name, config.data.get("data_dir") or None)
+  p.add_argument("--out", default=common.RESULTS)
+  args, config = common.parse(p, argv)
+  config.train.update(steps=args.max_steps, steps_per_dispatch=100, eval_every=0)
+  ev = load_evaluator(config.data.name, config.data.data_dir or None)
   ds = ev.dataset
   n = len(ds.images("validation"))
   train_feats = ev.features(ds.images("train"))
@@ -58,10 +46,9 @@ def main(argv=None):
   threshold = args.threshold_ratio * floor
   print(f"real floor FDD {floor:.2f}; threshold {threshold:.2f} ({args.threshold_ratio}x)")
 
-  with parallel.active_mesh(mesh):
-    state = jax.jit(task.init_state, static_argnums=0)(config.seed)
-  compiled, compile_s = compile_multi_step(task.train_step, 100, state, data, mesh)
-  sample = jax.jit(task.sample, static_argnums=2)
+  prep = common.Prepared(config, num_devices=1)
+  compile_s = prep.compile_s
+  sample = jax.jit(prep.task.sample, static_argnums=2)
 
   from torch_recipe import TorchRecipe
   peer = TorchRecipe(ds.images("train"), ds.labels("train"), config, threads=args.threads or None)
@@ -71,14 +58,10 @@ def main(argv=None):
   reached = {"artjax": None, "torch": None}
   step = 0
   while step < args.max_steps and not all(reached.values()):
-    t = time.perf_counter()
-    for _ in range(args.chunk // 100):
-      state, m = compiled(state, data)
-    jax.block_until_ready(m)
-    clock["artjax"] += time.perf_counter() - t
+    clock["artjax"] += prep.run(args.chunk // 100)
     clock["torch"] += peer.run(args.chunk)
     step += args.chunk
-    a = fdd(ev, np.asarray(sample(state, 0, n)["images"]), train_feats)
+    a = fdd(ev, np.asarray(sample(prep.state, 0, n)["images"]), train_feats)
     b = fdd(ev, peer.sample(n)[0], train_feats)
     for name, v in (("artjax", a), ("torch", b)):
       curves[name].append({"step": step, "wall_s": round(clock[name], 2), "fdd": round(v, 3)})

@@ -1,0 +1,77 @@
+"""What every benchmark shares: configs with run.py's own `--config.x=y` overrides, the
+results folder, and a ready training step built from the loop's own pieces.
+
+Run benchmarks from the repository root (`python benchmarks/NAME.py ...`): artjax and
+configs come from the installed package, sibling peers (torch_peer, ...) from this folder.
+Every JSON result records the config it ran (`config`), the machine and the versions.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import jax
+
+from artjax import cli, parallel
+from artjax.tasks import build_task
+from artjax.train import compile_multi_step
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+
+
+def parse(parser, argv=None):
+  """(args, config): argparse flags of the benchmark plus `--config.x=y` overrides of its
+  `--config` spec (the parser must define --config)."""
+  args, rest = parser.parse_known_args(argv)
+  bad = [a for a in rest if not a.startswith("--config.")]
+  if bad:
+    parser.error(f"unrecognized arguments: {' '.join(bad)}")
+  spec = args.config
+  if not os.path.exists(spec.split(":")[0]):
+    spec = os.path.join(ROOT, spec)
+  return args, cli.load_config(spec, rest)
+
+
+def machine() -> dict:
+  return {"platform": platform.platform(), "processor": platform.processor(),
+          "cpu_count": os.cpu_count(), "jax": jax.__version__,
+          "devices": [str(d) for d in jax.devices()]}
+
+
+def stamp() -> str:
+  return time.strftime("%Y%m%d-%H%M%S")
+
+
+class Prepared:
+  """The loop's pieces for `config`: task, mesh, data on device, initial state, and the fused
+  `steps_per_dispatch`-step program (compiled ahead of time, state donated)."""
+
+  def __init__(self, config, *, num_devices: int | None = None, host_data=None):
+    self.config = config
+    self.task = build_task(config)
+    n = config.mesh.num_devices if num_devices is None else num_devices
+    self.mesh = parallel.make_mesh(n)
+    self.host_data = self.task.device_data() if host_data is None else host_data
+    self.data = parallel.place_data(self.host_data, self.mesh)
+    self.k = config.train.steps_per_dispatch
+    self.reset()
+    self.compiled, self.compile_s = compile_multi_step(self.task.train_step, self.k, self.state,
+                                                       self.data, self.mesh)
+
+  def reset(self, seed: int | None = None) -> None:
+    with parallel.active_mesh(self.mesh):
+      self.state = jax.jit(self.task.init_state, static_argnums=0,
+                           out_shardings=parallel.replicated(self.mesh))(
+                               self.config.seed if seed is None else seed)
+
+  def run(self, dispatches: int = 1) -> float:
+    """Seconds for `dispatches` fused dispatches (metrics waited for)."""
+    t = time.perf_counter()
+    with parallel.active_mesh(self.mesh):
+      for _ in range(dispatches):
+        self.state, m = self.compiled(self.state, self.data)
+    jax.block_until_ready(m)
+    return time.perf_counter() - t
