@@ -3,6 +3,8 @@ hand off to the library. `main(argv)` is also the in-process entry (tests call i
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 from absl import flags, logging as absl_logging
@@ -55,20 +57,45 @@ def _fail(msg: str) -> None:
   sys.exit(2)
 
 
+def _innermost(e: BaseException) -> BaseException:
+  while e.__cause__ is not None or e.__context__ is not None:
+    e = e.__cause__ or e.__context__
+  return e
+
+
+def _config_spec_problem(argv) -> str | None:
+  for a in argv:
+    if a.startswith("--config="):
+      path = a.split("=", 1)[1].split(":", 1)[0]
+      if not os.path.isfile(path):
+        return f"config file {path!r} does not exist (run from the repository root, e.g. --config=configs/gan.py)"
+  return None
+
+
 def parse_flags(fv, argv):
   """absl flag parsing with one-line errors (unknown config key, wrong type, ...)."""
+  problem = _config_spec_problem(argv)
+  if problem:
+    _fail(problem)
   try:
     return fv(argv)
   except flags.Error as e:
-    _fail(str(e).splitlines()[0])
+    inner = _innermost(e)
+    head = str(e).splitlines()[0].rstrip(":")
+    detail = " ".join(str(inner).split())
+    _fail(head if inner is e or detail in head else f"{head}: {detail}")
   except (KeyError, AttributeError) as e:
-    key = (str(e.args[0]) if e.args else str(e)).strip("'\" ")
+    text = str(e.args[0]) if e.args else str(e)
+    text = text.encode().decode("unicode_escape").replace("\\'", "'")
+    names = re.findall(r"'([A-Za-z_]\w*)'", text)
+    key = names[0] if names else text.strip("'\" ")
     culprits = [a.split("=")[0][len("--config."):] for a in argv
                 if a.startswith("--config.") and a.split("=")[0].split(".")[-1] == key]
-    where = culprits[0] if culprits else key
-    _fail(f"unknown config key {where!r} (no such field in the config file)")
+    hint = re.search(r'Did you mean "(\w+)"', text)
+    _fail(f"unknown config key {culprits[0] if culprits else key!r} (no such field in the config "
+          f"file{'; did you mean ' + repr(hint.group(1)) + '?' if hint else ''})")
   except (TypeError, ValueError) as e:
-    _fail(f"bad config: {e}")
+    _fail(f"bad config: {' '.join(str(e).split())}")
 
 
 def _need(FLAGS, *names, command):
@@ -80,7 +107,12 @@ def _need(FLAGS, *names, command):
 def cmd_train(FLAGS, args):
   from artjax.train import train
   _need(FLAGS, "config", "workdir", command="train")
-  train(FLAGS.config, FLAGS.workdir)
+  return _exit_code(train(FLAGS.config, FLAGS.workdir))
+
+
+def _exit_code(summary) -> int:
+  from artjax.train import EXIT_CODES
+  return EXIT_CODES[summary["status"]]
 
 
 def cmd_finetune(FLAGS, args):
@@ -94,7 +126,7 @@ def cmd_finetune(FLAGS, args):
     c.finetune.init_from = FLAGS.init_from
   if not c.finetune.init_from:
     raise ConfigError("finetune needs --init_from=PRETRAINED_WORKDIR")
-  train(c, FLAGS.workdir)
+  return _exit_code(train(c, FLAGS.workdir))
 
 
 def cmd_sample(FLAGS, args):
@@ -140,14 +172,14 @@ COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sample": cmd_sample, 
             "compare": cmd_compare, "merge": cmd_merge}
 
 
-def dispatch(fv, argv) -> None:
+def dispatch(fv, argv) -> int:
   """After flag parsing: argv[1] is the command, the rest its positional arguments."""
   args = argv[1:]
   if not args or args[0] not in COMMANDS or (args[0] != "compare" and len(args) != 1):
     _fail(f"usage: run.py {{{'|'.join(COMMANDS)}}} [flags]; got {args}")
   absl_logging.set_verbosity(absl_logging.WARNING)
   try:
-    COMMANDS[args[0]](fv, args[1:])
+    return COMMANDS[args[0]](fv, args[1:]) or 0
   except ConfigError as e:
     _fail(str(e))
 
@@ -156,7 +188,6 @@ def main(argv) -> int:
   """Parses `argv` (argv[0] = program) and runs the command; returns the exit code."""
   try:
     fv = define_flags(argv)
-    dispatch(fv, parse_flags(fv, argv))
+    return dispatch(fv, parse_flags(fv, argv))
   except SystemExit as e:
     return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-  return 0

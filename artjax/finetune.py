@@ -43,7 +43,6 @@ def merge_workdir(workdir: str, out: str) -> None:
   os.makedirs(out, exist_ok=True)
   runs.write_config(out, config)
   mgr = checkpoint.manager(out, keep=1)
-  checkpoint.save(mgr, int(state["step"]), merged, force=True)
-  mgr.wait_until_finished()
+  checkpoint.save_and_wait(mgr, int(state["step"]), merged, force=True)
   mgr.close()
   print(f"merged LoRA of {workdir} (step {int(state['step'])}) into plain weights in {out}")

@@ -8,6 +8,7 @@ know tasks only through the Task interface (eval_key, members, evaluate, summary
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import jax
@@ -64,21 +65,33 @@ class Metrics(Hook):
     return True
 
   def _drain(self, run):
-    at, m = self.pending
+    at, n, m, report = self.pending
     self.pending = None
-    m = scalars(parallel.to_host(m))
+    m, report = scalars(parallel.to_host(m)), parallel.to_host(report)
     run.metrics = m
+    if "skipped" in report:
+      self._skips(run, at, n, report)
+    elif not report["finite"]:
+      run.note_nonfinite(at - n + 1, at, m)
     if self.log_every and at % self.log_every == 0 or at == run.total:
       self.writer.scalars(at, {**m, "steps_per_s": run.steps_done / max(run.elapsed(), 1e-9)})
     self.bar.set_postfix({k: f"{v:.3f}" for k, v in list(m.items())[:4]}, refresh=False)
     if self.on_dispatch is not None:
       self.on_dispatch(at, m)
 
+  def _skips(self, run, at, n, report):
+    """train.on_nonfinite=skip: count dropped steps; halt after max_skipped in a row."""
+    run.skipped += int(report["skipped"])
+    longest = max(int(report["longest"]), run.skip_run + int(report["leading"]))
+    run.skip_run = run.skip_run + n if int(report["trailing"]) == n else int(report["trailing"])
+    if max(longest, run.skip_run) >= run.config.train.max_skipped:
+      run.note_nonfinite(at - n + 1, at, {f"{run.config.train.max_skipped} steps in a row": math.nan})
+
   def __call__(self, run):
     self.bar.update(run.step - self.bar.n)
     if self.pending is not None:
       self._drain(run)
-    self.pending = (run.step, run.device_metrics)
+    self.pending = (run.step, run.last_dispatch, run.device_metrics, run.device_report)
 
   def end(self, run):
     self.bar.close()
@@ -182,8 +195,8 @@ class Evaluate(Hook):
       self.best = {"step": run.step, "metric": self.key, "value": float(vals[0])}
       state = run.state
     mgr = runs.manager(run.workdir, best=True, create=True)
-    checkpoint.save(mgr, run.step, state, force=True)
-    mgr.wait_until_finished()   # before the next dispatch donates the state's buffers
+    checkpoint.save_and_wait(mgr, run.step, state, force=True)   # before the next dispatch
+    # donates the state's buffers
     mgr.close()
     if run.log:
       with open(os.path.join(run.workdir, runs.BEST_JSON), "w") as f:

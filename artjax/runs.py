@@ -12,16 +12,22 @@ export and serving; the training loop uses the same pieces with the mesh's shard
 
 from __future__ import annotations
 
+import datetime
+import fcntl
 import json
 import os
+import socket
+import sys
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from artjax import ConfigError, checkpoint
 from artjax.tasks import build_task
 
 CONFIG = "config.json"
+LOCK = ".lock"
 BEST = "best"
 BEST_JSON = "best.json"
 
@@ -34,9 +40,36 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def write_config(workdir: str, config) -> None:
-  with open(os.path.join(workdir, CONFIG), "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def write_config(workdir: str, config, resumed_at: int | None = None) -> None:
+  """Writes config.json. On a resume whose config differs from the stored one (steps,
+  cadences, learning rates: anything that leaves the state's shapes alone), prints a note
+  and appends the changes to config_history.jsonl."""
+  path = os.path.join(workdir, CONFIG)
+  text = config.to_json_best_effort(indent=2, sort_keys=True)
+  if resumed_at is not None and os.path.exists(path):
+    with open(path) as f:
+      old = _flat(json.load(f))
+    new = _flat(json.loads(text))
+    changes = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k)}
+    if changes:
+      print("note: resuming at step {} with a changed config: {}".format(
+          resumed_at, ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())),
+          file=sys.stderr, flush=True)
+      with open(os.path.join(workdir, "config_history.jsonl"), "a") as f:
+        f.write(json.dumps({"step": resumed_at, "changes": changes}) + "\n")
+  with open(path, "w") as f:
+    f.write(text)
 
 
 def latest_step(workdir: str) -> int | None:
@@ -84,6 +117,12 @@ def open_run(workdir: str, *, step: int | None = None, best: bool = False,
   config = load_config(workdir)
   task = build_task(config)
   state = restore(workdir, task, config.seed, step=step, best=best)
+  bad = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
+         if jnp.issubdtype(x.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(x)))]
+  if bad:
+    raise ConfigError(f"the checkpoint at step {int(state['step'])} in {workdir!r} has "
+                      f"non-finite weights ({bad[0]}{' and more' if len(bad) > 1 else ''}): "
+                      "the run diverged; retrain with a lower optim.lr")
   if task.members > 1:   # a population
     if replica is None:
       raise ConfigError(f"{workdir!r} holds a population of {task.replicas} replicas: pass "
@@ -92,3 +131,61 @@ def open_run(workdir: str, *, step: int | None = None, best: bool = False,
   if replica is not None:
     raise ConfigError(f"--replica: {workdir!r} holds a single model, not a population")
   return task, state
+
+
+class WorkdirLock:
+  """One writer per workdir: an OS lock (flock) on `workdir/.lock`, held for the whole run.
+
+  A second trainer fails at once with one line naming the holder (pid, host, start time).
+  The kernel drops the lock when its process dies, so a lock file left by a killed run is
+  simply taken over (with a note). Multi-host runs: process 0 holds it."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, LOCK)
+    self.fd = None
+
+  def _holder(self, fd) -> dict:
+    try:
+      return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+      return {}
+
+  def acquire(self) -> None:
+    while True:
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError:
+        h = self._holder(fd)
+        os.close(fd)
+        raise ConfigError(f"workdir {os.path.dirname(self.path)!r} is in use by another run "
+                          f"(pid {h.get('pid', '?')} on {h.get('host', '?')} since "
+                          f"{h.get('started', '?')}): one writer per workdir")
+      try:   # the file may have been removed by the previous holder's release
+        same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+      except FileNotFoundError:
+        same = False
+      if same:
+        break
+      os.close(fd)
+    old = self._holder(fd)
+    if old.get("pid"):
+      print(f"note: taking over the lock of a run that ended without releasing it (pid "
+            f"{old['pid']} on {old.get('host', '?')}, started {old.get('started', '?')})",
+            file=sys.stderr, flush=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
+    self.fd = fd
+
+  def release(self) -> None:
+    if self.fd is None:
+      return
+    try:
+      os.remove(self.path)
+    except FileNotFoundError:
+      pass
+    fcntl.flock(self.fd, fcntl.LOCK_UN)
+    os.close(self.fd)
+    self.fd = None

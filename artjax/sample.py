@@ -8,14 +8,17 @@ import jax
 
 from artjax import ConfigError, runs
 
+MAX_NUM = 65536
+
 
 def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str | None = None,
                    replica: int | None = None, options: dict | None = None):
   """Samples `num` items from the latest checkpoint into `out` (the task's file format).
 
   `options`: per-call overrides of the task's declared `sample_options` (None = unset)."""
-  if num <= 0:
-    raise ConfigError(f"--num must be > 0, got {num}")
+  if not 0 < num <= MAX_NUM:
+    raise ConfigError(f"--num must be in 1..{MAX_NUM:,} (one call holds every sample in memory; "
+                      f"sample larger sets with several --seed values), got {num:,}")
   task, state = runs.open_run(workdir, replica=replica)
   options = {k: v for k, v in (options or {}).items() if v is not None}
   bad = sorted(set(options) - set(task.sample_options))

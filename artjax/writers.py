@@ -38,14 +38,23 @@ class MetricWriter:
   Only the writing process (process 0) should construct one with `enabled=True`.
   """
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
+    """`resume_step`: the checkpoint a run resumes from; rows logged after it (by the run
+    that was interrupted) are dropped so steps never repeat. None: a fresh run (no rows kept)."""
     self.enabled = enabled
     self.workdir = workdir
     self._jsonl = None
     self._tb = None
     if enabled:
       os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      path = os.path.join(workdir, "metrics.jsonl")
+      keep = []
+      if resume_step is not None and os.path.exists(path):
+        with open(path) as f:
+          keep = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+      with open(path, "w") as f:
+        f.writelines(keep)
+      self._jsonl = open(path, "a")
       from tensorboardX import SummaryWriter
       self._tb = SummaryWriter(os.path.join(workdir, "tb"))
 
@@ -53,10 +62,12 @@ class MetricWriter:
     if not self.enabled:
       return
     clean = {k: float(v) for k, v in metrics.items()}
-    self._jsonl.write(json.dumps({"step": int(step), **clean}) + "\n")
+    strict = {k: (v if math.isfinite(v) else None) for k, v in clean.items()}   # strict JSON
+    self._jsonl.write(json.dumps({"step": int(step), **strict}, allow_nan=False) + "\n")
     self._jsonl.flush()
     for k, v in clean.items():
-      self._tb.add_scalar(k, v, int(step))
+      if math.isfinite(v):
+        self._tb.add_scalar(k, v, int(step))
 
   def image(self, step: int, name: str, grid: np.ndarray, png_path: str | None = None) -> None:
     if not self.enabled:

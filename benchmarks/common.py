@@ -72,6 +72,6 @@ class Prepared:
     t = time.perf_counter()
     with parallel.active_mesh(self.mesh):
       for _ in range(dispatches):
-        self.state, m = self.compiled(self.state, self.data)
+        self.state, m, _ = self.compiled(self.state, self.data)
     jax.block_until_ready(m)
     return time.perf_counter() - t

@@ -37,10 +37,13 @@ def optim(**kw) -> ConfigDict:
 def train(**kw) -> ConfigDict:
   """The loop: steps, global batch, steps fused per dispatch, compute dtype, periodic events
   (0 = off; multiples of steps_per_dispatch), checkpoints kept, early-stopping patience (in
-  evaluations), population size."""
+  evaluations), population size; on_nonfinite: halt (stop at the first dispatch with a
+  non-finite loss or state, never save it) or skip (drop non-finite steps inside the
+  compiled program; halt after max_skipped of them in a row)."""
   c = ConfigDict({"steps": 1000, "batch_size": 128, "steps_per_dispatch": 100, "dtype": "fp32",
                   "log_every": 500, "ckpt_every": 1000, "keep": 3, "sample_every": 0,
-                  "grid_size": 100, "eval_every": 0, "patience": 0, "num_replicas": 1})
+                  "grid_size": 100, "eval_every": 0, "patience": 0, "num_replicas": 1,
+                  "on_nonfinite": "halt", "max_skipped": 100})
   c.update(kw)
   return c
 

@@ -372,10 +372,13 @@ class MusicLMTask(Task):
     from artjax.music import render
     if not os.path.exists(path):
       raise ConfigError(f"--prime file {path!r} does not exist")
+    if os.path.getsize(path) == 0:
+      raise ConfigError(f"--prime {path!r} is empty (0 bytes), not a MIDI file")
     try:
       roll = render.read_midi(path)
     except Exception as e:
-      raise ConfigError(f"--prime {path!r} is not a readable MIDI file: {e}") from e
+      raise ConfigError(f"--prime {path!r} is not a readable MIDI file: "
+                        f"{type(e).__name__}: {e or 'unreadable'}") from e
     if not len(roll) or len(roll) >= self.config.sample.num_frames:
       raise ConfigError(f"--prime {path!r} has {len(roll)} frames; it needs 1.."
                         f"{self.config.sample.num_frames - 1} (sample.num_frames)")
