@@ -176,6 +176,7 @@ class Run:
     self.device_metrics = self.device_report = None
     self.stop, self.interrupted, self.halt = None, False, None
     self.skip_run, self.skipped, self.last_dispatch, self.save_error = 0, 0, 0, None
+    self.failed_step = None
     self.t0 = time.perf_counter()
 
   def _prepare(self):
@@ -266,6 +267,7 @@ class Run:
         checkpoint.save_and_wait(self.ckpt, self.step, self.state, force=force)
       except Exception as e:   # read-only disk, full disk, donated buffers after Ctrl-C, ...
         self.save_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        self.failed_step = self.step
         if not self.interrupted:
           self.stop = "save_failed"
         return False
@@ -426,7 +428,7 @@ def _report_end(run, summary, verbose) -> None:
           f"{h['first_step']}..{h['last_step']}: training halted, {kept} (lower optim.lr, or "
           f"set train.on_nonfinite=skip)", file=sys.stderr, flush=True)
   elif run.status == "save_failed":
-    print(f"error: could not save step {run.step} ({run.save_error}); the last good "
+    print(f"error: could not save step {run.failed_step} ({run.save_error}); the last good "
           f"checkpoint is step {last}", file=sys.stderr, flush=True)
   elif verbose:
     head = (f"interrupted: checkpoint saved at step {run.step}, resume by rerunning; "
