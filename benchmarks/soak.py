@@ -4,11 +4,13 @@ it each time, and compare the final state with an uninterrupted run of the same 
   python benchmarks/soak.py [--kills=20] [--config=configs/gan.py:digits,smoke]
       [--config.train.steps=2000 ...]
 
-Each restart is `python run.py train` in a subprocess on the same workdir; kills land at a
-uniformly random time in [min_delay, max_delay] seconds after the start (the run checkpoints
-every `train.ckpt_every` steps, so many land during a save). Reports: kills, restarts that
-resumed (exit 0 at the end, no error), steps re-done after kills, whether the final
-checkpoint is bit-identical to the uninterrupted run's. JSON in benchmarks/results/.
+Each restart is `python run.py train` in a subprocess on the same workdir; half the kills land
+at a uniformly random time in [min_delay, max_delay] seconds after the start, the other half
+the moment a checkpoint write is seen under way (an Orbax tmp directory). Reports: kills, restarts that
+resumed (every restart after a kill continued from a checkpoint and the last one finished with
+exit 0), the kills that landed while a checkpoint was being written (a step directory still
+`.orbax-checkpoint-tmp` right after the kill), and whether the final state is bit-identical
+to the uninterrupted run's. JSON in benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import jax
 import numpy as np
 
 import common
-from artjax import checkpoint, runs
+from artjax import runs
 
 
 def _cli(workdir, spec, overrides):
@@ -59,21 +61,28 @@ def main(argv=None):
   t = time.time()
   subprocess.run(_cli(ref, args.config, overrides), check=True, capture_output=True, cwd=common.ROOT)
   ref_wall = time.time() - t
-  kills, resumed_ok, redone, starts = 0, 0, 0, 0
+  kills, resumed_ok, during_save, starts = 0, 0, 0, 0
+  t_soak = time.time()
   while True:
+    log = open(os.path.join(base, f"start{starts}.log"), "w+")   # a pipe would fill and block
     proc = subprocess.Popen(_cli(soak, args.config, overrides), cwd=common.ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
     starts += 1
     if kills < args.kills:
       try:
-        proc.wait(timeout=rng.uniform(args.min_delay, args.max_delay))
+        if kills % 2:   # every other kill waits for a checkpoint write to be under way
+          _wait_for_write(proc, soak, args.max_delay)
+        else:
+          proc.wait(timeout=rng.uniform(args.min_delay, args.max_delay))
       except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
-        redone += max(0, _logged_step(soak) - (checkpoint.latest_step(soak) or 0))
+        during_save += _mid_save(soak)
         continue
-    err = proc.communicate()[1]
+    proc.wait()
+    log.seek(0)
+    err = log.read()
     if proc.returncode != 0:
       raise SystemExit(f"restart {starts} failed (exit {proc.returncode}): {err[-2000:]}")
     resumed_ok = starts - 1
@@ -82,27 +91,48 @@ def main(argv=None):
   identical = len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
   rec = {"config": args.config, "overrides": overrides, "steps": config.train.steps,
          "kills": kills, "restarts_resumed": resumed_ok, "starts": starts,
-         "steps_redone_after_kills": redone, "bit_identical": identical,
-         "reference_wall_s": round(ref_wall, 1), "machine": common.machine()}
+         "kills_during_checkpoint_write": during_save, "bit_identical": identical,
+         "reference_wall_s": round(ref_wall, 1), "soak_wall_s": round(time.time() - t_soak, 1),
+         "machine": common.machine()}
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, f"soak-{common.stamp()}.json")
   with open(path, "w") as f:
     json.dump(rec, f, indent=2)
-  print(f"{kills} kills, {resumed_ok}/{kills} restarts resumed, {redone} steps redone, "
-        f"final state bit-identical to the uninterrupted run: {identical}")
+  print(f"{kills} kills ({during_save} during a checkpoint write), {resumed_ok}/{kills} restarts "
+        f"resumed, final state bit-identical to the uninterrupted run: {identical}")
   print(f"wrote {path}")
   shutil.rmtree(base, ignore_errors=True)
   return rec
 
 
-def _logged_step(workdir) -> int:
-  """The last step metrics.jsonl records (how far a killed run had got)."""
+def _wait_for_write(proc, workdir, limit):
+  """Returns as soon as an Orbax step directory is being written (polled every 0.5 ms);
+  raises TimeoutExpired after `limit` seconds or returns when the process ends."""
+  folder = os.path.join(workdir, "checkpoints")
+  t = time.time()
+  while time.time() - t < limit:
+    if proc.poll() is not None:
+      return
+    if _writing(folder):
+      raise subprocess.TimeoutExpired(proc.args, limit)
+    time.sleep(0.0005)
+  raise subprocess.TimeoutExpired(proc.args, limit)
+
+
+def _writing(folder) -> bool:
+  """A step being written: an Orbax tmp directory, or a step directory not yet finalised
+  (no _CHECKPOINT_METADATA)."""
   try:
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-      lines = [l for l in f if l.strip()]
-    return json.loads(lines[-1])["step"] if lines else 0
-  except (OSError, ValueError):
-    return 0
+    names = os.listdir(folder)
+  except OSError:
+    return False
+  return any("tmp" in d or (d.isdigit() and not os.path.exists(
+      os.path.join(folder, d, "_CHECKPOINT_METADATA"))) for d in names)
+
+
+def _mid_save(workdir) -> int:
+  """1 when the kill left an unfinished checkpoint write behind."""
+  return int(_writing(os.path.join(workdir, "checkpoints")))
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ def test_finetune_and_merge_commands(pretrained, tmp_path):
   assert np.load(tmp_path / "s.npz")["images"].shape == (4, 8, 8, 1)
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_best(pretrained, tmp_path):
   import json
   wd = tmp_path / "es"
@@ -160,6 +161,7 @@ def test_adapters_start_at_identity_and_train_alone(pretrained, tmp_path):
   assert share < 0.3   # width-64 test model; ~5% at the default width 512
 
 
+@pytest.mark.slow
 def test_population_finetune_keeps_each_replicas_best(pretrained, tmp_path):
   """Seeds of a sweep cell as one vmapped population: init_from loads every replica, each
   replica keeps its own best state, early stopping waits for the last to stop improving."""
