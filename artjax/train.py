@@ -275,8 +275,11 @@ class Run:
 
   def save_final(self) -> None:
     """The final (or interrupted) step, unless already saved or not finite."""
-    if self.step and self.ckpt.latest_step() != self.step and not self.save(force=True):
-      self.step = self.ckpt.latest_step() or 0
+    try:
+      if self.step and self.ckpt.latest_step() != self.step and not self.save(force=True):
+        self.step = self.ckpt.latest_step() or 0
+    except KeyboardInterrupt:   # a signal deferred during the save: the save is complete
+      self.interrupted = True
     self.ckpt.wait_until_finished()
 
   @property
