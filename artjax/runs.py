@@ -72,10 +72,6 @@ def write_config(workdir: str, config, resumed_at: int | None = None) -> None:
     f.write(text)
 
 
-def latest_step(workdir: str) -> int | None:
-  return checkpoint.latest_step(workdir)
-
-
 def best_info(workdir: str) -> dict | None:
   path = os.path.join(workdir, BEST_JSON)
   if not os.path.exists(path):
