@@ -38,7 +38,29 @@ def define_flags(argv) -> flags.FlagValues:
   flags.DEFINE_integer("replica", None, "sample/eval: which replica of a population.", **d)
   flags.DEFINE_string("init_from", None, "finetune: the pretrained workdir.", **d)
   flags.DEFINE_bool("best", False, "eval: use the best checkpoint (by validation FDD).", **d)
+  _define_stylize_flags(d)
   return fv
+
+
+def _define_stylize_flags(d):
+  flags.DEFINE_string("content", None, "stylize: the content image (PNG/JPEG).", **d)
+  flags.DEFINE_multi_string("style", [], "stylize: a style image (repeat for several).", **d)
+  flags.DEFINE_list("style_weights", [], "stylize: one weight per --style (normalised).", **d)
+  flags.DEFINE_float("style_mix", None, "stylize: with two --style images, the second's share.", **d)
+  flags.DEFINE_integer("size", 256, "stylize: longest side of the result in pixels.", **d)
+  flags.DEFINE_integer("steps", 350, "stylize: optimisation iterations over all scales.", **d)
+  flags.DEFINE_integer("scales", 3, "stylize: coarse-to-fine scales (each half the next).", **d)
+  flags.DEFINE_float("style_weight", 2.0, "stylize: weight of the style loss.", **d)
+  flags.DEFINE_float("content_weight", 1.0, "stylize: weight of the content loss.", **d)
+  flags.DEFINE_float("tv_weight", 0.0, "stylize: weight of the total-variation smoothing.", **d)
+  flags.DEFINE_bool("preserve_color", False, "stylize: keep the content's colours (YIQ).", **d)
+  flags.DEFINE_string("mask", None, "stylize: style only where this mask is white.", **d)
+  flags.DEFINE_string("init", "content", "stylize: start from content | noise.", **d)
+  flags.DEFINE_string("features", "random", "stylize: random | random_vgg | vgg19.", **d)
+  flags.DEFINE_string("weights", None, "stylize --features=vgg19: VGG19 weights (.h5/.npz).", **d)
+  flags.DEFINE_string("optimizer", "adam", "stylize: adam | lbfgs.", **d)
+  flags.DEFINE_float("lr", 0.02, "stylize: Adam step size on pixels in [0, 1].", **d)
+  flags.DEFINE_string("dtype", "fp32", "stylize: fp32 | bf16 feature products.", **d)
 
 
 def load_config(spec: str, overrides=()):
@@ -161,6 +183,36 @@ def cmd_merge(FLAGS, args):
   merge_workdir(FLAGS.workdir, FLAGS.out)
 
 
+def _style_weights(FLAGS):
+  if FLAGS.style_mix is not None:
+    if len(FLAGS.style) != 2 or FLAGS.style_weights:
+      raise ConfigError("--style_mix needs exactly two --style images (or use --style_weights)")
+    if not 0.0 <= FLAGS.style_mix <= 1.0:
+      raise ConfigError(f"--style_mix must be in [0, 1], got {FLAGS.style_mix}")
+    return (1.0 - FLAGS.style_mix, FLAGS.style_mix)
+  try:
+    return tuple(float(w) for w in FLAGS.style_weights)
+  except ValueError as e:
+    raise ConfigError(f"--style_weights must be numbers: {FLAGS.style_weights}") from e
+
+
+def cmd_stylize(FLAGS, args):
+  from artjax import stylize
+  if FLAGS.workdir:
+    _need(FLAGS, "content", "out", command="stylize --workdir")
+    stylize.run_network(FLAGS.workdir, FLAGS.content, FLAGS.out, size=(
+        FLAGS.size if FLAGS["size"].present else None))
+    return 0
+  r = stylize.Request(
+      content=FLAGS.content, styles=tuple(FLAGS.style), out=FLAGS.out, size=FLAGS.size,
+      steps=FLAGS.steps, scales=FLAGS.scales, style_weight=FLAGS.style_weight,
+      content_weight=FLAGS.content_weight, tv_weight=FLAGS.tv_weight,
+      style_weights=_style_weights(FLAGS), preserve_color=FLAGS.preserve_color, mask=FLAGS.mask,
+      init=FLAGS.init, features=FLAGS.features, weights=FLAGS.weights, optimizer=FLAGS.optimizer,
+      lr=FLAGS.lr, seed=FLAGS.seed, dtype=FLAGS.dtype)
+  stylize.run(r)
+
+
 def cmd_compare(FLAGS, args):
   from artjax.evaluation.report import compare
   if not args:
@@ -169,7 +221,7 @@ def cmd_compare(FLAGS, args):
 
 
 COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sample": cmd_sample, "eval": cmd_eval,
-            "compare": cmd_compare, "merge": cmd_merge}
+            "compare": cmd_compare, "merge": cmd_merge, "stylize": cmd_stylize}
 
 
 def dispatch(fv, argv) -> int:

@@ -7,8 +7,9 @@ from artjax.tasks.classifier import ClassifierTask
 from artjax.tasks.gan import GANTask
 from artjax.tasks.music import MusicLMTask
 from artjax.tasks.population import Population, hparams
+from artjax.tasks.style import StyleTask
 
-TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask}
+TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask, "style": StyleTask}
 
 
 def build_task(config) -> Task:

@@ -40,6 +40,8 @@ class Task(abc.ABC):
   #: metrics are [members] vectors and the best state is chosen per member: the loop keeps
   #: it on device and lets `select_best` merge it.
   members: int = 1
+  #: `transform(state, images)` maps float images to float images (a style network).
+  transforms_images: bool = False
 
   def __init__(self, config):
     self.config = config
@@ -112,6 +114,11 @@ class Task(abc.ABC):
   def sample(self, state: dict, seed, num: int, opening=None) -> dict:
     """Pure sampling: a dict of arrays (e.g. images uint8, labels)."""
     raise ConfigError(f"a {type(self).__name__} has nothing to sample")
+
+  def transform(self, state: dict, images):
+    """Pure: float images [B, H, W, 3] in [0, 1] -> images of the same shape (see
+    `transforms_images`; sides multiples of `image_multiple`)."""
+    raise ConfigError(f"a {type(self).__name__} does not transform images")
 
   def read_opening(self, path: str):
     """Tokens of an opening read from a file (the "prime" sample option)."""

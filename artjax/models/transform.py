@@ -1,0 +1,60 @@
+"""The image-transformation network of fast style transfer (Johnson, Alahi and Fei-Fei 2016):
+two strided downsampling convolutions, residual blocks, and resize-convolution upsampling
+(nearest-neighbour x2 then a convolution: no checkerboard artefacts, Odena et al. 2016), with
+instance normalisation (Ulyanov et al. 2016). Fully convolutional: any input size whose sides
+are multiples of 4. Images in and out are float [B, H, W, 3] in [0, 1]."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def _reflect(x, k):
+  p = k // 2
+  return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+
+
+class ConvNorm(nnx.Module):
+  """Reflect-padded convolution + instance norm (+ ReLU)."""
+
+  def __init__(self, cin, cout, k, stride=1, relu=True, *, rngs):
+    self.k, self.relu = k, relu
+    self.conv = nnx.Conv(cin, cout, (k, k), strides=(stride, stride), padding="VALID", rngs=rngs)
+    self.norm = nnx.InstanceNorm(cout, rngs=rngs)
+
+  def __call__(self, x):
+    y = self.norm(self.conv(_reflect(x, self.k)))
+    return jax.nn.relu(y) if self.relu else y
+
+
+class Residual(nnx.Module):
+  def __init__(self, c, *, rngs):
+    self.a = ConvNorm(c, c, 3, rngs=rngs)
+    self.b = ConvNorm(c, c, 3, relu=False, rngs=rngs)
+
+  def __call__(self, x):
+    return x + self.b(self.a(x))
+
+
+class TransformNet(nnx.Module):
+  def __init__(self, width=32, blocks=5, edge_kernel=9, *, rngs):
+    w = width
+    self.down = nnx.List([ConvNorm(3, w, edge_kernel, rngs=rngs), ConvNorm(w, 2 * w, 3, 2, rngs=rngs),
+                          ConvNorm(2 * w, 4 * w, 3, 2, rngs=rngs)])
+    self.res = nnx.List([Residual(4 * w, rngs=rngs) for _ in range(blocks)])
+    self.up = nnx.List([ConvNorm(4 * w, 2 * w, 3, rngs=rngs), ConvNorm(2 * w, w, 3, rngs=rngs)])
+    self.edge_kernel = edge_kernel
+    self.out = nnx.Conv(w, 3, (edge_kernel, edge_kernel), padding="VALID", rngs=rngs)
+
+  def __call__(self, images):
+    x = images * 2.0 - 1.0
+    for layer in self.down:
+      x = layer(x)
+    for block in self.res:
+      x = block(x)
+    for layer in self.up:
+      b, h, w, c = x.shape
+      x = layer(jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest"))
+    return jax.nn.sigmoid(self.out(_reflect(x, self.edge_kernel)))
