@@ -10,12 +10,13 @@ from artjax.models import features as fnet
 FEATURES = ("random", "random_vgg", "vgg19")
 
 
-def feature_network(kind: str, seed: int, weights: str | None = None, dtype: str = "fp32"):
-  """(FeatureNet, params as numpy): "random" = random filters of 3, 5 and 7 px on a 3-level
-  pyramid (content from the two coarse levels), "random_vgg" = VGG19 layout with random
+def feature_network(kind: str, seed: int, weights: str | None = None, dtype: str = "fp32",
+                    maps: int = 128):
+  """(FeatureNet, params as numpy): "random" = `maps` random filters each of 3, 5 and 7 px on
+  a 3-level pyramid (content from the two coarse levels), "random_vgg" = VGG19 layout with random
   weights, "vgg19" = ImageNet VGG19 from `weights` (a ConfigError if unusable)."""
   if kind == "random":
-    net = fnet.random_multiscale(content_levels=(1, 2), dtype=dtype)
+    net = fnet.random_multiscale(maps=maps, content_levels=(1, 2), dtype=dtype)
     return net, fnet.init(net, seed)
   if kind == "random_vgg":
     net = fnet.vgg("random_vgg", preprocess="torch", dtype=dtype)

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from artjax.models.precision import bf16_matmul
+
 F32 = jnp.float32
 
 # VGG19's convolutions: (name, in, out) per block; a 2x2 pool follows each block.
@@ -127,6 +129,30 @@ def downsample(x):
   return sum(k[i] * x[:, :, i:i + w:2] for i in range(4))
 
 
+def _patches(x, k):
+  """Reflect-padded k x k patches as channels: [B, H, W, k*k*C] (dy, dx, c order)."""
+  b, h, w, c = x.shape
+  lo, hi = (k - 1) // 2, k // 2
+  x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode="reflect")
+  return jnp.concatenate([x[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], -1)
+
+
+def _bank(x, kernels, biases, dtype):
+  """Several filter sizes over one image as ONE matmul: every kernel zero-padded (centred) to
+  the largest size, patches [B*H*W, k*k*C] x kernels [k*k*C, sum(maps)]. On XLA:CPU this is
+  about 4x faster forward+backward than `conv_general_dilated` with 3 input channels (whose
+  input gradient is slow); the zero padding costs fewer FLOPs than it saves."""
+  k = max(w.shape[0] for w in kernels)
+  mats = []
+  for w in kernels:
+    p = (k - w.shape[0]) // 2
+    q = k - w.shape[0] - p
+    mats.append(jnp.pad(w, ((p, q), (p, q), (0, 0), (0, 0))).reshape(-1, w.shape[-1]))
+  cols = _patches(x, k)
+  mm = bf16_matmul if dtype == "bf16" else jnp.matmul
+  return [jax.nn.relu(mm(cols, m) + b) for m, b in zip(mats, biases)]
+
+
 def avg_pool(x):
   b, h, w, c = x.shape
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean((2, 4))
@@ -145,8 +171,14 @@ def apply(net: FeatureNet, params: dict, images) -> list:
     pyramid = [x]
     for _ in range(net.max_level):
       pyramid.append(downsample(pyramid[-1]))
-    return [jax.nn.relu(_conv(pyramid[level], params[f"f{i}"]["kernel"], params[f"f{i}"]["bias"],
-                              net.dtype)) for i, (_, _, level) in enumerate(net.outputs)]
+    outs = [None] * len(net.outputs)
+    for level in sorted({lv for _, _, lv in net.outputs}):
+      idx = [i for i, (_, _, lv) in enumerate(net.outputs) if lv == level]
+      got = _bank(pyramid[level], [params[f"f{i}"]["kernel"] for i in idx],
+                  [params[f"f{i}"]["bias"] for i in idx], net.dtype)
+      for i, f in zip(idx, got):
+        outs[i] = f
+    return outs
   feats = {}
   for b, block in enumerate(VGG19_BLOCKS):
     x = avg_pool(x) if b else x

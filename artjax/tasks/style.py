@@ -59,7 +59,9 @@ class StyleTask(Task):
       raise ConfigError("style.features=vgg19 needs style.weights=FILE (see docs/style.md)")
     if min(s.style_weight, s.content_weight) < 0:
       raise ConfigError("style.style_weight and style.content_weight must be >= 0")
-    self.net = (fnet.random_multiscale(content_levels=(1, 2)) if s.features == "random" else
+    if s.maps < 1:
+      raise ConfigError(f"style.maps must be >= 1, got {s.maps}")
+    self.net = (fnet.random_multiscale(maps=s.maps, content_levels=(1, 2)) if s.features == "random" else
                 fnet.vgg(s.features, preprocess="torch"))
     if c.data.crop % 2 ** self.net.max_level or c.data.photo_size % 2 ** self.net.max_level:
       raise ConfigError(f"data.crop and data.photo_size must be multiples of {2 ** self.net.max_level}")
@@ -80,7 +82,8 @@ class StyleTask(Task):
     names = list(d.train) + (photos.folder_images(d.folder) if d.folder else [])
     train = photos.load_squares(names, d.photo_size)
     val = photos.load_squares(d.validation, d.photo_size)
-    self.net, feat = feature_network(s.features, s.feature_seed, s.weights or None)
+    self.net, feat = feature_network(s.features, s.feature_seed, s.weights or None,
+                                              maps=s.maps)
     from artjax.image import io
     style_image = io.resize(photos.read_named(s.image), s.size)
     targets = jax.jit(lambda p, im: style_lib.style_targets(self.net, p, [im], [1.0]))(
