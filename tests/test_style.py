@@ -67,21 +67,22 @@ def test_gram_moments_and_losses_match_numpy():
   np.testing.assert_allclose(float(co), want_co, rtol=1e-4)
 
 
-def _small_problem(preserve=False, mask=None, steps=(15, 15)):
+def _small_problem(preserve=False, mask=None, steps=(15, 15), optimizer="adam"):
   net = fnet.random_multiscale(sizes=(3, 5), maps=16, levels=(0, 1), content_levels=(1,))
   params = jax.tree.map(jnp.asarray, fnet.init(net, 0))
   contents = [jnp.asarray(_rgb(1, 16 * k, 24 * k))[None] for k in (1, 2)]
   styles = [[jnp.asarray(_rgb(2, 16 * k, 16 * k) ** 3)[None]] for k in (1, 2)]
   masks = None if mask is None else [jnp.asarray(io.resize_to(mask[..., None], (16 * k, 24 * k))[..., 0])[None]
                                      for k in (1, 2)]
-  s = style.Settings(steps=steps, style_weight=5.0, preserve_color=preserve)
+  s = style.Settings(steps=steps, style_weight=5.0, preserve_color=preserve, optimizer=optimizer)
   fn = jax.jit(lambda p, c, st, m: style.stylize(net, p, s, c, st, jnp.ones(1), m, None))
   image, traces = fn(params, contents, styles, masks)
   return np.asarray(contents[-1][0]), np.asarray(image[0]), [np.asarray(t) for t in traces]
 
 
-def test_jitted_optimiser_lowers_the_loss_at_every_scale():
-  content, image, traces = _small_problem()
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_jitted_optimiser_lowers_the_loss_at_every_scale(optimizer):
+  content, image, traces = _small_problem(optimizer=optimizer)
   for t in traces:
     assert t[-1, 0] < 0.7 * t[0, 0], t[:, 0]
   assert np.abs(image - content).mean() > 0.01        # it changed the image
