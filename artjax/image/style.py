@@ -87,13 +87,18 @@ def style_targets(net, params, style_images, weights):
 
 
 def _rel(x, target):
-  return jnp.sum((x - target) ** 2) / jnp.maximum(jnp.sum(target ** 2), 1e-12)
+  """Per-image relative squared error [B] (target [B or 1, ...] broadcast)."""
+  axes = tuple(range(1, x.ndim))
+  num = jnp.sum((x - target) ** 2, axes)
+  return num / jnp.maximum(jnp.sum(target ** 2, axes), 1e-12)
 
 
-def losses(net, params, x, content_feats, targets, mask=None):
-  """(style, content) relative losses of images x [B, H, W, 3] in [0, 1]. The style loss of a
-  layer matches the feature covariance and the mean separately (each relative), so the
-  texture's second-order structure is not drowned by the mean's outer product."""
+def per_image_losses(net, params, x, content_feats, targets, mask=None):
+  """([B] style, [B] content) relative losses of images x [B, H, W, 3] in [0, 1]; the content
+  features [B or 1, ...], the targets [(mean, Gram)] broadcast over the batch; `mask` [B, H, W]
+  weights the style statistics. The style loss of a layer matches the feature covariance and
+  the mean separately (each relative), so the texture's second-order structure is not drowned
+  by the mean's outer product."""
   feats = fnet.apply(net, params, x)
   style = []
   for (t_mean, t_second), i in zip(targets, net.style):
@@ -101,7 +106,13 @@ def losses(net, params, x, content_feats, targets, mask=None):
     mean, second = moments(feats[i], wgt, net.dtype)
     style.append(_rel(covariance(mean, second), covariance(t_mean, t_second)) + _rel(mean, t_mean))
   content = [_rel(feats[i], c) for i, c in zip(net.content, content_feats)]
-  return jnp.mean(jnp.stack(style)), jnp.mean(jnp.stack(content))
+  return jnp.mean(jnp.stack(style), 0), jnp.mean(jnp.stack(content), 0)
+
+
+def losses(net, params, x, content_feats, targets, mask=None):
+  """(style, content): `per_image_losses` averaged over the batch."""
+  st, co = per_image_losses(net, params, x, content_feats, targets, mask)
+  return st.mean(), co.mean()
 
 
 def total_variation(x):

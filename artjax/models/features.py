@@ -20,8 +20,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
-
 from artjax.models.precision import bf16_matmul
 
 F32 = jnp.float32
@@ -103,19 +101,6 @@ def needed_convs(net: FeatureNet):
   return VGG19_CONVS[:last + 1]
 
 
-def _conv(x, kernel, bias, dtype):
-  """SAME convolution with reflect padding (no dark borders in the statistics)."""
-  k = kernel.shape[0]
-  lo, hi = (k - 1) // 2, k // 2
-  x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode="reflect")
-  if dtype == "bf16":
-    x, kernel = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
-  y = lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
-                               dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                               preferred_element_type=F32)
-  return y + bias
-
-
 _BINOMIAL = np.array([1.0, 3.0, 3.0, 1.0], np.float32) / 8.0
 
 
@@ -183,7 +168,7 @@ def apply(net: FeatureNet, params: dict, images) -> list:
   for b, block in enumerate(VGG19_BLOCKS):
     x = avg_pool(x) if b else x
     for name, _, _ in block:
-      x = jax.nn.relu(_conv(x, params[name]["kernel"], params[name]["bias"], net.dtype))
+      x = _bank(x, [params[name]["kernel"]], [params[name]["bias"]], net.dtype)[0]
       feats[name] = x
       if all(n in feats for n in net.outputs):
         return [feats[n] for n in net.outputs]

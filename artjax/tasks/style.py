@@ -111,12 +111,9 @@ class StyleTask(Task):
     out = self.apply(params, images)
     s = self.config.style
 
-    def one(y, x):
-      c_feats = [jax.lax.stop_gradient(f) for i, f in
-                 enumerate(fnet.apply(self.net, data["features"], x[None])) if i in self.net.content]
-      return style_lib.losses(self.net, data["features"], y[None], c_feats, data["targets"])
-
-    st, co = jax.vmap(one)(out, images)
+    c_feats = [jax.lax.stop_gradient(f) for i, f in
+               enumerate(fnet.apply(self.net, data["features"], images)) if i in self.net.content]
+    st, co = style_lib.per_image_losses(self.net, data["features"], out, c_feats, data["targets"])
     st, co = st.mean(), co.mean()
     return s.style_weight * st + s.content_weight * co, st, co
 
