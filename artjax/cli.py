@@ -39,6 +39,11 @@ def define_flags(argv) -> flags.FlagValues:
   flags.DEFINE_string("init_from", None, "finetune: the pretrained workdir.", **d)
   flags.DEFINE_bool("best", False, "eval: use the best checkpoint (by validation FDD).", **d)
   _define_stylize_flags(d)
+  flags.DEFINE_string("images", None, "repair: IN.npz with 'images' uint8 [N,H,W,C].", **d)
+  flags.DEFINE_string("masks", None, "repair: MASKS.npz with 'masks' bool [N,H,W] (True = missing).", **d)
+  flags.DEFINE_string("image", None, "repair: one image (PNG) to repair, with --mask.", **d)
+  flags.DEFINE_string("method", "auto", "repair: auto | invert (GAN runs) | net (inpainting runs).", **d)
+  flags.DEFINE_integer("restarts", None, "repair --method=invert: random starts per image and class.", **d)
   return fv
 
 
@@ -213,6 +218,15 @@ def cmd_stylize(FLAGS, args):
   stylize.run(r)
 
 
+def cmd_repair(FLAGS, args):
+  from artjax import repair
+  _need(FLAGS, "workdir", "out", command="repair")
+  repair.run(FLAGS.workdir, FLAGS.out, images=FLAGS.images, masks=FLAGS.masks, image=FLAGS.image,
+             mask=FLAGS.mask, method=FLAGS.method, grid=FLAGS.grid, restarts=FLAGS.restarts,
+             steps=FLAGS.steps if FLAGS["steps"].present else None, seed=FLAGS.seed)
+  return 0
+
+
 def cmd_compare(FLAGS, args):
   from artjax.evaluation.report import compare
   if not args:
@@ -221,7 +235,8 @@ def cmd_compare(FLAGS, args):
 
 
 COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sample": cmd_sample, "eval": cmd_eval,
-            "compare": cmd_compare, "merge": cmd_merge, "stylize": cmd_stylize}
+            "compare": cmd_compare, "merge": cmd_merge, "stylize": cmd_stylize,
+            "repair": cmd_repair}
 
 
 def dispatch(fv, argv) -> int:

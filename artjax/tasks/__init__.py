@@ -7,9 +7,10 @@ from artjax.tasks.classifier import ClassifierTask
 from artjax.tasks.gan import GANTask
 from artjax.tasks.music import MusicLMTask
 from artjax.tasks.population import Population, hparams
+from artjax.tasks.repair import RepairTask
 from artjax.tasks.style import StyleTask
 
-TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask, "style": StyleTask}
+TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask, "style": StyleTask, "repair": RepairTask}
 
 
 def build_task(config) -> Task:

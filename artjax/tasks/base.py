@@ -42,6 +42,8 @@ class Task(abc.ABC):
   members: int = 1
   #: `transform(state, images)` maps float images to float images (a style network).
   transforms_images: bool = False
+  #: `repair(state, images_u8, missing, key, settings)` fills the missing pixels of images.
+  repairs_images: bool = False
 
   def __init__(self, config):
     self.config = config
@@ -119,6 +121,11 @@ class Task(abc.ABC):
     """Pure: float images [B, H, W, 3] in [0, 1] -> images of the same shape (see
     `transforms_images`; sides multiples of `image_multiple`)."""
     raise ConfigError(f"a {type(self).__name__} does not transform images")
+
+  def repair(self, state: dict, images_u8, missing, key=None, settings=None) -> dict:
+    """Pure: uint8 images [N, H, W, C] with bool `missing` [N, H, W] -> {"images": uint8, the
+    visible pixels unchanged, ("labels": the inferred classes)} (see `repairs_images`)."""
+    raise ConfigError(f"a {type(self).__name__} does not repair images")
 
   def read_opening(self, path: str):
     """Tokens of an opening read from a file (the "prime" sample option)."""

@@ -21,6 +21,7 @@ from flax import nnx
 
 from artjax import ConfigError, augment, data as data_lib, optim, parallel, peft
 from artjax.evaluation import evaluator as evaluator_lib, metrics
+from artjax.image import inversion
 from artjax.models import GAN_MODELS, build_gan
 from artjax.tasks.base import Task, cast_floating, split_rng, tree_ema
 from artjax.writers import image_grid, save_png
@@ -43,6 +44,7 @@ def g_loss_fn(fake_logits):
 
 
 class GANTask(Task):
+  repairs_images = True
   eval_key = "fdd"
   sample_kind = "images"
   hparams = ("lr", "d_lr", "weight_decay", "ema_decay")
@@ -313,6 +315,22 @@ class GANTask(Task):
     labels = (jnp.arange(num, dtype=jnp.int32) % self.num_classes) if self.conditional else None
     images = self._to_uint8(self.generate(self.sampling_params(state), z, labels))
     out = {"images": images}
+    if self.conditional:
+      out["labels"] = labels
+    return out
+
+  def repair(self, state, images_u8, missing, key=None, settings=None):
+    """GAN inversion (artjax.image.inversion): the latent and class whose image matches the
+    visible pixels fills the missing ones; labels = the inferred classes (conditional G)."""
+    settings = settings or inversion.Settings()
+    key = jax.random.key(0) if key is None else key
+    g, d = self.sampling_params(state), self.d_params_of(state)
+    visible = (~missing)[..., None].astype(jnp.float32)
+    filled, labels, _ = inversion.invert(
+        lambda z, y: self.generate(g, z, y), lambda x, y: self.discriminate(d, x, y),
+        self._to_pixels(images_u8), visible, self.num_classes if self.conditional else 0,
+        self.latent_dim, settings, key)
+    out = {"images": jnp.where(missing[..., None], self._to_uint8(filled), images_u8)}
     if self.conditional:
       out["labels"] = labels
     return out
