@@ -17,11 +17,14 @@ from jax import lax
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  restarts: int = 4           # random latent starts per image (and class)
+  restarts: int = 4           # latent starts per image (and class) optimised
+  screen: int = 32            # random latents drawn per image (and class); the best `restarts`
+                              # by visible-pixel error start the optimisation
   steps: int = 150            # Adam steps
   lr: float = 0.05
   realism: float = 0.003      # weight of the discriminator's "fake" score (softplus(-logit))
   latent_prior: float = 0.001  # weight of ||z||^2 / dim (keeps z where G was trained)
+  blend_iters: int = 100      # Poisson blending of the fill into the visible pixels (0 = off)
 
 
 def invert(generate: Callable, discriminate: Callable, images, visible, num_classes: int,
@@ -36,7 +39,7 @@ def invert(generate: Callable, discriminate: Callable, images, visible, num_clas
   k = max(num_classes, 1)
   r = s.restarts
   labels = jnp.tile(jnp.repeat(jnp.arange(k, dtype=jnp.int32), r), n) if num_classes else None
-  z0 = jax.random.normal(key, (n * k * r, latent_dim))
+  z0 = _screened(generate, images, visible, k, num_classes, latent_dim, s, key)
   target = jnp.repeat(images, k * r, axis=0)
   vis = jnp.repeat(visible, k * r, axis=0)
   count = jnp.maximum(vis.sum((1, 2, 3)), 1.0) * images.shape[-1]
@@ -59,6 +62,34 @@ def invert(generate: Callable, discriminate: Callable, images, visible, num_clas
   rec, total, g = per_candidate(z)
   best = jnp.argmin(total.reshape(n, k * r), axis=1)
   pick = jnp.arange(n) * k * r + best
-  filled = visible * images + (1.0 - visible) * g[pick]
+  filled = poisson_blend(g[pick], images, visible, s.blend_iters)
   cls = best // r if num_classes else jnp.zeros((n,), jnp.int32)
   return filled, cls.astype(jnp.int32), rec[pick]
+
+
+def _screened(generate, images, visible, k, num_classes, latent_dim, s: Settings, key):
+  """Starting latents [N*k*restarts, D]: of `screen` random draws per image and class, the
+  `restarts` whose images best match the visible pixels (forward passes only)."""
+  n, p, r = images.shape[0], max(s.screen, s.restarts), s.restarts
+  z = jax.random.normal(key, (n, k, p, latent_dim))
+  labels = jnp.tile(jnp.repeat(jnp.arange(k, dtype=jnp.int32), p), n) if num_classes else None
+  g = generate(z.reshape(-1, latent_dim), labels).reshape(n, k, p, *images.shape[1:])
+  err = jnp.sum(visible[:, None, None] * (g - images[:, None, None]) ** 2, (3, 4, 5))
+  best = jnp.argsort(err, axis=-1)[..., :r]                                   # [n, k, r]
+  return jnp.take_along_axis(z, best[..., None], axis=2).reshape(-1, latent_dim)
+
+
+def poisson_blend(fill, images, visible, iters: int):
+  """Yeh et al.'s blending step: inside the hole keep the fill's gradients, at its border meet
+  the visible pixels -- the fill plus the visible residual (images - fill) diffused into the
+  hole by `iters` Jacobi steps of Laplace's equation. Visible pixels are returned exactly."""
+  hole = 1.0 - visible
+  resid = visible * (images - fill)
+
+  def step(r, _):
+    pad = jnp.pad(r, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    avg = (pad[:, :-2, 1:-1] + pad[:, 2:, 1:-1] + pad[:, 1:-1, :-2] + pad[:, 1:-1, 2:]) / 4.0
+    return visible * resid + hole * avg, None
+
+  r, _ = lax.scan(step, resid, None, length=iters) if iters else (resid, None)
+  return visible * images + hole * (fill + r)

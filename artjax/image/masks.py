@@ -6,6 +6,8 @@ segments), random pixels (half of them)."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -47,6 +49,7 @@ def one(key, kind, h: int, w: int):
   return jnp.concatenate([fixed, drawn])[kind]
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))
 def sample(key, kinds, h: int, w: int):
   """bool [N, h, w]: mask i of kind index kinds[i] (int [N])."""
   keys = jax.random.split(key, kinds.shape[0])
