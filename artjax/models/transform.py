@@ -29,8 +29,11 @@ class PatchConv(nnx.Module):
     self.kernel = nnx.Param(init(rngs.params(), (k, k, cin, cout)))
     self.bias = nnx.Param(jnp.zeros((cout,)))
 
-  def __call__(self, x):
+  def __call__(self, x, matmul=True):
     k, s = self.k, self.stride
+    if not matmul:   # XLA's convolution: faster outside a scan (inference)
+      return jax.lax.conv_general_dilated(x, self.kernel[...], (s, s), "VALID",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC")) + self.bias[...]
     b, h, w, c = x.shape
     ho, wo = (h - k) // s + 1, (w - k) // s + 1
     kernel = self.kernel[...]
@@ -50,8 +53,8 @@ class ConvNorm(nnx.Module):
     self.conv = PatchConv(cin, cout, k, stride, rngs=rngs)
     self.norm = nnx.InstanceNorm(cout, rngs=rngs)
 
-  def __call__(self, x):
-    y = self.norm(self.conv(_reflect(x, self.k)))
+  def __call__(self, x, matmul=True):
+    y = self.norm(self.conv(_reflect(x, self.k), matmul))
     return jax.nn.relu(y) if self.relu else y
 
 
@@ -60,8 +63,8 @@ class Residual(nnx.Module):
     self.a = ConvNorm(c, c, 3, rngs=rngs)
     self.b = ConvNorm(c, c, 3, relu=False, rngs=rngs)
 
-  def __call__(self, x):
-    return x + self.b(self.a(x))
+  def __call__(self, x, matmul=True):
+    return x + self.b(self.a(x, matmul), matmul)
 
 
 class TransformNet(nnx.Module):
@@ -74,13 +77,15 @@ class TransformNet(nnx.Module):
     self.edge_kernel = edge_kernel
     self.out = PatchConv(w, 3, edge_kernel, rngs=rngs)
 
-  def __call__(self, images):
+  def __call__(self, images, matmul=True):
+    """`matmul`: convolutions as patches x matmul (training inside the loop's scan) or as
+    XLA convolutions (one forward pass: about 4x faster there); the same result."""
     x = images * 2.0 - 1.0
     for layer in self.down:
-      x = layer(x)
+      x = layer(x, matmul)
     for block in self.res:
-      x = block(x)
+      x = block(x, matmul)
     for layer in self.up:
       b, h, w, c = x.shape
-      x = layer(jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest"))
-    return jax.nn.sigmoid(self.out(_reflect(x, self.edge_kernel)))
+      x = layer(jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest"), matmul)
+    return jax.nn.sigmoid(self.out(_reflect(x, self.edge_kernel), matmul))

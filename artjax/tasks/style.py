@@ -104,7 +104,7 @@ class StyleTask(Task):
     return nnx.merge(self.graphdef, params)(images)
 
   def transform(self, state, images):
-    return self.apply(state["params"], images)
+    return nnx.merge(self.graphdef, state["params"])(images, matmul=False)
 
   def losses(self, params, images, data):
     """(total, style, content) averaged over a batch of float images."""
