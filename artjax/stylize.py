@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -185,8 +186,11 @@ def run(r: Request):
   if r.init == "noise":
     noise = jax.random.uniform(jax.random.key(r.seed), contents[0].shape, jnp.float32)
   s = settings_of(r)
-  fn = compiled(net, s, r.verbose)
-  _BAR["bar"] = tqdm(total=sum(s.steps), desc="stylize", unit="it", disable=not r.verbose)
+  # The bar's host callback is compiled in only when a terminal shows it (a program with host
+  # callbacks cannot go to JAX's persistent compilation cache).
+  show = r.verbose and sys.stderr.isatty()
+  fn = compiled(net, s, show)
+  _BAR["bar"] = tqdm(total=sum(s.steps), desc="stylize", unit="it", disable=not show)
   try:
     image, traces = fn(jax.tree.map(jnp.asarray, params), contents, style_sets, mix, masks, noise)
     image = np.asarray(image[0])

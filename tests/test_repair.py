@@ -94,6 +94,7 @@ def test_a_tiny_hole_is_repaired_close_to_the_original(trained_workdir):
   assert err.mean() < 12 and err.mean() < 0.3 * mean_fill.mean(), (err.mean(), mean_fill.mean())
 
 
+@pytest.mark.slow
 def test_inpainting_network_trains_on_the_loop(digits, tmp_path):
   from configs.repair import get_config
   from artjax.train import train

@@ -105,6 +105,7 @@ def test_mask_styles_only_the_white_region():
   assert np.abs(image[:, 28:] - content[:, 28:]).mean() > 0.01           # right: styled
 
 
+@pytest.mark.slow
 def test_stylize_command_writes_png_and_panel_deterministically(files, tmp_path):
   _, p = files
   outs = []
@@ -175,6 +176,7 @@ def _vgg_arrays(seed=0):
           for name, cin, cout in fnet.VGG19_CONVS}
 
 
+@pytest.mark.slow
 def test_vgg19_loader_maps_keras_and_torchvision_layouts(tmp_path):
   import h5py
   arrays = _vgg_arrays()
@@ -216,6 +218,7 @@ def test_vgg19_loader_maps_keras_and_torchvision_layouts(tmp_path):
     vgg_weights.load(str(tmp_path / "none.h5"), net)
 
 
+@pytest.mark.slow
 def test_stylize_with_user_vgg19_weights(files, tmp_path):
   _, p = files
   arrays = _vgg_arrays(1)
@@ -229,6 +232,7 @@ def test_stylize_with_user_vgg19_weights(files, tmp_path):
   assert Image.open(out).size == (32, 16)
 
 
+@pytest.mark.slow
 def test_style_network_trains_on_the_loop_and_stylizes(files, tmp_path):
   from configs.style import get_config
   from artjax.train import train
