@@ -367,6 +367,7 @@ def test_bf16_and_gradient_accumulation_train(tmp_path, chorales):
   assert np.isfinite(s["loss"]) and s["nll_per_frame"] > 0
 
 
+@pytest.mark.slow
 def test_chunked_causal_attention_is_exact():
   task, state = _task_and_state()
   toks = jax.random.randint(jax.random.key(0), (2, 41), 0, enc.EOF + 1)

@@ -80,7 +80,7 @@ def _small_problem(preserve=False, mask=None, steps=(15, 15), optimizer="adam"):
   return np.asarray(contents[-1][0]), np.asarray(image[0]), [np.asarray(t) for t in traces]
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+@pytest.mark.parametrize("optimizer", ["adam", pytest.param("lbfgs", marks=pytest.mark.slow)])
 def test_jitted_optimiser_lowers_the_loss_at_every_scale(optimizer):
   content, image, traces = _small_problem(optimizer=optimizer)
   for t in traces:
