@@ -135,7 +135,7 @@ def run(workdir, out, *, images=None, masks=None, image=None, mask=None, method=
     np.savez(out, **result)
   if grid:
     save_png(grid, panel_grid(x, missing, result["images"], originals))
-  label = f"; inferred labels in 'labels'" if "labels" in result and not single else ""
+  label = "; inferred labels in 'labels'" if "labels" in result and not single else ""
   print(f"repaired {len(x)} image(s) by {'GAN inversion' if kind == 'invert' else 'the inpainting network'}"
         f" -> {out}{label}")
   return result

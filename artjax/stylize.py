@@ -93,14 +93,7 @@ def scale_steps(steps: int, scales: int) -> tuple:
 def scale_shapes(hw, size: int, scales: int, multiple: int) -> list:
   """(h, w) per scale, coarse to fine: the longest side size / 2^k, sides multiples of
   `multiple` (the feature network's pooling)."""
-  h, w = hw
-  out = []
-  for k in reversed(range(scales)):
-    side = size / 2 ** k
-    f = side / max(h, w)
-    out.append((max(multiple, round(h * f / multiple) * multiple),
-                max(multiple, round(w * f / multiple) * multiple)))
-  return out
+  return [_fit_shape(hw, size / 2 ** k, multiple) for k in reversed(range(scales))]
 
 
 def estimate_bytes(net: fnet.FeatureNet, hw) -> int:
@@ -138,13 +131,14 @@ def prepare(r: Request, net: fnet.FeatureNet):
   style_sets = []
   for hw in shapes:
     side = max(hw)
-    style_sets.append([_fit(s, _style_shape(s.shape[:2], side, 2 ** net.max_level)) for s in styles])
+    style_sets.append([_fit(s, _fit_shape(s.shape[:2], side, 2 ** net.max_level)) for s in styles])
   masks = None if mask is None else [jnp.asarray(io.resize_to(mask[..., None], hw)[..., 0])[None]
                                      for hw in shapes]
   return content, styles, contents, style_sets, masks
 
 
-def _style_shape(hw, side, multiple):
+def _fit_shape(hw, side, multiple):
+  """(h, w) scaled so the longest side is `side`, each a multiple of `multiple` (>= it)."""
   h, w = hw
   f = side / max(h, w)
   return (max(multiple, round(h * f / multiple) * multiple), max(multiple, round(w * f / multiple) * multiple))

@@ -124,6 +124,3 @@ class RepairTask(Task):
   def repair(self, state, images_u8, missing, key=None, settings=None):
     """{"images": uint8} repaired (visible pixels unchanged)."""
     return {"images": to_uint8(self.fill(state["params"], images_u8, missing)[0])}
-
-  def summary_images(self, state):
-    return {}

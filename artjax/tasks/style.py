@@ -89,7 +89,6 @@ class StyleTask(Task):
     targets = jax.jit(lambda p, im: style_lib.style_targets(self.net, p, [im], [1.0]))(
         feat, jnp.asarray(style_image)[None])
     self.preview = val
-    self.style_image = style_image
     return {"train": {"images": train}, "val_images": val, "features": feat,
             "targets": jax.tree.map(np.asarray, targets)}
 
