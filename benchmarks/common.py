@@ -75,3 +75,17 @@ class Prepared:
         self.state, m, _ = self.compiled(self.state, self.data)
     jax.block_until_ready(m)
     return time.perf_counter() - t
+
+
+def cost(compiled) -> tuple[float, int]:
+  """(XLA's FLOPs, peak bytes: temp + arguments + outputs) of a compiled program."""
+  ca = compiled.cost_analysis()
+  if isinstance(ca, list):
+    ca = ca[0]
+  flops = float(ca.get("flops", 0.0)) if ca else 0.0
+  mem = compiled.memory_analysis()
+  peak = 0
+  if mem is not None:
+    peak = int(getattr(mem, "temp_size_in_bytes", 0) + getattr(mem, "argument_size_in_bytes", 0)
+               + getattr(mem, "output_size_in_bytes", 0))
+  return flops, peak

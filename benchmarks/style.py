@@ -112,7 +112,7 @@ def speed(sizes, iters, repeats, torch_threads):
     contenders = {}
     for name, net in (("artjax fp32", net32), ("artjax bf16", net16)):
       compiled, args, c, s = _problem(net, params, size, iters, net.dtype)
-      flops, mem = common_cost(compiled)
+      flops, mem = common.cost(compiled)
       contenders[name] = (lambda compiled=compiled, args=args: _timed(compiled, *args), flops / iters)
     feats = peer.Features(net32.outputs, params, net32.content)
     tp = peer.Stylizer(feats, peer.to_torch(c), peer.to_torch(s))
@@ -143,14 +143,6 @@ def speed(sizes, iters, repeats, torch_threads):
       if r["size"] == size:
         r["ratio_vs_torch"] = round(r["it_per_s"] / base["it_per_s"], 2)
   return rows
-
-
-def common_cost(compiled):
-  ca = compiled.cost_analysis()
-  ca = ca[0] if isinstance(ca, list) else ca
-  mem = compiled.memory_analysis()
-  peak = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes) if mem else 0
-  return float(ca.get("flops", 0.0)), peak
 
 
 def feedforward(sizes, repeats, torch_threads, width=16, blocks=3):
@@ -186,7 +178,7 @@ def feedforward(sizes, repeats, torch_threads, width=16, blocks=3):
 def memory_1024():
   net, params = feature_network("random", 0)
   compiled, *_ = _problem(net, params, 1024, 1, "fp32")
-  return {"size": 1024, "xla_peak_bytes": common_cost(compiled)[1],
+  return {"size": 1024, "xla_peak_bytes": common.cost(compiled)[1],
           "estimate_bytes": stylize.estimate_bytes(net, (1024, 1024))}
 
 

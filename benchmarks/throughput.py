@@ -55,17 +55,8 @@ def measure_peak(dtype, sizes=(1024, 2048, 4096), repeats=5) -> float:
   return best
 
 
-def cost(compiled) -> tuple[float, int]:
-  ca = compiled.cost_analysis()
-  if isinstance(ca, list):
-    ca = ca[0]
-  flops = float(ca.get("flops", 0.0)) if ca else 0.0
-  mem = compiled.memory_analysis()
-  peak = 0
-  if mem is not None:
-    peak = int(getattr(mem, "temp_size_in_bytes", 0) + getattr(mem, "argument_size_in_bytes", 0)
-               + getattr(mem, "output_size_in_bytes", 0))
-  return flops, peak
+cost = common.cost
+
 
 
 class ArtjaxBench(common.Prepared):
