@@ -37,13 +37,17 @@ def define_flags(argv) -> flags.FlagValues:
   flags.DEFINE_string("grid", None, "sample: optional PNG grid of the samples.", **d)
   flags.DEFINE_integer("replica", None, "sample/eval: which replica of a population.", **d)
   flags.DEFINE_string("init_from", None, "finetune: the pretrained workdir.", **d)
-  flags.DEFINE_bool("best", False, "eval: use the best checkpoint (by validation FDD).", **d)
+  flags.DEFINE_bool("best", False, "eval/export: use the best checkpoint (by validation FDD).", **d)
   _define_stylize_flags(d)
   flags.DEFINE_string("images", None, "repair: IN.npz with 'images' uint8 [N,H,W,C].", **d)
   flags.DEFINE_string("masks", None, "repair: MASKS.npz with 'masks' bool [N,H,W] (True = missing).", **d)
   flags.DEFINE_string("image", None, "repair: one image (PNG) to repair, with --mask.", **d)
   flags.DEFINE_string("method", "auto", "repair: auto | invert (GAN runs) | net (inpainting runs).", **d)
   flags.DEFINE_integer("restarts", None, "repair --method=invert: random starts per image and class.", **d)
+  flags.DEFINE_list("platforms", ["cpu"], "export: platforms of the artifact (cpu,cuda,rocm,tpu).", **d)
+  flags.DEFINE_integer("bits", 8, "quantize: weight bits, 8 or 4 (16 = bf16 storage).", **d)
+  flags.DEFINE_float("sparsity", 0.5, "prune: fraction of kernel weights zeroed (global magnitude).", **d)
+  flags.DEFINE_integer("finetune_steps", 0, "prune: recovery training steps with the mask fixed.", **d)
   return fv
 
 
@@ -227,6 +231,24 @@ def cmd_repair(FLAGS, args):
   return 0
 
 
+def cmd_export(FLAGS, args):
+  from artjax import deploy
+  _need(FLAGS, "workdir", "out", command="export")
+  deploy.export_workdir(FLAGS.workdir, FLAGS.out, FLAGS.platforms, best=FLAGS.best)
+
+
+def cmd_quantize(FLAGS, args):
+  from artjax import deploy
+  _need(FLAGS, "workdir", "out", command="quantize")
+  deploy.quantize_workdir(FLAGS.workdir, FLAGS.out, FLAGS.bits)
+
+
+def cmd_prune(FLAGS, args):
+  from artjax import deploy
+  _need(FLAGS, "workdir", "out", command="prune")
+  deploy.prune_workdir(FLAGS.workdir, FLAGS.out, FLAGS.sparsity, FLAGS.finetune_steps)
+
+
 def cmd_compare(FLAGS, args):
   from artjax.evaluation.report import compare
   if not args:
@@ -236,7 +258,8 @@ def cmd_compare(FLAGS, args):
 
 COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sample": cmd_sample, "eval": cmd_eval,
             "compare": cmd_compare, "merge": cmd_merge, "stylize": cmd_stylize,
-            "repair": cmd_repair}
+            "repair": cmd_repair, "export": cmd_export, "quantize": cmd_quantize,
+            "prune": cmd_prune}
 
 
 def dispatch(fv, argv) -> int:

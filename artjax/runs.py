@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -23,8 +24,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from artjax import ConfigError, checkpoint
-from artjax.tasks import build_task
+from configs import common
+
+from artjax import ConfigError, checkpoint, compress
+from artjax.tasks import Pruned, build_task, quant_bits
 
 CONFIG = "config.json"
 LOCK = ".lock"
@@ -38,6 +41,21 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     raise ConfigError(f"no config.json in workdir {workdir!r}: train a model there first")
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))
+
+
+def with_shared_defaults(config) -> ml_collections.ConfigDict:
+  """A copy of a stored config with the shared blocks' fields that were added after it was
+  written (configs/common.py) filled in with their defaults, for a run derived from it."""
+  new = config.copy_and_resolve_references()
+  for name in ("train", "mesh", "distributed", "finetune", "prune", "deploy"):
+    fresh = getattr(common, name)()
+    if name not in new:
+      new[name] = fresh
+      continue
+    for k, v in fresh.items():
+      if k not in new[name]:
+        new[name][k] = v
+  return new
 
 
 def _flat(d, prefix=""):
@@ -106,19 +124,41 @@ def restore(workdir: str, task, seed: int, *, step: int | None = None, best: boo
                                     task.init_state, seed, step=step, sharding=sharding)
 
 
-def open_run(workdir: str, *, step: int | None = None, best: bool = False,
-             replica: int | None = None):
-  """(task, state) of a workdir, on one device. For a population, `replica` picks one
-  member and the inner task is returned."""
-  config = load_config(workdir)
-  task = build_task(config)
-  state = restore(workdir, task, config.seed, step=step, best=best)
+def _restore_quantized(workdir: str, task, config, step, best):
+  """(stored, unpack) of a `run.py quantize` workdir: the packed weights and the pure
+  function that rebuilds the inference state from them."""
+  bits = quant_bits(config)
+  like = lambda seed: task.inference_state(task.init_state(seed))
+  template = jax.eval_shape(like, config.seed)
+  if best:
+    raise ConfigError(f"{workdir!r} is a quantised run: it has one checkpoint (no --best)")
+  stored = checkpoint.restore_checked(workdir, lambda seed: compress.quantize(like(seed), bits),
+                                      config.seed, step=step)
+  return stored, functools.partial(compress.dequantize, like=template)
+
+
+def _check_finite(state, workdir: str) -> None:
   bad = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
          if jnp.issubdtype(x.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(x)))]
   if bad:
     raise ConfigError(f"the checkpoint at step {int(state['step'])} in {workdir!r} has "
                       f"non-finite weights ({bad[0]}{' and more' if len(bad) > 1 else ''}): "
                       "the run diverged; retrain with a lower optim.lr")
+
+
+def open_run(workdir: str, *, step: int | None = None, best: bool = False,
+             replica: int | None = None):
+  """(task, state) of a workdir, on one device. For a population, `replica` picks one
+  member and the inner task is returned; a pruned run gives its inner task; a quantised
+  run gives its inference state, dequantised."""
+  config = load_config(workdir)
+  task = build_task(config)
+  if quant_bits(config):
+    stored, unpack = _restore_quantized(workdir, task, config, step, best)
+    state = jax.jit(unpack)(stored)
+  else:
+    state = restore(workdir, task, config.seed, step=step, best=best)
+  _check_finite(state, workdir)
   if task.members > 1:   # a population
     if replica is None:
       raise ConfigError(f"{workdir!r} holds a population of {task.replicas} replicas: pass "
@@ -126,7 +166,24 @@ def open_run(workdir: str, *, step: int | None = None, best: bool = False,
     return task.member(state, replica)
   if replica is not None:
     raise ConfigError(f"--replica: {workdir!r} holds a single model, not a population")
+  if isinstance(task, Pruned):
+    return task.inner, Pruned.strip(state)
   return task, state
+
+
+def open_stored(workdir: str, *, best: bool = False):
+  """(task, stored, unpack) for export: the inference weights as stored (a quantised run's
+  int8/int4 arrays) and the pure function giving the state `task.sampler` reads."""
+  config = load_config(workdir)
+  if quant_bits(config):
+    task = build_task(config)
+    stored, unpack = _restore_quantized(workdir, task, config, None, best)
+    _check_finite(stored, workdir)
+    return task, stored, unpack
+  task, state = open_run(workdir, best=best)
+  if task.members > 1:
+    raise ConfigError(f"{workdir!r} holds a population: export one replica's run")
+  return task, task.inference_state(state), lambda s: s
 
 
 class WorkdirLock:

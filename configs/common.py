@@ -86,7 +86,21 @@ def base(task: str, data: dict, *, hparams=("lr", "weight_decay")) -> ConfigDict
   c.distributed = distributed()
   c.population = population(*hparams)
   c.finetune = finetune()
+  c.prune = prune()
+  c.deploy = deploy()
   return c
+
+
+def prune() -> ConfigDict:
+  """Magnitude pruning (`run.py prune`): the fraction of kernel weights zeroed (globally),
+  the pruned workdir (its weights are the start), held fixed while training recovers."""
+  return ConfigDict({"sparsity": 0.0, "init_from": ""})
+
+
+def deploy() -> ConfigDict:
+  """Set by `run.py quantize` on the workdir it writes: weight bits (16 = bf16, 8, 4; 0 =
+  not quantised) and the source workdir and step."""
+  return ConfigDict({"quant_bits": 0, "source": "", "source_step": -1})
 
 
 def smoke(c: ConfigDict, **train_kw) -> ConfigDict:

@@ -34,7 +34,7 @@ def pick(logits, last_token, key, temperature: float, top_p: float):
     order = jnp.argsort(-probs, axis=-1)
     sorted_p = jnp.take_along_axis(probs, order, -1)
     keep_sorted = (jnp.cumsum(sorted_p, -1) - sorted_p) < top_p   # smallest set reaching p
-    keep = jnp.zeros_like(keep_sorted).at[jnp.arange(len(order))[:, None], order].set(keep_sorted)
+    keep = jnp.take_along_axis(keep_sorted, jnp.argsort(order, axis=-1), -1)   # unsort
     logits = jnp.where(keep, logits, -jnp.inf)
   return jax.random.categorical(key, logits, -1).astype(jnp.int32)
 

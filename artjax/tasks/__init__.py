@@ -1,5 +1,6 @@
 """Task registry: commands and the training loop build a task by `config.task`; a config
-with `train.num_replicas > 1` gets the task wrapped in a Population."""
+with `train.num_replicas > 1` gets the task wrapped in a Population, one with
+`prune.sparsity > 0` (and not quantised: that stores only the sampled weights) in Pruned."""
 
 from artjax import ConfigError
 from artjax.tasks.base import Task
@@ -7,6 +8,7 @@ from artjax.tasks.classifier import ClassifierTask
 from artjax.tasks.gan import GANTask
 from artjax.tasks.music import MusicLMTask
 from artjax.tasks.population import Population, hparams
+from artjax.tasks.pruned import Pruned
 from artjax.tasks.repair import RepairTask
 from artjax.tasks.style import StyleTask
 
@@ -24,7 +26,21 @@ def build_task(config) -> Task:
   if config.train.num_replicas != 1:
     task = Population(task, config)
     task.validate()
+  if pruned(config) and not quant_bits(config):
+    if task.members > 1:
+      raise ConfigError("prune.sparsity: populations cannot be pruned (prune one replica's run)")
+    task = Pruned(task, config)
+    task.validate()
   return task
 
 
-__all__ = ["Task", "TASKS", "build_task"]
+def pruned(config) -> bool:
+  return "prune" in config and bool(config.prune.sparsity)
+
+
+def quant_bits(config) -> int:
+  """Weight bits of a quantised run (`run.py quantize`), 0 for a trained one."""
+  return int(config.deploy.quant_bits) if "deploy" in config else 0
+
+
+__all__ = ["Task", "TASKS", "Pruned", "build_task", "pruned", "quant_bits"]

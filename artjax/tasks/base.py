@@ -11,6 +11,8 @@ attributes below); callers read those, they never probe with hasattr.
 from __future__ import annotations
 
 import abc
+import dataclasses
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +21,18 @@ import numpy as np
 from artjax import ConfigError, optim
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+  """A pure sampling function and its signature (see `Task.sampler`).
+
+  inputs / outputs: ((name, dtype name, shape with "B" for the batch axis, meaning), ...);
+  notes: what else a user of the exported function should know."""
+  fn: Callable
+  inputs: tuple
+  outputs: tuple
+  notes: str = ""
 
 
 class Task(abc.ABC):
@@ -126,6 +140,25 @@ class Task(abc.ABC):
     """Pure: uint8 images [N, H, W, C] with bool `missing` [N, H, W] -> {"images": uint8, the
     visible pixels unchanged, ("labels": the inferred classes)} (see `repairs_images`)."""
     raise ConfigError(f"a {type(self).__name__} does not repair images")
+
+  def weight_keys(self) -> tuple:
+    """State keys holding the weights of the model that `sample` draws from, the sampled
+    one first (GAN: the EMA generator, then the trained one); () = nothing to deploy.
+    Pruning masks all of them; quantisation and export keep the first."""
+    return ()
+
+  def inference_state(self, state: dict) -> dict:
+    """Pure: the part of `state` that `sample` and the evaluations of `run.py eval` read."""
+    keys = self.weight_keys()
+    if not keys:
+      raise ConfigError(f"a {type(self).__name__} has no model to deploy")
+    return {"step": state["step"], keys[0]: state[keys[0]]}
+
+  def sampler(self, state: dict) -> Sampler:
+    """The sampling function for export and serving: `fn(*inputs)` with a batch dimension
+    "B" taken from an input's shape; the same seed and inputs give the bytes `sample`
+    gives."""
+    raise ConfigError(f"a {type(self).__name__} has nothing to sample")
 
   def read_opening(self, path: str):
     """Tokens of an opening read from a file (the "prime" sample option)."""

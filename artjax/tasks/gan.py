@@ -23,7 +23,7 @@ from artjax import ConfigError, augment, data as data_lib, optim, parallel, peft
 from artjax.evaluation import evaluator as evaluator_lib, metrics
 from artjax.image import inversion
 from artjax.models import GAN_MODELS, build_gan
-from artjax.tasks.base import Task, cast_floating, split_rng, tree_ema
+from artjax.tasks.base import Sampler, Task, cast_floating, split_rng, tree_ema
 from artjax.writers import image_grid, save_png
 
 LOSSES = ("nonsaturating",)
@@ -309,15 +309,35 @@ class GANTask(Task):
   def sampling_params(self, state):
     return state["ema"] if "ema" in state else self.g_params_of(state)
 
+  def weight_keys(self):
+    if self.finetune is not None:
+      return ()   # LoRA / adapter factors: merge first (run.py merge)
+    return ("ema", "g") if self.config.gan.ema_decay > 0 else ("g",)
+
+  def _images(self, params, seed, labels, num):
+    z = jax.random.normal(jax.random.key(seed), (num, self.latent_dim))
+    return self._to_uint8(self.generate(params, z, labels if self.conditional else None))
+
   def sample(self, state, seed, num, opening=None):
-    key = jax.random.key(seed)
-    z = jax.random.normal(key, (num, self.latent_dim))
     labels = (jnp.arange(num, dtype=jnp.int32) % self.num_classes) if self.conditional else None
-    images = self._to_uint8(self.generate(self.sampling_params(state), z, labels))
-    out = {"images": images}
+    out = {"images": self._images(self.sampling_params(state), seed, labels, num)}
     if self.conditional:
       out["labels"] = labels
     return out
+
+  def sampler(self, state):
+    params = self.sampling_params(state)
+    h, w, ch = self.image_shape
+    what = (f"class of each image, 0..{self.num_classes - 1}" if self.conditional else
+            "ignored (unconditional model): only its length B, the number of images, counts")
+    return Sampler(
+        fn=lambda seed, labels: self._images(params, seed, labels, labels.shape[0]),
+        inputs=(("seed", "int32", (), "random seed (run.py sample --seed)"),
+                ("labels", "int32", ("B",), what)),
+        outputs=(("images", "uint8", ("B", h, w, ch), "images, pixel values 0..255"),),
+        notes=("image i is drawn from latent row i of jax.random.normal(key(seed), (B, "
+               f"{self.latent_dim})); with labels = arange(B) % {self.num_classes} the result "
+               "equals the images of `run.py sample --seed=S --num=B`"))
 
   def repair(self, state, images_u8, missing, key=None, settings=None):
     """GAN inversion (artjax.image.inversion): the latent and class whose image matches the

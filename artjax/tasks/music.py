@@ -27,7 +27,7 @@ from flax import nnx
 from artjax import ConfigError, data as data_lib, optim, parallel, peft
 from artjax.models.transformer import MusicTransformer
 from artjax.music import encoding as enc, sampling
-from artjax.tasks.base import Task, cast_floating, split_rng
+from artjax.tasks.base import Sampler, Task, cast_floating, split_rng
 
 MODES = {"all": None, "major": 0, "minor": 1}
 FT_METHODS = ("none", "full", "top", "bitfit", "lora", "prefix")
@@ -333,9 +333,10 @@ class MusicLMTask(Task):
       return jnp.full((num,), (low + 21) % 12, jnp.int32)
     return jax.random.randint(jax.random.fold_in(jax.random.key(seed), 3), (num,), 0, 12)
 
-  def prompt(self, num, opening=None):
-    """[num, P (+ opening)] prompt tokens: BOS, the mode token (conditional), an opening."""
-    modes = self.sample_modes(num)
+  def prompt(self, num, opening=None, modes=None):
+    """[num, P (+ opening)] prompt tokens: BOS, the mode token (conditional), an opening;
+    `modes` [num] (0 major, 1 minor) defaults to `sample.mode`'s."""
+    modes = self.sample_modes(num) if modes is None else modes
     cols = [jnp.full((num, 1), enc.BOS, jnp.int32)]
     if self.conditional:
       cols.append(jnp.asarray(enc.MODE_TOKENS)[modes][:, None])
@@ -343,12 +344,13 @@ class MusicLMTask(Task):
       cols.append(jnp.broadcast_to(jnp.asarray(opening, jnp.int32), (num, len(opening))))
     return jnp.concatenate(cols, 1), modes
 
-  def sample(self, state, seed, num, opening=None, cached: bool = True):
+  def sample(self, state, seed, num, opening=None, cached: bool = True, modes=None):
     """{"tokens" [num, T] (PAD after the last frame), "modes" [num], "prompt" [num, P]}.
 
-    `opening`: tokens of given first frames (priming); they are part of "tokens"."""
+    `opening`: tokens of given first frames (priming); they are part of "tokens".
+    `modes`: [num] requested modes (default: `sample.mode`'s)."""
     s = self.config.sample
-    prompt, modes = self.prompt(num, opening)
+    prompt, modes = self.prompt(num, opening, modes)
     params, prefix = self.model_params(state)
     frames = s.num_frames - (0 if opening is None else int(np.sum(np.asarray(opening) == enc.EOF)))
     steps = s.max_tokens or 8 * frames
@@ -366,6 +368,28 @@ class MusicLMTask(Task):
     if opening is not None:
       toks = jnp.concatenate([prompt[:, self.prefix_len:], toks], 1)
     return {"tokens": toks, "modes": modes}
+
+  def weight_keys(self):
+    return ("params",) if self.finetune is None else ()   # PEFT runs: merge first
+
+  def sampler(self, state):
+    s = self.config.sample
+    steps = s.max_tokens or 8 * s.num_frames
+    what = ("requested mode of each piece: 0 major, 1 minor" if self.conditional else
+            "ignored (unconditional model): only its length B, the number of pieces, counts")
+    settings = (f"temperature {s.temperature}, top_p {s.top_p}, guidance {s.guidance}, "
+                f"key_guidance {s.key_guidance}, tonic {s.tonic}, {s.num_frames} frames")
+    return Sampler(
+        fn=lambda seed, modes: self.sample(state, seed, modes.shape[0], modes=modes)["tokens"],
+        inputs=(("seed", "int32", (), "random seed (run.py sample --seed)"),
+                ("modes", "int32", ("B",), what)),
+        outputs=(("tokens", "int32", ("B", steps),
+                  "event tokens of the piano-roll encoding (artjax.music.encoding): keys "
+                  f"0..{enc.NUM_KEYS - 1} sound in the current frame, EOF={enc.EOF} ends a "
+                  f"frame, PAD={enc.PAD} after the last frame"),),
+        notes=(f"KV-cache sampler with the run's sampling settings ({settings}); with modes = "
+               "those `run.py sample --seed=S --num=B` uses (sample.mode) the tokens equal its "
+               "samples.npz tokens"))
 
   def read_opening(self, path):
     """The tokens of a MIDI file's frames, to open every sample (`--prime`)."""

@@ -1,0 +1,211 @@
+"""Deployment artifacts from a workdir: `run.py export`, `run.py quantize`, `run.py prune`.
+
+    export    DIR/sampler.jaxexport (a serialized `jax.export.Exported` of the run's sampler,
+              weights inside as constants, batch dimension B symbolic) + DIR/manifest.json.
+              Loading needs jax and numpy only (and flatbuffers): see docs/deploy.md.
+    quantize  a workdir holding only the sampled weights, kernels as int8/int4 with fp32
+              per-output-channel scales (or bf16); `sample`, `eval` and `export` read it,
+              and its export stores the packed weights and dequantises inside the function.
+    prune     a workdir of the same task with the smallest weights zeroed (global
+              magnitude), optionally trained on (recovery) with the zeros held fixed.
+
+Every check runs before anything is written; a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import export as jax_export
+
+from artjax import ConfigError, checkpoint, compress, runs
+from artjax.tasks import Pruned, build_task, pruned, quant_bits
+from artjax.train import train
+
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+ARTIFACT, MANIFEST = "sampler.jaxexport", "manifest.json"
+LOADER = """import json, numpy as np
+from jax import export
+d = "DIR"   # the export directory
+sampler = export.deserialize(open(f"{d}/sampler.jaxexport", "rb").read())
+manifest = json.load(open(f"{d}/manifest.json"))   # inputs, outputs, notes
+out = sampler.call(np.int32(0), np.arange(16, dtype=np.int32) % 10)   # (seed, labels | modes)
+print(np.asarray(out).shape)"""
+
+
+def _fresh_out(out: str, what: str) -> None:
+  if not out:
+    raise ConfigError(f"{what} needs --out=DIR")
+  if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+    raise ConfigError(f"--out {out!r} exists and is not an empty directory; choose a new one")
+
+
+def _source_config(workdir: str):
+  if not workdir:
+    raise ConfigError("needs --workdir=RUN (a trained workdir)")
+  if not os.path.isdir(workdir):
+    raise ConfigError(f"workdir {workdir!r} does not exist")
+  config = runs.load_config(workdir)
+  if not checkpoint.steps(workdir):
+    raise ConfigError(f"workdir {workdir!r} has no checkpoint yet: train it first")
+  return config
+
+
+def parse_platforms(text) -> tuple:
+  names = tuple(p.strip().lower() for p in (text if isinstance(text, (list, tuple)) else
+                                             str(text).split(",")) if p.strip())
+  bad = [p for p in names if p not in PLATFORMS]
+  if bad or not names:
+    raise ConfigError(f"unknown platform {bad[0] if bad else '(none)'!r}; choose from "
+                      f"{', '.join(PLATFORMS)} (comma-separated)")
+  return tuple(dict.fromkeys(names))
+
+
+def _avals(specs, batch):
+  return tuple(jax.ShapeDtypeStruct(tuple(batch if d == "B" else d for d in shape), np.dtype(dt))
+               for _, dt, shape, _ in specs)
+
+
+def _describe(specs):
+  return [{"name": n, "dtype": dt, "shape": list(shape), "meaning": m} for n, dt, shape, m in specs]
+
+
+def _config_digest(workdir: str) -> str:
+  with open(os.path.join(workdir, runs.CONFIG), "rb") as f:
+    return "sha256:" + hashlib.sha256(f.read()).hexdigest()
+
+
+def exported(workdir: str, platforms=("cpu",), best: bool = False):
+  """(jax.export.Exported, manifest dict) of a workdir's sampler."""
+  task, stored, unpack = runs.open_stored(workdir, best=best)
+  spec = task.sampler(jax.eval_shape(unpack, stored))
+  fn = lambda *args: task.sampler(unpack(stored)).fn(*args)
+  batch, = jax_export.symbolic_shape("B")
+  exp = jax_export.export(jax.jit(fn), platforms=platforms)(*_avals(spec.inputs, batch))
+  config = runs.load_config(workdir)
+  manifest = {
+      "artifact": ARTIFACT, "task": config.task, "model": task.describe(),
+      "step": int(stored["step"]), "workdir": os.path.abspath(workdir),
+      "checkpoint": "best" if best else "latest", "config_digest": _config_digest(workdir),
+      "weights": {"bits": quant_bits(config) or 32, "bytes": compress.nbytes(stored),
+                  "pruned_sparsity": float(config.prune.sparsity) if pruned(config) else 0.0},
+      "function": "f(" + ", ".join(n for n, *_ in spec.inputs) + ") -> " +
+                  ", ".join(n for n, *_ in spec.outputs),
+      "inputs": _describe(spec.inputs), "outputs": _describe(spec.outputs),
+      "batch_dimension": "B (symbolic: any batch size, compiled on first call per size)",
+      "notes": spec.notes, "platforms": list(exp.platforms), "jax_version": jax.__version__,
+      "loader": LOADER}
+  return exp, manifest
+
+
+def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = False) -> dict:
+  """Writes out/sampler.jaxexport and out/manifest.json; returns the manifest."""
+  platforms = parse_platforms(platforms)
+  _source_config(workdir)
+  _fresh_out(out, "export")
+  exp, manifest = exported(workdir, platforms, best)
+  blob = exp.serialize()
+  manifest["artifact_bytes"] = len(blob)
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, ARTIFACT), "wb") as f:
+    f.write(blob)
+  with open(os.path.join(out, MANIFEST), "w") as f:
+    json.dump(manifest, f, indent=2)
+  print(f"wrote {os.path.join(out, ARTIFACT)} ({len(blob) / 1e6:.2f} MB, {manifest['function']}, "
+        f"platforms {','.join(manifest['platforms'])}) and {MANIFEST}")
+  return manifest
+
+
+def _write_run(out: str, config, step: int, state) -> None:
+  """A workdir holding `state` at `step` (removed again if writing fails)."""
+  os.makedirs(out, exist_ok=True)
+  try:
+    runs.write_config(out, config)
+    mgr = checkpoint.manager(out, keep=1, create=True)
+    checkpoint.save_and_wait(mgr, step, state)
+    mgr.close()
+  except BaseException:
+    shutil.rmtree(out, ignore_errors=True)
+    raise
+
+
+def _model_task(workdir: str, config, command: str):
+  if config.train.num_replicas != 1:
+    raise ConfigError(f"{command}: {workdir!r} holds a population; {command} a single run")
+  task = build_task(config)
+  inner = task.inner if isinstance(task, Pruned) else task
+  if not inner.weight_keys():
+    raise ConfigError(f"{command}: {workdir!r} is a {type(inner).__name__} run with no "
+                      "deployable model, or a fine-tuning run with LoRA/adapter/prefix factors "
+                      "(merge it first: run.py merge)")
+  return inner
+
+
+def quantize_workdir(workdir: str, out: str, bits: int) -> dict:
+  """Writes a quantised workdir; returns {"bits", "bytes_before", "bytes_after"}."""
+  if bits not in compress.BITS:
+    raise ConfigError(f"--bits must be 8 or 4 (or 16 for bf16 storage), got {bits}")
+  config = _source_config(workdir)
+  if quant_bits(config):
+    raise ConfigError(f"{workdir!r} is already quantised ({quant_bits(config)} bits); quantise "
+                      f"its source {config.deploy.source!r} instead")
+  _model_task(workdir, config, "quantize")
+  _fresh_out(out, "quantize")
+  task, state = runs.open_run(workdir)
+  inference = task.inference_state(state)
+  packed = jax.jit(lambda s: compress.quantize(s, bits))(inference)
+  new = runs.with_shared_defaults(config)
+  new.deploy = dict(quant_bits=bits, source=os.path.abspath(workdir), source_step=int(state["step"]))
+  _write_run(out, new, int(state["step"]), packed)
+  result = {"bits": bits, "bytes_before": compress.nbytes(inference),
+            "bytes_after": compress.nbytes(packed)}
+  kind = "bf16 kernels" if bits == 16 else f"int{bits} kernels, fp32 per-channel scales"
+  print(f"wrote {out}: weights {result['bytes_before'] / 1e6:.2f} MB -> "
+        f"{result['bytes_after'] / 1e6:.2f} MB ({kind})")
+  return result
+
+
+def prune_config(config, workdir: str, sparsity: float, finetune_steps: int):
+  new = runs.with_shared_defaults(config)
+  new.prune = dict(sparsity=float(sparsity), init_from=os.path.abspath(workdir))
+  if finetune_steps:
+    spd = min(new.train.steps_per_dispatch, finetune_steps)
+    while finetune_steps % spd:
+      spd -= 1
+    new.train.update(steps=finetune_steps, steps_per_dispatch=spd, log_every=spd, ckpt_every=0,
+                     sample_every=0, eval_every=0, patience=0, num_replicas=1)
+  return new
+
+
+def prune_workdir(workdir: str, out: str, sparsity: float, finetune_steps: int = 0) -> dict:
+  """Writes a pruned workdir (after `finetune_steps` of recovery training, if any)."""
+  if not 0.0 < sparsity < 1.0:
+    raise ConfigError(f"--sparsity must be in (0, 1), got {sparsity}")
+  if finetune_steps < 0:
+    raise ConfigError(f"--finetune_steps must be >= 0, got {finetune_steps}")
+  config = _source_config(workdir)
+  if quant_bits(config):
+    raise ConfigError(f"{workdir!r} is quantised: prune its source {config.deploy.source!r} "
+                      "(then quantise the pruned run)")
+  _model_task(workdir, config, "prune")
+  _fresh_out(out, "prune")
+  new = prune_config(config, workdir, sparsity, finetune_steps)
+  task = build_task(new)
+  if finetune_steps:
+    train(new, out)
+  else:
+    _, source = runs.open_run(workdir)
+    state = jax.jit(task.init_state, static_argnums=0)(new.seed)
+    state = jax.jit(task.from_pretrained)(state, source)
+    _write_run(out, new, 0, state)
+  _, state = runs.open_run(out)
+  measured = compress.sparsity_of(state[task.weight_keys()[0]])
+  print(f"wrote {out}: {measured:.1%} of the kernel weights are zero"
+        + (f" after {finetune_steps} recovery steps" if finetune_steps else ""))
+  return {"sparsity": measured, "finetune_steps": finetune_steps}
