@@ -13,6 +13,7 @@ from PIL import Image
 
 from artjax import ConfigError, runs
 from artjax.image import inversion
+from artjax.tasks import Pruned, build_task, quant_bits
 from artjax.writers import image_grid, save_png
 
 METHODS = ("auto", "invert", "net")
@@ -115,8 +116,12 @@ def run(workdir, out, *, images=None, masks=None, image=None, mask=None, method=
   if single != out.lower().endswith(".png") or (not single and not out.lower().endswith(".npz")):
     raise ConfigError("--out must be .png with --image/--mask and .npz with --images/--masks")
   config = runs.load_config(workdir)
-  from artjax.tasks import build_task
+  if quant_bits(config):
+    raise ConfigError(f"{workdir!r} is a quantised run (sampling weights only); GAN inversion "
+                      f"needs the discriminator: repair with its source {config.deploy.source!r}")
   task = build_task(config)
+  if isinstance(task, Pruned):
+    task = task.inner
   kind = _method(task, method, workdir)
   shape = tuple(task.image_shape)
   x, missing, originals = read_inputs(images, masks, image, mask, channels=shape[-1])

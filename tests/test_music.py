@@ -254,6 +254,7 @@ def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method
   assert set(np.asarray(task.device_data()["train"]["mode"]).tolist()) == {1}
 
 
+@pytest.mark.slow   # 13-18 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_music_lora_merge_command_folds_the_factors(music_workdir, tmp_path):
   """`run.py merge` on a Music Transformer LoRA fine-tune: a plain run with the same function."""
   from artjax.runs import open_run
@@ -330,6 +331,7 @@ def test_music_gan_trains_on_chorale_segments_and_writes_midi(tmp_path, chorales
   np.testing.assert_array_equal(roll, expect[:last])
 
 
+@pytest.mark.slow   # 13-18 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_guided_sampling_cache_equals_recompute_and_w1_is_conditional():
   task, state = _task_and_state()
   model = task.model(state["params"])
@@ -380,6 +382,7 @@ def test_chunked_causal_attention_is_exact():
     np.testing.assert_allclose(task.model(state["params"])(toks), one, atol=2e-5)
 
 
+@pytest.mark.slow   # 13-18 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_bf16_transformer_matches_fp32():
   """bf16 compute (bf16 products with fp32 accumulation, attention included) stays close to
   fp32 on the same parameters: logits and the parameter gradient of the loss."""
@@ -438,6 +441,7 @@ def test_pitch_class_profiles_of_major_and_minor_chorales(chorales):
   assert major[0] > 0.15 and minor[7] > 0.15                       # tonic and fifth are common
 
 
+@pytest.mark.slow   # 13-18 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_key_guidance_steers_samples_towards_the_requested_key(music_workdir, tmp_path):
   from artjax.runs import open_run as load_state
   task, state = load_state(music_workdir)
