@@ -44,6 +44,12 @@ def define_flags(argv) -> flags.FlagValues:
   flags.DEFINE_string("image", None, "repair: one image (PNG) to repair, with --mask.", **d)
   flags.DEFINE_string("method", "auto", "repair: auto | invert (GAN runs) | net (inpainting runs).", **d)
   flags.DEFINE_integer("restarts", None, "repair --method=invert: random starts per image and class.", **d)
+  flags.DEFINE_string("host", "127.0.0.1", "serve: address to listen on.", **d)
+  flags.DEFINE_integer("port", 8080, "serve: TCP port (0 = any free port).", **d)
+  flags.DEFINE_string("token", None, "serve: bearer token for /v1/* (or $ARTJAX_TOKEN).", **d)
+  flags.DEFINE_integer("max_batch", 64, "serve: most image rows merged into one call.", **d)
+  flags.DEFINE_float("max_wait_ms", 5.0, "serve: how long a call waits for more requests.", **d)
+  flags.DEFINE_integer("max_num", 64, "serve: most images (pieces: at most 8) per request.", **d)
   flags.DEFINE_list("platforms", ["cpu"], "export: platforms of the artifact (cpu,cuda,rocm,tpu).", **d)
   flags.DEFINE_integer("bits", 8, "quantize: weight bits, 8 or 4 (16 = bf16 storage).", **d)
   flags.DEFINE_float("sparsity", 0.5, "prune: fraction of kernel weights zeroed (global magnitude).", **d)
@@ -249,6 +255,24 @@ def cmd_prune(FLAGS, args):
   deploy.prune_workdir(FLAGS.workdir, FLAGS.out, FLAGS.sparsity, FLAGS.finetune_steps)
 
 
+def _repeated(argv, name: str) -> list[str]:
+  """Every value of a repeated string flag (absl keeps only the last one)."""
+  out, it = [], iter(argv)
+  for a in it:
+    if a.startswith(f"--{name}="):
+      out.append(a.split("=", 1)[1])
+    elif a == f"--{name}":
+      out.append(next(it, ""))
+  return out
+
+
+def cmd_serve(FLAGS, args, argv=()):
+  from artjax import serve
+  return serve.serve(_repeated(argv, "workdir"), host=FLAGS.host, port=FLAGS.port,
+                     token=FLAGS.token, max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms,
+                     max_num=FLAGS.max_num)
+
+
 def cmd_compare(FLAGS, args):
   from artjax.evaluation.report import compare
   if not args:
@@ -259,16 +283,19 @@ def cmd_compare(FLAGS, args):
 COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sample": cmd_sample, "eval": cmd_eval,
             "compare": cmd_compare, "merge": cmd_merge, "stylize": cmd_stylize,
             "repair": cmd_repair, "export": cmd_export, "quantize": cmd_quantize,
-            "prune": cmd_prune}
+            "prune": cmd_prune, "serve": cmd_serve}
 
 
-def dispatch(fv, argv) -> int:
-  """After flag parsing: argv[1] is the command, the rest its positional arguments."""
+def dispatch(fv, argv, raw=()) -> int:
+  """After flag parsing: argv[1] is the command, the rest its positional arguments; `raw`:
+  the command line before parsing (for repeated flags)."""
   args = argv[1:]
   if not args or args[0] not in COMMANDS or (args[0] != "compare" and len(args) != 1):
     _fail(f"usage: run.py {{{'|'.join(COMMANDS)}}} [flags]; got {args}")
   absl_logging.set_verbosity(absl_logging.WARNING)
   try:
+    if args[0] == "serve":
+      return cmd_serve(fv, args[1:], raw) or 0
     return COMMANDS[args[0]](fv, args[1:]) or 0
   except ConfigError as e:
     _fail(str(e))
@@ -278,6 +305,6 @@ def main(argv) -> int:
   """Parses `argv` (argv[0] = program) and runs the command; returns the exit code."""
   try:
     fv = define_flags(argv)
-    return dispatch(fv, parse_flags(fv, argv))
+    return dispatch(fv, parse_flags(fv, argv), argv)
   except SystemExit as e:
     return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

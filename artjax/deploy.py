@@ -29,7 +29,9 @@ from artjax.tasks import Pruned, build_task, pruned, quant_bits
 from artjax.train import train
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
-ARTIFACT, MANIFEST = "sampler.jaxexport", "manifest.json"
+ARTIFACT, ROWS, MANIFEST = "sampler.jaxexport", "rows.jaxexport", "manifest.json"
+#: rows per seed of the exported row sampler (the service's most images per request)
+ROWS_MAX_NUM = 64
 LOADER = """import json, numpy as np
 from jax import export
 d = "DIR"   # the export directory
@@ -81,27 +83,44 @@ def _config_digest(workdir: str) -> str:
     return "sha256:" + hashlib.sha256(f.read()).hexdigest()
 
 
-def exported(workdir: str, platforms=("cpu",), best: bool = False):
-  """(jax.export.Exported, manifest dict) of a workdir's sampler."""
-  task, stored, unpack = runs.open_stored(workdir, best=best)
-  spec = task.sampler(jax.eval_shape(unpack, stored))
-  fn = lambda *args: task.sampler(unpack(stored)).fn(*args)
+def _export(fn, spec, platforms):
   batch, = jax_export.symbolic_shape("B")
-  exp = jax_export.export(jax.jit(fn), platforms=platforms)(*_avals(spec.inputs, batch))
+  return jax_export.export(jax.jit(fn), platforms=platforms)(*_avals(spec.inputs, batch))
+
+
+def _signature(spec) -> dict:
+  return {"function": "f(" + ", ".join(n for n, *_ in spec.inputs) + ") -> " +
+                      ", ".join(n for n, *_ in spec.outputs),
+          "inputs": _describe(spec.inputs), "outputs": _describe(spec.outputs),
+          "notes": spec.notes}
+
+
+def exported(workdir: str, platforms=("cpu",), best: bool = False):
+  """({"sampler": Exported, "rows": Exported or absent}, manifest dict) of a workdir."""
+  task, stored, unpack = runs.open_stored(workdir, best=best)
+  abstract = jax.eval_shape(unpack, stored)
+  spec = task.sampler(abstract)
+  out = {"sampler": _export(lambda *a: task.sampler(unpack(stored)).fn(*a), spec, platforms)}
   config = runs.load_config(workdir)
   manifest = {
       "artifact": ARTIFACT, "task": config.task, "model": task.describe(),
-      "step": int(stored["step"]), "workdir": os.path.abspath(workdir),
-      "checkpoint": "best" if best else "latest", "config_digest": _config_digest(workdir),
+      "kind": task.sample_kind, "step": int(stored["step"]),
+      "workdir": os.path.abspath(workdir), "checkpoint": "best" if best else "latest",
+      "config_digest": _config_digest(workdir),
       "weights": {"bits": quant_bits(config) or 32, "bytes": compress.nbytes(stored),
                   "pruned_sparsity": float(config.prune.sparsity) if pruned(config) else 0.0},
-      "function": "f(" + ", ".join(n for n, *_ in spec.inputs) + ") -> " +
-                  ", ".join(n for n, *_ in spec.outputs),
-      "inputs": _describe(spec.inputs), "outputs": _describe(spec.outputs),
+      **_signature(spec),
       "batch_dimension": "B (symbolic: any batch size, compiled on first call per size)",
-      "notes": spec.notes, "platforms": list(exp.platforms), "jax_version": jax.__version__,
+      "platforms": list(out["sampler"].platforms), "jax_version": jax.__version__,
       "loader": LOADER}
-  return exp, manifest
+  rows = task.row_sampler(abstract, ROWS_MAX_NUM)
+  if rows is not None:
+    out["rows"] = _export(lambda *a: task.row_sampler(unpack(stored), ROWS_MAX_NUM).fn(*a),
+                          rows, platforms)
+    manifest["rows"] = {"artifact": ROWS, "max_num": ROWS_MAX_NUM, **_signature(rows)}
+  if task.sample_kind == "images":   # image GANs: 0 = unconditional
+    manifest["num_classes"] = int(task.num_classes) if task.conditional else 0
+  return out, manifest
 
 
 def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = False) -> dict:
@@ -109,16 +128,20 @@ def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = Fals
   platforms = parse_platforms(platforms)
   _source_config(workdir)
   _fresh_out(out, "export")
-  exp, manifest = exported(workdir, platforms, best)
-  blob = exp.serialize()
-  manifest["artifact_bytes"] = len(blob)
+  exps, manifest = exported(workdir, platforms, best)
+  blobs = {ARTIFACT: exps["sampler"].serialize()}
+  if "rows" in exps:
+    blobs[ROWS] = exps["rows"].serialize()
+  manifest["artifact_bytes"] = len(blobs[ARTIFACT])
   os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, ARTIFACT), "wb") as f:
-    f.write(blob)
+  for name, blob in blobs.items():
+    with open(os.path.join(out, name), "wb") as f:
+      f.write(blob)
   with open(os.path.join(out, MANIFEST), "w") as f:
     json.dump(manifest, f, indent=2)
-  print(f"wrote {os.path.join(out, ARTIFACT)} ({len(blob) / 1e6:.2f} MB, {manifest['function']}, "
-        f"platforms {','.join(manifest['platforms'])}) and {MANIFEST}")
+  print(f"wrote {os.path.join(out, ARTIFACT)} ({len(blobs[ARTIFACT]) / 1e6:.2f} MB, "
+        f"{manifest['function']}, platforms {','.join(manifest['platforms'])})"
+        + (f", {ROWS} (the service's row sampler)" if ROWS in blobs else "") + f" and {MANIFEST}")
   return manifest
 
 

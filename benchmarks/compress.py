@@ -66,8 +66,8 @@ def _inference(wd: str):
 
 def artifact(wd: str):
   """(deserialized sampler, sizes) of the workdir's export, built in memory."""
-  exp, manifest = deploy.exported(wd)
-  blob = exp.serialize()
+  exps, manifest = deploy.exported(wd)
+  blob = exps["sampler"].serialize()
   _, stored, _ = runs.open_stored(wd)
   weights = {k: v for k, v in stored.items() if k != "step"}
   sizes = {"export_bytes": len(blob), "export_gzip_bytes": len(gzip.compress(blob, 9)),
@@ -76,15 +76,15 @@ def artifact(wd: str):
   return jax.export.deserialize(blob), sizes, manifest
 
 
-def throughput(sampler, second, repeats: int, batch: int) -> dict:
+def throughput(sampler, rest, repeats: int, batch: int) -> dict:
   """Items per second of the artifact at `batch` (first call compiles; median of repeats)."""
   t = time.perf_counter()
-  jax.block_until_ready(sampler.call(np.int32(0), second))
+  jax.block_until_ready(sampler.call(np.int32(0), *rest))
   first = time.perf_counter() - t
   times = []
   for r in range(repeats):
     t = time.perf_counter()
-    jax.block_until_ready(sampler.call(np.int32(r + 1), second))
+    jax.block_until_ready(sampler.call(np.int32(r + 1), *rest))
     times.append(time.perf_counter() - t)
   return {"batch": batch, "first_call_s": round(first, 3), "median_s": float(np.median(times)),
           "items_per_s": batch / float(np.median(times))}
@@ -103,7 +103,7 @@ def gan_rows(args):
     floor = q["floor"]
     s = q["samples"]
     rows.append({"model": "digits GAN", "variant": name, "workdir": wd, **sizes,
-                 "throughput": throughput(sampler, np.arange(1000, dtype=np.int32) % 10,
+                 "throughput": throughput(sampler, (np.arange(1000, dtype=np.int32) % 10,),
                                           args.repeats, 1000),
                  "fdd": s["fdd"], "inception_score": s["inception_score"],
                  "classes_present": s["classes_present"], "label_accuracy": s["label_accuracy"]})
@@ -120,7 +120,7 @@ def music_rows(args):
     task, state = runs.open_run(wd)
     nll, frames = test_nll_per_frame(task, state)
     rows.append({"model": "Music Transformer", "variant": name, "workdir": wd, **sizes,
-                 "throughput": throughput(sampler, np.arange(8, dtype=np.int32) % 2,
+                 "throughput": throughput(sampler, (np.arange(8, dtype=np.int32) % 2, np.float32(0)),
                                           args.repeats, 8),
                  "tokens_per_piece": manifest["outputs"][0]["shape"][1],
                  "test_nll_per_frame": nll, "test_frames": frames})

@@ -166,13 +166,15 @@ def test_music_export_reproduces_sample(music_workdir, tmp_path):
   r = run_cli("export", f"--workdir={music_workdir}", f"--out={out}")
   assert r.returncode == 0, r.stderr
   manifest = json.loads((out / "manifest.json").read_text())
-  assert [i["name"] for i in manifest["inputs"]] == ["seed", "modes"]
+  assert [i["name"] for i in manifest["inputs"]] == ["seed", "modes", "key_guidance"]
   r = run_cli("sample", f"--workdir={music_workdir}", "--num=3", "--seed=2", f"--out={tmp_path / 's'}")
   assert r.returncode == 0, r.stderr
   ref = np.load(tmp_path / "s" / "samples.npz")
   exp = jax.export.deserialize((out / "sampler.jaxexport").read_bytes())
-  got = np.asarray(exp.call(np.int32(2), ref["modes"].astype(np.int32)))
+  got = np.asarray(exp.call(np.int32(2), ref["modes"].astype(np.int32), np.float32(0)))
   assert np.array_equal(got, ref["tokens"])
+  more = np.asarray(exp.call(np.int32(2), np.arange(5, dtype=np.int32) % 2, np.float32(0)))
+  assert np.array_equal(more[:3], got)     # a row does not depend on the batch size
 
 
 @pytest.fixture(scope="module")

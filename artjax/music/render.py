@@ -28,7 +28,17 @@ def notes_of(roll) -> list[tuple[int, int, int]]:
   return sorted(notes, key=lambda n: (n[1], n[0]))
 
 
-def write_midi(path: str, roll, bpm: float = 80.0, velocity: int = 80) -> None:
+def write_midi(path, roll, bpm: float = 80.0, velocity: int = 80) -> None:
+  """`path`: a file name or a binary file object."""
+  mid = midi_file(roll, bpm, velocity)
+  if isinstance(path, str):
+    mid.save(path)
+  else:
+    mid.save(file=path)
+
+
+def midi_file(roll, bpm: float = 80.0, velocity: int = 80):
+  """A mido.MidiFile of the piano roll (one organ track)."""
   import mido
   events = []
   for pitch, s, e in notes_of(roll):
@@ -46,7 +56,7 @@ def write_midi(path: str, roll, bpm: float = 80.0, velocity: int = 80) -> None:
     track.append(mido.Message(kind, note=pitch, velocity=velocity if on else 0, time=tick - now))
     now = tick
   track.append(mido.MetaMessage("end_of_track", time=0))
-  mid.save(path)
+  return mid
 
 
 def read_midi(path: str) -> np.ndarray:
@@ -96,7 +106,7 @@ def synthesize(roll, bpm: float = 80.0, sample_rate: int = SAMPLE_RATE) -> np.nd
   return out * (0.9 / peak) if peak > 0 else out
 
 
-def write_wav(path: str, roll, bpm: float = 80.0, sample_rate: int = SAMPLE_RATE) -> None:
+def write_wav(path, roll, bpm: float = 80.0, sample_rate: int = SAMPLE_RATE) -> None:
   pcm = np.round(synthesize(roll, bpm, sample_rate) * 32767).astype("<i2")
   with wave.open(path, "wb") as w:
     w.setnchannels(1)

@@ -160,6 +160,12 @@ class Task(abc.ABC):
     gives."""
     raise ConfigError(f"a {type(self).__name__} has nothing to sample")
 
+  def row_sampler(self, state: dict, max_num: int) -> Sampler | None:
+    """For a service that merges requests into one call: a Sampler whose rows each carry
+    their own request's seed and row index (row r equals row rows[r] of `sample` with seed
+    seeds[r]); None when rows cannot be mixed (then a request is one call)."""
+    return None
+
   def read_opening(self, path: str):
     """Tokens of an opening read from a file (the "prime" sample option)."""
     raise ConfigError(f"--prime: a {type(self).__name__} takes no opening")

@@ -325,6 +325,27 @@ class GANTask(Task):
       out["labels"] = labels
     return out
 
+  def row_sampler(self, state, max_num: int):
+    """For a service merging requests: fn(seeds[B], rows[B], labels[B]) -> images, row r being
+    image rows[r] (< max_num) of `sample(state, seeds[r], n)` for any n > rows[r] (latents are
+    drawn as the first rows of a (max_num, latent) draw: jax's partitionable threefry makes
+    row i of a draw independent of its length). None for an unconditional model's labels."""
+    params = self.sampling_params(state)
+
+    def fn(seeds, rows, labels):
+      z = jax.vmap(lambda s, r: jax.random.normal(jax.random.key(s), (max_num, self.latent_dim))[r])(
+          seeds, rows)
+      return self._to_uint8(self.generate(params, z, labels if self.conditional else None))
+    h, w, ch = self.image_shape
+    return Sampler(
+        fn=fn,
+        inputs=(("seeds", "int32", ("B",), "the random seed of each row's request"),
+                ("rows", "int32", ("B",), f"the row's index in its request, 0..{max_num - 1}"),
+                ("labels", "int32", ("B",), "class of each image (ignored if unconditional)")),
+        outputs=(("images", "uint8", ("B", h, w, ch), "images, pixel values 0..255"),),
+        notes=f"rows of `run.py sample --seed=S` for any mix of seeds; at most {max_num} rows "
+              "per seed")
+
   def sampler(self, state):
     params = self.sampling_params(state)
     h, w, ch = self.image_shape

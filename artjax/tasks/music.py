@@ -344,11 +344,13 @@ class MusicLMTask(Task):
       cols.append(jnp.broadcast_to(jnp.asarray(opening, jnp.int32), (num, len(opening))))
     return jnp.concatenate(cols, 1), modes
 
-  def sample(self, state, seed, num, opening=None, cached: bool = True, modes=None):
+  def sample(self, state, seed, num, opening=None, cached: bool = True, modes=None,
+             key_guidance=None):
     """{"tokens" [num, T] (PAD after the last frame), "modes" [num], "prompt" [num, P]}.
 
     `opening`: tokens of given first frames (priming); they are part of "tokens".
-    `modes`: [num] requested modes (default: `sample.mode`'s)."""
+    `modes`: [num] requested modes (default: `sample.mode`'s); `key_guidance`: a (traced)
+    weight in place of `sample.key_guidance`'s."""
     s = self.config.sample
     prompt, modes = self.prompt(num, opening, modes)
     params, prefix = self.model_params(state)
@@ -359,9 +361,9 @@ class MusicLMTask(Task):
     if self.conditional and s.guidance != 1.0:
       guide = dict(guidance=s.guidance, uncond_prompt=prompt.at[:, 1].set(enc.NOMODE))
     bias = None
-    if s.key_guidance > 0:
+    if key_guidance is not None or s.key_guidance > 0:
       bias = enc.key_bias(self.key_profiles(), self.sample_tonics(seed, num, opening), modes,
-                          s.key_guidance)
+                          s.key_guidance if key_guidance is None else key_guidance)
     toks = fn(self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
               top_p=s.top_p, max_frames=frames, logit_bias=bias,
               prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype), **guide)
@@ -378,18 +380,21 @@ class MusicLMTask(Task):
     what = ("requested mode of each piece: 0 major, 1 minor" if self.conditional else
             "ignored (unconditional model): only its length B, the number of pieces, counts")
     settings = (f"temperature {s.temperature}, top_p {s.top_p}, guidance {s.guidance}, "
-                f"key_guidance {s.key_guidance}, tonic {s.tonic}, {s.num_frames} frames")
+                f"tonic {s.tonic}, {s.num_frames} frames")
     return Sampler(
-        fn=lambda seed, modes: self.sample(state, seed, modes.shape[0], modes=modes)["tokens"],
+        fn=lambda seed, modes, key_guidance: self.sample(
+            state, seed, modes.shape[0], modes=modes, key_guidance=key_guidance)["tokens"],
         inputs=(("seed", "int32", (), "random seed (run.py sample --seed)"),
-                ("modes", "int32", ("B",), what)),
+                ("modes", "int32", ("B",), what),
+                ("key_guidance", "float32", (), "key-profile steering weight towards each "
+                 f"piece's mode (0 = off; the run's config: {s.key_guidance})")),
         outputs=(("tokens", "int32", ("B", steps),
                   "event tokens of the piano-roll encoding (artjax.music.encoding): keys "
                   f"0..{enc.NUM_KEYS - 1} sound in the current frame, EOF={enc.EOF} ends a "
                   f"frame, PAD={enc.PAD} after the last frame"),),
         notes=(f"KV-cache sampler with the run's sampling settings ({settings}); with modes = "
-               "those `run.py sample --seed=S --num=B` uses (sample.mode) the tokens equal its "
-               "samples.npz tokens"))
+               "those `run.py sample --seed=S --num=B` uses (sample.mode) and its key_guidance the "
+               "tokens equal its samples.npz tokens; row i does not depend on B"))
 
   def read_opening(self, path):
     """The tokens of a MIDI file's frames, to open every sample (`--prime`)."""

@@ -1,0 +1,269 @@
+"""The HTTP API of `run.py serve` (Starlette, served by uvicorn).
+
+    GET  /            the web page (static/index.html; calls the API below)
+    GET  /healthz     JSON status; 200 once every model is warmed up, 503 before
+    GET  /metrics     Prometheus text
+    POST /v1/generate bearer token; JSON in, PNG / npz / MIDI / WAV / zip out
+
+Bad input never reaches a model: it is a 4xx with a JSON body {"error": ...}. Nothing in a
+request names a file; the models are fixed at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import io
+import json
+import secrets
+import time
+import zipfile
+from importlib import resources
+
+import jax
+import numpy as np
+import prometheus_client as prom
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from artjax.music import encoding as enc, render
+from artjax.serve.batcher import Batcher
+from artjax.serve.models import COMPILES, FORMATS
+from artjax.writers import image_grid
+
+MAX_SEED = 2**31 - 1
+MEDIA = {"png": "image/png", "npz": "application/octet-stream", "midi": "audio/midi",
+         "wav": "audio/wav", "zip": "application/zip"}
+
+
+@dataclasses.dataclass
+class Settings:
+  token: str | None
+  max_batch: int = 64
+  max_wait_ms: float = 5.0
+  max_body: int = 16384
+  timeout_s: float = 30.0
+
+
+class BadRequest(Exception):
+  def __init__(self, status: int, message: str):
+    super().__init__(message)
+    self.status, self.message = status, message
+
+
+def _metrics():
+  r = prom.CollectorRegistry()
+  return r, {
+      "requests": prom.Counter("artjax_requests", "HTTP requests", ["endpoint", "status"], registry=r),
+      "latency": prom.Histogram("artjax_request_seconds", "Request latency", ["endpoint"],
+                                buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30),
+                                registry=r),
+      "batch": prom.Histogram("artjax_batch_rows", "Rows per compiled call", ["model"],
+                              buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r),
+      "queue": prom.Gauge("artjax_queue_depth", "Chunks waiting", ["model"], registry=r),
+      "compiles": prom.Gauge("artjax_compiles", "XLA compilations since start-up", registry=r),
+      "images": prom.Counter("artjax_items", "Images or pieces generated", ["model"], registry=r),
+  }
+
+
+def _field(body: dict, name: str, kind, default, lo=None, hi=None):
+  v = body.get(name, default)
+  if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
+    raise BadRequest(422, f"'{name}' must be an integer, got {json.dumps(v)}")
+  if kind is float and (isinstance(v, bool) or not isinstance(v, (int, float))):
+    raise BadRequest(422, f"'{name}' must be a number, got {json.dumps(v)}")
+  if kind is str and not isinstance(v, str):
+    raise BadRequest(422, f"'{name}' must be a string, got {json.dumps(v)}")
+  if lo is not None and not lo <= v <= hi:
+    raise BadRequest(422, f"'{name}' must be in {lo}..{hi}, got {v}")
+  return v
+
+
+KNOWN = {"images": {"model", "num", "seed", "labels", "format"},
+         "tokens": {"model", "num", "seed", "mode", "key_guidance", "format"}}
+
+
+def parse_request(body, models: dict) -> dict:
+  """The validated request (BadRequest with the first problem)."""
+  if not isinstance(body, dict):
+    raise BadRequest(400, "the body must be a JSON object")
+  name = _field(body, "model", str, next(iter(models)))
+  if name not in models:
+    raise BadRequest(404, f"unknown model {name!r}; served: {', '.join(models)}")
+  m = models[name]
+  unknown = sorted(set(body) - KNOWN[m.kind])
+  if unknown:
+    raise BadRequest(422, f"unknown field {unknown[0]!r} for a {m.describe()['kind']} model; "
+                          f"fields: {', '.join(sorted(KNOWN[m.kind]))}")
+  req = {"model": m, "num": _field(body, "num", int, 1, 1, m.max_num),
+         "seed": _field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
+         "format": _field(body, "format", str, "png" if m.kind == "images" else "zip")}
+  if req["format"] not in FORMATS[m.kind]:
+    raise BadRequest(422, f"unknown format {req['format']!r}; choose one of "
+                          f"{', '.join(FORMATS[m.kind])}")
+  if m.kind == "images":
+    req["labels"] = _labels(body, req["num"], m.num_classes)
+  else:
+    mode = _field(body, "mode", str, "alternate")
+    if mode not in ("alternate", "major", "minor"):
+      raise BadRequest(422, f"'mode' must be alternate, major or minor, got {mode!r}")
+    req["modes"] = (np.arange(req["num"]) % 2 if mode == "alternate" else
+                    np.full(req["num"], 0 if mode == "major" else 1))
+    req["key_guidance"] = float(_field(body, "key_guidance", float, 0.0, 0.0, 10.0))
+    if req["format"] in ("midi", "wav") and req["num"] != 1:
+      raise BadRequest(422, f"format {req['format']!r} holds one piece: use num=1 or format 'zip'")
+  return req
+
+
+def _labels(body, num: int, classes: int):
+  if "labels" not in body:
+    return np.arange(num) % max(classes, 1)
+  labels = body["labels"]
+  if not isinstance(labels, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in labels):
+    raise BadRequest(422, "'labels' must be a list of integers")
+  if classes == 0:
+    raise BadRequest(422, "'labels' given, but this model is unconditional")
+  if len(labels) != num:
+    raise BadRequest(422, f"'labels' has {len(labels)} entries, 'num' is {num}")
+  bad = [v for v in labels if not 0 <= v < classes]
+  if bad:
+    raise BadRequest(422, f"label {bad[0]} is out of range 0..{classes - 1}")
+  return np.asarray(labels)
+
+
+def encode_images(images, labels, seed: int, fmt: str, columns: int) -> bytes:
+  buf = io.BytesIO()
+  if fmt == "npz":
+    np.savez(buf, images=images, labels=np.asarray(labels, np.int32), seed=np.int32(seed))
+  else:
+    grid = image_grid(images, ncol=min(columns, len(images)), scale=max(1, 64 // images.shape[1]))
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(buf, format="PNG")
+  return buf.getvalue()
+
+
+def _piece(tokens, kind: str) -> bytes:
+  buf = io.BytesIO()
+  roll = enc.tokens_to_roll(tokens)
+  if kind == "midi":
+    render.write_midi(buf, roll)
+  else:
+    render.write_wav(buf, roll)
+  return buf.getvalue()
+
+
+def encode_music(tokens, fmt: str) -> bytes:
+  if fmt in ("midi", "wav"):
+    return _piece(tokens[0], fmt)
+  buf = io.BytesIO()
+  with zipfile.ZipFile(buf, "w") as z:
+    for i, row in enumerate(tokens):
+      z.writestr(f"piece_{i:03d}.mid", _piece(row, "midi"))
+      z.writestr(f"piece_{i:03d}.wav", _piece(row, "wav"))
+  return buf.getvalue()
+
+
+def _authorised(request: Request, token: str | None) -> None:
+  if token is None:
+    return
+  header = request.headers.get("authorization", "")
+  if not header.lower().startswith("bearer "):
+    raise BadRequest(401, "missing bearer token (Authorization: Bearer TOKEN)")
+  if not hmac.compare_digest(header[7:].strip().encode(), token.encode()):
+    raise BadRequest(403, "wrong token")
+
+
+async def _body(request: Request, limit: int):
+  declared = request.headers.get("content-length")
+  if declared and declared.isdigit() and int(declared) > limit:
+    raise BadRequest(413, f"body over {limit} bytes")
+  data = b""
+  async for part in request.stream():
+    data += part
+    if len(data) > limit:
+      raise BadRequest(413, f"body over {limit} bytes")
+  try:
+    return json.loads(data or b"null")
+  except (ValueError, UnicodeDecodeError) as e:
+    raise BadRequest(400, f"the body is not valid JSON: {e}") from e
+
+
+def create_app(models: dict, settings: Settings) -> Starlette:
+  """The ASGI app serving `models` ({name: artjax.serve.models.Model}, warmed up)."""
+  registry, metric = _metrics()
+  state = {"ready": False, "batchers": {}}
+  observe = lambda name, rows, depth: (metric["batch"].labels(name).observe(rows),
+                                       metric["queue"].labels(name).set(depth))
+
+  @contextlib.asynccontextmanager
+  async def lifespan(app):
+    for name, m in models.items():
+      b = Batcher(m, settings.max_batch, settings.max_wait_ms, observe)
+      b.start()
+      state["batchers"][name] = b
+    state["compiles_at_start"] = COMPILES["count"]
+    state["ready"] = True
+    yield
+    state["ready"] = False
+    for b in state["batchers"].values():
+      await b.stop()
+
+  def done(endpoint, status, t0):
+    metric["requests"].labels(endpoint, str(status)).inc()
+    metric["latency"].labels(endpoint).observe(time.perf_counter() - t0)
+
+  async def generate(request: Request):
+    t0 = time.perf_counter()
+    try:
+      _authorised(request, settings.token)
+      req = parse_request(await _body(request, settings.max_body), models)
+      m = req["model"]
+      b = state["batchers"][m.name]
+      if m.kind == "images":
+        out = await asyncio.wait_for(b.images(req["seed"], req["labels"]), settings.timeout_s)
+        content = encode_images(out, req["labels"], req["seed"], req["format"],
+                                m.num_classes or 10)
+      else:
+        out = await asyncio.wait_for(b.music(req["seed"], req["modes"], req["key_guidance"]),
+                                     settings.timeout_s)
+        content = await asyncio.get_running_loop().run_in_executor(
+            None, encode_music, out, req["format"])
+    except BadRequest as e:
+      done("generate", e.status, t0)
+      return JSONResponse({"error": e.message}, e.status)
+    except asyncio.TimeoutError:
+      done("generate", 504, t0)
+      return JSONResponse({"error": f"timed out after {settings.timeout_s} s"}, 504)
+    metric["images"].labels(m.name).inc(req["num"])
+    done("generate", 200, t0)
+    return Response(content, media_type=MEDIA[req["format"]], headers={
+        "X-Artjax-Model": m.name, "X-Artjax-Step": str(m.step), "X-Artjax-Seed": str(req["seed"])})
+
+  async def healthz(request: Request):
+    body = {"ready": state["ready"], "device": str(jax.devices()[0]),
+            "models": [m.describe() for m in models.values()],
+            "compiles_since_ready": COMPILES["count"] - state.get("compiles_at_start", 0)}
+    return JSONResponse(body, 200 if state["ready"] else 503)
+
+  async def metrics(request: Request):
+    metric["compiles"].set(COMPILES["count"])
+    for name, b in state["batchers"].items():
+      metric["queue"].labels(name).set(b.depth())
+    return Response(prom.generate_latest(registry), media_type=prom.CONTENT_TYPE_LATEST)
+
+  async def page(request: Request):
+    return HTMLResponse(resources.files("artjax.serve").joinpath("static/index.html").read_text())
+
+  async def http_error(request: Request, exc: HTTPException):
+    return JSONResponse({"error": exc.detail}, exc.status_code)
+
+  return Starlette(
+      routes=[Route("/", page), Route("/healthz", healthz), Route("/metrics", metrics),
+              Route("/v1/generate", generate, methods=["POST"])],
+      lifespan=lifespan,
+      exception_handlers={HTTPException: http_error})

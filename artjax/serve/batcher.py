@@ -1,0 +1,115 @@
+"""Micro-batching: concurrent requests for one model become one compiled call.
+
+An image request of n rows is split into chunks of at most `max_batch` rows; the model's
+worker takes the first waiting chunk, then keeps taking chunks for up to `max_wait_ms` (or
+until `max_batch` rows), runs them as one call on a worker thread (the event loop keeps
+serving) and hands each chunk its rows. Every row carries its own request's seed and row
+index, so a result never depends on what it was batched with. Music requests are one call
+each (the sampler draws a whole batch from one seed), queued through the same worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Chunk:
+  rows: int
+  args: tuple            # images: (seeds, rows, labels); music: (seed, modes, key_guidance)
+  future: asyncio.Future
+
+
+class Batcher:
+  """One worker per model; `submit` from request handlers (see the module docstring)."""
+
+  def __init__(self, model, max_batch: int, max_wait_ms: float, observe=None):
+    self.model, self.max_batch = model, max_batch
+    self.max_wait = max_wait_ms / 1000.0
+    self.queue: asyncio.Queue = asyncio.Queue()
+    self.observe = observe or (lambda model, rows, queued: None)
+    self.carry = None
+    self.task = None
+
+  def start(self) -> None:
+    self.task = asyncio.get_running_loop().create_task(self._work())
+
+  async def stop(self) -> None:
+    if self.task:
+      self.task.cancel()
+
+  def depth(self) -> int:
+    return self.queue.qsize() + (self.carry is not None)
+
+  async def images(self, seed: int, labels) -> np.ndarray:
+    """uint8 images of one request: rows 0..n-1 of seed `seed` with `labels`."""
+    n, loop = len(labels), asyncio.get_running_loop()
+    chunks = []
+    for lo in range(0, n, self.max_batch):
+      hi = min(n, lo + self.max_batch)
+      c = Chunk(hi - lo, (np.full(hi - lo, seed, np.int32), np.arange(lo, hi, dtype=np.int32),
+                          np.asarray(labels[lo:hi], np.int32)), loop.create_future())
+      chunks.append(c)
+      self.queue.put_nowait(c)
+    parts = await asyncio.gather(*(c.future for c in chunks))
+    return np.concatenate(parts, 0)
+
+  async def music(self, seed: int, modes, key_guidance: float) -> np.ndarray:
+    c = Chunk(len(modes), (seed, np.asarray(modes, np.int32), key_guidance),
+              asyncio.get_running_loop().create_future())
+    self.queue.put_nowait(c)
+    return await c.future
+
+  async def _next(self, timeout=None):
+    if self.carry is not None:
+      c, self.carry = self.carry, None
+      return c
+    if timeout is None:
+      return await self.queue.get()
+    return await asyncio.wait_for(self.queue.get(), timeout)
+
+  async def _gather(self):
+    first = await self._next()
+    batch, rows = [first], first.rows
+    if self.model.kind != "images":
+      return batch
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + self.max_wait
+    while rows < self.max_batch:
+      left = deadline - loop.time()
+      try:
+        c = self.queue.get_nowait() if left <= 0 else await self._next(left)
+      except (asyncio.TimeoutError, asyncio.QueueEmpty):
+        break
+      if rows + c.rows > self.max_batch:
+        self.carry = c
+        break
+      batch.append(c)
+      rows += c.rows
+    return batch
+
+  def _call(self, batch):
+    if self.model.kind != "images":
+      return [self.model.run_music(*batch[0].args)]
+    seeds, rows, labels = (np.concatenate([c.args[i] for c in batch]) for i in range(3))
+    out = self.model.run_images(seeds, rows, labels)
+    return np.split(out, np.cumsum([c.rows for c in batch])[:-1])
+
+  async def _work(self):
+    loop = asyncio.get_running_loop()
+    while True:
+      batch = await self._gather()
+      self.observe(self.model.name, sum(c.rows for c in batch), self.depth())
+      try:
+        results = await loop.run_in_executor(None, self._call, batch)
+      except Exception as e:   # a failed call fails its requests, not the worker
+        for c in batch:
+          if not c.future.done():
+            c.future.set_exception(e)
+        continue
+      for c, r in zip(batch, results):
+        if not c.future.done():
+          c.future.set_result(r)

@@ -1,0 +1,261 @@
+"""`run.py serve`: the API in-process (auth, validation, results equal `run.py sample`, no
+recompiles) and, marked slow, a live server on 127.0.0.1 (concurrency, batching
+independence, SIGTERM) and the web page in headless chromium."""
+
+import concurrent.futures
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, run_cli
+
+TOKEN = "test-token-0123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def export_dir(trained_workdir, tmp_path_factory):
+  out = tmp_path_factory.mktemp("serve") / "exported"
+  assert run_cli("export", f"--workdir={trained_workdir}", f"--out={out}").returncode == 0
+  return out
+
+
+@pytest.fixture(scope="module")
+def client(trained_workdir, music_workdir, export_dir):
+  from starlette.testclient import TestClient
+  from artjax.serve import app, models
+  loaded = {}
+  for name, path in zip(("digits", "music", "exported"), (trained_workdir, music_workdir, export_dir)):
+    m = models.load(str(path), name, max_num=16, max_batch=16, max_music=4)
+    m.warm_up()
+    loaded[name] = m
+  with TestClient(app.create_app(loaded, app.Settings(token=TOKEN, max_batch=16, max_body=2048))) as c:
+    yield c
+
+
+def _npz(content):
+  return np.load(io.BytesIO(content))
+
+
+def test_health_and_metrics_need_no_token(client):
+  h = client.get("/healthz")
+  assert h.status_code == 200 and h.json()["ready"] is True
+  kinds = {m["name"]: m["kind"] for m in h.json()["models"]}
+  assert kinds == {"digits": "images", "music": "music", "exported": "images"}
+  assert "artjax_requests_total" in client.get("/metrics").text
+
+
+@pytest.mark.parametrize("headers, status", [({}, 401), ({"Authorization": "Bearer nope-nope-nope"}, 403),
+                                             ({"Authorization": "Basic abc"}, 401)])
+def test_auth(client, headers, status):
+  r = client.post("/v1/generate", json={"num": 1}, headers=headers)
+  assert r.status_code == status and "error" in r.json()
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (b"{not json", 400, "not valid JSON"),
+    (b"[1, 2]", 400, "JSON object"),
+    (json.dumps({"num": "3"}).encode(), 422, "'num' must be an integer"),
+    (json.dumps({"num": 17}).encode(), 422, "'num' must be in 1..16"),
+    (json.dumps({"num": 2, "labels": [1, 10]}).encode(), 422, "label 10 is out of range 0..9"),
+    (json.dumps({"num": 2, "labels": [1]}).encode(), 422, "'labels' has 1 entries"),
+    (json.dumps({"model": "nope"}).encode(), 404, "unknown model 'nope'"),
+    (json.dumps({"format": "gif"}).encode(), 422, "unknown format 'gif'"),
+    (json.dumps({"seed": -1}).encode(), 422, "'seed' must be in"),
+    (json.dumps({"path": "/etc/passwd"}).encode(), 422, "unknown field 'path'"),
+    (json.dumps({"model": "music", "num": 2, "format": "wav"}).encode(), 422, "num=1 or format 'zip'"),
+    (json.dumps({"model": "music", "mode": "dorian"}).encode(), 422, "'mode' must be"),
+    (b"{" + b" " * 4000 + b"}", 413, "body over 2048 bytes"),
+])
+def test_bad_requests_are_json_4xx(client, body, status, words):
+  r = client.post("/v1/generate", content=body, headers={**AUTH, "Content-Type": "application/json"})
+  assert r.status_code == status, r.text
+  assert words in r.json()["error"]
+
+
+def test_unknown_route_and_method_are_json(client):
+  assert client.get("/v2/nothing").status_code == 404 and "error" in client.get("/v2/nothing").json()
+  r = client.get("/v1/generate", headers=AUTH)
+  assert r.status_code == 405 and "error" in r.json()
+
+
+def test_images_equal_run_py_sample_from_workdir_and_export(client, trained_workdir, tmp_path):
+  ref = run_cli("sample", f"--workdir={trained_workdir}", "--num=12", "--seed=5",
+                f"--out={tmp_path / 's.npz'}")
+  assert ref.returncode == 0
+  ref = np.load(tmp_path / "s.npz")
+  for model in ("digits", "exported"):
+    r = client.post("/v1/generate", json={"model": model, "num": 12, "seed": 5, "format": "npz"},
+                    headers=AUTH)
+    assert r.status_code == 200 and r.headers["x-artjax-seed"] == "5"
+    got = _npz(r.content)
+    assert np.array_equal(got["images"], ref["images"]) and np.array_equal(got["labels"], ref["labels"])
+  png = client.post("/v1/generate", json={"num": 4, "seed": 1}, headers=AUTH)
+  assert png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_labels_and_concurrent_requests_batch_independently(client):
+  compiles = client.get("/healthz").json()["compiles_since_ready"]
+  solo = {}
+  for seed in range(6):
+    body = {"num": 3 + seed, "seed": seed, "labels": [seed % 10] * (3 + seed), "format": "npz"}
+    solo[seed] = _npz(client.post("/v1/generate", json=body, headers=AUTH).content)["images"]
+    assert solo[seed].shape[0] == 3 + seed
+  with concurrent.futures.ThreadPoolExecutor(6) as pool:
+    futures = {s: pool.submit(client.post, "/v1/generate", json={
+        "num": 3 + s, "seed": s, "labels": [s % 10] * (3 + s), "format": "npz"}, headers=AUTH)
+        for s in range(6)}
+  for s, f in futures.items():
+    assert np.array_equal(_npz(f.result().content)["images"], solo[s])
+  assert client.get("/healthz").json()["compiles_since_ready"] == compiles   # nothing recompiled
+
+
+def test_music_formats(client):
+  r = client.post("/v1/generate", json={"model": "music", "num": 2, "seed": 1}, headers=AUTH)
+  assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+  names = sorted(zipfile.ZipFile(io.BytesIO(r.content)).namelist())
+  assert names == ["piece_000.mid", "piece_000.wav", "piece_001.mid", "piece_001.wav"]
+  wav = client.post("/v1/generate", json={"model": "music", "format": "wav", "key_guidance": 2.0},
+                    headers=AUTH)
+  assert wav.content[:4] == b"RIFF" and wav.content[8:12] == b"WAVE"
+  midi = client.post("/v1/generate", json={"model": "music", "format": "midi", "seed": 1}, headers=AUTH)
+  assert midi.content[:4] == b"MThd"
+
+
+def test_start_up_errors_are_one_line(tmp_path):
+  r = run_cli("serve", f"--workdir={tmp_path / 'missing'}")
+  assert r.returncode == 2 and r.stderr.strip() == f"error: --workdir '{tmp_path / 'missing'}' does not exist"
+  r = run_cli("serve", f"--workdir={tmp_path}", "--host=0.0.0.0")
+  assert r.returncode == 2 and "without a token" in r.stderr
+  r = run_cli("serve")
+  assert r.returncode == 2 and "at least one --workdir" in r.stderr
+
+
+# --- a live server ----------------------------------------------------------------------
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _get(url, body=None, headers=None, timeout=60):
+  req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                               headers={"Content-Type": "application/json", **(headers or {})})
+  try:
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+      return r.status, r.read(), dict(r.headers)
+  except urllib.error.HTTPError as e:
+    return e.code, e.read(), dict(e.headers)
+
+
+@pytest.fixture(scope="module")
+def live(trained_workdir, music_workdir, tmp_path_factory):
+  port = _free_port()
+  log = tmp_path_factory.mktemp("live") / "server.log"
+  f = open(log, "w")
+  proc = subprocess.Popen([sys.executable, "run.py", "serve", f"--workdir={trained_workdir}",
+                           f"--workdir={music_workdir}", f"--port={port}", "--max_batch=16",
+                           "--max_num=16", "--max_wait_ms=20"], cwd=ROOT, stdout=f,
+                          stderr=subprocess.STDOUT, env={**os.environ, "ARTJAX_TOKEN": TOKEN})
+  url = f"http://127.0.0.1:{port}"
+  deadline = time.time() + 240
+  while time.time() < deadline:
+    try:
+      if _get(url + "/healthz", timeout=2)[0] == 200:
+        break
+    except OSError:
+      time.sleep(0.5)
+  else:
+    proc.kill()
+    pytest.fail("server did not become ready: " + log.read_text())
+  yield url, proc, log
+  if proc.poll() is None:
+    proc.kill()
+  f.close()
+
+
+@pytest.mark.slow
+def test_live_concurrency_batches_and_results_do_not_depend_on_batch_mates(live):
+  url, _, _ = live
+  def one(seed):
+    return _get(url + "/v1/generate", {"num": 8, "seed": seed, "format": "npz"}, AUTH)
+  solo = {s: _npz(one(s)[1])["images"] for s in range(4)}
+  with concurrent.futures.ThreadPoolExecutor(32) as pool:
+    results = list(pool.map(one, [s % 4 for s in range(64)]))
+  for i, (status, content, _) in enumerate(results):
+    assert status == 200 and np.array_equal(_npz(content)["images"], solo[i % 4])
+  metrics = _get(url + "/metrics")[1].decode()
+  line = [x for x in metrics.splitlines() if x.startswith('artjax_batch_rows_count{model="')][0]
+  calls = float(line.split()[-1])
+  assert calls < 4 + 64     # concurrent requests were merged into fewer calls
+  assert json.loads(_get(url + "/healthz")[1])["compiles_since_ready"] == 0
+
+
+@pytest.mark.slow
+def test_web_page_in_headless_chromium(live):
+  from selenium import webdriver
+  from selenium.webdriver.chrome.service import Service
+  from selenium.webdriver.support.ui import Select, WebDriverWait
+  chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
+  driver_bin = next((p for p in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if os.path.exists(p)), None)
+  if chromium is None or driver_bin is None:
+    pytest.skip("no chromium + chromium-driver (make test-slow installs them with apt-get as root)")
+  url, _, _ = live
+  opts = webdriver.ChromeOptions()
+  opts.binary_location = chromium
+  for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--autoplay-policy=no-user-gesture-required"):
+    opts.add_argument(a)
+  d = webdriver.Chrome(service=Service(driver_bin), options=opts)
+  try:
+    d.get(url + "/")
+    wait = WebDriverWait(d, 60)
+    wait.until(lambda d: "ready" in d.find_element("id", "status").text)
+    d.find_element("id", "token").send_keys("wrong-token-xyz")
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: "403" in d.find_element("id", "error").text)
+    d.find_element("id", "token").clear()
+    d.find_element("id", "token").send_keys(TOKEN)
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: d.execute_script(
+        "const i = document.getElementById('grid'); return i.complete && i.naturalWidth > 0"))
+    assert d.find_element("id", "error").text == ""
+    Select(d.find_element("id", "model")).select_by_index(1)     # the music model
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: d.execute_script(
+        "const a = document.getElementById('audio'); return a.src && a.readyState >= 1 && a.duration > 0"))
+    assert d.find_element("id", "midi").get_attribute("href").startswith("blob:")
+  finally:
+    d.quit()
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_requests_and_exits_0(live):
+  url, proc, log = live
+  models = json.loads(_get(url + "/healthz")[1])["models"]
+  music = [m["name"] for m in models if m["kind"] == "music"][0]
+  def timed(seed):
+    status = _get(url + "/v1/generate", {"model": music, "num": 4, "seed": seed}, AUTH)[0]
+    return status, time.monotonic()
+  with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    futures = [pool.submit(timed, s) for s in range(16)]
+    time.sleep(0.2)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    results = [f.result() for f in futures]
+  assert [r[0] for r in results] == [200] * 16
+  assert max(r[1] for r in results) > signalled      # some were still in flight
+  assert proc.wait(timeout=60) == 0
+  text = log.read_text()
+  assert TOKEN not in text and "stopped" in text
