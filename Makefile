@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WORKDIR ?= runs/digits
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow install bench clean
+.PHONY: run test test-slow install bench clean browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,7 +24,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow"
 
-test-slow: $(STAMP)
+# The web-page test drives a real headless chromium: install Debian's chromium and
+# chromium-driver when missing (as root with apt-get, as on CI); otherwise that test skips.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "note: chromium/chromium-driver missing and no root apt-get: the browser test will skip"; fi; fi
+
+test-slow: $(STAMP) browser
 	$(BIN)/python -m pytest tests -m slow
 
 bench: $(STAMP)

@@ -206,3 +206,13 @@ def test_bad_input_is_one_error_line_and_nothing_written(trained_workdir, quanti
   lines = r.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], r.stderr
   assert not (tmp_path / "out").exists() and sorted(os.listdir(q)) == listing
+
+
+def test_normal_rows_equal_rows_of_a_jax_random_draw():
+  from artjax.rows import normal_rows
+  seeds = np.array([0, 3, 3, 2**31 - 1, 77], np.int32)
+  rows = np.array([0, 5, 63, 17, 200], np.int32)
+  got = np.asarray(jax.jit(normal_rows, static_argnums=2)(seeds, rows, 64))
+  for b, (s, r) in enumerate(zip(seeds, rows)):
+    ref = np.asarray(jax.random.normal(jax.random.key(int(s)), (r + 1 + b, 64)))[r]
+    assert np.array_equal(got[b], ref)

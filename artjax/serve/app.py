@@ -196,14 +196,15 @@ async def _body(request: Request, limit: int):
 def create_app(models: dict, settings: Settings) -> Starlette:
   """The ASGI app serving `models` ({name: artjax.serve.models.Model}, warmed up)."""
   registry, metric = _metrics()
-  state = {"ready": False, "batchers": {}}
+  state = {"ready": False, "batchers": {}, "arriving": 0}
   observe = lambda name, rows, depth: (metric["batch"].labels(name).observe(rows),
                                        metric["queue"].labels(name).set(depth))
 
   @contextlib.asynccontextmanager
   async def lifespan(app):
     for name, m in models.items():
-      b = Batcher(m, settings.max_batch, settings.max_wait_ms, observe)
+      b = Batcher(m, settings.max_batch, settings.max_wait_ms, observe,
+                  arriving=lambda: state["arriving"])
       b.start()
       state["batchers"][name] = b
     state["compiles_at_start"] = COMPILES["count"]
@@ -219,9 +220,13 @@ def create_app(models: dict, settings: Settings) -> Starlette:
 
   async def generate(request: Request):
     t0 = time.perf_counter()
+    state["arriving"] += 1      # read and checked, not yet queued: batches wait for these
     try:
-      _authorised(request, settings.token)
-      req = parse_request(await _body(request, settings.max_body), models)
+      try:
+        _authorised(request, settings.token)
+        req = parse_request(await _body(request, settings.max_body), models)
+      finally:
+        state["arriving"] -= 1
       m = req["model"]
       b = state["batchers"][m.name]
       if m.kind == "images":

@@ -1,9 +1,11 @@
 """Micro-batching: concurrent requests for one model become one compiled call.
 
 An image request of n rows is split into chunks of at most `max_batch` rows; the model's
-worker takes the first waiting chunk, then keeps taking chunks for up to `max_wait_ms` (or
-until `max_batch` rows), runs them as one call on a worker thread (the event loop keeps
-serving) and hands each chunk its rows. Every row carries its own request's seed and row
+worker takes every waiting chunk (up to `max_batch` rows) and, while more requests are
+still arriving (being read and checked), waits up to `max_wait_ms` for them; then it runs
+the rows as one call on a worker thread (the event loop keeps serving) and hands each chunk
+its rows. A lone request never waits; under load, requests that arrive during a call form
+the next one. Every row carries its own request's seed and row
 index, so a result never depends on what it was batched with. Music requests are one call
 each (the sampler draws a whole batch from one seed), queued through the same worker.
 """
@@ -26,8 +28,9 @@ class Chunk:
 class Batcher:
   """One worker per model; `submit` from request handlers (see the module docstring)."""
 
-  def __init__(self, model, max_batch: int, max_wait_ms: float, observe=None):
+  def __init__(self, model, max_batch: int, max_wait_ms: float, observe=None, arriving=None):
     self.model, self.max_batch = model, max_batch
+    self.arriving = arriving or (lambda: 0)
     self.max_wait = max_wait_ms / 1000.0
     self.queue: asyncio.Queue = asyncio.Queue()
     self.observe = observe or (lambda model, rows, queued: None)
@@ -81,9 +84,12 @@ class Batcher:
     while rows < self.max_batch:
       left = deadline - loop.time()
       try:
-        c = self.queue.get_nowait() if left <= 0 else await self._next(left)
-      except (asyncio.TimeoutError, asyncio.QueueEmpty):
-        break
+        if self.queue.empty() and (left <= 0 or not self.arriving()):
+          break
+        c = self.queue.get_nowait() if not self.queue.empty() else await self._next(
+            min(left, 0.0005))
+      except asyncio.TimeoutError:
+        continue
       if rows + c.rows > self.max_batch:
         self.carry = c
         break

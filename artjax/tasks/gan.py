@@ -23,6 +23,7 @@ from artjax import ConfigError, augment, data as data_lib, optim, parallel, peft
 from artjax.evaluation import evaluator as evaluator_lib, metrics
 from artjax.image import inversion
 from artjax.models import GAN_MODELS, build_gan
+from artjax.rows import normal_rows
 from artjax.tasks.base import Sampler, Task, cast_floating, split_rng, tree_ema
 from artjax.writers import image_grid, save_png
 
@@ -327,14 +328,12 @@ class GANTask(Task):
 
   def row_sampler(self, state, max_num: int):
     """For a service merging requests: fn(seeds[B], rows[B], labels[B]) -> images, row r being
-    image rows[r] (< max_num) of `sample(state, seeds[r], n)` for any n > rows[r] (latents are
-    drawn as the first rows of a (max_num, latent) draw: jax's partitionable threefry makes
-    row i of a draw independent of its length). None for an unconditional model's labels."""
+    image rows[r] (< max_num) of `sample(state, seeds[r], n)` for any n > rows[r] (each row's
+    latent alone: `artjax.rows.normal_rows`). An unconditional model ignores the labels."""
     params = self.sampling_params(state)
 
     def fn(seeds, rows, labels):
-      z = jax.vmap(lambda s, r: jax.random.normal(jax.random.key(s), (max_num, self.latent_dim))[r])(
-          seeds, rows)
+      z = normal_rows(seeds, rows, self.latent_dim)
       return self._to_uint8(self.generate(params, z, labels if self.conditional else None))
     h, w, ch = self.image_shape
     return Sampler(
