@@ -59,6 +59,7 @@ def test_init_depends_on_key():
   assert not np.allclose(a.out.kernel[...], b.out.kernel[...])
 
 
+@pytest.mark.slow   # about 8 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_dcgan_adapters_start_at_identity_and_are_the_only_adapter_leaves():
   from artjax import peft
   cfg = ml_collections.ConfigDict({"name": "dcgan", "latent_dim": 16, "width": 8,

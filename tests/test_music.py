@@ -280,6 +280,7 @@ def test_music_lora_merge_command_folds_the_factors(music_workdir, tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
 
 
+@pytest.mark.slow   # about 8 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_lora_starts_exactly_at_the_pretrained_transformer(music_workdir):
   from artjax.runs import open_run as load_state
   from artjax.tasks import build_task

@@ -259,3 +259,14 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(live):
   assert proc.wait(timeout=60) == 0
   text = log.read_text()
   assert TOKEN not in text and "stopped" in text
+
+
+def test_quantised_workdir_is_served_like_run_py_sample(trained_workdir, tmp_path):
+  from artjax.serve import models
+  q = tmp_path / "int8"
+  assert run_cli("quantize", f"--workdir={trained_workdir}", f"--out={q}").returncode == 0
+  assert run_cli("sample", f"--workdir={q}", "--num=6", "--seed=9", f"--out={tmp_path / 's.npz'}").returncode == 0
+  m = models.load(str(q), "int8", max_num=8, max_batch=8, max_music=4)
+  assert m.describe()["weights_bits"] == 8
+  got = m.run_images(np.full(6, 9), np.arange(6), np.arange(6) % 10)
+  assert np.array_equal(got, np.load(tmp_path / "s.npz")["images"])
