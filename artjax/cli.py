@@ -12,7 +12,8 @@ from ml_collections import config_flags
 
 from artjax import ConfigError
 
-SAMPLE_OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic")
+SAMPLE_OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
+                  "form", "acrostic", "author")
 
 
 def define_flags(argv) -> flags.FlagValues:
@@ -25,7 +26,11 @@ def define_flags(argv) -> flags.FlagValues:
   flags.DEFINE_integer("num", 100, "sample: number of samples.", **d)
   flags.DEFINE_string("out", None, "sample: output .npz file (music: a directory of "
                       "MIDI/WAV/PNG); merge: output workdir.", **d)
-  flags.DEFINE_string("prime", None, "sample (music): a MIDI file whose frames open every sample.", **d)
+  flags.DEFINE_string("prime", None, "sample (music): a MIDI file whose frames open every sample; "
+                      "(poetry): the first characters of every poem.", **d)
+  flags.DEFINE_string("form", None, "sample (poetry): wujue | qijue | wulu | qilu | free.", **d)
+  flags.DEFINE_string("acrostic", None, "sample (poetry): each verse's first character (藏头诗).", **d)
+  flags.DEFINE_string("author", None, "sample (poetry): write as this poet (a control token).", **d)
   flags.DEFINE_float("temperature", None, "sample (music): override the config's temperature.", **d)
   flags.DEFINE_float("top_p", None, "sample (music): override the config's nucleus top-p.", **d)
   flags.DEFINE_float("guidance", None, "sample (music): classifier-free guidance scale for the "

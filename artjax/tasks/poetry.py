@@ -1,0 +1,271 @@
+"""Poetry: a character-level Transformer on Tang poems (the music model's code, another
+vocabulary), forms guaranteed by constrained decoding.
+
+Data (artjax.data.load_poetry): poems of at most `data.max_chars` characters from the
+train split (all poets, or `data.author`'s for fine-tuning), each the sequence
+BOS FORM AUTHOR chars EOS (artjax.poetry.text); the step draws `train.batch_size` poems at
+random on device. The author token is ANY_AUTHOR for poets outside the
+`data.num_authors` most prolific, and with probability `model.cond_dropout` for anyone
+(so "any author" is a learned mode). The loss is the mean NLL of the characters and EOS;
+`bits_per_char` is that NLL in bits (punctuation and the end token count as characters).
+
+The vocabulary's size is fixed by the config (`data.vocab_chars` most frequent training
+characters, the rest UNK), so the model's shapes are known before any data is read.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from artjax import ConfigError, data as data_lib, optim, parallel, peft
+from artjax.data.poetry import VERSE_END
+from artjax.models.transformer import MusicTransformer
+from artjax.music import sampling
+from artjax.poetry import text
+from artjax.tasks.base import Task, cast_floating, split_rng
+
+FT_METHODS = ("none", "full", "lora", "prefix")
+
+
+class PoetryTask(Task):
+  eval_key = "val_bits_per_char"
+  sample_kind = "poems"
+  sample_options = ("prime", "temperature", "top_p", "form", "acrostic", "author")
+
+  def validate(self):
+    c = self.config
+    self._check_common()
+    m, s = c.model, c.sample
+    if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
+      raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
+                        "heads of even size (rotary positions)")
+    if not 8 <= c.data.max_chars <= 128:
+      raise ConfigError(f"data.max_chars must be in 8..128, got {c.data.max_chars}")
+    if s.form not in text.SHAPES and s.form != "free":
+      raise ConfigError(f"unknown form {s.form!r}; choose one of {tuple(text.SHAPES)} (or free: "
+                        "no constraint)")
+    if not 0.0 < s.top_p <= 1.0 or s.temperature < 0:
+      raise ConfigError("sample.top_p must be in (0, 1] and sample.temperature >= 0")
+    if s.acrostic and s.form in text.SHAPES and len(s.acrostic) != text.SHAPES[s.form][0]:
+      raise ConfigError(f"--acrostic {s.acrostic!r} has {len(s.acrostic)} characters; a "
+                        f"{s.form} has {text.SHAPES[s.form][0]} verses")
+    if s.acrostic and s.form == "free":
+      raise ConfigError("--acrostic needs a form (wujue, qijue, wulu, qilu)")
+    if c.finetune.method not in FT_METHODS:
+      raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for poetry; choose one "
+                        f"of {FT_METHODS}")
+    optim.validate(c.optim)
+    self.vocab_size = text.AUTHOR0 + c.data.num_authors + c.data.vocab_chars
+    self.seq_len = text.PREFIX + c.data.max_chars + 1
+    self._vocab = None
+    model = nnx.eval_shape(lambda: self.build(jax.random.key(0)))
+    self.graphdef, abstract = nnx.split(model)
+    pure = nnx.to_pure_dict(abstract)
+    self.num_params = peft.count(pure)
+    self.tx = optim.make_optimizer(c.optim, c.train.steps)
+    if c.finetune.method != "none":
+      self.finetune = peft.FineTune(
+          c.finetune, {"params": (pure, model.layer_order, c.finetune.method)},
+          prefix_shape=(m.num_layers, c.finetune.prefix_len, m.num_heads, m.d_model // m.num_heads))
+      self.tx = self.finetune.optimizer("params", self.tx)
+
+  def build(self, key):
+    m = self.config.model
+    return MusicTransformer(self.vocab_size, m.d_model, m.num_layers, m.num_heads, m.d_ff,
+                            m.dropout, rngs=nnx.Rngs(key))
+
+  def describe(self):
+    m, d = self.config.model, self.config.data
+    extra = "" if self.finetune is None else f", fine-tuning: {self.finetune.method}"
+    who = f"{d.author}'s poems" if d.author else "Tang poems"
+    return (f"poetry transformer {m.num_layers}x{m.d_model} ({self.num_params:,} params, vocab "
+            f"{self.vocab_size:,}) on {who} of <= {d.max_chars} characters{extra}")
+
+  # --- data (host) --------------------------------------------------------------------
+  def poems(self):
+    d = self.config.data
+    return data_lib.load_poetry(d.source_dir, d.data_dir or None)
+
+  @property
+  def vocab(self) -> text.Vocab:
+    """The characters and poets of the whole training split (not only `data.author`'s, so
+    a fine-tuned model shares its pretrained model's vocabulary)."""
+    if self._vocab is None:
+      tr = self.poems().splits["train"]
+      d = self.config.data
+      self._vocab = text.build_vocab(tr["body"], tr["author"], d.min_count, d.num_authors,
+                                     d.vocab_chars)
+    return self._vocab
+
+  def sequences(self, split: str, author: str | None = None) -> np.ndarray:
+    """[N, seq_len] int32 of a split's poems (<= data.max_chars; of `author` if given)."""
+    sp, d, v = self.poems().splits[split], self.config.data, self.vocab
+    author = d.author if author is None else author
+    rows = [text.sequence(v, b, int(f), v.author_token(a), self.seq_len)
+            for b, f, a in zip(sp["body"], sp["form"], sp["author"])
+            if len(b) <= d.max_chars and (not author or a == author)]
+    if not rows:
+      raise ConfigError(f"no {split} poems of <= {d.max_chars} characters"
+                        + (f" by {author!r}" if author else ""))
+    return np.stack(rows)
+
+  def device_data(self):
+    out = {"train": {"tokens": self.sequences("train")}}
+    if self.config.train.eval_every:
+      out["val"] = self.sequences("validation")
+    return out
+
+  # --- state and training (pure) ----------------------------------------------------
+  def _train_key(self):
+    return "params" if self.finetune is None else self.finetune.key("params")
+
+  def warm_start(self):
+    return self.config.finetune.init_from if self.finetune is not None else ""
+
+  def init_state(self, seed):
+    k_model, k_run = jax.random.split(jax.random.key(seed))
+    params = nnx.to_pure_dict(nnx.state(self.build(k_model)))
+    state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run), "params": params}
+    if self.finetune is not None:
+      state.update(self.finetune.init({"params": params}, jax.random.fold_in(k_model, 7)))
+    state["opt"] = self.tx.init(state[self._train_key()])
+    return state
+
+  def from_pretrained(self, state, pretrained):
+    return dict(state, params=peft.load_pretrained(state["params"], pretrained["params"], "model"))
+
+  def model_params(self, state, trainable=None):
+    if self.finetune is None:
+      return (state["params"] if trainable is None else trainable), None
+    return (self.finetune.weights(state, "params", trainable),
+            self.finetune.prefix(state, "params", trainable))
+
+  def model(self, params):
+    return nnx.merge(self.graphdef, cast_floating(params, self.compute_dtype))
+
+  def token_nll(self, params, prefix, seq, rng=None):
+    """(-log p of each target [B, L-1], weight [B, L-1]: the characters and EOS)."""
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    logits = self.model(params)(inputs, train=rng is not None, rng=rng,
+                                prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
+    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), targets[..., None], -1)[..., 0]
+    weight = ((targets != text.PAD) & (jnp.arange(targets.shape[1]) >= text.PREFIX - 1)).astype(jnp.float32)
+    return nll, weight
+
+  def batch(self, key, data):
+    c = self.config
+    k_idx, k_drop = jax.random.split(key)
+    idx = jax.random.randint(k_idx, (c.train.batch_size,), 0, data["train_size"])
+    seq = data["train"]["tokens"][idx]
+    drop = jax.random.bernoulli(k_drop, c.model.cond_dropout, (seq.shape[0],))
+    return seq.at[:, 2].set(jnp.where(drop, text.ANY_AUTHOR, seq[:, 2]))
+
+  def train_step(self, state, data):
+    rng, (k_batch, k_drop) = split_rng(state["rng"], 3)
+    seq = parallel.shard_batch(self.batch(k_batch, data))
+    key = self._train_key()
+
+    def loss_fn(tp):
+      params, prefix = self.model_params(state, tp)
+      nll, w = self.token_nll(params, prefix, seq, k_drop)
+      return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state[key])
+    updates, opt = self.tx.update(grads, state["opt"], state[key])
+    new = dict(state, step=state["step"] + 1, rng=rng, opt=opt)
+    new[key] = optax.apply_updates(state[key], updates)
+    return new, {"loss": loss, "bits_per_char": loss / math.log(2)}
+
+  def nll_sum(self, state, seqs, batch: int = 128):
+    """(summed NLL in nats, scored characters) over [N, L] sequences."""
+    params, prefix = self.model_params(state)
+    pad = (-seqs.shape[0]) % batch
+    seqs = jnp.pad(seqs, ((0, pad), (0, 0)), constant_values=text.PAD)
+
+    def body(acc, chunk):
+      nll, w = self.token_nll(params, prefix, chunk)
+      return (acc[0] + jnp.sum(nll * w), acc[1] + jnp.sum(w)), None
+    (total, n), _ = jax.lax.scan(body, (jnp.zeros(()), jnp.zeros(())),
+                                 seqs.reshape((-1, batch) + seqs.shape[1:]))
+    return total, n
+
+  def evaluate(self, state, data):
+    total, n = self.nll_sum(state, data["val"])
+    return {"val_bits_per_char": total / jnp.maximum(n, 1.0) / math.log(2)}
+
+  # --- sampling -----------------------------------------------------------------------
+  def check_sample(self, opening=None):
+    """ConfigError for sample settings the vocabulary or form cannot honour."""
+    s, v = self.config.sample, self.vocab
+    for what, chars in (("--acrostic", s.acrostic), ("--prime", opening or "")):
+      missing = v.missing(chars)
+      if missing:
+        raise ConfigError(f"{what} {chars!r}: {''.join(missing)!r} not in the model's vocabulary")
+    if opening and s.form in text.SHAPES:
+      tpl = text.template(s.form)
+      bad = [i for i, ch in enumerate(opening)
+             if i >= len(tpl) or (tpl[i] == "c") != text.is_han(ch) or (tpl[i] != "c" and tpl[i] != ch)]
+      if bad:
+        raise ConfigError(f"--prime {opening!r} does not fit a {s.form} ({tpl}) at character "
+                          f"{bad[0] + 1}")
+    if s.author and s.author not in v.authors:
+      raise ConfigError(f"--author {s.author!r} is not one of the model's {len(v.authors)} poets "
+                        f"(e.g. {', '.join(v.authors[:8])})")
+
+  def _allowed(self, opening):
+    """(steps, allowed(last, t) -> [B, V]) for sample.form (free: any character or EOS)."""
+    s, v = self.config.sample, self.vocab
+    if s.form == "free":
+      steps = self.config.data.max_chars + 1
+      open_ = np.ones(self.vocab_size, bool)
+      open_[[text.PAD, text.BOS, text.UNK, text.ANY_AUTHOR]] = False
+      open_[text.FORM0:v.char0] = False
+      only_pad = np.eye(self.vocab_size, dtype=bool)[text.PAD]
+      return steps, lambda last, t: jnp.where(((last == text.EOS) | (last == text.PAD))[:, None],
+                                              only_pad, open_)
+    steps = len(text.template(s.form)) + 1
+    table = jnp.asarray(text.constraint_table(v, s.form, steps, s.acrostic, opening or ""))
+    return steps, lambda last, t: jnp.broadcast_to(table[t], (last.shape[0], self.vocab_size))
+
+  def sample(self, state, seed, num, opening=None):
+    """{"tokens": [num, steps] (EOS, then PAD), "form": [num]} for sample.form."""
+    self.check_sample(opening)      # at trace time: before anything compiles
+    s, v = self.config.sample, self.vocab
+    form = text.FORMS.index(s.form) if s.form in text.SHAPES else text.FORMS.index("other")
+    author = v.author_token(s.author) if s.author else text.ANY_AUTHOR
+    prompt = jnp.tile(jnp.asarray([[text.BOS, text.FORM0 + form, author]], jnp.int32), (num, 1))
+    steps, allowed = self._allowed(opening)
+    params, prefix = self.model_params(state)
+    toks = sampling.sample_cached(
+        self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
+        top_p=s.top_p, prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype),
+        allowed=allowed)
+    return {"tokens": toks, "form": jnp.full((num,), form, jnp.int32)}
+
+  def read_opening(self, prime: str):
+    """--prime is text (the poem's first characters), not a file."""
+    return prime
+
+  def decode(self, tokens) -> list[str]:
+    return [self.vocab.decode(row) for row in np.asarray(tokens)]
+
+  def write_samples(self, samples, out, grid=None):
+    """UTF-8 text: one verse per line, poems separated by blank lines."""
+    poems = []
+    for body in self.decode(samples["tokens"]):
+      lines, cur = [], ""
+      for ch in body:
+        cur += ch
+        if ch in VERSE_END:
+          lines.append(cur)
+          cur = ""
+      poems.append("\n".join(lines + ([cur] if cur else [])))
+    with open(out, "w", encoding="utf-8") as f:
+      f.write("\n\n".join(poems) + "\n")
+

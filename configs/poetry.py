@@ -1,0 +1,43 @@
+# python run.py train --config=configs/poetry.py --workdir=runs/poetry        (about 10 min)
+# python run.py sample --workdir=runs/poetry --num=8 --form=wujue --acrostic=春夏秋冬 --out=poems.txt
+# python run.py eval --workdir=runs/poetry
+# Fine-tuning to one poet (full | lora | prefix), from a pretrained run:
+#   python run.py finetune --config=configs/poetry.py:lora_libai --init_from=runs/poetry --workdir=DIR
+# Option `smoke`: a tiny model, a seconds-long run.
+"""Character-level Transformer on Tang poems (the chinese-poetry collection)."""
+
+from configs import common
+
+VARIANTS = ("default", "full_libai", "lora_libai", "prefix_libai")
+
+
+def get_config(arg: str = "default"):
+  name, opts = common.parse_arg(arg, "default", VARIANTS)
+  # source_dir: a chinese-poetry checkout or unpacked npm package ("" = fetch it with npm
+  # into the data dir once); vocab_chars: the most frequent training characters kept (seen
+  # >= min_count times; others are UNK); num_authors: poets with their own control token;
+  # max_chars: longest poem body trained on; author: train on one poet's poems only.
+  c = common.base("poetry", {"name": "poetry", "source_dir": "", "vocab_chars": 6000,
+                             "min_count": 2, "num_authors": 64, "max_chars": 64, "author": ""})
+  c.model = common.ConfigDict({"name": "transformer", "d_model": 256, "num_layers": 4,
+                               "num_heads": 4, "d_ff": 1024, "dropout": 0.1, "cond_dropout": 0.2})
+  c.optim = common.optim(name="adamw", lr=2e-3, b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.05,
+                         schedule="cosine", warmup_steps=200, end_lr_frac=0.05, clip_norm=1.0)
+  c.train.update(steps=3000, batch_size=64, steps_per_dispatch=50, log_every=100,
+                 ckpt_every=1000, keep=2, sample_every=0, eval_every=500)
+  # form: wujue | qijue | wulu | qilu (constrained decoding) or free (no constraint);
+  # acrostic: each verse's first character; author: a poet's control token ("" = any).
+  c.sample = common.ConfigDict({"form": "wujue", "temperature": 1.0, "top_p": 0.9,
+                                "acrostic": "", "author": ""})
+  c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
+  if name != "default":
+    c.finetune.method = name.split("_")[0]
+    c.data.author = "李白"
+    c.sample.author = "李白"
+    c.optim.update(lr=1e-3 if name != "full_libai" else 2e-4, warmup_steps=50, weight_decay=0.0)
+    c.train.update(steps=600, eval_every=100, ckpt_every=300)
+  if "smoke" in opts:
+    c.model.update(d_model=32, num_layers=2, num_heads=2, d_ff=64)
+    c.data.update(vocab_chars=400, num_authors=4, max_chars=32)
+    common.smoke(c, steps=40, batch_size=8)
+  return c
