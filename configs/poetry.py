@@ -22,13 +22,14 @@ def get_config(arg: str = "default"):
   c.model = common.ConfigDict({"name": "transformer", "d_model": 256, "num_layers": 4,
                                "num_heads": 4, "d_ff": 1024, "dropout": 0.1, "cond_dropout": 0.2})
   c.optim = common.optim(name="adamw", lr=2e-3, b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.05,
-                         schedule="cosine", warmup_steps=200, end_lr_frac=0.05, clip_norm=1.0)
-  c.train.update(steps=3000, batch_size=64, steps_per_dispatch=50, log_every=100,
-                 ckpt_every=1000, keep=2, sample_every=0, eval_every=500)
-  # form: wujue | qijue | wulu | qilu (constrained decoding) or free (no constraint);
-  # acrostic: each verse's first character; author: a poet's control token ("" = any).
-  c.sample = common.ConfigDict({"form": "wujue", "temperature": 1.0, "top_p": 0.9,
-                                "acrostic": "", "author": ""})
+                         schedule="cosine", warmup_steps=100, end_lr_frac=0.05, clip_norm=1.0)
+  c.train.update(steps=1200, batch_size=64, steps_per_dispatch=50, log_every=100,
+                 ckpt_every=400, keep=2, sample_every=0, eval_every=400)
+  # form: wujue | qijue | wulu | qilu (the control token and, when constrained, the template
+  # decoding follows; unconstrained also: other); acrostic: each verse's first character;
+  # author: a poet's control token ("" = any).
+  c.sample = common.ConfigDict({"form": "wujue", "constrained": True, "temperature": 1.0,
+                                "top_p": 0.9, "acrostic": "", "author": ""})
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
   if name != "default":
     c.finetune.method = name.split("_")[0]

@@ -12,6 +12,7 @@ from artjax import ConfigError, runs
 from artjax.evaluation import metrics
 from artjax.evaluation.evaluator import Evaluator
 from artjax.evaluation.images import evaluate_images
+from artjax.evaluation.poetry_report import evaluate_poetry
 from artjax.evaluation.music_report import evaluate_music
 from artjax.writers import image_grid, save_png
 
@@ -43,6 +44,8 @@ def evaluate_workdir(workdir: str, num: int | None = None, seed: int = 0, best: 
   task, state = runs.open_run(workdir, best=best, replica=replica)
   if task.sample_kind == "tokens":
     return evaluate_music(task, state, workdir, num or 32, seed)
+  if task.sample_kind == "poems":
+    return evaluate_poetry(task, state, workdir, num or 32, seed)
   if task.sample_kind != "images":
     raise ConfigError(f"run.py eval knows image and music generators; {type(task).__name__} "
                       "has no samples")

@@ -126,7 +126,7 @@ class Corpus:
   """Training text for copying checks: longest common substring, whole-verse quotes."""
 
   def __init__(self, bodies):
-      self.text = _BOUNDARY.join(bodies)
+    self.text = _BOUNDARY.join(bodies)
     self.verses = {v for b in bodies for v in verses(b) if len(v) >= 5}
 
   def longest_common(self, s: str) -> int:

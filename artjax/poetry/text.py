@@ -100,12 +100,13 @@ def verse_starts(form: str) -> list[int]:
   return [i * (n + 1) for i in range(verses)]
 
 
-def constraint_table(vocab: Vocab, form: str, steps: int, acrostic: str = "", prime: str = ""):
-  """bool [steps, V]: tokens allowed at each sampled position of a `form` poem."""
+def constraint_table(vocab: Vocab, form: str, steps: int, acrostic: str = "", prime: str = "",
+                     size: int = 0):
+  """bool [steps, size or V]: tokens allowed at each sampled position of a `form` poem."""
   tpl = template(form)
-  v = vocab.size
+  v = max(size, vocab.size)
   chars = np.zeros(v, bool)
-  chars[vocab.char0:] = [is_han(c) for c in vocab.chars]
+  chars[vocab.char0:vocab.size] = [is_han(c) for c in vocab.chars]
   table = np.zeros((steps, v), bool)
   table[:, PAD] = True
   for t, slot in enumerate(tpl[:steps]):

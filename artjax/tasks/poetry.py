@@ -47,16 +47,15 @@ class PoetryTask(Task):
                         "heads of even size (rotary positions)")
     if not 8 <= c.data.max_chars <= 128:
       raise ConfigError(f"data.max_chars must be in 8..128, got {c.data.max_chars}")
-    if s.form not in text.SHAPES and s.form != "free":
-      raise ConfigError(f"unknown form {s.form!r}; choose one of {tuple(text.SHAPES)} (or free: "
-                        "no constraint)")
+    if s.form not in text.SHAPES and not (s.form == "other" and not s.constrained):
+      raise ConfigError(f"unknown form {s.form!r}; choose one of {tuple(text.SHAPES)}")
     if not 0.0 < s.top_p <= 1.0 or s.temperature < 0:
       raise ConfigError("sample.top_p must be in (0, 1] and sample.temperature >= 0")
     if s.acrostic and s.form in text.SHAPES and len(s.acrostic) != text.SHAPES[s.form][0]:
       raise ConfigError(f"--acrostic {s.acrostic!r} has {len(s.acrostic)} characters; a "
                         f"{s.form} has {text.SHAPES[s.form][0]} verses")
-    if s.acrostic and s.form == "free":
-      raise ConfigError("--acrostic needs a form (wujue, qijue, wulu, qilu)")
+    if (s.acrostic) and not s.constrained:
+      raise ConfigError("--acrostic needs constrained decoding (sample.constrained=True)")
     if c.finetune.method not in FT_METHODS:
       raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for poetry; choose one "
                         f"of {FT_METHODS}")
@@ -207,7 +206,7 @@ class PoetryTask(Task):
       missing = v.missing(chars)
       if missing:
         raise ConfigError(f"{what} {chars!r}: {''.join(missing)!r} not in the model's vocabulary")
-    if opening and s.form in text.SHAPES:
+    if opening and s.constrained:
       tpl = text.template(s.form)
       bad = [i for i, ch in enumerate(opening)
              if i >= len(tpl) or (tpl[i] == "c") != text.is_han(ch) or (tpl[i] != "c" and tpl[i] != ch)]
@@ -219,25 +218,29 @@ class PoetryTask(Task):
                         f"(e.g. {', '.join(v.authors[:8])})")
 
   def _allowed(self, opening):
-    """(steps, allowed(last, t) -> [B, V]) for sample.form (free: any character or EOS)."""
+    """(steps, allowed(last, t) -> [B, V]): sample.form's template, or (not
+    sample.constrained) any character or EOS, then PAD."""
     s, v = self.config.sample, self.vocab
-    if s.form == "free":
+    if not s.constrained:
       steps = self.config.data.max_chars + 1
       open_ = np.ones(self.vocab_size, bool)
       open_[[text.PAD, text.BOS, text.UNK, text.ANY_AUTHOR]] = False
       open_[text.FORM0:v.char0] = False
+      open_[v.size:] = False
       only_pad = np.eye(self.vocab_size, dtype=bool)[text.PAD]
       return steps, lambda last, t: jnp.where(((last == text.EOS) | (last == text.PAD))[:, None],
                                               only_pad, open_)
     steps = len(text.template(s.form)) + 1
-    table = jnp.asarray(text.constraint_table(v, s.form, steps, s.acrostic, opening or ""))
+    table = jnp.asarray(text.constraint_table(v, s.form, steps, s.acrostic, opening or "",
+                                                 self.vocab_size))
     return steps, lambda last, t: jnp.broadcast_to(table[t], (last.shape[0], self.vocab_size))
 
   def sample(self, state, seed, num, opening=None):
-    """{"tokens": [num, steps] (EOS, then PAD), "form": [num]} for sample.form."""
+    """{"tokens": [num, steps] (EOS, then PAD), "form": [num]}: poems with sample.form's
+    control token, decoded under its template unless sample.constrained is off."""
     self.check_sample(opening)      # at trace time: before anything compiles
     s, v = self.config.sample, self.vocab
-    form = text.FORMS.index(s.form) if s.form in text.SHAPES else text.FORMS.index("other")
+    form = text.FORMS.index(s.form)
     author = v.author_token(s.author) if s.author else text.ANY_AUTHOR
     prompt = jnp.tile(jnp.asarray([[text.BOS, text.FORM0 + form, author]], jnp.int32), (num, 1))
     steps, allowed = self._allowed(opening)

@@ -1,0 +1,119 @@
+"""`run.py eval` of a poetry run: bits per character on the test split beside n-gram
+baselines, and the form, rhyme, tonal pattern and copying of samples beside held-out poems
+(every figure and its floor computed by the same code)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import jax
+import numpy as np
+
+from artjax.poetry import metrics, text
+
+FORMS = ("wujue", "qijue", "wulu", "qilu")
+
+
+def _scored(seqs) -> list:
+  """Per poem: FORM, then the scored tokens (characters and EOS) -- the baselines' input."""
+  out = []
+  for s in np.asarray(seqs):
+    end = int(np.flatnonzero(s == text.EOS)[0]) + 1 if np.any(s == text.EOS) else len(s)
+    out.append(np.concatenate([[s[1]], s[text.PREFIX:end]]))
+  return out
+
+
+def bits_per_char(task, state) -> dict:
+  test, train = task.sequences("test", author=""), task.sequences("train", author="")
+  total, n = jax.jit(task.nll_sum)(state, test)
+  tr, te = _scored(train), _scored(test)
+  kn = metrics.KneserNey(tr, order=4, vocab_size=task.vocab_size)
+  return {"model": float(total) / float(n) / math.log(2), "scored_chars": int(n),
+          "unigram": metrics.unigram_bits([t[1:] for t in tr], [t[1:] for t in te], task.vocab_size),
+          "kneser_ney_4gram": kn.bits(te, scored_from=1), "test_poems": int(len(test))}
+
+
+def _sample_bodies(task, state, form: str, num: int, seed: int) -> list[str]:
+  c = task.config.sample
+  old = (c.form, c.acrostic, c.constrained)
+  c.form, c.acrostic, c.constrained = form, "", True
+  try:
+    s = jax.jit(lambda st: task.sample(st, seed, num))(state)
+  finally:
+    c.form, c.acrostic, c.constrained = old
+  return task.decode(s["tokens"])
+
+
+def poem_stats(bodies, corpus: metrics.Corpus) -> dict:
+  rhyme = [r for r in (metrics.rhymes(b) for b in bodies) if r is not None]
+  tone = [t for t in (metrics.tonal_compliance(b) for b in bodies) if t is not None]
+  lcs = [corpus.longest_common(b) for b in bodies]
+  return {"n": len(bodies), "rhyme_rate": float(np.mean(rhyme)) if rhyme else None,
+          "tonal_compliance": float(np.mean(tone)) if tone else None,
+          "longest_common_with_train_median": float(np.median(lcs)),
+          "longest_common_with_train_max": int(max(lcs)),
+          "quotes_a_training_verse": float(np.mean([corpus.quotes_a_verse(b) for b in bodies]))}
+
+
+def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> dict:
+  """eval.json / eval.md of a poetry run (`num` samples per form)."""
+  poems = task.poems().splits
+  corpus = metrics.Corpus(poems["train"]["body"])
+  result = {"workdir": os.path.abspath(workdir), "step": int(state["step"]), "seed": seed,
+            "bits_per_char": bits_per_char(task, state), "forms": {}}
+  for form in FORMS:
+    constrained = _sample_bodies(task, state, form, num, seed)
+    held = [b for b, f in zip(poems["test"]["body"], poems["test"]["form"])
+            if text.FORMS[int(f)] == form][:num]
+    result["forms"][form] = {"samples": poem_stats(constrained, corpus),
+                             "held_out": poem_stats(held, corpus),
+                             "form_compliance_unconstrained": unconstrained_compliance(
+                                 task, state, form, num, seed),
+                             "examples": constrained[:3]}
+  with open(os.path.join(workdir, "eval.json"), "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=2, ensure_ascii=False)
+  md = report_md(result)
+  with open(os.path.join(workdir, "eval.md"), "w", encoding="utf-8") as f:
+    f.write(md)
+  print(md)
+  return result
+
+
+def unconstrained_compliance(task, state, form: str, num: int, seed: int) -> float:
+  """Share of samples with the FORM token for `form` but no decoding constraint that come
+  out in that form anyway."""
+  c = task.config.sample
+  old = (c.form, c.acrostic, c.constrained)
+  c.form, c.acrostic, c.constrained = form, "", False
+  try:
+    s = jax.jit(lambda st: task.sample(st, seed + 1, num))(state)
+  finally:
+    c.form, c.acrostic, c.constrained = old
+  return float(np.mean([metrics.form_of(b) == form for b in task.decode(s["tokens"])]))
+
+
+def report_md(r: dict) -> str:
+  b = r["bits_per_char"]
+  lines = [f"# poetry eval of {r['workdir']} (step {r['step']})", "",
+           f"Test split, {b['test_poems']} poems, {b['scored_chars']:,} scored characters "
+           "(punctuation and the end token included):", "",
+           "| model | bits/char |", "|---|---|",
+           f"| **this model** | **{b['model']:.3f}** |",
+           f"| 4-gram (interpolated, Kneser-Ney continuation unigram; ours, same tokens) | {b['kneser_ney_4gram']:.3f} |",
+           f"| unigram (add-one; ours, same tokens) | {b['unigram']:.3f} |", "",
+           "| form | unconstrained form compliance | rhyme (samples / held-out) | tonal rules (samples / held-out) | longest common substring with train, median/max (samples / held-out) | quotes a training verse (samples / held-out) |",
+           "|---|---|---|---|---|---|"]
+  fmt = lambda v: "-" if v is None else f"{v:.2f}"
+  for form, f in r["forms"].items():
+    s, h = f["samples"], f["held_out"]
+    lines.append(f"| {form} | {f['form_compliance_unconstrained']:.2f} | {fmt(s['rhyme_rate'])} / "
+                 f"{fmt(h['rhyme_rate'])} | {fmt(s['tonal_compliance'])} / {fmt(h['tonal_compliance'])} | "
+                 f"{s['longest_common_with_train_median']:.0f}/{s['longest_common_with_train_max']} / "
+                 f"{h['longest_common_with_train_median']:.0f}/{h['longest_common_with_train_max']} | "
+                 f"{s['quotes_a_training_verse']:.2f} / {h['quotes_a_training_verse']:.2f} |")
+  lines += ["", "Examples (constrained decoding):", ""]
+  for form, f in r["forms"].items():
+    lines += [f"- {form}: " + " / ".join(f["examples"][:2])]
+  return "\n".join(lines) + "\n"

@@ -1,0 +1,146 @@
+"""Poetry: the builder (on JSON files made here), the constrained decoder (every sample
+obeys its form), the rhyme and tone measures on known poems, and the bad inputs."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from helpers import run_cli
+
+from artjax.data import poetry as builder_lib
+from artjax.poetry import metrics, text
+
+POEMS = [
+    ("李白", "靜夜思", ["床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"]),
+    ("孟浩然", "春曉", ["春眠不覺曉，處處聞啼鳥。", "夜來風雨聲，花落知多少。"]),
+    ("王之渙", "登鸛雀樓", ["白日依山盡，黃河入海流。", "欲窮千里目，更上一層樓。"]),
+    ("王維", "相思", ["紅豆生南國，春來發幾枝。", "願君多採擷，此物最相思。"]),
+    ("柳宗元", "江雪", ["千山鳥飛絕，萬徑人蹤滅。", "孤舟蓑笠翁，獨釣寒江雪。"]),
+    ("李白", "黃鶴樓送孟浩然之廣陵", ["故人西辭黃鶴樓，煙花三月下揚州。", "孤帆遠影碧空盡，唯見長江天際流。"]),
+    ("李白", "早發白帝城", ["朝辭白帝彩雲間，千里江陵一日還。", "兩岸猿聲啼不住，輕舟已過萬重山。"]),
+    ("杜甫", "春望", ["國破山河在，城春草木深。", "感時花濺淚，恨別鳥驚心。", "烽火連三月，家書抵萬金。",
+                    "白頭搔更短，渾欲不勝簪。"]),
+    ("杜甫", "登高", ["風急天高猿嘯哀，渚清沙白鳥飛迴。", "無邊落木蕭蕭下，不盡長江滾滾來。",
+                    "萬里悲秋常作客，百年多病獨登臺。", "艱難苦恨繁霜鬢，潦倒新停濁酒杯。"]),
+    ("無名", "六言", ["山中日月長久，水上風雲去來。"]),
+    ("無名", "空", []),
+]
+
+
+def _source(root, copies: int = 6):
+  """A fake checkout: 全唐诗/poet.tang.0.json with the poems, retitled copies for volume."""
+  d = root / "全唐诗"
+  d.mkdir(parents=True)
+  rows = [{"author": a, "title": t if i == 0 else f"{t}{i}", "paragraphs": p}
+          for i in range(copies) for a, t, p in POEMS]
+  (d / "poet.tang.0.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+  return root
+
+
+def test_form_detection_and_split():
+  body = lambda i: "".join(POEMS[i][2])
+  assert [builder_lib.detect_form(body(i)) for i in (0, 5, 7, 8, 9)] == [0, 1, 2, 3, 4]
+  assert builder_lib.split_of("李白", "靜夜思") == builder_lib.split_of("李白", "靜夜思")
+  splits = [builder_lib.split_of("a", str(i)) for i in range(2000)]
+  assert 0.85 < splits.count("train") / 2000 < 0.95 and splits.count("test") > 50
+
+
+def test_builder_reads_a_checkout(tmp_path):
+  from artjax import data
+  src = _source(tmp_path / "src")
+  ds = data.load_poetry(str(src), str(tmp_path / "data"))
+  bodies = sum((ds.bodies(s) for s in ("train", "validation", "test")), [])
+  assert len(bodies) == 6 * (len(POEMS) - 1)          # the empty poem is skipped
+  i = [j for s in ("train", "validation", "test") for j, b in enumerate(ds.bodies(s))
+       if b == "".join(POEMS[8][2])]
+  assert i                                             # text round-trips through the codes
+  for s in ("train", "validation", "test"):
+    for b, f in zip(ds.bodies(s), ds.splits[s]["form"]):
+      assert text.FORMS[int(f)] == metrics.form_of(b)
+
+
+def test_rhyme_on_known_poems():
+  assert metrics.rhymes("".join(POEMS[0][2])) is True            # 霜 / 鄉
+  assert metrics.rhymes("".join(POEMS[1][2])) is True            # 鳥 / 少
+  assert metrics.rhymes("".join(POEMS[4][2])) is True            # 滅 / 雪
+  assert metrics.rhymes("床前明月光，疑是地上霜。舉頭望明月，低頭思故人。") is False
+  assert metrics.rhymes("床前明月光。") is None
+
+
+def test_tone_rules_on_constructed_verses():
+  assert metrics.tone_classes("天人月水") == ["p", "p", "z", "z"]
+  follows = "月夜天風雪，天風月夜人。山人水客花，雪月春風去。"
+  assert metrics.tonal_compliance(follows) == 1.0
+  breaks = "天天天天天，天天天天天。天天天天天，天天天天天。"
+  assert metrics.tonal_compliance(breaks) < 0.5
+  assert metrics.tonal_compliance("".join(POEMS[9][2])) is None   # not a regulated shape
+
+
+def test_copying_measure():
+  corpus = metrics.Corpus(["床前明月光，疑是地上霜。"])
+  assert corpus.longest_common("明月光照人") == 3
+  assert corpus.quotes_a_verse("床前明月光，天風月夜人。") and not corpus.quotes_a_verse("天風月夜人。")
+
+
+def test_kneser_ney_beats_unigram_on_repetitive_text():
+  seqs = [np.array([5, 1, 2, 3, 4] * 4)] * 20
+  kn = metrics.KneserNey(seqs, order=3, vocab_size=10)
+  assert kn.bits(seqs[:2], 1) < metrics.unigram_bits(seqs, seqs[:2], 10)
+
+
+@pytest.fixture(scope="module")
+def poetry_run(tmp_path_factory):
+  from artjax.train import train
+  from configs.poetry import get_config
+  root = tmp_path_factory.mktemp("poetry")
+  c = get_config("default,smoke")
+  c.data.update(source_dir=str(_source(root / "src")), data_dir=str(root / "data"), min_count=1)
+  c.train.update(steps=40)
+  wd = str(root / "run")
+  train(c, wd, quiet=True)
+  return wd
+
+
+@pytest.mark.parametrize("form, extra", [("wujue", ["--acrostic=山水風月"]), ("qijue", []),
+                                         ("wulu", ["--prime=春眠"]), ("qilu", [])])
+def test_constrained_decoding_obeys_the_form(poetry_run, tmp_path, form, extra):
+  out = tmp_path / "poems.txt"
+  r = run_cli("sample", f"--workdir={poetry_run}", "--num=12", f"--form={form}", f"--out={out}", *extra)
+  assert r.returncode == 0, r.stderr
+  poems = out.read_text(encoding="utf-8").strip().split("\n\n")
+  assert len(poems) == 12
+  verses_n, n = text.SHAPES[form]
+  for p in poems:
+    lines = p.split("\n")
+    body = "".join(lines)
+    assert metrics.form_of(body) == form and len(lines) == verses_n
+    assert all(len(v) == n + 1 and all(text.is_han(ch) for ch in v[:-1]) for v in lines)
+    if extra and extra[0].startswith("--acrostic"):
+      assert "".join(v[0] for v in lines) == "山水風月"
+    if extra and extra[0].startswith("--prime"):
+      assert body.startswith("春眠")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--form=sonnet"], "unknown form 'sonnet'"),
+    (["--form=wujue", "--acrostic=山水"], "has 2 characters; a wujue has 4 verses"),
+    (["--form=wujue", "--acrostic=山水風龘"], "'龘' not in the model's vocabulary"),
+    (["--form=wujue", "--prime=龘"], "'龘' not in the model's vocabulary"),
+    (["--form=wujue", "--prime=山，"], "does not fit a wujue"),
+    (["--author=莎士比亞"], "is not one of the model's"),
+])
+def test_bad_sample_requests(poetry_run, tmp_path, args, words):
+  r = run_cli("sample", f"--workdir={poetry_run}", "--num=2", f"--out={tmp_path / 'p.txt'}", *args)
+  assert r.returncode == 2 and words in r.stderr, r.stderr
+  assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.txt").exists()
+
+
+def test_no_data_and_no_npm_is_one_error(tmp_path, monkeypatch):
+  import shutil
+  monkeypatch.setattr(shutil, "which", lambda name: None)
+  r = run_cli("train", "--config=configs/poetry.py:default,smoke", f"--workdir={tmp_path / 'w'}",
+              f"--config.data.data_dir={tmp_path / 'd'}")
+  assert r.returncode == 2 and "source_dir" in r.stderr and "npm" in r.stderr, r.stderr
+  assert not os.path.exists(tmp_path / "w")
