@@ -111,6 +111,7 @@ def test_nll_equals_brute_force_prefix_by_prefix(chorales):
   assert len(ins) > 2 and score.sum() == len(long)
 
 
+@pytest.mark.slow   # about 7 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_causal_future_tokens_never_change_earlier_logits():
   task, state = _task_and_state()
   model = task.model(state["params"])
@@ -407,7 +408,8 @@ def test_bf16_transformer_matches_fp32():
   assert cos > 0.99, cos
 
 
-@pytest.mark.parametrize("prefix_len,chunks,group", [(0, 1, 2), (0, 3, 3), (5, 3, 2)])
+@pytest.mark.parametrize("prefix_len,chunks,group", [
+    (0, 1, 2), (0, 3, 3), pytest.param(5, 3, 2, marks=pytest.mark.slow)])   # 6 s: make test-slow
 def test_blocked_attention_equals_batched_attention(prefix_len, chunks, group):
   """blocked_attention (flash-style loop over (sequence, head) pairs, recomputing the
   probabilities in the backward pass) is exact: values and gradients, prefix included."""

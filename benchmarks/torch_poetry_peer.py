@@ -1,0 +1,60 @@
+"""The PyTorch peer of the poetry Transformer: the music peer's model (same architecture:
+pre-norm, rotary, GELU MLP, untied head) with the poetry vocabulary, AdamW with the same
+decay split, clipping and batches drawn the same way (random poems, the author token
+dropped to "any" with model.cond_dropout), loss over the characters and EOS."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from torch_music_peer import Transformer
+
+from artjax.poetry import text
+
+
+class TorchPoetryLM:
+  def __init__(self, tokens: np.ndarray, vocab_size: int, cfg, threads=None, seed=0):
+    if threads:
+      torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    m, o = cfg.model, cfg.optim
+    self.model = Transformer(vocab_size, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout)
+    decay = [p for p in self.model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in self.model.parameters() if p.ndim < 2]
+    self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                  {"params": no_decay, "weight_decay": 0.0}],
+                                 lr=o.lr, betas=(o.b1, o.b2), eps=o.eps)
+    self.clip, self.tokens, self.batch = o.clip_norm, tokens, cfg.train.batch_size
+    self.drop = m.cond_dropout
+    self.rng = np.random.default_rng(seed)
+    self.autocast = cfg.train.dtype == "bf16"
+
+  def make_batch(self):
+    seq = self.tokens[self.rng.integers(0, len(self.tokens), self.batch)].copy()
+    seq[self.rng.random(self.batch) < self.drop, 2] = text.ANY_AUTHOR
+    return torch.from_numpy(seq.astype(np.int64))
+
+  def step(self):
+    seq = self.make_batch()
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+      logits = self.model(inputs)
+    scored = (targets != text.PAD) & (torch.arange(targets.shape[1]) >= text.PREFIX - 1)
+    loss = F.cross_entropy(logits.float()[scored], targets[scored])
+    self.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if self.clip:
+      torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+    self.opt.step()
+    return loss
+
+  def run(self, steps: int) -> float:
+    t = time.perf_counter()
+    for _ in range(steps):
+      loss = self.step()
+    float(loss.detach())
+    return time.perf_counter() - t
