@@ -45,6 +45,17 @@ def stamp() -> str:
   return time.strftime("%Y%m%d-%H%M%S")
 
 
+def save(name: str, result: dict) -> str:
+  """Writes benchmarks/results/NAME-STAMP.json (UTF-8) and says so; returns the path."""
+  import json
+  os.makedirs(RESULTS, exist_ok=True)
+  path = os.path.join(RESULTS, f"{name}-{stamp()}.json")
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=1, ensure_ascii=False)
+  print(f"wrote {path}")
+  return path
+
+
 class Prepared:
   """The loop's pieces for `config`: task, mesh, data on device, initial state, and the fused
   `steps_per_dispatch`-step program (compiled ahead of time, state donated)."""

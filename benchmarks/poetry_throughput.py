@@ -76,10 +76,7 @@ def main(argv=None):
                ratio_vs_torch=statistics.median([a / b for a, b in zip(jtok, ttok)]))
   rec.update(sample_batch=args.sample_batch, **sample_speed(task, prep.state, args.sample_batch))
   print(json.dumps(rec, indent=1))
-  path = os.path.join(common.RESULTS, f"poetry_throughput-{common.stamp()}.json")
-  with open(path, "w") as f:
-    json.dump(rec, f, indent=1)
-  print(f"wrote {path}")
+  common.save("poetry_throughput", rec)
 
 
 if __name__ == "__main__":

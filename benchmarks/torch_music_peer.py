@@ -60,7 +60,26 @@ class Transformer(nn.Module):
     return self.head(self.norm(x))
 
 
-class TorchMusicLM:
+class PeerBase:
+  """The update and timing every PyTorch peer shares: AdamW step after clipping."""
+
+  def update(self, loss):
+    self.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if self.clip:
+      torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+    self.opt.step()
+    return loss
+
+  def run(self, steps: int) -> float:
+    t = time.perf_counter()
+    for _ in range(steps):
+      loss = self.step()
+    float(loss.detach())
+    return time.perf_counter() - t
+
+
+class TorchMusicLM(PeerBase):
   def __init__(self, train: dict, cfg, threads=None, seed=0):
     if threads:
       torch.set_num_threads(threads)
@@ -108,19 +127,6 @@ class TorchMusicLM:
     allowed = ((self.vocab_ids < NUM_KEYS) & (self.vocab_ids > last)) | (self.vocab_ids == EOF)
     logits = logits.masked_fill(~allowed, -1e30)
     scored = targets <= EOF
-    loss = F.cross_entropy(logits[scored], targets[scored])
-    self.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if self.clip:
-      torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-    self.opt.step()
-    return loss
-
-  def run(self, steps: int) -> float:
-    t = time.perf_counter()
-    for _ in range(steps):
-      loss = self.step()
-    float(loss.detach())
-    return time.perf_counter() - t
+    return self.update(F.cross_entropy(logits[scored], targets[scored]))
 
 

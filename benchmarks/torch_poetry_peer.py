@@ -5,18 +5,16 @@ dropped to "any" with model.cond_dropout), loss over the characters and EOS."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch_music_peer import Transformer
+from torch_music_peer import PeerBase, Transformer
 
 from artjax.poetry import text
 
 
-class TorchPoetryLM:
+class TorchPoetryLM(PeerBase):
   def __init__(self, tokens: np.ndarray, vocab_size: int, cfg, threads=None, seed=0):
     if threads:
       torch.set_num_threads(threads)
@@ -44,17 +42,4 @@ class TorchPoetryLM:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
       logits = self.model(inputs)
     scored = (targets != text.PAD) & (torch.arange(targets.shape[1]) >= text.PREFIX - 1)
-    loss = F.cross_entropy(logits.float()[scored], targets[scored])
-    self.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if self.clip:
-      torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-    self.opt.step()
-    return loss
-
-  def run(self, steps: int) -> float:
-    t = time.perf_counter()
-    for _ in range(steps):
-      loss = self.step()
-    float(loss.detach())
-    return time.perf_counter() - t
+    return self.update(F.cross_entropy(logits.float()[scored], targets[scored]))
