@@ -144,3 +144,11 @@ def test_no_data_and_no_npm_is_one_error(tmp_path, monkeypatch):
               f"--config.data.data_dir={tmp_path / 'd'}")
   assert r.returncode == 2 and "source_dir" in r.stderr and "npm" in r.stderr, r.stderr
   assert not os.path.exists(tmp_path / "w")
+
+
+def test_kneser_ney_is_a_distribution():
+  rng = np.random.default_rng(0)
+  seqs = [rng.integers(0, 6, 30) for _ in range(40)]
+  kn = metrics.KneserNey(seqs, order=3, vocab_size=6)
+  for ctx in [(0, 1), (5, 5), (2, 3)]:
+    assert abs(sum(kn.prob(ctx, t) for t in range(6)) - 1.0) < 1e-9

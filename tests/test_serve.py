@@ -250,7 +250,8 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(live):
     return status, time.monotonic()
   with concurrent.futures.ThreadPoolExecutor(16) as pool:
     futures = [pool.submit(timed, s) for s in range(16)]
-    time.sleep(0.2)
+    # signal as soon as the first answer is back: the others are queued or being served
+    concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     results = [f.result() for f in futures]

@@ -101,7 +101,7 @@ def report_md(r: dict) -> str:
            "(punctuation and the end token included):", "",
            "| model | bits/char |", "|---|---|",
            f"| **this model** | **{b['model']:.3f}** |",
-           f"| 4-gram (interpolated, Kneser-Ney continuation unigram; ours, same tokens) | {b['kneser_ney_4gram']:.3f} |",
+           f"| interpolated Kneser-Ney 4-gram (ours, same tokens) | {b['kneser_ney_4gram']:.3f} |",
            f"| unigram (add-one; ours, same tokens) | {b['unigram']:.3f} |", "",
            "| form | unconstrained form compliance | rhyme (samples / held-out) | tonal rules (samples / held-out) | longest common substring with train, median/max (samples / held-out) | quotes a training verse (samples / held-out) |",
            "|---|---|---|---|---|---|"]

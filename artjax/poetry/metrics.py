@@ -31,20 +31,24 @@ def unigram_bits(train_seqs, test_seqs, vocab_size: int) -> float:
 
 
 class KneserNey:
-  """Interpolated Kneser-Ney over token sequences (order n, absolute discount d)."""
+  """Interpolated Kneser-Ney over token sequences (Chen & Goodman 1998): order n, absolute
+  discount d; the highest order uses counts, every lower order continuation counts (in how
+  many distinct contexts a gram follows), the lowest add-one smoothed over the vocabulary."""
 
   def __init__(self, seqs, order: int = 4, discount: float = 0.75, vocab_size: int = 0):
     self.n, self.d, self.v = order, discount, vocab_size
-    self.counts = [collections.Counter() for _ in range(order + 1)]   # by context length
-    self.cont = collections.Counter()        # continuation counts of each token
+    raw = collections.Counter()
     for s in seqs:
       s = (-1,) * (order - 1) + tuple(int(t) for t in s)
       for i in range(order - 1, len(s)):
-        for k in range(order):
-          self.counts[k][s[i - k:i + 1]] += 1
-    for gram in self.counts[1]:
-      self.cont[gram[1]] += 1
-    self.total_cont = len(self.counts[1])
+        raw[s[i - order + 1:i + 1]] += 1
+    # counts[k]: grams of length k + 1 (context length k)
+    self.counts = [collections.Counter() for _ in range(order)]
+    self.counts[order - 1] = raw
+    for k in range(order - 2, -1, -1):
+      for gram in self.counts[k + 1]:
+        self.counts[k][gram[1:]] += 1          # continuation count of the shorter gram
+    self.total0 = sum(self.counts[0].values())
     self.ctx_total = [collections.Counter() for _ in range(order)]
     self.ctx_types = [collections.Counter() for _ in range(order)]
     for k in range(1, order):
@@ -53,11 +57,9 @@ class KneserNey:
         self.ctx_types[k][gram[:-1]] += 1
 
   def prob(self, ctx: tuple, tok: int) -> float:
-    p = (self.cont[tok] + 1.0) / (self.total_cont + self.v)     # smoothed continuation
+    p = (self.counts[0].get((tok,), 0) + 1.0) / (self.total0 + self.v)
     for k in range(1, self.n):
-      c = ctx[len(ctx) - k:] if k <= len(ctx) else None
-      if c is None:
-        break
+      c = ctx[len(ctx) - k:]
       total = self.ctx_total[k].get(c, 0)
       if not total:
         continue
