@@ -13,7 +13,7 @@ from ml_collections import config_flags
 from artjax import ConfigError
 
 SAMPLE_OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
-                  "form", "acrostic", "author")
+                  "form", "acrostic", "author", "rhyme")
 
 
 def define_flags(argv) -> flags.FlagValues:
@@ -31,6 +31,7 @@ def define_flags(argv) -> flags.FlagValues:
   flags.DEFINE_string("form", None, "sample (poetry): wujue | qijue | wulu | qilu | free.", **d)
   flags.DEFINE_string("acrostic", None, "sample (poetry): each verse's first character (藏头诗).", **d)
   flags.DEFINE_string("author", None, "sample (poetry): write as this poet (a control token).", **d)
+  flags.DEFINE_bool("rhyme", None, "sample (poetry): even verses rhyme (one group per poem).", **d)
   flags.DEFINE_float("temperature", None, "sample (music): override the config's temperature.", **d)
   flags.DEFINE_float("top_p", None, "sample (music): override the config's nucleus top-p.", **d)
   flags.DEFINE_float("guidance", None, "sample (music): classifier-free guidance scale for the "

@@ -28,9 +28,10 @@ def get_config(arg: str = "default"):
                  ckpt_every=500, keep=2, sample_every=0, eval_every=500, dtype="bf16")
   # form: wujue | qijue | wulu | qilu (the control token and, when constrained, the template
   # decoding follows; unconstrained also: other); acrostic: each verse's first character;
-  # author: a poet's control token ("" = any).
+  # author: a poet's control token ("" = any); rhyme: the even verses end on level-tone
+  # characters of one rhyme group, drawn per poem (constrained decoding only).
   c.sample = common.ConfigDict({"form": "wujue", "constrained": True, "temperature": 1.0,
-                                "top_p": 0.9, "acrostic": "", "author": ""})
+                                "top_p": 0.9, "acrostic": "", "author": "", "rhyme": False})
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
   if name != "default":
     c.finetune.method = name.split("_")[0]

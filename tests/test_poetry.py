@@ -152,3 +152,15 @@ def test_kneser_ney_is_a_distribution():
   kn = metrics.KneserNey(seqs, order=3, vocab_size=6)
   for ctx in [(0, 1), (5, 5), (2, 3)]:
     assert abs(sum(kn.prob(ctx, t) for t in range(6)) - 1.0) < 1e-9
+
+
+def test_rhyme_constraint_makes_even_verses_rhyme(poetry_run, tmp_path):
+  out = tmp_path / "r.txt"
+  r = run_cli("sample", f"--workdir={poetry_run}", "--num=8", "--form=wujue", "--rhyme", f"--out={out}")
+  assert r.returncode == 0, r.stderr
+  poems = out.read_text(encoding="utf-8").strip().split("\n\n")
+  for p in poems:
+    lines = p.split("\n")
+    ends = [lines[1][-2], lines[3][-2]]
+    keys = {metrics.rhyme_key(f) for f in metrics._pinyin("".join(ends), metrics.Style.FINALS)}
+    assert len(keys) == 1 and metrics.tone_classes("".join(ends)) == ["p", "p"], p

@@ -96,6 +96,18 @@ def rhymes(body: str) -> bool | None:
   return len(keys) == 1
 
 
+def rhyme_groups(chars, min_size: int = 20) -> dict:
+  """{rhyme key: [indices into chars]} of the level-tone (ping) characters, groups of at
+  least `min_size` (what rhyme-constrained decoding draws a poem's rhyme from)."""
+  groups = collections.defaultdict(list)
+  finals = _pinyin("".join(chars), Style.FINALS)
+  tones = tone_classes("".join(chars))
+  for i, (c, f, t) in enumerate(zip(chars, finals, tones)):
+    if t == "p" and text.is_han(c) and f not in ("?", ""):
+      groups[rhyme_key(f)].append(i)
+  return {k: v for k, v in sorted(groups.items()) if len(v) >= min_size}
+
+
 def tone_classes(verse: str) -> list:
   """'p' (level), 'z' (oblique) or None per character."""
   out = []

@@ -27,7 +27,7 @@ from artjax import ConfigError, data as data_lib, optim, parallel, peft
 from artjax.data.poetry import VERSE_END
 from artjax.models.transformer import MusicTransformer
 from artjax.music import sampling
-from artjax.poetry import text
+from artjax.poetry import metrics, text
 from artjax.tasks.base import Task, cast_floating, split_rng
 
 FT_METHODS = ("none", "full", "lora", "prefix")
@@ -36,7 +36,7 @@ FT_METHODS = ("none", "full", "lora", "prefix")
 class PoetryTask(Task):
   eval_key = "val_bits_per_char"
   sample_kind = "poems"
-  sample_options = ("prime", "temperature", "top_p", "form", "acrostic", "author")
+  sample_options = ("prime", "temperature", "top_p", "form", "acrostic", "author", "rhyme")
 
   def validate(self):
     c = self.config
@@ -217,9 +217,22 @@ class PoetryTask(Task):
       raise ConfigError(f"--author {s.author!r} is not one of the model's {len(v.authors)} poets "
                         f"(e.g. {', '.join(v.authors[:8])})")
 
-  def _allowed(self, opening):
+  def rhyme_table(self) -> np.ndarray:
+    """bool [groups, V]: the level-tone characters of each rhyme group (metrics.rhyme_groups)."""
+    v = self.vocab
+    # groups of >= 20 characters (fewer for a tiny vocabulary), so a poem has a choice
+    groups = metrics.rhyme_groups(v.chars, min_size=max(2, min(20, len(v.chars) // 100)))
+    if not groups:
+      raise ConfigError("--rhyme: the vocabulary has no rhyme group of level-tone characters")
+    out = np.zeros((len(groups), self.vocab_size), bool)
+    for g, members in enumerate(groups.values()):
+      out[g, np.asarray(members) + v.char0] = True
+    return out
+
+  def _allowed(self, opening, rhyme=None):
     """(steps, allowed(last, t) -> [B, V]): sample.form's template, or (not
-    sample.constrained) any character or EOS, then PAD."""
+    sample.constrained) any character or EOS, then PAD. `rhyme` [B, V]: the characters
+    each poem's even verses may end on (sample.rhyme)."""
     s, v = self.config.sample, self.vocab
     if not s.constrained:
       steps = self.config.data.max_chars + 1
@@ -233,7 +246,14 @@ class PoetryTask(Task):
     steps = len(text.template(s.form)) + 1
     table = jnp.asarray(text.constraint_table(v, s.form, steps, s.acrostic, opening or "",
                                                  self.vocab_size))
-    return steps, lambda last, t: jnp.broadcast_to(table[t], (last.shape[0], self.vocab_size))
+    if rhyme is None:
+      return steps, lambda last, t: jnp.broadcast_to(table[t], (last.shape[0], self.vocab_size))
+    verses, n = text.SHAPES[s.form]
+    ends = np.zeros(steps, bool)
+    ends[[(i + 1) * (n + 1) - 2 for i in range(1, verses, 2)]] = True   # even verses' last chars
+    ends[:len(opening or "")] = False
+    ends = jnp.asarray(ends)
+    return steps, lambda last, t: table[t][None] & jnp.where(ends[t], rhyme, True)
 
   def sample(self, state, seed, num, opening=None):
     """{"tokens": [num, steps] (EOS, then PAD), "form": [num]}: poems with sample.form's
@@ -243,7 +263,12 @@ class PoetryTask(Task):
     form = text.FORMS.index(s.form)
     author = v.author_token(s.author) if s.author else text.ANY_AUTHOR
     prompt = jnp.tile(jnp.asarray([[text.BOS, text.FORM0 + form, author]], jnp.int32), (num, 1))
-    steps, allowed = self._allowed(opening)
+    rhyme = None
+    if s.get("rhyme", False) and s.constrained:   # one rhyme group per poem, drawn from the seed
+      groups = jnp.asarray(self.rhyme_table())
+      rhyme = groups[jax.random.randint(jax.random.fold_in(jax.random.key(seed), 5), (num,), 0,
+                                        groups.shape[0])]
+    steps, allowed = self._allowed(opening, rhyme)
     params, prefix = self.model_params(state)
     toks = sampling.sample_cached(
         self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
