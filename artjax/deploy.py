@@ -20,7 +20,6 @@ import os
 import shutil
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import export as jax_export
 

@@ -166,14 +166,11 @@ def main(argv=None):
     rows += music_rows(args)
   result = {"machine": common.machine(), "args": vars(args), "gan_floor_real_validation": floor,
             "rows": rows}
-  path = os.path.join(common.RESULTS, f"compress-{common.stamp()}.json")
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  common.save("compress", result)
   print(table(rows, floor))
   if floor:
     print(f"digits floor (real validation digits, n={floor['n']}): FDD {floor['fdd']:.2f}, IS "
           f"{floor['inception_score']:.2f}, {floor['classes_present']} classes")
-  print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -90,9 +90,7 @@ def main(argv=None):
             "classifier": {"poets": clf.poets, "test_accuracy": clf.test_accuracy,
                            "test_poems": clf.test_n, "majority_class_share": clf.chance},
             "poet_train_poems": int(len(task.sequences("train", author=poet))), "rows": rows}
-  path = os.path.join(common.RESULTS, f"poetry_finetune-{common.stamp()}.json")
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=1, ensure_ascii=False)
+  common.save("poetry_finetune", result)
   print(f"| model | author token | samples attributed to {poet} | bits/char on {poet}'s held-out poems |")
   print("|---|---|---|---|")
   for r in rows:
@@ -100,7 +98,6 @@ def main(argv=None):
   print(f"classifier: {len(clf.poets)} poets, held-out accuracy {clf.test_accuracy:.2f} on "
         f"{clf.test_n} poems (majority class {clf.chance:.2f}); {poet} has "
         f"{result['poet_train_poems']} training poems")
-  print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -128,9 +128,7 @@ def main(argv=None):
   speedup = {c: on[c]["images_per_s"] / off[c]["images_per_s"] for c in on if c in off}
   result = {"machine": common.machine(), "args": vars(args), "rows": rows,
             "images_per_s_speedup_from_batching": speedup}
-  path = os.path.join(common.RESULTS, f"serve_load-{common.stamp()}.json")
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  common.save("serve_load", result)
   print("| mode | clients | requests/s | images/s | p50 ms | p95 ms | p99 ms | errors | rows/call |")
   print("|---|---|---|---|---|---|---|---|---|")
   for r in rows:
@@ -139,7 +137,6 @@ def main(argv=None):
           f"{r['rows_per_call']:.1f} |")
   print("images/s speed-up from micro-batching: " +
         ", ".join(f"{c} clients {s:.1f}x" for c, s in speedup.items()))
-  print(f"wrote {path}")
 
 
 if __name__ == "__main__":

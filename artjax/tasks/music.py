@@ -24,10 +24,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, optim, parallel, peft
+from artjax import ConfigError, data as data_lib, optim, parallel
 from artjax.models.transformer import MusicTransformer
 from artjax.music import encoding as enc, sampling
-from artjax.tasks.base import Sampler, Task, cast_floating, split_rng
+from artjax.tasks.base import Sampler, cast_floating, split_rng
+from artjax.tasks.lm import TransformerLM
 
 MODES = {"all": None, "major": 0, "minor": 1}
 FT_METHODS = ("none", "full", "top", "bitfit", "lora", "prefix")
@@ -74,7 +75,7 @@ def eval_windows(token_rows, prefixes, window: int):
           frames)
 
 
-class MusicLMTask(Task):
+class MusicLMTask(TransformerLM):
   eval_key = "val_nll_per_frame"
   sample_kind = "tokens"
   sample_options = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic")
@@ -99,17 +100,7 @@ class MusicLMTask(Task):
     self.conditional = bool(c.model.conditional)
     self._key_profiles = None
     self.prefix_len = 2 if self.conditional else 1
-    model = nnx.eval_shape(lambda: self.build(jax.random.key(0)))
-    self.graphdef, abstract = nnx.split(model)
-    pure = nnx.to_pure_dict(abstract)
-    self.num_params = peft.count(pure)
-    self.tx = optim.make_optimizer(c.optim, c.train.steps)
-    if c.finetune.method != "none":
-      m = c.model
-      self.finetune = peft.FineTune(
-          c.finetune, {"params": (pure, model.layer_order, c.finetune.method)},
-          prefix_shape=(m.num_layers, c.finetune.prefix_len, m.num_heads, m.d_model // m.num_heads))
-      self.tx = self.finetune.optimizer("params", self.tx)
+    self._init_model()
 
   @staticmethod
   def _validate_model(m):
@@ -195,41 +186,7 @@ class MusicLMTask(Task):
     return out
 
   # --- state ------------------------------------------------------------------------
-  def _train_key(self):
-    return "params" if self.finetune is None else self.finetune.key("params")
-
-  def warm_start(self):
-    return self.config.finetune.init_from if self.finetune is not None else ""
-
-  def init_state(self, seed):
-    k_model, k_run = jax.random.split(jax.random.key(seed))
-    params = nnx.to_pure_dict(nnx.state(self.build(k_model)))
-    state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run), "params": params}
-    if self.finetune is not None:
-      state.update(self.finetune.init({"params": params}, jax.random.fold_in(k_model, 7)))
-    state["opt"] = self.tx.init(state[self._train_key()])
-    return state
-
-  def from_pretrained(self, state, pretrained):
-    return dict(state, params=peft.load_pretrained(state["params"], pretrained["params"], "model"))
-
-  def trainable_count(self) -> int:
-    abstract = jax.eval_shape(self.init_state, 0)
-    if self.finetune is None:
-      return peft.count(abstract["params"])
-    return self.finetune.trainable_count(abstract)
-
   # --- pure -------------------------------------------------------------------------
-  def model_params(self, state, trainable=None):
-    """The network's weights (LoRA folded in) and the prefix (or None)."""
-    if self.finetune is None:
-      return (state["params"] if trainable is None else trainable), None
-    return (self.finetune.weights(state, "params", trainable),
-            self.finetune.prefix(state, "params", trainable))
-
-  def model(self, params):
-    return nnx.merge(self.graphdef, cast_floating(params, self.compute_dtype))
-
   def token_nll(self, params, prefix, inputs, targets, rng=None):
     """-log p(target | inputs so far) per position, under the allowed-next mask."""
     logits = self.model(params)(inputs, train=rng is not None, rng=rng,

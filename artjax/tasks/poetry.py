@@ -23,17 +23,18 @@ import numpy as np
 import optax
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, optim, parallel, peft
+from artjax import ConfigError, data as data_lib, optim, parallel
 from artjax.data.poetry import VERSE_END
 from artjax.models.transformer import MusicTransformer
 from artjax.music import sampling
 from artjax.poetry import metrics, text
-from artjax.tasks.base import Task, cast_floating, split_rng
+from artjax.tasks.base import cast_floating, split_rng
+from artjax.tasks.lm import TransformerLM
 
 FT_METHODS = ("none", "full", "lora", "prefix")
 
 
-class PoetryTask(Task):
+class PoetryTask(TransformerLM):
   eval_key = "val_bits_per_char"
   sample_kind = "poems"
   sample_options = ("prime", "temperature", "top_p", "form", "acrostic", "author", "rhyme")
@@ -63,16 +64,7 @@ class PoetryTask(Task):
     self.vocab_size = text.AUTHOR0 + c.data.num_authors + c.data.vocab_chars
     self.seq_len = text.PREFIX + c.data.max_chars + 1
     self._vocab = None
-    model = nnx.eval_shape(lambda: self.build(jax.random.key(0)))
-    self.graphdef, abstract = nnx.split(model)
-    pure = nnx.to_pure_dict(abstract)
-    self.num_params = peft.count(pure)
-    self.tx = optim.make_optimizer(c.optim, c.train.steps)
-    if c.finetune.method != "none":
-      self.finetune = peft.FineTune(
-          c.finetune, {"params": (pure, model.layer_order, c.finetune.method)},
-          prefix_shape=(m.num_layers, c.finetune.prefix_len, m.num_heads, m.d_model // m.num_heads))
-      self.tx = self.finetune.optimizer("params", self.tx)
+    self._init_model()
 
   def build(self, key):
     m = self.config.model
@@ -121,33 +113,6 @@ class PoetryTask(Task):
     return out
 
   # --- state and training (pure) ----------------------------------------------------
-  def _train_key(self):
-    return "params" if self.finetune is None else self.finetune.key("params")
-
-  def warm_start(self):
-    return self.config.finetune.init_from if self.finetune is not None else ""
-
-  def init_state(self, seed):
-    k_model, k_run = jax.random.split(jax.random.key(seed))
-    params = nnx.to_pure_dict(nnx.state(self.build(k_model)))
-    state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run), "params": params}
-    if self.finetune is not None:
-      state.update(self.finetune.init({"params": params}, jax.random.fold_in(k_model, 7)))
-    state["opt"] = self.tx.init(state[self._train_key()])
-    return state
-
-  def from_pretrained(self, state, pretrained):
-    return dict(state, params=peft.load_pretrained(state["params"], pretrained["params"], "model"))
-
-  def model_params(self, state, trainable=None):
-    if self.finetune is None:
-      return (state["params"] if trainable is None else trainable), None
-    return (self.finetune.weights(state, "params", trainable),
-            self.finetune.prefix(state, "params", trainable))
-
-  def model(self, params):
-    return nnx.merge(self.graphdef, cast_floating(params, self.compute_dtype))
-
   def token_nll(self, params, prefix, seq, rng=None):
     """(-log p of each target [B, L-1], weight [B, L-1]: the characters and EOS)."""
     inputs, targets = seq[:, :-1], seq[:, 1:]

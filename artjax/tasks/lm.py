@@ -1,0 +1,65 @@
+"""What the Transformer language-model tasks (music, poetry) share: one `params` tree
+built by the task's `build(key)` (an artjax.models.transformer.MusicTransformer), the
+optimizer, fine-tuning through artjax.peft (full, top, bitfit, LoRA, prefix-tuning: the base
+weights of LoRA/prefix runs stay frozen, with no optimizer state), warm starts, and the
+effective weights the step and the sampler use."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from artjax import optim, peft
+from artjax.tasks.base import Task, cast_floating
+
+
+class TransformerLM(Task):
+  """Subclasses define `build(key)` and call `_init_model()` at the end of `validate`."""
+
+  def _init_model(self) -> None:
+    c, m = self.config, self.config.model
+    model = nnx.eval_shape(lambda: self.build(jax.random.key(0)))
+    self.graphdef, abstract = nnx.split(model)
+    pure = nnx.to_pure_dict(abstract)
+    self.num_params = peft.count(pure)
+    self.tx = optim.make_optimizer(c.optim, c.train.steps)
+    if c.finetune.method != "none":
+      self.finetune = peft.FineTune(
+          c.finetune, {"params": (pure, model.layer_order, c.finetune.method)},
+          prefix_shape=(m.num_layers, c.finetune.prefix_len, m.num_heads, m.d_model // m.num_heads))
+      self.tx = self.finetune.optimizer("params", self.tx)
+
+  def _train_key(self):
+    return "params" if self.finetune is None else self.finetune.key("params")
+
+  def warm_start(self):
+    return self.config.finetune.init_from if self.finetune is not None else ""
+
+  def init_state(self, seed):
+    k_model, k_run = jax.random.split(jax.random.key(seed))
+    params = nnx.to_pure_dict(nnx.state(self.build(k_model)))
+    state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run), "params": params}
+    if self.finetune is not None:
+      state.update(self.finetune.init({"params": params}, jax.random.fold_in(k_model, 7)))
+    state["opt"] = self.tx.init(state[self._train_key()])
+    return state
+
+  def from_pretrained(self, state, pretrained):
+    return dict(state, params=peft.load_pretrained(state["params"], pretrained["params"], "model"))
+
+  def trainable_count(self) -> int:
+    abstract = jax.eval_shape(self.init_state, 0)
+    if self.finetune is None:
+      return peft.count(abstract["params"])
+    return self.finetune.trainable_count(abstract)
+
+  def model_params(self, state, trainable=None):
+    """The network's weights (LoRA folded in) and the prefix (or None)."""
+    if self.finetune is None:
+      return (state["params"] if trainable is None else trainable), None
+    return (self.finetune.weights(state, "params", trainable),
+            self.finetune.prefix(state, "params", trainable))
+
+  def model(self, params):
+    return nnx.merge(self.graphdef, cast_floating(params, self.compute_dtype))
