@@ -164,3 +164,11 @@ def test_rhyme_constraint_makes_even_verses_rhyme(poetry_run, tmp_path):
     ends = [lines[1][-2], lines[3][-2]]
     keys = {metrics.rhyme_key(f) for f in metrics._pinyin("".join(ends), metrics.Style.FINALS)}
     assert len(keys) == 1 and metrics.tone_classes("".join(ends)) == ["p", "p"], p
+
+
+def test_tone_rules_on_known_regulated_poems():
+  # Du Fu's regulated verse keeps most rules even read with modern tones (the entering tone
+  # is gone, so not all); a verse of one tone breaks most of them
+  chunwang, denggao = "".join(POEMS[7][2]), "".join(POEMS[8][2])
+  assert metrics.tonal_compliance(chunwang) >= 0.7 and metrics.tonal_compliance(denggao) >= 0.8
+  assert metrics.tonal_compliance("天" * 5 + "，" + "天" * 5 + "。" + "天" * 5 + "，" + "天" * 5 + "。") < 0.5
