@@ -158,7 +158,8 @@ class Task(abc.ABC):
     """The sampling function for export and serving: `fn(*inputs)` with a batch dimension
     "B" taken from an input's shape; the same seed and inputs give the bytes `sample`
     gives."""
-    raise ConfigError(f"a {type(self).__name__} has nothing to sample")
+    raise ConfigError(f"a {type(self).__name__} run has no exportable sampler (export and serve "
+                      "know image GANs and music Transformers)")
 
   def row_sampler(self, state: dict, max_num: int) -> Sampler | None:
     """For a service that merges requests into one call: a Sampler whose rows each carry

@@ -30,6 +30,9 @@ class TransformerLM(Task):
           prefix_shape=(m.num_layers, c.finetune.prefix_len, m.num_heads, m.d_model // m.num_heads))
       self.tx = self.finetune.optimizer("params", self.tx)
 
+  def weight_keys(self):
+    return ("params",) if self.finetune is None else ()   # PEFT runs: merge first
+
   def _train_key(self):
     return "params" if self.finetune is None else self.finetune.key("params")
 

@@ -328,9 +328,6 @@ class MusicLMTask(TransformerLM):
       toks = jnp.concatenate([prompt[:, self.prefix_len:], toks], 1)
     return {"tokens": toks, "modes": modes}
 
-  def weight_keys(self):
-    return ("params",) if self.finetune is None else ()   # PEFT runs: merge first
-
   def sampler(self, state):
     s = self.config.sample
     steps = s.max_tokens or 8 * s.num_frames
