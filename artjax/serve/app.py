@@ -67,7 +67,8 @@ def _metrics():
       "batch": prom.Histogram("artjax_batch_rows", "Rows per compiled call", ["model"],
                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r),
       "queue": prom.Gauge("artjax_queue_depth", "Chunks waiting", ["model"], registry=r),
-      "compiles": prom.Gauge("artjax_compiles", "XLA compilations since start-up", registry=r),
+      "compiles": prom.Gauge("artjax_compiles", "XLA compilations and compilation-cache loads "
+                             "since start-up", registry=r),
       "images": prom.Counter("artjax_items", "Images or pieces generated", ["model"], registry=r),
   }
 

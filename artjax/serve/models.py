@@ -29,7 +29,14 @@ def _count_compile(event: str, duration: float, **_) -> None:
     COMPILES["count"] += 1
 
 
+def _count_cache_hit(event: str, **_) -> None:
+  """An executable loaded from the persistent compilation cache is a new program too."""
+  if event == "/jax/compilation_cache/cache_hits":
+    COMPILES["count"] += 1
+
+
 jax.monitoring.register_event_duration_secs_listener(_count_compile)
+jax.monitoring.register_event_listener(_count_cache_hit)
 
 
 def buckets(max_rows: int) -> tuple:

@@ -55,7 +55,7 @@ class PoetryTask(TransformerLM):
     if s.acrostic and s.form in text.SHAPES and len(s.acrostic) != text.SHAPES[s.form][0]:
       raise ConfigError(f"--acrostic {s.acrostic!r} has {len(s.acrostic)} characters; a "
                         f"{s.form} has {text.SHAPES[s.form][0]} verses")
-    if (s.acrostic) and not s.constrained:
+    if s.acrostic and not s.constrained:
       raise ConfigError("--acrostic needs constrained decoding (sample.constrained=True)")
     if c.finetune.method not in FT_METHODS:
       raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for poetry; choose one "
