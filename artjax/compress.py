@@ -85,15 +85,6 @@ def dequantize(q, like):
   return q
 
 
-def bits_of(q) -> int:
-  """16, 8 or 4 for a quantised tree (0 when nothing in it is quantised)."""
-  if _is_packed(q):
-    return 16 if "bf16" in q else (8 if "int8" in q else 4)
-  if isinstance(q, dict):
-    return max([bits_of(v) for v in q.values()] or [0])
-  return 0
-
-
 def nbytes(tree) -> int:
   return int(sum(np.dtype(x.dtype).itemsize * int(np.prod(x.shape)) for x in jax.tree.leaves(tree)))
 

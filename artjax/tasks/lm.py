@@ -10,12 +10,27 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from artjax import optim, peft
+from artjax import ConfigError, optim, peft
 from artjax.tasks.base import Task, cast_floating
 
 
 class TransformerLM(Task):
-  """Subclasses define `build(key)` and call `_init_model()` at the end of `validate`."""
+  """Subclasses define `build(key)`, call `_check_model(methods)` in `validate` and
+  `_init_model()` at its end."""
+
+  def _check_model(self, ft_methods: tuple) -> None:
+    """The checks every Transformer config shares: heads, dropout, fine-tuning, optimizer."""
+    c, m = self.config, self.config.model
+    if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
+      raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
+                        "heads of even size (rotary positions)")
+    for k in ("dropout", "cond_dropout"):
+      if k in m and not 0.0 <= m[k] < 1.0:
+        raise ConfigError(f"model.{k} must be in [0, 1), got {m[k]}")
+    if c.finetune.method not in ft_methods:
+      raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for {c.task}; choose "
+                        f"one of {ft_methods}")
+    optim.validate(c.optim)
 
   def _init_model(self) -> None:
     c, m = self.config, self.config.model

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, optim, parallel
+from artjax import ConfigError, data as data_lib, parallel
 from artjax.models.transformer import MusicTransformer
 from artjax.music import encoding as enc, sampling
 from artjax.tasks.base import Sampler, cast_floating, split_rng
@@ -91,12 +91,9 @@ class MusicLMTask(TransformerLM):
       raise ConfigError(f"data.window must be >= 8 tokens, got {c.data.window}")
     if not 0 <= c.data.transpose <= 12:
       raise ConfigError(f"data.transpose must be in 0..12 semitones, got {c.data.transpose}")
+    self._check_model(FT_METHODS)
     self._validate_model(c.model)
     self._validate_sample(c.sample, c.model)
-    if c.finetune.method not in FT_METHODS:
-      raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for music; choose one "
-                        f"of {FT_METHODS}")
-    optim.validate(c.optim)
     self.conditional = bool(c.model.conditional)
     self._key_profiles = None
     self.prefix_len = 2 if self.conditional else 1
@@ -104,17 +101,10 @@ class MusicLMTask(TransformerLM):
 
   @staticmethod
   def _validate_model(m):
-    if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
-      raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
-                        "heads of even size (rotary positions)")
-    if not 0.0 <= m.cond_dropout < 1.0:
-      raise ConfigError(f"model.cond_dropout must be in [0, 1), got {m.cond_dropout}")
     if m.attn_chunks < 1:
       raise ConfigError(f"model.attn_chunks must be >= 1, got {m.attn_chunks}")
     if m.attn_block < 0:
       raise ConfigError(f"model.attn_block must be >= 0 (0: XLA's batched attention), got {m.attn_block}")
-    if not 0.0 <= m.dropout < 1.0:
-      raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
 
   @staticmethod
   def _validate_sample(sm, m):

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, optim, parallel
+from artjax import ConfigError, data as data_lib, parallel
 from artjax.data.poetry import VERSE_END
 from artjax.models.transformer import MusicTransformer
 from artjax.music import sampling
@@ -42,10 +42,8 @@ class PoetryTask(TransformerLM):
   def validate(self):
     c = self.config
     self._check_common()
-    m, s = c.model, c.sample
-    if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
-      raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
-                        "heads of even size (rotary positions)")
+    s = c.sample
+    self._check_model(FT_METHODS)
     if not 8 <= c.data.max_chars <= 128:
       raise ConfigError(f"data.max_chars must be in 8..128, got {c.data.max_chars}")
     if s.form not in text.SHAPES and not (s.form == "other" and not s.constrained):
@@ -57,13 +55,9 @@ class PoetryTask(TransformerLM):
                         f"{s.form} has {text.SHAPES[s.form][0]} verses")
     if s.acrostic and not s.constrained:
       raise ConfigError("--acrostic needs constrained decoding (sample.constrained=True)")
-    if c.finetune.method not in FT_METHODS:
-      raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for poetry; choose one "
-                        f"of {FT_METHODS}")
-    optim.validate(c.optim)
     self.vocab_size = text.AUTHOR0 + c.data.num_authors + c.data.vocab_chars
     self.seq_len = text.PREFIX + c.data.max_chars + 1
-    self._vocab = None
+    self._vocab = self._rhyme = None
     self._init_model()
 
   def build(self, key):
@@ -183,7 +177,10 @@ class PoetryTask(TransformerLM):
                         f"(e.g. {', '.join(v.authors[:8])})")
 
   def rhyme_table(self) -> np.ndarray:
-    """bool [groups, V]: the level-tone characters of each rhyme group (metrics.rhyme_groups)."""
+    """bool [groups, V]: the level-tone characters of each rhyme group (metrics.rhyme_groups),
+    computed once per task."""
+    if self._rhyme is not None:
+      return self._rhyme
     v = self.vocab
     # groups of >= 20 characters (fewer for a tiny vocabulary), so a poem has a choice
     groups = metrics.rhyme_groups(v.chars, min_size=max(2, min(20, len(v.chars) // 100)))
@@ -192,6 +189,7 @@ class PoetryTask(TransformerLM):
     out = np.zeros((len(groups), self.vocab_size), bool)
     for g, members in enumerate(groups.values()):
       out[g, np.asarray(members) + v.char0] = True
+    self._rhyme = out
     return out
 
   def _allowed(self, opening, rhyme=None):
