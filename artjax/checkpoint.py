@@ -236,10 +236,13 @@ def restore_verified(directory: str, target, *, step: int | None = None):
 def restore_checked(directory: str, init_fn, seed: int, *, step: int | None = None,
                     sharding=None):
   """The verified state in `directory` at `step` (default: the newest intact one), shaped
-  like `jax.eval_shape(init_fn, seed)`, placed with `sharding` (default: the first local
-  device)."""
+  like `jax.eval_shape(init_fn, seed)`, placed with `sharding` (one sharding for every leaf,
+  or a pytree of them like the state; default: the first local device)."""
   if sharding is None:
     sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
-                        jax.eval_shape(init_fn, seed))
+  abstract = jax.eval_shape(init_fn, seed)
+  if isinstance(sharding, jax.sharding.Sharding):
+    sharding = jax.tree.map(lambda _: sharding, abstract)
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        abstract, sharding)
   return restore_verified(directory, target, step=step)[1]

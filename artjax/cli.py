@@ -59,6 +59,8 @@ def define_flags(argv) -> flags.FlagValues:
   flags.DEFINE_list("platforms", ["cpu"], "export: platforms of the artifact (cpu,cuda,rocm,tpu).", **d)
   flags.DEFINE_integer("bits", 8, "quantize: weight bits, 8 or 4 (16 = bf16 storage).", **d)
   flags.DEFINE_float("sparsity", 0.5, "prune: fraction of kernel weights zeroed (global magnitude).", **d)
+  flags.DEFINE_string("sweep", None, "sweep: \"key=v1,v2;key2=v3,v4\" (config fields and "
+                      "values; the grid's cells sharing shapes train as one population).", **d)
   flags.DEFINE_integer("finetune_steps", 0, "prune: recovery training steps with the mask fixed.", **d)
   return fv
 
@@ -279,6 +281,17 @@ def cmd_serve(FLAGS, args, argv=()):
                      max_num=FLAGS.max_num)
 
 
+def cmd_sweep(FLAGS, args):
+  from artjax.sweep import run_sweep
+  from artjax.train import train
+  _need(FLAGS, "config", "workdir", "sweep", command="sweep")
+  rows = run_sweep(FLAGS.config, FLAGS.workdir, FLAGS.sweep,
+                   lambda c, wd: train(c, wd))
+  print(f"sweep: {len(rows)} cells; {os.path.join(FLAGS.workdir, 'sweep.md')}")
+  bad = [r for r in rows if r["status"] not in ("finished", "early_stopped")]
+  return 3 if bad else 0
+
+
 def cmd_compare(FLAGS, args):
   from artjax.evaluation.report import compare
   if not args:
@@ -289,7 +302,7 @@ def cmd_compare(FLAGS, args):
 COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sample": cmd_sample, "eval": cmd_eval,
             "compare": cmd_compare, "merge": cmd_merge, "stylize": cmd_stylize,
             "repair": cmd_repair, "export": cmd_export, "quantize": cmd_quantize,
-            "prune": cmd_prune, "serve": cmd_serve}
+            "prune": cmd_prune, "serve": cmd_serve, "sweep": cmd_sweep}
 
 
 def dispatch(fv, argv, raw=()) -> int:

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from artjax import checkpoint, parallel, runs
+from artjax import ConfigError, checkpoint, parallel, runs
 from artjax.writers import MetricWriter, image_grid
 
 
@@ -211,7 +211,56 @@ class Evaluate(Hook):
                                step=self.best["step"], sharding=run.sharding)
 
 
+def profile_range(t) -> tuple | None:
+  """(a, b) from train.profile_steps "a,b" (None when empty); ConfigError when malformed."""
+  spec = str(t.get("profile_steps", "") or "").strip()
+  if not spec:
+    return None
+  parts = spec.split(",")
+  if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    raise ConfigError(f"train.profile_steps={spec!r}: expected \"a,b\" (first and last step)")
+  a, b = (int(p) for p in parts)
+  if not 1 <= a <= b <= t.steps:
+    raise ConfigError(f"train.profile_steps={spec!r}: need 1 <= a <= b <= train.steps={t.steps}")
+  return a, b
+
+
+class Profile(Hook):
+  """A `jax.profiler` trace of the dispatches that run steps a..b (train.profile_steps),
+  written to WORKDIR/profile (`tensorboard --logdir WORKDIR/profile`, profile plugin)."""
+
+  def __init__(self, run):
+    self.range = profile_range(run.config.train) if run.log else None
+    self.every = run.config.train.steps_per_dispatch if self.range else 0
+    self.dir = os.path.join(run.workdir, "profile")
+    self.tracing = False
+
+  def _maybe_start(self, run):
+    a, b = self.range
+    if not self.tracing and run.step < a <= run.step + self.every and run.step < b:
+      jax.profiler.start_trace(self.dir)
+      self.tracing = True
+
+  def start(self, run):
+    if self.range:
+      self._maybe_start(run)
+
+  def __call__(self, run):
+    if self.tracing and run.step >= self.range[1]:
+      self.end(run)
+    elif self.range:
+      self._maybe_start(run)
+
+  def end(self, run):
+    if self.tracing:
+      jax.block_until_ready(run.state)
+      jax.profiler.stop_trace()
+      self.tracing = False
+      tqdm.write(f"profile of steps {self.range[0]}..{run.step} written to {self.dir} "
+                 f"(tensorboard --logdir {self.dir})")
+
+
 def default_hooks(run, writer, verbose: bool, on_dispatch=None) -> list:
-  return [Metrics(run, writer, verbose, on_dispatch), Checkpoint(run), Grid(run, writer),
-          Evaluate(run, writer)]
+  return [Profile(run), Metrics(run, writer, verbose, on_dispatch), Checkpoint(run),
+          Grid(run, writer), Evaluate(run, writer)]
 

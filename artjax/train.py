@@ -57,6 +57,7 @@ def check_train_config(c) -> None:
     raise ConfigError(f"unknown train.on_nonfinite {t.on_nonfinite!r}; choose one of {GUARDS}")
   if t.max_skipped < 1:
     raise ConfigError(f"train.max_skipped must be >= 1, got {t.max_skipped}")
+  hooks_lib.profile_range(t)   # ConfigError for a bad train.profile_steps
 
 
 def check_workdir(workdir: str) -> bool:
@@ -127,9 +128,9 @@ def compile_multi_step(step, num_steps: int, state, data, mesh, guard: str = "ha
 
   Returns (compiled, compile_seconds); the compiled object has cost_analysis() and
   memory_analysis()."""
-  rep = parallel.replicated(mesh)
+  rep = parallel.replicated(mesh)   # metrics; the state keeps its own layout
   fn = jax.jit(functools.partial(_multi_step, step, num_steps, guard), donate_argnums=0,
-               out_shardings=(rep, rep, rep))
+               out_shardings=(jax.tree.map(lambda a: a.sharding, state), rep, rep))
   with parallel.active_mesh(mesh):
     t = time.perf_counter()
     compiled = fn.lower(state, data).compile()
@@ -156,7 +157,7 @@ class Run:
     self.log = jax.process_index() == 0    # only process 0 writes files
     check_train_config(config)
     self.task = build_task(config)         # validates the task's config
-    self.mesh = parallel.make_mesh(config.mesh.num_devices)
+    self.mesh = parallel.mesh_of(config)
     parallel.check_batch(config.train.batch_size, self.mesh)
     created = check_workdir(workdir)
     self.lock = runs.WorkdirLock(workdir) if self.log else None
@@ -182,8 +183,9 @@ class Run:
   def _prepare(self):
     """Restore (verified, newest intact step) or initialise / warm-start; data on device."""
     config, task = self.config, self.task
-    self.sharding = parallel.replicated(self.mesh)
-    abstract = runs.abstract_state(task, config.seed, self.sharding)
+    abstract = jax.eval_shape(task.init_state, config.seed)
+    self.sharding = parallel.state_shardings(abstract, task.param_axes(), self.mesh)
+    abstract = parallel.with_shardings(abstract, self.sharding)
     self.start_step, restored = None, None
     if checkpoint.steps(self.workdir):
       with parallel.active_mesh(self.mesh):
@@ -404,6 +406,17 @@ def _finite_or_none(v):
   return round(v, 4) if math.isfinite(v) else None
 
 
+def _layout(run) -> dict:
+  """The mesh and what one device holds: the model weights, the optimizer state, all state."""
+  st = run.state
+  weights = {k: st[k] for k in run.task.param_axes() if k in st}
+  opt = {k: st[k] for k in run.task.opt_keys if k in st}
+  return {"mesh": {k: int(v) for k, v in run.mesh.shape.items()},
+          "param_bytes_per_device": parallel.bytes_per_device(weights),
+          "opt_bytes_per_device": parallel.bytes_per_device(opt),
+          "state_bytes_per_device": parallel.bytes_per_device(st)}
+
+
 def _summary(run) -> dict:
   wall = run.elapsed()
   out = {"step": run.step, "status": run.status, "steps_this_run": run.steps_done,
@@ -411,6 +424,7 @@ def _summary(run) -> dict:
          "interrupted": run.interrupted,
          **{k: _finite_or_none(v) for k, v in run.metrics.items()},
          **{f"eval/{k}": _finite_or_none(v) for k, v in run.last_eval.items()}, **run.summary}
+  out.update(_layout(run))
   if run.halt is not None:
     out["nonfinite"] = run.halt
   if run.skipped:

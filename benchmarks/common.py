@@ -45,9 +45,21 @@ def stamp() -> str:
   return time.strftime("%Y%m%d-%H%M%S")
 
 
+def recorded(result: dict) -> dict:
+  """`result` with the command line that produced it, the machine and the thread counts."""
+  import sys
+  threads = {"xla_cpu_threads": os.cpu_count(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+  if "torch" in sys.modules:
+    threads["torch_threads"] = sys.modules["torch"].get_num_threads()
+  return {"command": "python " + " ".join(sys.argv), "machine": machine(), "threads": threads,
+          **result}
+
+
 def save(name: str, result: dict) -> str:
-  """Writes benchmarks/results/NAME-STAMP.json (UTF-8) and says so; returns the path."""
+  """Writes benchmarks/results/NAME-STAMP.json (UTF-8) and says so; returns the path. Every
+  result records the command line that produced it and the machine."""
   import json
+  result = recorded(result)
   os.makedirs(RESULTS, exist_ok=True)
   path = os.path.join(RESULTS, f"{name}-{stamp()}.json")
   with open(path, "w", encoding="utf-8") as f:
@@ -64,7 +76,7 @@ class Prepared:
     self.config = config
     self.task = build_task(config)
     n = config.mesh.num_devices if num_devices is None else num_devices
-    self.mesh = parallel.make_mesh(n)
+    self.mesh = parallel.make_mesh(n, config.mesh.get("shape", "") if num_devices is None else "")
     self.host_data = self.task.device_data() if host_data is None else host_data
     self.data = parallel.place_data(self.host_data, self.mesh)
     self.k = config.train.steps_per_dispatch
@@ -74,9 +86,11 @@ class Prepared:
 
   def reset(self, seed: int | None = None) -> None:
     with parallel.active_mesh(self.mesh):
+      seed = self.config.seed if seed is None else seed
+      abstract = jax.eval_shape(self.task.init_state, seed)
+      self.shardings = parallel.state_shardings(abstract, self.task.param_axes(), self.mesh)
       self.state = jax.jit(self.task.init_state, static_argnums=0,
-                           out_shardings=parallel.replicated(self.mesh))(
-                               self.config.seed if seed is None else seed)
+                           out_shardings=self.shardings)(seed)
 
   def run(self, dispatches: int = 1) -> float:
     """Seconds for `dispatches` fused dispatches (metrics waited for)."""
@@ -100,3 +114,42 @@ def cost(compiled) -> tuple[float, int]:
     peak = int(getattr(mem, "temp_size_in_bytes", 0) + getattr(mem, "argument_size_in_bytes", 0)
                + getattr(mem, "output_size_in_bytes", 0))
   return flops, peak
+
+
+# Datasheet dense peaks per device (FLOP/s), for MFU on accelerators.
+DATASHEET_PEAKS = {
+    "TPU v4": {"bf16": 275e12}, "TPU v5e": {"bf16": 197e12}, "TPU v5p": {"bf16": 459e12},
+    "TPU v6e": {"bf16": 918e12}, "NVIDIA A100": {"fp32": 19.5e12, "bf16": 312e12},
+    "NVIDIA H100": {"fp32": 67e12, "bf16": 989e12}, "NVIDIA H200": {"fp32": 67e12, "bf16": 989e12},
+}
+_KINDS = (("TPU v5 lite", "TPU v5e"), ("TPU v5e", "TPU v5e"), ("TPU v6 lite", "TPU v6e"),
+          ("TPU v6e", "TPU v6e"), ("TPU v5p", "TPU v5p"), ("TPU v5", "TPU v5p"),
+          ("TPU v4", "TPU v4"), ("A100", "NVIDIA A100"), ("H100", "NVIDIA H100"),
+          ("H200", "NVIDIA H200"))
+
+
+def datasheet_peak(device_kind: str, dtype: str) -> float | None:
+  """The datasheet dense peak of this device kind for `dtype` (None: unknown, e.g. a CPU)."""
+  for pattern, name in _KINDS:
+    if pattern in device_kind:
+      return DATASHEET_PEAKS[name].get(dtype)
+  return None
+
+
+def matmul_peak(dtype, shapes, repeats: int = 5) -> float:
+  """Best matmul FLOP/s one device reaches now, over [m, k] x [k, n] products of `shapes`
+  (include the step's own), each the best of `repeats` calls; fp32 accumulation (how artjax
+  multiplies bf16). The product is the output: nothing else is inside the timed call."""
+  import jax.numpy as jnp
+  import numpy as np
+  best = 0.0
+  for m, k, n in shapes:
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(m, k)), dtype)
+    b = jnp.asarray(np.random.default_rng(1).normal(size=(k, n)), dtype)
+    f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
+    f(a, b).block_until_ready()
+    for _ in range(repeats):
+      t = time.perf_counter()
+      f(a, b).block_until_ready()
+      best = max(best, 2 * m * k * n / (time.perf_counter() - t))
+  return best

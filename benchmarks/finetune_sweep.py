@@ -22,6 +22,7 @@ import os
 import time
 
 
+import jax
 import numpy as np
 
 import common
@@ -109,9 +110,10 @@ def main(argv=None):
               f"{after['target_share']:.2f}  P {after['precision']:.2f} R {after['recall']:.2f}  "
               f"copy {after['nn_ratio_to_shots']:.2f}", flush=True)
   result = {"target": TARGET, "before": before, "rows": rows, "total_s": round(time.time() - t0, 1)}
+  common.save("finetune_sweep", result)
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "finetune_sweep.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  with open(os.path.join(args.out, "finetune_sweep.json"), "w") as f:   # the latest, for the docs
+    json.dump(common.recorded(result), f, indent=2)
   lines = [f"Before fine-tuning (pretrained on 0-8): FDD {before['fdd']:.1f}, share of 9s "
            f"{before['target_share']:.2f}, precision {before['precision']:.2f}, recall "
            f"{before['recall']:.2f}.", "",

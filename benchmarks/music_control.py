@@ -17,7 +17,6 @@ Writes WORKDIR/music_control.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -97,11 +96,7 @@ def main(argv=None):
     lines.append(f"| mode-conditional, asked for {mode} | control token | - | {v:.2f} |")
   lines.append(f"| held-out test chorales | - | - | {held_out:.2f} |")
   table = "\n".join(lines)
-  os.makedirs(args.workdir, exist_ok=True)
-  with open(os.path.join(args.workdir, "music_control.json"), "w") as f:
-    json.dump(result, f, indent=2)
-  with open(os.path.join(args.workdir, "music_control.md"), "w") as f:
-    f.write(table + "\n")
+  common.save("music_control", dict(result, table=table))
   print(table)
   print(f"total {result['wall_s']} s; {total:,} parameters")
   return result

@@ -106,9 +106,10 @@ def main(argv=None):
     lines.append(f"| {w:g} | {a['minor_share']:.2f} | {b['minor_share']:.2f} | "
                  f"{a['sample_nll_per_frame']:.2f} / {b['sample_nll_per_frame']:.2f} |")
   table = "\n".join(lines)
+  common.save("music_mode_drift", dict(result, table=table))
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "music_mode_drift.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  with open(os.path.join(args.out, "music_mode_drift.json"), "w") as f:   # the latest
+    json.dump(common.recorded(result), f, indent=2)
   with open(os.path.join(args.out, "music_mode_drift.md"), "w") as f:
     f.write(table + "\n")
   print(table)

@@ -16,7 +16,6 @@ import os
 import sys
 import time
 
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -95,9 +94,7 @@ def main(argv=None):
             "seconds_per_split": {k: {"first_with_compile": v[0], "median_after": float(np.median(v[1:])) if len(v) > 1 else None}
                                   for k, v in timing.items()},
             "rows": rows, "args": vars(args)}
-  path = os.path.join(common.RESULTS, f"repair-{common.stamp()}.json")
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  path = common.save("repair", result)
   print("| mask | method | hole RMSE | PSNR dB | evaluator accuracy | FDD vs train |")
   print("|---|---|---|---|---|---|")
   for r in rows:

@@ -16,7 +16,6 @@ to the uninterrupted run's. JSON in benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -94,10 +93,7 @@ def main(argv=None):
          "kills_during_checkpoint_write": during_save, "bit_identical": identical,
          "reference_wall_s": round(ref_wall, 1), "soak_wall_s": round(time.time() - t_soak, 1),
          "machine": common.machine()}
-  os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, f"soak-{common.stamp()}.json")
-  with open(path, "w") as f:
-    json.dump(rec, f, indent=2)
+  path = common.save("soak", rec)
   print(f"{kills} kills ({during_save} during a checkpoint write), {resumed_ok}/{kills} restarts "
         f"resumed, final state bit-identical to the uninterrupted run: {identical}")
   print(f"wrote {path}")

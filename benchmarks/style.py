@@ -225,11 +225,8 @@ def main(argv=None):
     result["speed"] = speed(sizes, args.iters, args.repeats, args.threads)
     result["feedforward"] = feedforward(sizes, args.repeats, args.threads)
     result["memory"] = memory_1024()
-  path = os.path.join(common.RESULTS, f"style-{common.stamp()}.json")
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  common.save("style", result)
   print(table(result))
-  print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import time
 
 
 import jax
@@ -77,11 +75,7 @@ def main(argv=None):
   print(json.dumps({k: result[k] for k in ("floor_fdd", "threshold", "reached")}))
   if "speedup_wall" in result:
     print(f"artjax reaches FDD <= {threshold:.2f} {result['speedup_wall']:.2f}x sooner (wall)")
-  os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, f"time_to_quality-{time.strftime('%Y%m%d-%H%M%S')}.json")
-  with open(path, "w") as f:
-    json.dump(result, f, indent=2)
-  print(f"wrote {path}")
+  common.save("time_to_quality", result)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """The Music Transformer in idiomatic PyTorch eager: the peer of artjax's music task in
 benchmarks/music_throughput.py. Same architecture (pre-norm, rotary positions, GELU MLP,
 LayerNorm, untied head), same loss (cross-entropy under the encoding's allowed-next mask,
-keys and end-of-frame scored), AdamW with weight decay on matrices, global-norm clipping,
-dropout, batches of random frame-aligned windows with random transposition."""
+keys and end-of-frame scored), AdamW with weight decay on matrices, global-norm clipping, the
+config's learning-rate schedule (warmup + cosine, the same optax schedule evaluated per step),
+dropout, and batches from the same distribution as artjax's `MusicTask.batch`: random chorales,
+random frame-aligned windows (`data.start_prob` of them at the first frame), random
+transposition, the mode token withheld (NOMODE) with probability `model.cond_dropout`."""
 
 from __future__ import annotations
 
@@ -13,7 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NUM_KEYS, EOF, PAD = 88, 88, 90
+from artjax import optim
+from artjax.music import encoding as enc
+
+NUM_KEYS, EOF = enc.NUM_KEYS, enc.EOF
 
 
 def rope(x, pos):   # x [B, H, L, D]
@@ -61,9 +67,25 @@ class Transformer(nn.Module):
 
 
 class PeerBase:
-  """The update and timing every PyTorch peer shares: AdamW step after clipping."""
+  """What every PyTorch peer shares: AdamW with decay on matrices only, the config's
+  learning-rate schedule, clipping, the update and the timing."""
+
+  def setup_optimizer(self, cfg):
+    o = cfg.optim
+    decay = [p for p in self.model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in self.model.parameters() if p.ndim < 2]
+    self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                  {"params": no_decay, "weight_decay": 0.0}],
+                                 lr=o.lr, betas=(o.b1, o.b2), eps=o.eps)
+    self.clip = o.clip_norm
+    self.schedule = optim.learning_rate_schedule(o, cfg.train.steps)
+    self.t = 0
 
   def update(self, loss):
+    lr = float(self.schedule(self.t)) if callable(self.schedule) else self.schedule
+    for group in self.opt.param_groups:
+      group["lr"] = lr
+    self.t += 1
     self.opt.zero_grad(set_to_none=True)
     loss.backward()
     if self.clip:
@@ -85,15 +107,10 @@ class TorchMusicLM(PeerBase):
       torch.set_num_threads(threads)
     torch.manual_seed(seed)
     m = cfg.model
-    self.vocab = 93
+    self.vocab = enc.VOCAB
     self.model = Transformer(self.vocab, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout)
-    decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
-    o = cfg.optim
-    self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                  {"params": no_decay, "weight_decay": 0.0}],
-                                 lr=o.lr, betas=(o.b1, o.b2), eps=o.eps)
-    self.clip = o.clip_norm
+    self.setup_optimizer(cfg)
+    self.start_prob, self.cond_dropout = cfg.data.start_prob, m.cond_dropout
     self.train_data = train
     self.batch, self.window, self.transpose = cfg.train.batch_size, cfg.data.window, cfg.data.transpose
     self.conditional = cfg.model.conditional
@@ -107,14 +124,17 @@ class TorchMusicLM(PeerBase):
     d, b, w = self.train_data, self.batch, self.window
     idx = self.rng.integers(0, len(d["tokens"]), b)
     f = np.floor(self.rng.random(b) * d["num_frames"][idx]).astype(np.int64)
+    f = np.where(self.rng.random(b) < self.start_prob, 0, f)
     start = d["starts"][idx, f]
     toks = np.take_along_axis(d["tokens"][idx], start[:, None] + np.arange(w)[None], 1)
     shift = np.clip(self.rng.integers(-self.transpose, self.transpose + 1, b),
                     -d["low"][idx], NUM_KEYS - 1 - d["high"][idx])
     toks = np.where(toks < NUM_KEYS, toks + shift[:, None], toks)
-    head = [np.full((b, 1), 89)]
+    head = [np.full((b, 1), enc.BOS)]
     if self.conditional:
-      head.append(np.asarray([91, 92])[d["mode"][idx]][:, None])
+      mode = np.asarray(enc.MODE_TOKENS)[d["mode"][idx]]
+      mode = np.where(self.rng.random(b) < self.cond_dropout, enc.NOMODE, mode)
+      head.append(mode[:, None])
     return torch.from_numpy(np.concatenate(head + [toks], 1).astype(np.int64))
 
   def step(self):

@@ -1,6 +1,6 @@
 """The PyTorch peer of the poetry Transformer: the music peer's model (same architecture:
 pre-norm, rotary, GELU MLP, untied head) with the poetry vocabulary, AdamW with the same
-decay split, clipping and batches drawn the same way (random poems, the author token
+decay split, schedule, clipping and batches drawn the same way (random poems, the author token
 dropped to "any" with model.cond_dropout), loss over the characters and EOS."""
 
 from __future__ import annotations
@@ -19,14 +19,10 @@ class TorchPoetryLM(PeerBase):
     if threads:
       torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    m, o = cfg.model, cfg.optim
+    m = cfg.model
     self.model = Transformer(vocab_size, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout)
-    decay = [p for p in self.model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in self.model.parameters() if p.ndim < 2]
-    self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                  {"params": no_decay, "weight_decay": 0.0}],
-                                 lr=o.lr, betas=(o.b1, o.b2), eps=o.eps)
-    self.clip, self.tokens, self.batch = o.clip_norm, tokens, cfg.train.batch_size
+    self.setup_optimizer(cfg)
+    self.tokens, self.batch = tokens, cfg.train.batch_size
     self.drop = m.cond_dropout
     self.rng = np.random.default_rng(seed)
     self.autocast = cfg.train.dtype == "bf16"

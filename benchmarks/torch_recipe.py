@@ -108,8 +108,10 @@ class TorchRecipe:
     d_loss.backward()
     self.opt_d.step()
     self.opt_g.zero_grad(set_to_none=True)
+    self.d.requires_grad_(False)     # gradient into G only (no D weight gradients)
     g_loss = F.softplus(-self.d(diff_augment(fake, self.side), y)).mean()
     g_loss.backward()
+    self.d.requires_grad_(True)
     self.opt_g.step()
     with torch.no_grad():
       decay = min(self.ema_decay, (1 + self.t) / (10 + self.t))

@@ -37,20 +37,23 @@ def optim(**kw) -> ConfigDict:
 def train(**kw) -> ConfigDict:
   """The loop: steps, global batch, steps fused per dispatch, compute dtype, periodic events
   (0 = off; multiples of steps_per_dispatch), checkpoints kept, early-stopping patience (in
-  evaluations), population size; on_nonfinite: halt (stop at the first dispatch with a
+  evaluations), population size; profile_steps "a,b": a jax.profiler trace of steps a..b
+  (whole dispatches) in WORKDIR/profile (TensorBoard's profile plugin); on_nonfinite: halt (stop at the first dispatch with a
   non-finite loss or state, never save it) or skip (drop non-finite steps inside the
   compiled program; halt after max_skipped of them in a row)."""
   c = ConfigDict({"steps": 1000, "batch_size": 128, "steps_per_dispatch": 100, "dtype": "fp32",
                   "log_every": 500, "ckpt_every": 1000, "keep": 3, "sample_every": 0,
                   "grid_size": 100, "eval_every": 0, "patience": 0, "num_replicas": 1,
-                  "on_nonfinite": "halt", "max_skipped": 100})
+                  "on_nonfinite": "halt", "max_skipped": 100, "profile_steps": ""})
   c.update(kw)
   return c
 
 
 def mesh() -> ConfigDict:
-  """Devices on the data axis (0 = all)."""
-  return ConfigDict({"num_devices": 0})
+  """Devices used (0 = all) and their arrangement: shape "data=2,fsdp=2,tensor=2" (axes
+  data, fsdp, tensor; one size may be -1 = the rest; "" = all on data). See
+  docs/parallel.md and artjax/parallel.py (the logical axis rules)."""
+  return ConfigDict({"num_devices": 0, "shape": ""})
 
 
 def distributed() -> ConfigDict:

@@ -3,12 +3,15 @@
 # token), and fine-tuning an unconditional model to minor-mode chorales:
 #   python run.py finetune --config=configs/music.py:prefix_minor --init_from=runs/music_uncond --workdir=DIR
 #   python run.py finetune --config=configs/music.py:lora_minor   --init_from=runs/music_uncond --workdir=DIR
+#   large: a 12 x 768 model on 1024-token windows meant for accelerators (FSDP over every
+#   device, bf16 products, rematerialised blocks, 4-step gradient accumulation):
+#   python run.py train --config=configs/music.py:large --workdir=DIR [--config.mesh.shape=fsdp=4,tensor=2]
 # Option `smoke` (e.g. `:default,smoke`): a tiny Transformer, a seconds-long run.
 """Music Transformer configs (Bach chorales, JSB-like piano-roll frames)."""
 
 from configs import common
 
-VARIANTS = ("default", "uncond", "prefix_minor", "lora_minor", "full_minor")
+VARIANTS = ("default", "uncond", "prefix_minor", "lora_minor", "full_minor", "large")
 
 
 def get_config(arg: str = "default"):
@@ -23,7 +26,7 @@ def get_config(arg: str = "default"):
   c.model = common.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
                                "num_heads": 4, "d_ff": 512, "dropout": 0.2,
                                "conditional": True, "cond_dropout": 0.2,
-                               "attn_chunks": 4, "attn_block": 16})
+                               "attn_chunks": 4, "attn_block": 16, "remat": "none"})
   c.optim = common.optim(name="adamw", lr=1e-3, b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.1,
                          schedule="cosine", warmup_steps=200, end_lr_frac=0.05, clip_norm=1.0)
   c.train.update(steps=2500, batch_size=16, steps_per_dispatch=50, log_every=100,
@@ -45,6 +48,16 @@ def get_config(arg: str = "default"):
     c.sample.mode = "minor"
     c.optim.update(lr=1e-3 if name != "full_minor" else 2e-4, warmup_steps=50, weight_decay=0.0)
     c.train.update(steps=600, eval_every=100, ckpt_every=300)
+  elif name == "large":
+    # attention: XLA's batched products (the blocked loop is for CPUs); remat "dots" keeps
+    # the weight matmuls' outputs and recomputes the rest of each block in the backward pass.
+    c.model.update(d_model=768, num_layers=12, num_heads=12, d_ff=3072, dropout=0.1,
+                   attn_chunks=1, attn_block=0, remat="dots")
+    c.data.window = 1024
+    c.optim.update(lr=3e-4, warmup_steps=500, grad_accum=4)
+    c.train.update(steps=20000, batch_size=64, dtype="bf16", steps_per_dispatch=100,
+                   log_every=100, ckpt_every=1000, eval_every=1000)
+    c.mesh.shape = "fsdp=-1"
   if "smoke" in opts:
     c.model.update(d_model=32, num_layers=2, num_heads=2, d_ff=64, dropout=0.1)
     c.data.window = 64

@@ -1,6 +1,6 @@
 """One process of a 2-process run (spawned by test_multihost.py), or the 1-process peer.
 
-  python multihost_check.py WORKDIR PORT PROCESS_ID NUM_PROCESSES
+  python multihost_check.py WORKDIR PORT PROCESS_ID NUM_PROCESSES [MESH_SHAPE]
 """
 
 import os
@@ -10,11 +10,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def main(workdir, port, pid, num):
+def main(workdir, port, pid, num, shape=""):
   from helpers import small_config
   from artjax.train import train
   c = small_config(steps=40, batch_size=64, ckpt_every=20, sample_every=20, eval_every=0)
   c.mesh.num_devices = 0
+  c.mesh.shape = shape   # e.g. fsdp=-1: weights and optimizer state split across processes
   if num > 1:
     c.distributed.update(coordinator=f"127.0.0.1:{port}", num_processes=num, process_id=pid)
   s = train(c, workdir, quiet=True)
@@ -24,4 +25,5 @@ def main(workdir, port, pid, num):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+  main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+       sys.argv[5] if len(sys.argv) > 5 else "")

@@ -23,22 +23,22 @@ def _free_port():
 class _Proc:
   """A child process whose output goes to files (pipes could fill and stall a peer)."""
 
-  def __init__(self, workdir, port, pid, num, devices, data_dir, logdir):
+  def __init__(self, workdir, port, pid, num, devices, data_dir, logdir, shape=""):
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
                ARTJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu")
-    self.out_path = os.path.join(logdir, f"p{pid}_{num}.out")
-    self.err_path = os.path.join(logdir, f"p{pid}_{num}.err")
+    self.out_path = os.path.join(logdir, f"p{pid}_{num}{shape}.out")
+    self.err_path = os.path.join(logdir, f"p{pid}_{num}{shape}.err")
     self.p = subprocess.Popen(
         [sys.executable, os.path.join(HERE, "multihost_check.py"), workdir, str(port), str(pid),
-         str(num)], env=env, stdout=open(self.out_path, "w"), stderr=open(self.err_path, "w"))
+         str(num), shape], env=env, stdout=open(self.out_path, "w"), stderr=open(self.err_path, "w"))
 
   def wait(self):
     self.p.wait(timeout=600)
     return self.p.returncode, open(self.out_path).read(), open(self.err_path).read()
 
 
-def _spawn(workdir, port, pid, num, devices, data_dir, logdir):
-  return _Proc(workdir, port, pid, num, devices, data_dir, logdir)
+def _spawn(workdir, port, pid, num, devices, data_dir, logdir, shape=""):
+  return _Proc(workdir, port, pid, num, devices, data_dir, logdir, shape)
 
 
 @pytest.mark.slow
@@ -65,3 +65,19 @@ def test_two_processes_match_one(tmp_path, data_dir):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
   rows_multi = open(os.path.join(multi, "metrics.jsonl")).read().count("\n")
   assert rows_multi == 2   # log_every=20 over 40 steps, written once (not per process)
+
+  # FSDP across the two processes (weights and optimizer state split 8 ways, 4 per process):
+  # the same run, and each device holds about an eighth of the weights.
+  fsdp = str(tmp_path / "fsdp")
+  port = _free_port()
+  procs = [_spawn(fsdp, port, i, 2, 4, data_dir, str(tmp_path), "fsdp=-1") for i in range(2)]
+  for rc, out, err in (p.wait() for p in procs):
+    assert rc == 0, err[-3000:]
+  import json
+  summary = json.load(open(os.path.join(fsdp, "summary.json")))
+  assert summary["mesh"] == {"data": 1, "fsdp": 8, "tensor": 1}
+  single_summary = json.load(open(os.path.join(single, "summary.json")))
+  assert summary["param_bytes_per_device"] < 0.2 * single_summary["param_bytes_per_device"]
+  _, c = load_state(fsdp)
+  for x, y in zip(jax.tree.leaves(c), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)

@@ -467,3 +467,36 @@ def test_key_guidance_steers_samples_towards_the_requested_key(music_workdir, tm
   assert r.returncode == 0 and os.path.exists(os.path.join(out, "sample_001.mid")), r.stderr[-2000:]
   r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={out}", "--tonic=12")
   assert r.returncode == 2 and "sample.tonic" in r.stderr
+
+
+@pytest.mark.slow   # ~35 s: five samplers compiled
+def test_kv_cache_equals_recompute_primed_prefix_tuned_and_key_steered(music_workdir):
+  """On the trained model: the cached sampler, recomputing the prefix written so far
+  (chunked) and recomputing the whole buffer draw the same tokens with a primed opening,
+  key steering and a prefix-tuning prefix -- and each of those changes the tokens."""
+  from artjax.runs import open_run
+  task, state = open_run(music_workdir)
+  task.config.sample.update(num_frames=5, key_guidance=3.0, tonic=0)
+  opening = [39, 43, 46, enc.EOF, 38, 43, 47, enc.EOF]          # C-E-G, then B-D-G... (keys)
+  cached = task.sample(state, 3, 4, opening=opening, cached=True)["tokens"]
+  full = task.sample(state, 3, 4, opening=opening, cached=False)["tokens"]
+  np.testing.assert_array_equal(cached, full)
+  np.testing.assert_array_equal(np.asarray(cached)[:, :len(opening)], np.tile(opening, (4, 1)))
+  task.config.sample.key_guidance = 0.0
+  assert not np.array_equal(task.sample(state, 3, 4, opening=opening)["tokens"], cached)
+
+  model = task.model(state["params"])
+  m = task.config.model
+  k1, k2 = jax.random.split(jax.random.key(7))
+  shape = (m.num_layers, 4, m.num_heads, m.d_model // m.num_heads)
+  prefix = {"k": jax.random.normal(k1, shape), "v": jax.random.normal(k2, shape)}
+  prompt, modes = task.prompt(3)
+  bias = enc.key_bias(task.key_profiles(), jnp.array([0, 5, 7]), modes, 3.0)
+  kw = dict(top_p=0.9, max_frames=5, prefix=prefix, logit_bias=bias)
+  key = jax.random.key(11)
+  cached = jax.jit(lambda k: sampling.sample_cached(model, prompt, 40, k, **kw))(key)
+  for chunk in (0, 16):
+    other = jax.jit(lambda k, c=chunk: sampling.sample_recompute(model, prompt, 40, k, chunk=c, **kw))(key)
+    np.testing.assert_array_equal(cached, other)
+  without = sampling.sample_cached(model, prompt, 40, key, **dict(kw, prefix=None))
+  assert not np.array_equal(cached, without)

@@ -1,8 +1,9 @@
 """GAN inversion for image repair (Yeh et al. 2017, "Semantic image inpainting with deep
 generative models"): find the latent (and, for a class-conditional generator, the class) whose
 generated image matches the visible pixels, with the discriminator as a realism prior; fill the
-missing pixels from it. Every image x every class x every restart is one row of one batch; the
-whole search is one jitted `lax.scan` of Adam steps; the best candidate per image is kept."""
+missing pixels from it. Screening (forward passes only) ranks random latents of every class
+per image; the best `restarts` latents of the `classes` best-matching classes per image are
+one batch, optimised by one jitted `lax.scan` of Adam steps; the best candidate is kept."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from jax import lax
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  restarts: int = 4           # latent starts per image (and class) optimised
+  restarts: int = 8           # latent starts per image (and class) optimised
+  classes: int = 2            # conditional G: optimise only the classes whose screened starts
+                              # match best (0 = every class)
   screen: int = 32            # random latents drawn per image (and class); the best `restarts`
                               # by visible-pixel error start the optimisation
-  steps: int = 150            # Adam steps
+  steps: int = 200            # Adam steps
   lr: float = 0.05
   realism: float = 0.003      # weight of the discriminator's "fake" score (softplus(-logit))
   latent_prior: float = 0.001  # weight of ||z||^2 / dim (keeps z where G was trained)
@@ -35,11 +38,8 @@ def invert(generate: Callable, discriminate: Callable, images, visible, num_clas
   num_classes = 0 for an unconditional G. Returns (filled images [N, H, W, C] with the visible
   pixels exactly as given, the best candidate's class [N] (0 if unconditional), the best
   candidate's visible-pixel MSE [N])."""
-  n = images.shape[0]
-  k = max(num_classes, 1)
-  r = s.restarts
-  labels = jnp.tile(jnp.repeat(jnp.arange(k, dtype=jnp.int32), r), n) if num_classes else None
-  z0 = _screened(generate, images, visible, k, num_classes, latent_dim, s, key)
+  n, r = images.shape[0], s.restarts
+  z0, labels, k = _screened(generate, images, visible, num_classes, latent_dim, s, key)
   target = jnp.repeat(images, k * r, axis=0)
   vis = jnp.repeat(visible, k * r, axis=0)
   count = jnp.maximum(vis.sum((1, 2, 3)), 1.0) * images.shape[-1]
@@ -63,20 +63,30 @@ def invert(generate: Callable, discriminate: Callable, images, visible, num_clas
   best = jnp.argmin(total.reshape(n, k * r), axis=1)
   pick = jnp.arange(n) * k * r + best
   filled = poisson_blend(g[pick], images, visible, s.blend_iters)
-  cls = best // r if num_classes else jnp.zeros((n,), jnp.int32)
+  cls = labels[pick] if num_classes else jnp.zeros((n,), jnp.int32)
   return filled, cls.astype(jnp.int32), rec[pick]
 
 
-def _screened(generate, images, visible, k, num_classes, latent_dim, s: Settings, key):
-  """Starting latents [N*k*restarts, D]: of `screen` random draws per image and class, the
-  `restarts` whose images best match the visible pixels (forward passes only)."""
+def _screened(generate, images, visible, num_classes, latent_dim, s: Settings, key):
+  """Starting latents [N*k*restarts, D], their labels (None if unconditional) and k, the
+  classes kept per image: of `screen` random draws per image and class, the `restarts` whose
+  images best match the visible pixels (forward passes only); with `s.classes`, only the
+  classes whose best screened draw matches best."""
   n, p, r = images.shape[0], max(s.screen, s.restarts), s.restarts
+  k = max(num_classes, 1)
   z = jax.random.normal(key, (n, k, p, latent_dim))
-  labels = jnp.tile(jnp.repeat(jnp.arange(k, dtype=jnp.int32), p), n) if num_classes else None
-  g = generate(z.reshape(-1, latent_dim), labels).reshape(n, k, p, *images.shape[1:])
+  labels = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32)[None, :, None], (n, k, p))
+  g = generate(z.reshape(-1, latent_dim), labels.reshape(-1) if num_classes else None)
+  g = g.reshape(n, k, p, *images.shape[1:])
   err = jnp.sum(visible[:, None, None] * (g - images[:, None, None]) ** 2, (3, 4, 5))
   best = jnp.argsort(err, axis=-1)[..., :r]                                   # [n, k, r]
-  return jnp.take_along_axis(z, best[..., None], axis=2).reshape(-1, latent_dim)
+  z, labels = (jnp.take_along_axis(a, i, axis=2) for a, i in ((z, best[..., None]), (labels, best)))
+  if num_classes and 0 < s.classes < k:
+    top = jnp.argsort(jnp.min(err, -1), axis=-1)[:, :s.classes]               # [n, classes]
+    z = jnp.take_along_axis(z, top[:, :, None, None], axis=1)
+    labels = jnp.take_along_axis(labels, top[:, :, None], axis=1)
+    k = s.classes
+  return z.reshape(-1, latent_dim), (labels.reshape(-1) if num_classes else None), k
 
 
 def poisson_blend(fill, images, visible, iters: int):

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from artjax import ConfigError
-from artjax.models.precision import Linear
+from artjax.models import logical
+from artjax.models.precision import Conv, Embed, Linear
 
 
 def _lrelu(x):
@@ -40,8 +41,8 @@ class SeedGenerator(nnx.Module):
   def __init__(self, image_shape, *, latent_dim=100, hidden=256, rngs: nnx.Rngs):
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
-    self.fc1 = Linear(latent_dim, hidden, rngs=rngs)
-    self.fc2 = Linear(hidden, math.prod(image_shape), rngs=rngs)
+    self.fc1 = Linear(latent_dim, hidden, axes=logical.dense(0), rngs=rngs)
+    self.fc2 = Linear(hidden, math.prod(image_shape), axes=logical.dense(1), rngs=rngs)
 
   def __call__(self, z, labels=None):
     del labels
@@ -54,8 +55,8 @@ class SeedDiscriminator(nnx.Module):
   layer_order = ("fc1", "fc2")
 
   def __init__(self, image_shape, *, hidden=256, rngs: nnx.Rngs):
-    self.fc1 = Linear(math.prod(image_shape), hidden, rngs=rngs)
-    self.fc2 = Linear(hidden, 1, rngs=rngs)
+    self.fc1 = Linear(math.prod(image_shape), hidden, axes=logical.dense(0), rngs=rngs)
+    self.fc2 = Linear(hidden, 1, axes=logical.dense(1), rngs=rngs)
 
   def __call__(self, x, labels=None):
     del labels
@@ -68,8 +69,9 @@ class Adapter(nnx.Module):
   so a model with adapters starts exactly at the model without them."""
 
   def __init__(self, features, dim, *, rngs):
-    self.down = Linear(features, dim, rngs=rngs)
-    self.up = Linear(dim, features, kernel_init=nnx.initializers.zeros, rngs=rngs)
+    self.down = Linear(features, dim, axes=(None, None), rngs=rngs)
+    self.up = Linear(dim, features, kernel_init=nnx.initializers.zeros, axes=(None, None),
+                     rngs=rngs)
 
   def __call__(self, h):
     return h + self.up(jax.nn.gelu(self.down(h)))
@@ -81,7 +83,7 @@ def _adapters(n, features, dim, rngs):
 
 class _LabelEmbed(nnx.Module):
   def __init__(self, num_classes, dim, *, rngs):
-    self.embed = nnx.Embed(num_classes, dim, rngs=rngs)
+    self.embed = Embed(num_classes, dim, rngs=rngs)
 
   def __call__(self, labels):
     return self.embed(labels)
@@ -97,9 +99,9 @@ class MLPGenerator(nnx.Module):
     self.adapters = _adapters(depth, width, adapter_dim, rngs)
     self.label_embed = _LabelEmbed(num_classes, latent_dim, rngs=rngs) if num_classes else None
     d_in = latent_dim * (2 if num_classes else 1)
-    self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, rngs=rngs)
-                            for i in range(depth)])
-    self.out = Linear(width, math.prod(image_shape), rngs=rngs)
+    self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, axes=logical.dense(i),
+                                   rngs=rngs) for i in range(depth)])
+    self.out = Linear(width, math.prod(image_shape), axes=logical.dense(depth), rngs=rngs)
     self.layer_order = ("label_embed",) + tuple(f"hidden.{i}" for i in range(depth)) + ("out",)
 
   def __call__(self, z, labels=None):
@@ -116,9 +118,9 @@ class MLPGenerator(nnx.Module):
 class _ProjectionHead(nnx.Module):
   """logit = w.h + b (+ <embed(y), h> when conditional)."""
 
-  def __init__(self, features, num_classes, *, rngs):
-    self.out = Linear(features, 1, rngs=rngs)
-    self.proj = nnx.Embed(num_classes, features, rngs=rngs) if num_classes else None
+  def __init__(self, features, num_classes, *, axes=logical.DENSE, rngs):
+    self.out = Linear(features, 1, axes=axes, rngs=rngs)
+    self.proj = Embed(num_classes, features, rngs=rngs) if num_classes else None
 
   def __call__(self, h, labels):
     logit = self.out(h)[:, 0]
@@ -133,9 +135,9 @@ class MLPDiscriminator(nnx.Module):
                rngs: nnx.Rngs):
     d_in = math.prod(image_shape)
     self.adapters = _adapters(depth, width, adapter_dim, rngs)
-    self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, rngs=rngs)
-                            for i in range(depth)])
-    self.head = _ProjectionHead(width, num_classes, rngs=rngs)
+    self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, axes=logical.dense(i),
+                                   rngs=rngs) for i in range(depth)])
+    self.head = _ProjectionHead(width, num_classes, axes=logical.dense(depth), rngs=rngs)
     self.layer_order = tuple(f"hidden.{i}" for i in range(depth)) + ("head",)
 
   def __call__(self, x, labels=None):
@@ -164,11 +166,11 @@ class ConvGenerator(nnx.Module):
     self.base = (h // 4, w // 4, 2 * width)
     self.label_embed = _LabelEmbed(num_classes, latent_dim, rngs=rngs) if num_classes else None
     d_in = latent_dim * (2 if num_classes else 1)
-    self.fc = Linear(d_in, math.prod(self.base), rngs=rngs)
-    self.conv1 = nnx.Conv(2 * width, 2 * width, (3, 3), rngs=rngs)
-    self.conv2 = nnx.Conv(2 * width, width, (3, 3), rngs=rngs)
-    self.conv3 = nnx.Conv(width, width, (3, 3), rngs=rngs)
-    self.to_img = nnx.Conv(width, c, (3, 3), rngs=rngs)
+    self.fc = Linear(d_in, math.prod(self.base), axes=logical.dense(0), rngs=rngs)
+    self.conv1 = Conv(2 * width, 2 * width, (3, 3), axes=logical.conv(1), rngs=rngs)
+    self.conv2 = Conv(2 * width, width, (3, 3), axes=logical.conv(2), rngs=rngs)
+    self.conv3 = Conv(width, width, (3, 3), axes=logical.conv(3), rngs=rngs)
+    self.to_img = Conv(width, c, (3, 3), axes=logical.conv(4), rngs=rngs)
 
   @staticmethod
   def _up(x):
@@ -196,12 +198,13 @@ class ConvDiscriminator(nnx.Module):
       raise ConfigError(f"dcgan needs image height and width divisible by 4, got {h}x{w}")
     self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in
                               (width, width, 2 * width)]) if adapter_dim else None
-    self.conv0 = nnx.Conv(c, width, (3, 3), rngs=rngs)
-    self.conv1 = nnx.Conv(width, width, (4, 4), strides=(2, 2), rngs=rngs)
-    self.conv2 = nnx.Conv(width, 2 * width, (4, 4), strides=(2, 2), rngs=rngs)
+    self.conv0 = Conv(c, width, (3, 3), axes=logical.conv(0), rngs=rngs)
+    self.conv1 = Conv(width, width, (4, 4), strides=(2, 2), axes=logical.conv(1), rngs=rngs)
+    self.conv2 = Conv(width, 2 * width, (4, 4), strides=(2, 2), axes=logical.conv(2),
+                      rngs=rngs)
     feats = (h // 4) * (w // 4) * 2 * width
-    self.fc = Linear(feats, 4 * width, rngs=rngs)
-    self.head = _ProjectionHead(4 * width, num_classes, rngs=rngs)
+    self.fc = Linear(feats, 4 * width, axes=logical.dense(1), rngs=rngs)
+    self.head = _ProjectionHead(4 * width, num_classes, axes=logical.dense(2), rngs=rngs)
 
   def __call__(self, x, labels=None):
     ad = self.adapters if self.adapters is not None else (lambda x: x,) * 3

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from flax.nnx.nn import linear as _init
 from jax import lax
+
+from artjax.models import logical
 
 _BF16 = jnp.bfloat16
 _F32 = jnp.float32
@@ -93,7 +96,28 @@ def _keep_dtypes(args, /, *, dtype=None, inexact=True):
   return args
 
 
-def Linear(*args, **kwargs):  # noqa: N802  (a layer constructor, like nnx.Linear)
-  """`nnx.Linear` with the mixed-precision `dot_general` above."""
+def Linear(*args, axes=logical.DENSE, **kwargs):  # noqa: N802  (a layer constructor, like nnx.Linear)
+  """`nnx.Linear` with the mixed-precision `dot_general` above; `axes` = the kernel's logical
+  axis names [in, out] (the bias takes the output's)."""
   from flax import nnx
-  return nnx.Linear(*args, dot_general=dot_general, promote_dtype=_keep_dtypes, **kwargs)
+  kernel_init = kwargs.pop("kernel_init", _init.default_kernel_init)
+  bias_init = kwargs.pop("bias_init", _init.default_bias_init)
+  return nnx.Linear(*args, dot_general=dot_general, promote_dtype=_keep_dtypes,
+                    kernel_init=logical.named(kernel_init, axes),
+                    bias_init=logical.named(bias_init, axes[-1:]), **kwargs)
+
+
+def Conv(*args, axes=logical.conv(0), **kwargs):  # noqa: N802
+  """`nnx.Conv` with logical axis names on its kernel [kh, kw, in, out] and bias."""
+  from flax import nnx
+  kernel_init = kwargs.pop("kernel_init", _init.default_kernel_init)
+  bias_init = kwargs.pop("bias_init", _init.default_bias_init)
+  return nnx.Conv(*args, kernel_init=logical.named(kernel_init, axes),
+                  bias_init=logical.named(bias_init, axes[-1:]), **kwargs)
+
+
+def Embed(*args, **kwargs):  # noqa: N802
+  """`nnx.Embed` with logical axis names (vocab, embed) on its table."""
+  from flax import nnx
+  init = kwargs.pop("embedding_init", _init.default_embed_init)
+  return nnx.Embed(*args, embedding_init=logical.named(init, logical.EMBED), **kwargs)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from artjax.models.precision import Linear, bf16_bmm
+from artjax.models.precision import Embed, Linear, bf16_bmm
 
 
 def rope(x, positions, base: float = 10000.0):
@@ -50,8 +50,8 @@ class Attention(nnx.Module):
     if d_model % num_heads:
       raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
     self.num_heads = num_heads
-    self.qkv = Linear(d_model, 3 * d_model, use_bias=False, rngs=rngs)
-    self.out = Linear(d_model, d_model, use_bias=False, rngs=rngs)
+    self.qkv = Linear(d_model, 3 * d_model, use_bias=False, axes=("embed", "heads"), rngs=rngs)
+    self.out = Linear(d_model, d_model, use_bias=False, axes=("heads", "embed"), rngs=rngs)
 
   def __call__(self, x, q_pos, mask, cache=None, index=None, prefix=None, chunks: int = 1,
                pairs: int = 0):
@@ -194,13 +194,29 @@ def _attend(q, k, v, mask, prefix, bf16=False):
   return jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v)
 
 
+#: Rematerialisation (`model.remat`): "none" stores every activation for the backward pass;
+#: "full" stores only each block's input and recomputes the block; "dots" keeps the matmul
+#: outputs without batch dimensions (jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+#: and recomputes the rest -- the usual memory/compute trade for long contexts.
+REMAT_POLICIES = {"none": None, "full": None,
+                  "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
+
+
+@functools.lru_cache(maxsize=None)
+def _remat_block(policy: str, chunks: int, pairs: int):
+  def run(block, x, q_pos, mask, dropout, rngs, prefix):
+    return block(x, q_pos, mask, dropout=dropout, rngs=rngs, prefix=prefix, chunks=chunks,
+                 pairs=pairs)[0]
+  return nnx.remat(run, policy=REMAT_POLICIES[policy], static_argnums=(4,))
+
+
 class Block(nnx.Module):
   def __init__(self, d_model, num_heads, d_ff, *, rngs):
     self.norm1 = nnx.LayerNorm(d_model, rngs=rngs)
     self.attn = Attention(d_model, num_heads, rngs=rngs)
     self.norm2 = nnx.LayerNorm(d_model, rngs=rngs)
     self.mlp_in = Linear(d_model, d_ff, rngs=rngs)
-    self.mlp_out = Linear(d_ff, d_model, rngs=rngs)
+    self.mlp_out = Linear(d_ff, d_model, axes=("mlp", "embed"), rngs=rngs)
 
   def __call__(self, x, q_pos, mask, *, dropout=0.0, rngs=(None, None), cache=None, index=None,
                prefix=None, chunks=1, pairs=0):
@@ -213,16 +229,19 @@ class Block(nnx.Module):
 class MusicTransformer(nnx.Module):
   def __init__(self, vocab: int, d_model: int = 256, num_layers: int = 4, num_heads: int = 4,
                d_ff: int = 1024, dropout: float = 0.1, attn_chunks: int = 1, attn_block: int = 0,
-               *, rngs: nnx.Rngs):
+               remat: str = "none", *, rngs: nnx.Rngs):
+    if remat not in REMAT_POLICIES:
+      raise ValueError(f"remat={remat!r}: choose one of {tuple(REMAT_POLICIES)}")
+    self.remat = remat               # rematerialise each block in the backward pass
     self.vocab, self.d_model, self.num_layers = vocab, d_model, num_layers
     self.num_heads, self.head_dim = num_heads, d_model // num_heads
     self.dropout = dropout
     self.attn_chunks = attn_chunks   # causal query blocks for whole sequences (speed only)
     self.attn_block = attn_block     # >0: blocked_attention, pairs per loop step (speed only)
-    self.embed = nnx.Embed(vocab, d_model, rngs=rngs)
+    self.embed = Embed(vocab, d_model, rngs=rngs)
     self.blocks = nnx.List([Block(d_model, num_heads, d_ff, rngs=rngs) for _ in range(num_layers)])
     self.norm = nnx.LayerNorm(d_model, rngs=rngs)
-    self.head = Linear(d_model, vocab, rngs=rngs)
+    self.head = Linear(d_model, vocab, axes=("embed", "vocab"), rngs=rngs)
     self.layer_order = ("embed",) + tuple(f"blocks.{i}" for i in range(num_layers)) + ("norm", "head")
 
   def _layers(self, x, q_pos, mask, rng, caches, index, prefix, chunks=1, pairs=0):
@@ -232,7 +251,12 @@ class MusicTransformer(nnx.Module):
     new_caches = []
     for i, block in enumerate(self.blocks):
       p = None if prefix is None else (prefix["k"][i], prefix["v"][i])
-      x, c = block(x, q_pos, mask, dropout=self.dropout, rngs=(keys[2 * i + 1], keys[2 * i + 2]),
+      r = (keys[2 * i + 1], keys[2 * i + 2])
+      if caches is None and self.remat != "none":   # whole sequences: recompute in backward
+        x = _remat_block(self.remat, chunks, pairs)(block, x, q_pos, mask, self.dropout, r, p)
+        new_caches.append(None)
+        continue
+      x, c = block(x, q_pos, mask, dropout=self.dropout, rngs=r,
                    cache=None if caches is None else caches[i], index=index, prefix=p,
                    chunks=chunks, pairs=pairs)
       new_caches.append(c)

@@ -147,6 +147,14 @@ class Task(abc.ABC):
     Pruning masks all of them; quantisation and export keep the first."""
     return ()
 
+  def param_axes(self) -> dict:
+    """Logical axis names of the model weights (artjax.models.logical): {state key: a
+    pytree of name tuples shaped like the weights under that key}. The loop lays out those
+    weights and every state leaf with the same inner path and trailing shape (optimizer
+    moments, EMA copies, masks, a population's replicas) by artjax.parallel.RULES on the
+    mesh; {} = every leaf replicated."""
+    return {}
+
   def inference_state(self, state: dict) -> dict:
     """Pure: the part of `state` that `sample` and the evaluations of `run.py eval` read."""
     keys = self.weight_keys()

@@ -22,7 +22,7 @@ from flax import nnx
 from artjax import ConfigError, augment, data as data_lib, optim, parallel, peft
 from artjax.evaluation import evaluator as evaluator_lib, metrics
 from artjax.image import inversion
-from artjax.models import GAN_MODELS, build_gan
+from artjax.models import GAN_MODELS, build_gan, logical
 from artjax.rows import normal_rows
 from artjax.tasks.base import Sampler, Task, cast_floating, split_rng, tree_ema
 from artjax.writers import image_grid, save_png
@@ -309,6 +309,10 @@ class GANTask(Task):
 
   def sampling_params(self, state):
     return state["ema"] if "ema" in state else self.g_params_of(state)
+
+  def param_axes(self):
+    g, d = nnx.eval_shape(lambda: build_gan(self.config.model, self.image_shape, self.num_classes))
+    return {"g": logical.axes_of(g), "d": logical.axes_of(d)}
 
   def weight_keys(self):
     if self.finetune is not None:

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from artjax import ConfigError, optim, peft
+from artjax.models import logical
+from artjax.models.transformer import REMAT_POLICIES
 from artjax.tasks.base import Task, cast_floating
 
 
@@ -24,6 +26,8 @@ class TransformerLM(Task):
     if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
       raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
                         "heads of even size (rotary positions)")
+    if m.get("remat", "none") not in REMAT_POLICIES:
+      raise ConfigError(f"model.remat={m.remat!r}: choose one of {tuple(REMAT_POLICIES)}")
     for k in ("dropout", "cond_dropout"):
       if k in m and not 0.0 <= m[k] < 1.0:
         raise ConfigError(f"model.{k} must be in [0, 1), got {m[k]}")
@@ -47,6 +51,9 @@ class TransformerLM(Task):
 
   def weight_keys(self):
     return ("params",) if self.finetune is None else ()   # PEFT runs: merge first
+
+  def param_axes(self):
+    return {"params": logical.abstract_axes(lambda: self.build(jax.random.key(0)))}
 
   def _train_key(self):
     return "params" if self.finetune is None else self.finetune.key("params")

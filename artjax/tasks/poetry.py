@@ -63,7 +63,7 @@ class PoetryTask(TransformerLM):
   def build(self, key):
     m = self.config.model
     return MusicTransformer(self.vocab_size, m.d_model, m.num_layers, m.num_heads, m.d_ff,
-                            m.dropout, rngs=nnx.Rngs(key))
+                            m.dropout, remat=m.get("remat", "none"), rngs=nnx.Rngs(key))
 
   def describe(self):
     m, d = self.config.model, self.config.data

@@ -62,6 +62,9 @@ class Population(Task):
   def describe(self):
     return f"population of {self.replicas} x {self.inner.describe()}"
 
+  def param_axes(self):
+    return self.inner.param_axes()
+
   def requirements(self, evaluating):
     return self.inner.requirements(evaluating)
 

@@ -45,6 +45,9 @@ class Pruned(Task):
   def describe(self):
     return f"{self.inner.describe()}, pruned to {self.sparsity:.0%} sparsity (mask fixed)"
 
+  def param_axes(self):
+    return self.inner.param_axes()
+
   def requirements(self, evaluating):
     return self.inner.requirements(evaluating)
 

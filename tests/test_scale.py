@@ -1,0 +1,145 @@
+"""Model parallelism pieces that need no extra devices (the 8-device equivalence runs are in
+test_parallel.py), rematerialisation, profiles and sweeps."""
+
+import glob
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import AbstractMesh, PartitionSpec as P
+
+from artjax import ConfigError, parallel
+from artjax.sweep import POPULATION_FIELDS, cells, group_config, groups, parse
+from artjax.tasks import build_task
+from helpers import music_config, run_cli, small_config
+
+MESH = AbstractMesh((2, 2, 2), parallel.AXES)
+
+
+def test_mesh_shape_parsing():
+  assert parallel.parse_shape("data=2,fsdp=2,tensor=2", 8) == {"data": 2, "fsdp": 2, "tensor": 2}
+  assert parallel.parse_shape("fsdp=-1", 8) == {"data": 1, "fsdp": 8, "tensor": 1}
+  assert parallel.parse_shape("tensor=2,data=-1", 8) == {"data": 4, "fsdp": 1, "tensor": 2}
+  assert parallel.parse_shape("", 4) == {"data": 4, "fsdp": 1, "tensor": 1}
+  for bad in ("model=2", "data=3", "data=-1,fsdp=-1", "fsdp=3,data=-1", "data=0", "data=x"):
+    with pytest.raises(ConfigError, match="mesh.shape"):
+      parallel.parse_shape(bad, 8)
+
+
+def test_logical_rules_place_axes_and_skip_what_does_not_divide():
+  assert parallel.logical_to_spec(("embed", "mlp"), (64, 256), MESH) == P("fsdp", "tensor")
+  assert parallel.logical_to_spec(("mlp", "embed"), (256, 64), MESH) == P("tensor", "fsdp")
+  assert parallel.logical_to_spec(("embed", "vocab"), (64, 45), MESH) == P("fsdp", None)  # 45 odd
+  assert parallel.logical_to_spec(("batch", None), (16, 3), MESH) == P(("data", "fsdp"), None)
+  assert parallel.logical_to_spec((None, "heads"), (4, 6), AbstractMesh((1, 1, 2), parallel.AXES)) == P(None, "tensor")
+  one = AbstractMesh((1, 1, 1), parallel.AXES)
+  assert parallel.logical_to_spec(("embed", "mlp"), (64, 256), one) == P(None, None)
+
+
+def test_optimizer_state_and_replicas_are_laid_out_like_their_weights():
+  c = music_config()
+  c.train.num_replicas = 2
+  task = build_task(c)
+  abstract = jax.eval_shape(task.init_state, 0)
+  sh = parallel.state_shardings(abstract, task.param_axes(), MESH)
+  qkv = sh["params"]["blocks"][0]["attn"]["qkv"]["kernel"].spec
+  assert qkv == P(None, "fsdp", "tensor")                      # [replica, embed, heads]
+  assert sh["params"]["blocks"][0]["mlp_out"]["kernel"].spec == P(None, "tensor", "fsdp")
+  mu = [s for p, s in jax.tree_util.tree_flatten_with_path(sh["opt"])[0]
+        if jax.tree_util.keystr(p).endswith("['blocks'][0]['attn']['qkv']['kernel']")]
+  assert mu and all(s.spec == qkv for s in mu)                 # Adam's mu and nu
+  assert sh["params"]["norm"]["scale"].spec == P()             # unannotated: replicated
+  assert sh["step"].spec == P()
+
+
+def test_param_bytes_per_device_follow_the_layout():
+  a = jax.ShapeDtypeStruct((64, 256), jnp.float32,
+                           sharding=jax.sharding.NamedSharding(MESH, P("fsdp", "tensor")))
+  assert parallel.bytes_per_device({"w": a}) == 64 * 256 * 4 // 4
+
+
+@pytest.mark.parametrize("policy", ["full", "dots"])
+def test_remat_gives_the_same_gradients(policy):
+  def grads(remat):
+    c = music_config()
+    c.model.update(dropout=0.0, remat=remat)
+    task = build_task(c)
+    state = task.init_state(0)
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 40, (2, 32)), jnp.int32)
+    model_loss = lambda p: jnp.mean(task.model(p)(x, train=True, rng=jax.random.key(1)) ** 2)
+    return jax.jit(jax.grad(model_loss))(state["params"])
+  ref, got = grads("none"), grads(policy)
+  flat_ref, flat_got = (jax.tree_util.tree_flatten_with_path(t)[0] for t in (ref, got))
+  assert [p for p, _ in flat_ref] == [p for p, _ in flat_got]
+  for (p, a), (_, b) in zip(flat_ref, flat_got):
+    scale = float(jnp.max(jnp.abs(a))) + 1e-12
+    assert float(jnp.max(jnp.abs(a - b))) <= 1e-5 * scale, jax.tree_util.keystr(p)
+
+
+def test_large_config_is_valid():
+  from configs.music import get_config
+  c = get_config("large")
+  assert (c.model.num_layers, c.model.d_model, c.model.remat, c.optim.grad_accum) == (12, 768, "dots", 4)
+  task = build_task(c)
+  assert task.num_params > 80_000_000
+  bad = music_config()
+  bad.model.remat = "some"
+  with pytest.raises(ConfigError, match="remat"):
+    build_task(bad)
+
+
+def test_profile_writes_a_trace_of_the_chosen_steps(tmp_path):
+  wd = str(tmp_path / "run")
+  r = run_cli("train", "--config=configs/music.py:default,smoke", f"--workdir={wd}",
+              "--config.train.steps=40", "--config.train.profile_steps=21,40")
+  assert r.returncode == 0, r.stderr
+  assert glob.glob(os.path.join(wd, "profile", "plugins", "profile", "*", "*.xplane.pb"))
+  assert "profile of steps 21..40" in r.stdout + r.stderr
+  for bad in ("30", "0,5", "5,50", "a,b"):
+    r = run_cli("train", "--config=configs/music.py:default,smoke", f"--workdir={tmp_path / bad}",
+                "--config.train.steps=40", f"--config.train.profile_steps={bad}")
+    assert r.returncode != 0 and "error: train.profile_steps" in r.stderr, (bad, r.stderr)
+    assert not os.path.exists(tmp_path / bad)
+
+
+def test_sweep_grid_groups_cells_that_share_shapes():
+  axes = parse("optim.lr=1e-4,4e-4;gan.ema_decay=0.0,0.999;model.width=32,64")
+  assert axes[0] == ("optim.lr", [1e-4, 4e-4]) and axes[2] == ("model.width", [32, 64])
+  grid = cells(axes)
+  assert len(grid) == 8
+  c = small_config()
+  plan = groups(c, grid)
+  assert [len(m) for _, m in plan] == [4, 4]                   # by width; lr x ema as replicas
+  gc = group_config(c, *plan[0])
+  assert gc.train.num_replicas == 4 and gc.model.width == 32
+  assert tuple(gc.population.lr) == (1e-4, 1e-4, 4e-4, 4e-4)
+  assert tuple(gc.population.ema_decay) == (0.0, 0.999, 0.0, 0.999) and gc.gan.ema_decay == 0.999
+  assert POPULATION_FIELDS["optim.lr"] == "lr"
+  for bad, msg in (("optim.nope=1,2", "no config field"), ("optim.lr", "expected"),
+                   ("model.width=a,b", "model.width")):
+    with pytest.raises(ConfigError, match=msg):
+      from artjax.sweep import run_sweep
+      run_sweep(c, "/nonexistent/never", bad, lambda *a: None)
+
+
+@pytest.mark.slow   # ~40 s: two trainings and a rerun
+def test_sweep_trains_groups_writes_tables_and_resumes(tmp_path):
+  wd = str(tmp_path / "sweep")
+  args = ("sweep", "--config=configs/gan.py:digits,smoke", f"--workdir={wd}",
+          "--sweep=optim.lr=1e-4,4e-4;model.width=32,64", "--config.train.steps=20",
+          "--config.train.eval_every=20")
+  r = run_cli(*args)
+  assert r.returncode == 0, r.stderr
+  rows = json.load(open(os.path.join(wd, "sweep.json")))
+  assert len(rows) == 4 and len({r["workdir"] for r in rows}) == 2
+  assert {r["replica"] for r in rows} == {0, 1}
+  assert all(r["status"] == "finished" and "eval/fdd" in r["final"] for r in rows)
+  fdd = [r["final"]["eval/fdd"] for r in rows]
+  assert len(set(fdd)) == 4                                    # each cell its own model
+  assert "| optim.lr | model.width |" in open(os.path.join(wd, "sweep.md")).read()
+  r = run_cli(*args)                                           # finished groups are skipped
+  assert r.returncode == 0 and "sweep: group" not in r.stdout
+  assert [x["final"] for x in json.load(open(os.path.join(wd, "sweep.json")))] == [x["final"] for x in rows]
