@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from artjax import ConfigError
+from artjax import ConfigError, parallel
 
 DIGESTS = "digests"
 
@@ -112,11 +112,13 @@ def check_compatible(mgr: ocp.CheckpointManager, step: int, abstract_state) -> N
 def save(mgr, step: int, state, *, force=False) -> None:
   """Writes the digest, then the Orbax checkpoint (asynchronously; wait_until_finished)."""
   directory = os.path.dirname(str(mgr.directory))
+  # Every process takes part in gathering sharded leaves (a collective); process 0 writes.
+  d = digest(parallel.to_host(state))
   if jax.process_index() == 0:
     path = _digest_path(directory, step)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
-      json.dump({"step": step, **digest(state)}, f)
+      json.dump({"step": step, **d}, f)
     os.replace(path + ".tmp", path)
   mgr.save(step, args=ocp.args.StandardSave(state), force=force)
 
@@ -201,7 +203,7 @@ def _load_one(mgr, directory, step, target):
       except Exception:
         pass
     return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]
-  if d is not None and digest(state)["sha256"] != d["sha256"]:
+  if d is not None and digest(parallel.to_host(state))["sha256"] != d["sha256"]:
     return None, "its arrays differ from the digest written with it (corrupted bytes)"
   if d is None:
     check_compatible(mgr, step, target)

@@ -119,7 +119,10 @@ class Grid(Hook):
   def __init__(self, run, writer):
     self.every = run.config.train.sample_every
     self.writer = writer
-    self.fn = jax.jit(run.task.summary_images) if self.every else None
+    # replicated outputs: every process holds the whole grid (no cross-process gather, which
+    # only the writing process would join, under sharded weights)
+    self.fn = (jax.jit(run.task.summary_images, out_shardings=parallel.replicated(run.mesh))
+               if self.every else None)
     if self.every and run.log:
       os.makedirs(os.path.join(run.workdir, "samples"), exist_ok=True)
 
@@ -153,7 +156,8 @@ class Evaluate(Hook):
   def __init__(self, run, writer):
     c = run.config.train
     self.every, self.patience, self.writer = c.eval_every, c.patience, writer
-    self.fn = jax.jit(run.task.evaluate) if self.every else None
+    self.fn = (jax.jit(run.task.evaluate, out_shardings=parallel.replicated(run.mesh))
+               if self.every else None)
     self.key = run.task.eval_key
     self.members = run.task.members
     self.best = (runs.best_info(run.workdir) if run.start_step is not None else None) or {}
@@ -188,7 +192,7 @@ class Evaluate(Hook):
       self.best = {"step": run.step, "metric": self.key, "value": float(vals.min()),
                    "values": vals.tolist(), "replica_steps": [int(x) for x in steps]}
       # A fresh copy: run.state's buffers are donated to the next dispatch.
-      self.best_state = jax.jit(run.task.select_best)(
+      self.best_state = jax.jit(run.task.select_best, out_shardings=run.sharding)(
           better, run.state, run.state if self.best_state is None else self.best_state)
       state = self.best_state
     else:

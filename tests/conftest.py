@@ -44,6 +44,21 @@ def trained_workdir(tmp_path_factory, data_dir):
 
 
 @pytest.fixture(scope="session")
+def eight_device_run(tmp_path_factory, data_dir):
+  """The digits smoke run (40 steps, batch 64) on 8 forced CPU devices in one process
+  (tests/multihost_check.py): trained once, the reference of the multi-device and the
+  multi-host tests."""
+  import subprocess
+  wd = str(tmp_path_factory.mktemp("eight_devices") / "run")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             ARTJAX_DATA_DIR=data_dir, JAX_PLATFORMS="cpu")
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "multihost_check.py"), wd,
+                      "0", "0", "1"], env=env, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  return wd
+
+
+@pytest.fixture(scope="session")
 def chorales(data_dir):
   """Bach chorales prepared once (about 20 s on 2 cores the first time, then cached)."""
   from artjax import data

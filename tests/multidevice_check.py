@@ -24,28 +24,35 @@ def leaves(wd):
 
 
 def max_diff(a, b):
-  return max(float(np.max(np.abs(x.astype(np.float64) - y))) if x.size else 0.0 for x, y in zip(a, b))
+  return max(float(np.max(np.abs(x.astype(np.float64) - y))) if x.size else 0.0
+             for x, y in zip(a, b, strict=True))
 
 
-def main(out_dir):
+def main(out_dir, eight_device_run):
+  """`eight_device_run`: the same 40-step config already trained on 8 devices (conftest's
+  eight_device_run fixture, shared with test_multihost.py)."""
+  import shutil
   assert jax.device_count() == 8, jax.devices()
   res = {}
-  c8 = small_config(steps=40, batch_size=64, ckpt_every=20)
-  c8.mesh.num_devices = 8
   c1 = small_config(steps=40, batch_size=64, ckpt_every=20)
   c1.mesh.num_devices = 1
-  train(c8, f"{out_dir}/d8", quiet=True)
+  shutil.copytree(eight_device_run, f"{out_dir}/d8")
   train(c1, f"{out_dir}/d1", quiet=True)
   res["params_8_vs_1"] = max_diff(leaves(f"{out_dir}/d8"), leaves(f"{out_dir}/d1"))
   # Checkpoint written on 8 devices, resumed on 1 (and the reverse), to 60 steps.
   for src, dst_devices, name in (("d8", 1, "8to1"), ("d1", 8, "1to8")):
-    import shutil
     shutil.copytree(f"{out_dir}/{src}", f"{out_dir}/{name}")
     c = small_config(steps=60, batch_size=64, ckpt_every=20)
     c.mesh.num_devices = dst_devices
     s = train(c, f"{out_dir}/{name}", quiet=True)
     res[f"resume_{name}_steps"] = s["steps_this_run"]
   res["resume_cross_diff"] = max_diff(leaves(f"{out_dir}/8to1"), leaves(f"{out_dir}/1to8"))
+  # ... and both end where an uninterrupted 60-step run on one device ends.
+  ref = small_config(steps=60, batch_size=64, ckpt_every=20)
+  ref.mesh.num_devices = 1
+  train(ref, f"{out_dir}/ref60", quiet=True)
+  for name in ("8to1", "1to8"):
+    res[f"resume_{name}_vs_uninterrupted"] = max_diff(leaves(f"{out_dir}/{name}"), leaves(f"{out_dir}/ref60"))
   # Populations compose with the mesh: 2 replicas on 8 devices == on 1 device.
   for nd in (8, 1):
     cp = small_config(steps=20, batch_size=64)
@@ -69,4 +76,4 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1])
+  main(sys.argv[1], sys.argv[2])

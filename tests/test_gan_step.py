@@ -43,7 +43,8 @@ def _check_step(conditional, r1, policy=""):
           "train_size": jnp.int32(50)}
   new, _ = jax.jit(task.train_step)(state, data)
 
-  # Independent reference: redraw the same batch and noise, differentiate the losses.
+  # Independent reference: redraw the same batch and noise, differentiate the losses (the
+  # augmentations themselves are checked against numpy in test_diffaugment_against_numpy).
   from artjax.tasks.base import split_rng
   _, (k_idx, k_z, k_aug_d, k_aug_g) = split_rng(state["rng"], 5)
   k_real, k_fake = jax.random.split(k_aug_d)
@@ -65,16 +66,25 @@ def _check_step(conditional, r1, policy=""):
     return loss
 
   d_grad = jax.grad(d_total)(state["d"])
+  assert_update_is_minus(state["d"], new["d"], d_grad)
   d_want = jax.tree.map(lambda p, g: p - g, state["d"], d_grad)
-  for a, b in zip(jax.tree.leaves(new["d"]), jax.tree.leaves(d_want)):
-    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
 
   g_grad = jax.grad(lambda gp: jnp.mean(
       -jnp.log(jax.nn.sigmoid(D(d_want, aug(k_aug_g, G(gp)))))))(state["g"])
-  g_want = jax.tree.map(lambda p, g: p - g, state["g"], g_grad)
-  for a, b in zip(jax.tree.leaves(new["g"]), jax.tree.leaves(g_want)):
-    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+  assert_update_is_minus(state["g"], new["g"], g_grad)
   assert int(new["step"]) == 1
+
+
+def assert_update_is_minus(old, new, grad):
+  """new - old == -grad leaf by leaf (the same leaves, by path), to 1e-3 of the leaf's largest
+  gradient plus the float32 rounding of `old - grad` (relative to the gradient, not the weight)."""
+  fo, fn, fg = (jax.tree_util.tree_flatten_with_path(t)[0] for t in (old, new, grad))
+  assert [p for p, _ in fo] == [p for p, _ in fn] == [p for p, _ in fg]
+  for (path, o), (_, n), (_, g) in zip(fo, fn, fg):
+    o, n, g = (np.asarray(a, np.float64) for a in (o, n, g))
+    assert np.abs(g).max() > 0, jax.tree_util.keystr(path)
+    tol = 1e-3 * np.abs(g).max() + 2.4e-7 * (np.abs(o).max() + np.abs(g).max())
+    np.testing.assert_allclose(n - o, -g, rtol=0, atol=tol, err_msg=jax.tree_util.keystr(path))
 
 
 def test_step_gradients_exact_unconditional():
@@ -104,3 +114,51 @@ def test_ema_tracks_generator():
   for e, g0, g1 in zip(jax.tree.leaves(new["ema"]), jax.tree.leaves(state["g"]),
                        jax.tree.leaves(new["g"])):
     np.testing.assert_allclose(e, d0 * g0 + (1 - d0) * g1, rtol=1e-5, atol=1e-7)
+
+
+def _shifted(x, dy, dx):
+  """numpy: x [H, W, C] shifted by (dy, dx), out[i, j] = x[i + dy, j + dx], zero outside."""
+  h, w = x.shape[:2]
+  out = np.zeros_like(x)
+  ys, xs = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
+  out[ys, xs] = x[ys.start + dy:ys.stop + dy, xs.start + dx:xs.stop + dx]
+  return out
+
+
+def test_diffaugment_against_numpy():
+  """Each augmentation does what it says, checked by direct numpy reasoning (never by
+  calling diff_augment again): translation is a zero-filled shift of at most 1/8 of the side,
+  cutout zeroes one half-side square (clipped at the borders) and nothing else, colour
+  changes values only through the per-image brightness/saturation/contrast maps."""
+  from artjax.augment import diff_augment
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, (64, 16, 16, 3)).astype(np.float32)
+  key = jax.random.key(3)
+  t = np.asarray(diff_augment(key, jnp.asarray(x), "translation"))
+  shifts = []
+  for a, b in zip(x, t):
+    found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+             if np.allclose(_shifted(a, dy, dx), b, atol=1e-6)]
+    assert found, "not a zero-filled shift of at most 2 pixels"
+    shifts.append(found[0])
+  assert len(set(shifts)) > 10                                  # shifts vary per image
+
+  c = np.asarray(diff_augment(key, jnp.asarray(x), "cutout"))
+  for a, b in zip(x, c):
+    zeroed = ~np.isclose(a, b).all(-1)
+    assert np.all(b[zeroed] == 0) and np.array_equal(a[~zeroed], b[~zeroed])
+    ys, xs = np.nonzero(zeroed)
+    assert zeroed.any() and zeroed.sum() == (np.ptp(ys) + 1) * (np.ptp(xs) + 1)  # a rectangle
+    assert np.ptp(ys) + 1 <= 8 and np.ptp(xs) + 1 <= 8
+    assert (np.ptp(ys) + 1 == 8 or ys.min() == 0 or ys.max() == 15)  # full side unless clipped
+
+  col = np.asarray(diff_augment(key, jnp.asarray(x), "color"), np.float64)
+  x64 = x.astype(np.float64)
+  for a, b in zip(x64, col):
+    da, db = a - a.mean(-1, keepdims=True), b - b.mean(-1, keepdims=True)
+    k = (da * db).sum() / (da * da).sum()                       # saturation x contrast
+    np.testing.assert_allclose(db, k * da, atol=1e-5)
+    assert 0.0 <= k <= 3.0
+    slope, icept = np.polyfit(a.mean(-1).ravel(), b.mean(-1).ravel(), 1)   # contrast
+    np.testing.assert_allclose(b.mean(-1), slope * a.mean(-1) + icept, atol=1e-5)
+    assert 0.5 <= slope <= 1.5

@@ -11,22 +11,23 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _on_eight_devices(script, tmp_path, data_dir, timeout):
-  """Runs tests/SCRIPT TMP_PATH with 8 forced CPU devices; its last stdout line as JSON."""
+def _on_eight_devices(script, tmp_path, data_dir, timeout, *args):
+  """Runs tests/SCRIPT TMP_PATH ARGS with 8 forced CPU devices; its last stdout line as JSON."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              ARTJAX_DATA_DIR=data_dir)
-  r = subprocess.run([sys.executable, os.path.join(HERE, script), str(tmp_path)],
+  r = subprocess.run([sys.executable, os.path.join(HERE, script), str(tmp_path), *args],
                      capture_output=True, text=True, env=env, timeout=timeout)
   assert r.returncode == 0, r.stderr[-3000:]
   return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
-def test_eight_devices_match_one_and_checkpoints_cross(tmp_path, data_dir):
-  res = _on_eight_devices("multidevice_check.py", tmp_path, data_dir, 600)
+def test_eight_devices_match_one_and_checkpoints_cross(tmp_path, data_dir, eight_device_run):
+  res = _on_eight_devices("multidevice_check.py", tmp_path, data_dir, 600, eight_device_run)
   assert res["params_8_vs_1"] < 1e-4, res
   assert res["resume_8to1_steps"] == 20 and res["resume_1to8_steps"] == 20
   assert res["resume_cross_diff"] < 1e-4, res
+  assert res["resume_8to1_vs_uninterrupted"] < 1e-4 and res["resume_1to8_vs_uninterrupted"] < 1e-4, res
   assert res["population_8_vs_1"] < 1e-4, res
   assert res["indivisible_error"] and "not divisible" in res["indivisible_error"]
 

@@ -18,22 +18,6 @@ def _leaves(workdir):
   return [np.asarray(x) for x in jax.tree.leaves(state)]
 
 
-def test_same_seed_same_result_and_outputs(tmp_path):
-  a, b = str(tmp_path / "a"), str(tmp_path / "b")
-  c = small_config(steps=60, ckpt_every=20, sample_every=20)
-  train(c, a, quiet=True)
-  train(c, b, quiet=True)
-  for x, y in zip(_leaves(a), _leaves(b)):
-    np.testing.assert_array_equal(x, y)
-  for name in ("config.json", "metrics.jsonl", "summary.json"):
-    assert os.path.exists(os.path.join(a, name))
-  assert os.path.exists(os.path.join(a, "samples", "step_0000060.png"))
-  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(a, "tb")))
-  rows = [json.loads(l) for l in open(os.path.join(a, "metrics.jsonl"))]
-  assert [r["step"] for r in rows] == [20, 40, 60] and all(np.isfinite(r["d_loss"]) for r in rows)
-  assert json.load(open(os.path.join(a, "config.json")))["train"]["steps"] == 60
-
-
 def test_different_seed_differs(tmp_path):
   c = small_config(steps=20)
   train(c, str(tmp_path / "a"), quiet=True)
@@ -49,11 +33,22 @@ def test_different_seed_differs(tmp_path):
     assert kernels and all(not np.array_equal(x, y) for _, x, y in kernels)
 
 
-def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
-  c = small_config(steps=100, ckpt_every=40)
+def test_same_seed_same_result_outputs_and_bit_identical_resume(tmp_path):
+  """One config trained straight through, again (determinism), and interrupted + resumed."""
+  c = small_config(steps=100, ckpt_every=40, sample_every=20)
   c.optim.update(schedule="cosine", warmup_steps=10, weight_decay=1e-3)  # step-dependent state
-  full, broken = str(tmp_path / "full"), str(tmp_path / "broken")
+  full, again, broken = str(tmp_path / "full"), str(tmp_path / "again"), str(tmp_path / "broken")
   train(c, full, quiet=True)
+  train(c, again, quiet=True)
+  for x, y in zip(_leaves(full), _leaves(again), strict=True):
+    np.testing.assert_array_equal(x, y)
+  for name in ("config.json", "metrics.jsonl", "summary.json"):
+    assert os.path.exists(os.path.join(full, name))
+  assert os.path.exists(os.path.join(full, "samples", "step_0000100.png"))
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(full, "tb")))
+  rows = [json.loads(l) for l in open(os.path.join(full, "metrics.jsonl"))]
+  assert [r["step"] for r in rows] == [20, 40, 60, 80, 100] and all(np.isfinite(r["d_loss"]) for r in rows)
+  assert json.load(open(os.path.join(full, "config.json")))["train"]["steps"] == 100
 
   def crash(step, metrics):
     if step >= 60:
@@ -62,7 +57,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
   assert s["interrupted"] and s["step"] < 100
   s2 = train(c, broken, quiet=True)                  # rerun on the same workdir resumes
   assert s2["step"] == 100 and s2["steps_this_run"] == 100 - s["step"]
-  for x, y in zip(_leaves(full), _leaves(broken)):
+  for x, y in zip(_leaves(full), _leaves(broken), strict=True):
     np.testing.assert_array_equal(x, y)
 
 

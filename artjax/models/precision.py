@@ -41,7 +41,15 @@ def _t(a):
 
 
 def _bmm(a, b):
-  return jnp.matmul(a, b, preferred_element_type=_F32)
+  """a [..., m, k] @ b [..., k, n] -> fp32, leading axes flattened to one batch axis (XLA:CPU
+  runs 3-D bf16 batched products on its bf16 kernels; with more batch axes it converts the
+  backward products' operands to fp32)."""
+  lead = a.shape[:-2]
+  if len(lead) <= 1:
+    return jnp.matmul(a, b, preferred_element_type=_F32)
+  y = jnp.matmul(a.reshape((-1,) + a.shape[-2:]), b.reshape((-1,) + b.shape[-2:]),
+                 preferred_element_type=_F32)
+  return y.reshape(lead + y.shape[-2:])
 
 
 @jax.custom_vjp

@@ -1,0 +1,126 @@
+"""Resuming ends exactly where an uninterrupted run ends: after a hard crash (no save on the
+way out: the newest periodic checkpoint), after a real SIGKILL and SIGTERM of `run.py train`,
+with best-checkpoint and early-stopping state, for a population and for the music task."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from artjax import checkpoint
+from artjax.runs import open_run
+from artjax.train import train
+from helpers import ROOT, music_config, small_config
+
+
+def _flat(workdir, **kw):
+  flat = jax.tree_util.tree_flatten_with_path(open_run(workdir, **kw)[1])[0]
+  return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
+
+
+def assert_same_state(a, b, replicas=0, **kw):
+  for r in range(replicas) if replicas else [None]:
+    x, y = _flat(a, replica=r, **kw), _flat(b, replica=r, **kw)
+    assert x.keys() == y.keys(), sorted(set(x) ^ set(y))
+    for k in x:
+      np.testing.assert_array_equal(x[k], y[k], err_msg=f"replica {r}: {k}")
+
+
+def _crash_at(step):
+  def on_dispatch(s, metrics):
+    if s >= step:
+      raise RuntimeError("simulated crash: nothing is saved on the way out")
+  return on_dispatch
+
+
+def crash_and_resume(config, tmp_path, crash_step):
+  """(uninterrupted workdir, crashed-then-resumed workdir, the resumed run's summary)."""
+  full, broken = str(tmp_path / "full"), str(tmp_path / "broken")
+  s_full = train(config, full, quiet=True)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    train(config, broken, quiet=True, on_dispatch=_crash_at(crash_step))
+  last = checkpoint.latest_step(broken)
+  assert last is not None and last < config.train.steps
+  summary = train(config, broken, quiet=True)
+  assert summary["steps_this_run"] == summary["step"] - last      # resumed from `last`
+  assert summary["step"] == s_full["step"] and summary["status"] == s_full["status"]
+  return full, broken, summary
+
+
+def test_hard_crash_resumes_from_the_periodic_checkpoint(tmp_path):
+  c = small_config(steps=100, ckpt_every=40)
+  c.optim.update(schedule="cosine", warmup_steps=10)
+  full, broken, _ = crash_and_resume(c, tmp_path, 60)
+  assert_same_state(full, broken)
+
+
+@pytest.mark.slow   # ~30 s: three trainings with evaluations
+def test_best_checkpoint_and_early_stopping_state_survive_a_crash(tmp_path):
+  c = small_config(steps=200, ckpt_every=40, eval_every=20, patience=2)
+  full, broken, summary = crash_and_resume(c, tmp_path, 40)
+  assert_same_state(full, broken)
+  assert_same_state(full, broken, best=True)
+  a, b = (json.load(open(os.path.join(w, "best.json"))) for w in (full, broken))
+  assert a == b
+  s_full = json.load(open(os.path.join(full, "summary.json")))
+  assert summary.get("early_stopped_at") == s_full.get("early_stopped_at")
+  assert summary["best"] == s_full["best"]
+
+
+@pytest.mark.slow   # ~20 s
+def test_population_resumes_exactly(tmp_path):
+  c = small_config(steps=80, ckpt_every=40, eval_every=40)
+  c.train.num_replicas = 2
+  c.population.lr = (1e-4, 4e-4)
+  full, broken, _ = crash_and_resume(c, tmp_path, 60)
+  assert_same_state(full, broken, replicas=2)
+  assert json.load(open(os.path.join(full, "best.json"))) == json.load(open(os.path.join(broken, "best.json")))
+
+
+@pytest.mark.slow   # ~20 s
+def test_music_resumes_exactly(tmp_path):
+  c = music_config(steps=60, ckpt_every=20, steps_per_dispatch=20, log_every=20)
+  full, broken, _ = crash_and_resume(c, tmp_path, 40)
+  assert_same_state(full, broken)
+
+
+def _train_process(workdir, steps):
+  return subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, "run.py"), "train", "--config=configs/gan.py:digits,smoke",
+       f"--workdir={workdir}", f"--config.train.steps={steps}", "--config.train.ckpt_every=100",
+       "--config.train.steps_per_dispatch=20", "--config.train.log_every=20"],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow   # ~60 s: three processes
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path, sig):
+  """A real `run.py train` killed (SIGKILL: no chance to save; SIGTERM: saves and exits 3)
+  after its first periodic checkpoint; rerunning the same command finishes where an
+  uninterrupted run finishes."""
+  steps = 3000
+  wd = tmp_path / "killed"
+  p = _train_process(wd, steps)
+  t = time.time()
+  while checkpoint.latest_step(str(wd)) is None:
+    assert time.time() - t < 180 and p.poll() is None, p.stdout.read()[-2000:] if p.poll() is not None else ""
+    time.sleep(0.1)
+  p.send_signal(sig)
+  out = p.communicate(timeout=120)[0]
+  assert p.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 3), out[-2000:]
+  stopped = checkpoint.latest_step(str(wd))
+  assert stopped < steps
+  p = _train_process(wd, steps)
+  out = p.communicate(timeout=600)[0]
+  assert p.returncode == 0, out[-2000:]
+  assert f"resuming from step {stopped}" in out
+  ref = tmp_path / "uninterrupted"
+  p = _train_process(ref, steps)
+  assert p.communicate(timeout=600)[0] and p.returncode == 0
+  assert_same_state(str(ref), str(wd))
