@@ -143,3 +143,15 @@ def test_sweep_trains_groups_writes_tables_and_resumes(tmp_path):
   r = run_cli(*args)                                           # finished groups are skipped
   assert r.returncode == 0 and "sweep: group" not in r.stdout
   assert [x["final"] for x in json.load(open(os.path.join(wd, "sweep.json")))] == [x["final"] for x in rows]
+
+
+def test_param_axes_are_names_even_under_an_active_mesh():
+  """Benchmarks and hooks ask for the layout inside a mesh context: the logical names must
+  come back as names (not be resolved against the mesh's axes, which would fail)."""
+  mesh = parallel.make_mesh(1)
+  for c in (small_config(), music_config()):
+    task = build_task(c)
+    outside = task.param_axes()
+    with parallel.active_mesh(mesh):
+      assert task.param_axes() == outside
+  assert outside["params"]["head"]["kernel"] == ("embed", "vocab")

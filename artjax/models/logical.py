@@ -38,13 +38,17 @@ def named(init, names):
   return nnx.with_partitioning(init, tuple(names), eager_sharding=False)
 
 
-def axes_of(module) -> dict:
-  """The module's weights (a pure dict, like `nnx.to_pure_dict(nnx.state(module))`) ->
-  their logical names as tuples (() = unannotated: replicated)."""
-  specs = nnx.to_pure_dict(nnx.get_partition_spec(nnx.state(module)))
-  return jax.tree.map(lambda p: tuple(p), specs, is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
-
-
 def abstract_axes(build) -> dict:
-  """axes_of(build()) without allocating the weights."""
-  return axes_of(nnx.eval_shape(build))
+  """The logical names of the weights of `build()` (a module; or a tuple of modules: then a
+  tuple), as a pure dict of name tuples like `nnx.to_pure_dict(nnx.state(module))` (() =
+  unannotated: replicated), without allocating the weights. Safe under an active mesh: the
+  names stay names."""
+  states = jax.eval_shape(lambda: jax.tree.map(
+      nnx.state, build(), is_leaf=lambda m: isinstance(m, nnx.Module)))
+  return jax.tree.map(_names, states, is_leaf=lambda s: isinstance(s, nnx.State))
+
+
+def _names(state) -> dict:
+  specs = nnx.to_pure_dict(nnx.get_partition_spec(state))
+  return jax.tree.map(lambda p: tuple(p), specs,
+                      is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))

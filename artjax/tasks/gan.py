@@ -311,8 +311,9 @@ class GANTask(Task):
     return state["ema"] if "ema" in state else self.g_params_of(state)
 
   def param_axes(self):
-    g, d = nnx.eval_shape(lambda: build_gan(self.config.model, self.image_shape, self.num_classes))
-    return {"g": logical.axes_of(g), "d": logical.axes_of(d)}
+    g, d = logical.abstract_axes(
+        lambda: build_gan(self.config.model, self.image_shape, self.num_classes))
+    return {"g": g, "d": d}
 
   def weight_keys(self):
     if self.finetune is not None:
