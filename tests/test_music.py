@@ -359,6 +359,7 @@ def test_sample_cli_mode_and_guidance_overrides(music_workdir, tmp_path, trained
   assert r.returncode == 2 and "--guidance does not apply" in r.stderr
 
 
+@pytest.mark.slow   # ~12 s; accumulation and bf16 are each checked exactly by faster tests
 def test_bf16_and_gradient_accumulation_train(tmp_path, chorales):
   from artjax.train import train
   c = music_config(steps=20, dtype="bf16")
@@ -499,14 +500,14 @@ def test_kv_cache_equals_recompute_primed_prefix_tuned_and_key_steered(music_wor
 
 
 def _step_params(config, batches):
-  """The music task's real `train_step`, run eagerly on the given token batches in order."""
+  """The music task's real (jitted) `train_step` on the given token batches in order."""
   from artjax.tasks import build_task
   task = build_task(config)
-  queue = list(batches)
-  task.batch = lambda key, data: queue.pop(0)     # the step draws these instead
+  task.batch = lambda key, data: data["batch"]    # the step draws these instead
+  step = jax.jit(task.train_step)
   state = task.init_state(0)
-  for _ in range(len(batches)):
-    state, _ = task.train_step(state, {})
+  for b in batches:
+    state, _ = step(state, {"batch": b})
   return state["params"]
 
 
