@@ -128,7 +128,7 @@ def test_prune_is_global_on_both_generators_and_quantises(pruned_run, trained_wo
   for key in ("ema", "g"):
     assert abs(compress.sparsity_of(state[key]) - 0.6) < 0.01
     dense = [np.asarray(x) for x in jax.tree.leaves(before[key])]
-    for b, a in zip(dense, jax.tree.leaves(state[key])):
+    for b, a in zip(dense, jax.tree.leaves(state[key]), strict=True):
       a = np.asarray(a)
       assert np.all((a == b) | (a == 0))                  # kept weights unchanged
   kept = np.abs(np.concatenate([np.asarray(a)[np.asarray(a) != 0] for a in jax.tree.leaves(state["ema"])
@@ -152,12 +152,12 @@ def test_prune_recovery_keeps_mask_and_trains(pruned_run, trained_workdir, tmp_p
   _, after = runs.open_run(str(p1))
   assert int(after["step"]) == 20
   for key in ("ema", "g"):
-    for b, a in zip(jax.tree.leaves(before[key]), jax.tree.leaves(after[key])):
+    for b, a in zip(jax.tree.leaves(before[key]), jax.tree.leaves(after[key]), strict=True):
       b, a = np.asarray(b), np.asarray(a)
       if b.ndim >= 2:
         assert np.all(a[b == 0] == 0)                 # the pruned weights stay exactly zero
   changed = [np.any(np.asarray(a) != np.asarray(b)) for a, b in
-             zip(jax.tree.leaves(after["g"]), jax.tree.leaves(before["g"]))]
+             zip(jax.tree.leaves(after["g"]), jax.tree.leaves(before["g"]), strict=True)]
   assert all(changed)                                  # the kept ones trained
 
 

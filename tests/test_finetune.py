@@ -144,7 +144,7 @@ def test_early_stopping_restores_best(pretrained, tmp_path):
   assert s["restored_best_step"] == best_step and s["early_stopped_at"] - best_step == 20
   _, final = load_state(str(wd))
   _, best = load_state(str(wd), step=best_step, best=True)
-  for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(best)):
+  for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(best), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
@@ -182,5 +182,5 @@ def test_population_finetune_keeps_each_replicas_best(pretrained, tmp_path):
   train(single, str(tmp_path / "one"), quiet=True)
   _, r1 = load_state(str(wd), replica=1)
   _, one = load_state(str(tmp_path / "one"))
-  for a, b in zip(jax.tree.leaves(one["g_lora"]), jax.tree.leaves(r1["g_lora"])):
+  for a, b in zip(jax.tree.leaves(one["g_lora"]), jax.tree.leaves(r1["g_lora"]), strict=True):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)

@@ -112,7 +112,7 @@ def test_ema_tracks_generator():
   new, _ = jax.jit(task.train_step)(state, data)
   d0 = 1.0 / 10.0  # warm-up decay at step 0: min(0.9, 1/10)
   for e, g0, g1 in zip(jax.tree.leaves(new["ema"]), jax.tree.leaves(state["g"]),
-                       jax.tree.leaves(new["g"])):
+                       jax.tree.leaves(new["g"]), strict=True):
     np.testing.assert_allclose(e, d0 * g0 + (1 - d0) * g1, rtol=1e-5, atol=1e-7)
 
 

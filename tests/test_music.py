@@ -239,7 +239,7 @@ def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method
   wd = str(tmp_path / method)
   train(c, wd, quiet=True)
   task, state = load_state(wd)
-  for a, b in zip(jax.tree.leaves(pre["params"]), jax.tree.leaves(state["params"])):
+  for a, b in zip(jax.tree.leaves(pre["params"]), jax.tree.leaves(state["params"]), strict=True):
     np.testing.assert_array_equal(a, b)           # the pretrained weights did not move
   trained = state[task.finetune.key("params")]
   assert peft.count(trained) < 0.2 * peft.count(state["params"])
@@ -271,7 +271,7 @@ def test_music_lora_merge_command_folds_the_factors(music_workdir, tmp_path):
                              atol=1e-4)
   # the folded weights moved away from the (frozen) base weights of the LoRA run
   moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(state["params"]),
-                                                 jax.tree.leaves(merged["params"]))]
+                                                 jax.tree.leaves(merged["params"]), strict=True)]
   assert any(moved) and not all(moved)   # LoRA targets changed, the rest did not
   r = run_cli("sample", f"--workdir={out}", "--num=2", f"--out={tmp_path / 's'}")
   assert r.returncode == 0, r.stderr[-2000:]
@@ -428,7 +428,7 @@ def test_blocked_attention_equals_batched_attention(prefix_len, chunks, group):
   args = (q, k, v, pk, pv)
   a = jax.value_and_grad(ref, argnums=range(5))(*args)
   bb = jax.value_and_grad(blocked, argnums=range(5))(*args)
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(bb)):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(bb), strict=True):
     np.testing.assert_allclose(x, y, atol=2e-5, rtol=1e-5)
 
 
