@@ -184,7 +184,8 @@ class Run:
     """Restore (verified, newest intact step) or initialise / warm-start; data on device."""
     config, task = self.config, self.task
     abstract = jax.eval_shape(task.init_state, config.seed)
-    self.sharding = parallel.state_shardings(abstract, task.param_axes(), self.mesh)
+    self.param_axes = task.param_axes()
+    self.sharding = parallel.state_shardings(abstract, self.param_axes, self.mesh)
     abstract = parallel.with_shardings(abstract, self.sharding)
     self.start_step, restored = None, None
     if checkpoint.steps(self.workdir):
@@ -409,7 +410,7 @@ def _finite_or_none(v):
 def _layout(run) -> dict:
   """The mesh and what one device holds: the model weights, the optimizer state, all state."""
   st = run.state
-  weights = {k: st[k] for k in run.task.param_axes() if k in st}
+  weights = {k: st[k] for k in run.param_axes if k in st}
   opt = {k: st[k] for k in run.task.opt_keys if k in st}
   return {"mesh": {k: int(v) for k, v in run.mesh.shape.items()},
           "param_bytes_per_device": parallel.bytes_per_device(weights),
