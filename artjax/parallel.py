@@ -225,14 +225,6 @@ def shard_batch(x):
       a, NamedSharding(mesh, P(BATCH, *([None] * (a.ndim - 1))))), x)
 
 
-def constrain(x, *names):
-  """Pins an activation's layout by logical axis names (identity outside a mesh)."""
-  if not _ACTIVE or _ACTIVE[-1].size == 1:
-    return x
-  mesh = _ACTIVE[-1]
-  return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, logical_to_spec(names, x.shape, mesh)))
-
-
 def _global(a, sharding):
   """A host array (identical on every process) -> a global array with `sharding`: each
   process supplies the shards its own devices hold."""
@@ -244,11 +236,6 @@ def replicate(tree, mesh):
   """Host arrays (identical on every process) -> global arrays replicated on the mesh."""
   sharding = replicated(mesh)
   return jax.tree.map(lambda a: _global(a, sharding), tree)
-
-
-def place(tree, shardings):
-  """Host arrays (identical on every process) -> global arrays with the given shardings."""
-  return jax.tree.map(_global, tree, shardings)
 
 
 def place_data(host: dict, mesh) -> dict:

@@ -98,14 +98,6 @@ def best_info(workdir: str) -> dict | None:
     return json.load(f)
 
 
-def abstract_state(task, seed: int, sharding=None):
-  """ShapeDtypeStructs of the task's state (with `sharding`, when given)."""
-  abstract = jax.eval_shape(task.init_state, seed)
-  if sharding is None:
-    return abstract
-  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
-
-
 def manager(workdir: str, *, best: bool = False, keep: int = 1, create: bool = False):
   return checkpoint.manager(os.path.join(workdir, BEST) if best else workdir, keep=keep,
                             create=create)
