@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from artjax import ConfigError, checkpoint, parallel, runs
-from artjax.writers import MetricWriter, image_grid
+from artjax.writers import image_grid
 
 
 def scalars(tree) -> dict:

@@ -6,6 +6,7 @@ inversion of a GAN run, the inpainting network of a repair run, and the baseline
 visible pixels, all scored by the same code. Plus the time to repair the whole split.
 
   python benchmarks/repair.py [--gan=runs/digits] [--net=runs/repair] [--kinds=bottom,centre]
+      [--grid=docs/img/repair_digits.png]   # 20 bottom- and 20 centre-masked digits, inverted
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from artjax import data as data_lib, repair, runs  # noqa: E402
 from artjax.cli import load_evaluator  # noqa: E402
 from artjax.evaluation import metrics  # noqa: E402
 from artjax.image import masks as masks_lib  # noqa: E402
+from artjax.writers import save_png  # noqa: E402
 
 
 def biharmonic(x, missing):
@@ -62,6 +64,7 @@ def main(argv=None):
   p.add_argument("--net", default="runs/repair")
   p.add_argument("--kinds", default=",".join(masks_lib.KINDS))
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--grid", default="", help="PNG: damaged | GAN inversion | original, bottom and centre")
   args = p.parse_args(argv)
   ds = data_lib.load_images("digits")
   ev = load_evaluator("digits")
@@ -73,7 +76,7 @@ def main(argv=None):
   for name, wd in (("GAN inversion", args.gan), ("inpainting network", args.net)):
     if wd and os.path.isdir(wd):
       models[name] = runs.open_run(wd)
-  rows, timing = [], {}
+  rows, timing, panels = [], {}, []
   h, w = x.shape[1:3]
   for kind in args.kinds.split(","):
     missing = np.array(masks_lib.of_kind(kind, len(x), h, w, args.seed))
@@ -87,6 +90,8 @@ def main(argv=None):
       timing.setdefault(name, []).append(time.perf_counter() - t)
       results[name] = out["images"]
       assert (out["images"][~missing] == x[~missing]).all()
+    if args.grid and "GAN inversion" in results and kind in ("bottom", "centre"):
+      panels.append((damaged[:20], missing[:20], results["GAN inversion"][:20], x[:20]))
     for method, rep in results.items():
       rows.append({"mask": kind, "method": method, **score(ev, rep, x, labels, missing, train_feats)})
       print(json.dumps(rows[-1]), flush=True)
@@ -95,6 +100,9 @@ def main(argv=None):
                                   for k, v in timing.items()},
             "rows": rows, "args": vars(args)}
   path = common.save("repair", result)
+  if panels:
+    save_png(args.grid, repair.panel_grid(*(np.concatenate(a) for a in zip(*panels, strict=True))))
+    print(f"wrote {args.grid}")
   print("| mask | method | hole RMSE | PSNR dB | evaluator accuracy | FDD vs train |")
   print("|---|---|---|---|---|---|")
   for r in rows:

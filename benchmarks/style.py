@@ -5,17 +5,20 @@ Quality: `run.py stylize` defaults on content/style pairs of scikit-image photos
 each feature network, scored by a HELD-OUT random network (artjax.image.metrics: another seed,
 other filter sizes) and luminance SSIM, beside the baselines "the content itself" and colour
 histogram matching; with --workdir, the trained feed-forward network too.
-Speed: optimisation iterations/s at each size, artjax (fp32, bf16) against the PyTorch peer of
-the same network and losses (benchmarks/torch_style_peer.py), repeats interleaved with the order
-alternating, the fp32 matmul peak measured between repeats; feed-forward images/s; XLA's peak
-memory of one iteration at 1024 px.
+Speed: optimisation iterations/s at each size, artjax (fp32, bf16) against the PyTorch peers of
+the same network and losses (benchmarks/torch_style_peer.py: eager, eager channels-last,
+torch.compile; ratios against the fastest), repeats interleaved in a rotated order, the fp32
+matmul peak measured between repeats; feed-forward images/s against the same three peers; XLA's
+peak memory of one iteration at 1024 px.
 
   python benchmarks/style.py [--quality] [--speed] [--workdir=runs/style] [--sizes=256,512]
+      [--no-torch-compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -89,63 +92,75 @@ def _timed(f, *args):
   return time.perf_counter() - t
 
 
-def measure_peak():
-  """fp32 matmul FLOP/s: a square product and the feature bank's own shape, best of 3."""
-  best = 0.0
-  for m, k, n in ((2048, 2048, 2048), (65536, 147, 128)):
-    a = jnp.ones((m, k), jnp.float32)
-    b = jnp.ones((k, n), jnp.float32)
-    f = jax.jit(lambda x, y: x @ y)
-    f(a, b).block_until_ready()
-    best = max(best, max(2 * m * k * n / _timed(f, a, b) for _ in range(3)))
-  return best
+PEERS = (("PyTorch eager", False, False), ("PyTorch eager channels-last", False, True),
+         ("torch.compile", True, False))
 
 
-def speed(sizes, iters, repeats, torch_threads):
-  import torch
+def _torch_contenders(net, params, c, s, iters, no_compile):
+  """name -> a callable timing `iters` optimisation steps of that PyTorch peer (warmed up:
+  compiled) -- eager, eager channels-last and torch.compile; the row's peer is the fastest."""
   import torch_style_peer as peer
+  out = {}
+  for name, compiled, channels_last in PEERS:
+    if compiled and no_compile:
+      continue
+    tp = peer.Stylizer(peer.Features(net.outputs, params, net.content, channels_last=channels_last),
+                       peer.to_torch(c), peer.to_torch(s), compile=compiled)
+    tp.step(2)
+
+    def run(tp=tp):
+      t = time.perf_counter()
+      tp.step(iters)
+      return time.perf_counter() - t
+    out[name] = run
+  return out
+
+
+def speed(sizes, iters, repeats, torch_threads, no_compile=False):
+  """Per size: every contender once per repeat in a rotated order (A B C D, B C D A, ...), the
+  fp32 matmul peak measured again after each repeat over a square product and the filter bank's
+  own patch x filter shape (the peak is the max seen; a fraction above 1 is an error)."""
+  import torch
   torch.set_num_threads(torch_threads)
   rows = []
   net32, params = feature_network("random", 0)
   net16, _ = feature_network("random", 0, dtype="bf16")
   for size in sizes:
-    contenders = {}
+    contenders, flops = {}, {}
     for name, net in (("artjax fp32", net32), ("artjax bf16", net16)):
       compiled, args, c, s = _problem(net, params, size, iters, net.dtype)
-      flops, mem = common.cost(compiled)
-      contenders[name] = (lambda compiled=compiled, args=args: _timed(compiled, *args), flops / iters)
-    feats = peer.Features(net32.outputs, params, net32.content)
-    tp = peer.Stylizer(feats, peer.to_torch(c), peer.to_torch(s))
-    tp.step(1)
-
-    def torch_run(tp=tp):
-      t = time.perf_counter()
-      tp.step(iters)
-      return time.perf_counter() - t
-    contenders["PyTorch eager fp32"] = (torch_run, contenders["artjax fp32"][1])
-    times = {k: [] for k in contenders}
-    peaks = []
+      flops[name] = common.cost(compiled)[0] / iters
+      contenders[name] = lambda compiled=compiled, args=args: _timed(compiled, *args)
+    peers = _torch_contenders(net32, params, c, s, iters, no_compile)
+    contenders.update(peers)
+    times, peak = {k: [] for k in contenders}, 0.0
+    shapes = ((2048, 2048, 2048), (size * size, 147, 128))
     for r in range(repeats):
-      order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
-      for k in order:
-        times[k].append(contenders[k][0]() / iters)
-      peaks.append(measure_peak())
-    peak = max(peaks)
+      names = list(contenders)
+      for k in names[r % len(names):] + names[:r % len(names)]:
+        times[k].append(contenders[k]() / iters)
+      peak = max(peak, common.matmul_peak(jnp.float32, shapes, repeats=3))
     for k, ts in times.items():
       med = float(np.median(ts))
-      frac = contenders[k][1] / med / peak
+      frac = flops.get(k, flops["artjax fp32"]) / med / peak
+      if frac > 1:
+        raise SystemExit(f"error: {k} at {size} px ran at {frac:.2f}x the measured peak: the peak "
+                         "measurement is wrong; nothing written")
       rows.append({"size": size, "contender": k, "it_per_s": 1 / med, "min_s": min(ts), "max_s": max(ts),
-                   "flops_per_it": contenders[k][1], "fraction_of_fp32_peak": round(frac, 3),
+                   "flops_per_it": flops.get(k, flops["artjax fp32"]), "fraction_of_fp32_peak": round(frac, 3),
                    "peak_gflops": peak / 1e9})
       print(json.dumps(rows[-1]), flush=True)
-    base = next(r for r in rows if r["size"] == size and r["contender"] == "PyTorch eager fp32")
+    best = max((r for r in rows if r["size"] == size and r["contender"] in peers), key=lambda r: r["it_per_s"])
     for r in rows:
       if r["size"] == size:
-        r["ratio_vs_torch"] = round(r["it_per_s"] / base["it_per_s"], 2)
+        r["ratio_vs_torch"] = round(r["it_per_s"] / best["it_per_s"], 2)
+        r["torch_peer"] = best["contender"]
   return rows
 
 
-def feedforward(sizes, repeats, torch_threads, width=16, blocks=3):
+def feedforward(sizes, repeats, torch_threads, width=16, blocks=3, no_compile=False):
+  """One forward pass of the transformation network: artjax against the fastest of PyTorch
+  eager, eager channels-last and torch.compile (rotated order)."""
   import torch
   from flax import nnx
   import torch_style_peer as peer
@@ -160,17 +175,31 @@ def feedforward(sizes, repeats, torch_threads, width=16, blocks=3):
     x = jnp.asarray(np.random.default_rng(0).random((1, size, size, 3), np.float32))
     xt = torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())
     fwd(state, x).block_until_ready()
-    with torch.no_grad():
-      tnet(xt)
-    ta, tt = [], []
+    fns = {"artjax": lambda: _timed(fwd, state, x)}
+    for name, compiled, channels_last in PEERS:
+      if compiled and no_compile:
+        continue
+      net = copy.deepcopy(tnet)                   # the same weights in every variant
+      net = torch.compile(net) if compiled else (net.to(memory_format=torch.channels_last) if channels_last else net)
+      inp = xt.contiguous(memory_format=torch.channels_last) if channels_last else xt
+
+      def run(net=net, inp=inp):
+        with torch.no_grad():
+          t = time.perf_counter()
+          net(inp)
+          return time.perf_counter() - t
+      run()
+      fns[name] = run
+    times = {k: [] for k in fns}
     for r in range(repeats):
-      ta.append(_timed(fwd, state, x))
-      with torch.no_grad():
-        t = time.perf_counter()
-        tnet(xt)
-        tt.append(time.perf_counter() - t)
-    rows.append({"size": size, "artjax_images_per_s": 1 / np.median(ta),
-                 "torch_images_per_s": 1 / np.median(tt), "ratio": float(np.median(tt) / np.median(ta))})
+      names = list(fns)
+      for k in names[r % len(names):] + names[:r % len(names)]:
+        times[k].append(fns[k]())
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    best = min((k for k in med if k != "artjax"), key=med.get)
+    rows.append({"size": size, "artjax_images_per_s": 1 / med["artjax"], "torch_peer": best,
+                 "torch_images_per_s": 1 / med[best], "ratio": med[best] / med["artjax"],
+                 "torch_images_per_s_each": {k: 1 / v for k, v in med.items() if k != "artjax"}})
     print(json.dumps(rows[-1]), flush=True)
   return rows
 
@@ -191,14 +220,16 @@ def table(result):
       lines.append(f"| {r['content']} x {r['style']} | {r['method']} | {r['heldout_style_distance']:.3f} | "
                    f"{r['content_ssim']:.3f} | {r['seconds'] or ''} |")
   if result.get("speed"):
-    lines += ["", "| size | contender | it/s (median) | fraction of fp32 peak | vs PyTorch |", "|---|---|---|---|---|"]
+    lines += ["", "| size | contender | it/s (median) | fraction of fp32 peak | vs the fastest PyTorch |",
+              "|---|---|---|---|---|"]
     for r in result["speed"]:
       lines.append(f"| {r['size']} | {r['contender']} | {r['it_per_s']:.2f} | {r['fraction_of_fp32_peak']:.2f} | "
                    f"{r['ratio_vs_torch']:.2f}x |")
   if result.get("feedforward"):
-    lines += ["", "| size | artjax images/s | PyTorch images/s | ratio |", "|---|---|---|---|"]
+    lines += ["", "| size | artjax images/s | fastest PyTorch images/s (peer) | ratio |", "|---|---|---|---|"]
     for r in result["feedforward"]:
-      lines.append(f"| {r['size']} | {r['artjax_images_per_s']:.2f} | {r['torch_images_per_s']:.2f} | {r['ratio']:.2f}x |")
+      lines.append(f"| {r['size']} | {r['artjax_images_per_s']:.2f} | {r['torch_images_per_s']:.2f} "
+                   f"({r['torch_peer']}) | {r['ratio']:.2f}x |")
   return "\n".join(lines)
 
 
@@ -212,6 +243,7 @@ def main(argv=None):
   p.add_argument("--iters", type=int, default=10)
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--threads", type=int, default=os.cpu_count())
+  p.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile peers")
   args = p.parse_args(argv)
   both = not args.quality and not args.speed
   result = {"machine": common.machine(), "threads": {"torch": args.threads, "xla": os.cpu_count()},
@@ -222,8 +254,8 @@ def main(argv=None):
     result["quality"] = quality(args.size, args.workdir, out_dir)
   if args.speed or both:
     sizes = [int(s) for s in args.sizes.split(",")]
-    result["speed"] = speed(sizes, args.iters, args.repeats, args.threads)
-    result["feedforward"] = feedforward(sizes, args.repeats, args.threads)
+    result["speed"] = speed(sizes, args.iters, args.repeats, args.threads, args.no_torch_compile)
+    result["feedforward"] = feedforward(sizes, args.repeats, args.threads, no_compile=args.no_torch_compile)
     result["memory"] = memory_1024()
   common.save("style", result)
   print(table(result))

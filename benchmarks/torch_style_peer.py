@@ -1,7 +1,9 @@
 """The PyTorch peer of artjax's style-transfer optimisation: the same random multi-scale feature
 network (the very same filters, copied from artjax's numpy init), the same moment losses, Adam
 on the pixels -- written as ordinary good PyTorch (conv2d with reflect padding, bmm Grams,
-no_grad targets). Used by benchmarks/style.py for iterations/s side by side."""
+no_grad targets), optionally channels-last and/or through `torch.compile` (inductor; the loss,
+its backward included, is one compiled graph). Used by benchmarks/style.py for iterations/s side
+by side."""
 
 from __future__ import annotations
 
@@ -60,8 +62,9 @@ def _rel(x, t):
 class Stylizer:
   """Adam on the pixels of one image with the artjax loss (style_weight * style + content)."""
 
-  def __init__(self, feats: Features, content, style, style_weight=2.0, lr=0.02):
+  def __init__(self, feats: Features, content, style, style_weight=2.0, lr=0.02, compile=False):
     self.f, self.sw, self.lr = feats, style_weight, lr
+    self.loss_fn = torch.compile(self.loss) if compile else self.loss
     with torch.no_grad():
       self.targets = [moments(o) for o in feats(style)]
       self.c_feats = [o for i, o in enumerate(feats(content)) if i in feats.content]
@@ -81,7 +84,7 @@ class Stylizer:
   def step(self, n=1):
     for _ in range(n):
       self.opt.zero_grad(set_to_none=True)
-      loss = self.loss()
+      loss = self.loss_fn()
       loss.backward()
       self.opt.step()
       with torch.no_grad():

@@ -79,6 +79,29 @@ def test_inversion_recovers_what_the_generator_made(trained_workdir):
   assert cls.shape == (10,) and int(cls.max()) < 10
 
 
+def test_screening_keeps_the_best_bank_latents_of_the_best_class():
+  """The shared bank's error matrix (computed as matmuls) ranks like a direct per-image loop:
+  each image starts from the bank latents of its class nearest on the visible pixels, and the
+  class evidence keeps the class whose images match (a toy generator: class c draws pixels
+  around c / 10, so the visible half names the class)."""
+  def generate(z, y):
+    return (y[:, None].astype(jnp.float32) / 10.0 + 0.02 * z[:, :64]).reshape(-1, 8, 8, 1)
+
+  classes = jnp.array([3, 7, 0, 9], jnp.int32)
+  images = generate(jax.random.normal(jax.random.key(1), (4, 64)), classes)
+  visible = jnp.ones((4, 8, 8, 1)).at[:, 4:].set(0.0)
+  s = inversion.Settings(restarts=3, classes=1, screen=50)
+  z, labels, k = inversion._screened(generate, images, visible, 10, 64, s, jax.random.key(2))
+  assert k == 1
+  np.testing.assert_array_equal(np.asarray(labels).reshape(4, 3), np.repeat(classes[:, None], 3, 1))
+  bank = jax.random.normal(jax.random.key(2), (10, 50, 64))
+  for i, c in enumerate(np.asarray(classes)):
+    g = generate(bank[c], jnp.full((50,), c))
+    err = np.asarray(jnp.sum(visible[i] * (g - images[i]) ** 2, (1, 2, 3)))
+    np.testing.assert_allclose(np.asarray(z).reshape(4, 3, 64)[i], np.asarray(bank[c][np.argsort(err)[:3]]),
+                               rtol=1e-6)
+
+
 def test_a_tiny_hole_is_repaired_close_to_the_original(trained_workdir):
   """Images the model can represent (G's own samples, as uint8) with one pixel missing come
   back within a few grey levels; the mean-of-samples fill is far off."""

@@ -21,12 +21,13 @@ class Settings:
   restarts: int = 8           # latent starts per image (and class) optimised
   classes: int = 2            # conditional G: optimise only the classes whose screened starts
                               # match best (0 = every class)
-  screen: int = 32            # random latents drawn per image (and class); the best `restarts`
-                              # by visible-pixel error start the optimisation
+  screen: int = 1024          # bank of random latents per class shared by all images; the best
+                              # `restarts` by visible-pixel error start the optimisation
+  screen_temp: float = 0.01   # temperature of the screened class evidence (per-pixel MSE units)
   steps: int = 200            # Adam steps
   lr: float = 0.05
-  realism: float = 0.003      # weight of the discriminator's "fake" score (softplus(-logit))
-  latent_prior: float = 0.001  # weight of ||z||^2 / dim (keeps z where G was trained)
+  realism: float = 0.01       # weight of the discriminator's "fake" score (softplus(-logit))
+  latent_prior: float = 0.01   # weight of ||z||^2 / dim (keeps z where G was trained)
   blend_iters: int = 100      # Poisson blending of the fill into the visible pixels (0 = off)
 
 
@@ -69,20 +70,26 @@ def invert(generate: Callable, discriminate: Callable, images, visible, num_clas
 
 def _screened(generate, images, visible, num_classes, latent_dim, s: Settings, key):
   """Starting latents [N*k*restarts, D], their labels (None if unconditional) and k, the
-  classes kept per image: of `screen` random draws per image and class, the `restarts` whose
-  images best match the visible pixels (forward passes only); with `s.classes`, only the
-  classes whose best screened draw matches best."""
+  classes kept per image. One bank of `screen` random latents per class is shared by every
+  image (forward passes only, one matrix of visible-pixel errors [N, classes, screen]); each
+  image starts from the `restarts` bank latents of a class whose images best match its visible
+  pixels; with `s.classes`, only the classes with the highest screened evidence are kept."""
   n, p, r = images.shape[0], max(s.screen, s.restarts), s.restarts
   k = max(num_classes, 1)
-  z = jax.random.normal(key, (n, k, p, latent_dim))
-  labels = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32)[None, :, None], (n, k, p))
+  z = jax.random.normal(key, (k, p, latent_dim))
+  labels = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32)[:, None], (k, p))
   g = generate(z.reshape(-1, latent_dim), labels.reshape(-1) if num_classes else None)
-  g = g.reshape(n, k, p, *images.shape[1:])
-  err = jnp.sum(visible[:, None, None] * (g - images[:, None, None]) ** 2, (3, 4, 5))
+  g = g.reshape(k * p, -1)
+  v = jnp.broadcast_to(visible, images.shape).reshape(n, -1)
+  xv = images.reshape(n, -1) * v
+  err = (jnp.sum(xv * xv, -1)[:, None] - 2.0 * xv @ g.T + v @ (g * g).T).reshape(n, k, p)
   best = jnp.argsort(err, axis=-1)[..., :r]                                   # [n, k, r]
-  z, labels = (jnp.take_along_axis(a, i, axis=2) for a, i in ((z, best[..., None]), (labels, best)))
+  z = z[jnp.arange(k)[None, :, None], best]                                   # [n, k, r, D]
+  labels = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32)[None, :, None], (n, k, r))
   if num_classes and 0 < s.classes < k:
-    top = jnp.argsort(jnp.min(err, -1), axis=-1)[:, :s.classes]               # [n, classes]
+    count = jnp.maximum(v.sum(-1), 1.0)[:, None, None] * images.shape[-1]
+    evidence = jax.nn.logsumexp(-err / (count * s.screen_temp), -1)           # [n, k]
+    top = jnp.argsort(-evidence, axis=-1)[:, :s.classes]                      # [n, classes]
     z = jnp.take_along_axis(z, top[:, :, None, None], axis=1)
     labels = jnp.take_along_axis(labels, top[:, :, None], axis=1)
     k = s.classes
