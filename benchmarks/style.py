@@ -12,7 +12,7 @@ matmul peak measured between repeats; feed-forward images/s against the same thr
 peak memory of one iteration at 1024 px.
 
   python benchmarks/style.py [--quality] [--speed] [--workdir=runs/style] [--sizes=256,512]
-      [--no-torch-compile]
+      [--no-torch-compile] [--feedforward: only the feed-forward speed]
 """
 
 from __future__ import annotations
@@ -237,6 +237,7 @@ def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("--quality", action="store_true")
   p.add_argument("--speed", action="store_true")
+  p.add_argument("--feedforward", action="store_true", help="only the feed-forward speed")
   p.add_argument("--workdir", default="")
   p.add_argument("--size", type=int, default=256)
   p.add_argument("--sizes", default="256,512")
@@ -245,17 +246,19 @@ def main(argv=None):
   p.add_argument("--threads", type=int, default=os.cpu_count())
   p.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile peers")
   args = p.parse_args(argv)
-  both = not args.quality and not args.speed
+  both = not args.quality and not args.speed and not args.feedforward
   result = {"machine": common.machine(), "threads": {"torch": args.threads, "xla": os.cpu_count()},
             "args": vars(args)}
   out_dir = os.path.join(common.RESULTS, "style")
   os.makedirs(out_dir, exist_ok=True)
   if args.quality or both:
     result["quality"] = quality(args.size, args.workdir, out_dir)
+  sizes = [int(s) for s in args.sizes.split(",")]
   if args.speed or both:
-    sizes = [int(s) for s in args.sizes.split(",")]
     result["speed"] = speed(sizes, args.iters, args.repeats, args.threads, args.no_torch_compile)
+  if args.speed or args.feedforward or both:
     result["feedforward"] = feedforward(sizes, args.repeats, args.threads, no_compile=args.no_torch_compile)
+  if args.speed or both:
     result["memory"] = memory_1024()
   common.save("style", result)
   print(table(result))

@@ -89,7 +89,7 @@ class Stylizer:
       self.opt.step()
       with torch.no_grad():
         self.x.clamp_(-0.5, 1.5)
-    return float(loss)
+    return float(loss.detach())
 
 
 def to_torch(image_hwc):

@@ -32,8 +32,7 @@ class PatchConv(nnx.Module):
   def __call__(self, x, matmul=True):
     k, s = self.k, self.stride
     if not matmul:   # XLA's convolution: faster outside a scan (inference)
-      return jax.lax.conv_general_dilated(x, self.kernel[...], (s, s), "VALID",
-                                          dimension_numbers=("NHWC", "HWIO", "NHWC")) + self.bias[...]
+      return _blocked_conv(x, self.kernel[...], s) + self.bias[...]
     b, h, w, c = x.shape
     ho, wo = (h - k) // s + 1, (w - k) // s + 1
     kernel = self.kernel[...]
@@ -43,6 +42,25 @@ class PatchConv(nnx.Module):
                               for dx in range(k)], -1)
       y = y + cols @ kernel[dy].reshape(-1, kernel.shape[-1])
     return y
+
+
+BLOCK = 16
+
+
+def _blocked_conv(x, kernel, stride):
+  """A VALID NHWC convolution as a sum (over input channels) and concatenation (over output
+  channels) of convolutions at most BLOCK channels wide: XLA:CPU 0.10 runs a 3x3 convolution
+  with 16 input and 16 output channels ~80 GFLOP/s but 32 -> 16 at ~10 (measured at 256 px:
+  72 ms as one, 8 ms as two 16-channel halves); the whole network's forward pass runs 2x
+  faster at 256 px, 1.5x at 512 (benchmarks/style.py). The same result up to rounding."""
+  cin, cout = kernel.shape[2], kernel.shape[3]
+  conv = lambda a, k: jax.lax.conv_general_dilated(a, k, (stride, stride), "VALID",
+                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  outs = []
+  for o in range(0, cout, BLOCK):
+    parts = [conv(x[..., i:i + BLOCK], kernel[:, :, i:i + BLOCK, o:o + BLOCK]) for i in range(0, cin, BLOCK)]
+    outs.append(sum(parts[1:], parts[0]))
+  return outs[0] if len(outs) == 1 else jnp.concatenate(outs, -1)
 
 
 class ConvNorm(nnx.Module):
@@ -79,7 +97,7 @@ class TransformNet(nnx.Module):
 
   def __call__(self, images, matmul=True):
     """`matmul`: convolutions as patches x matmul (training inside the loop's scan) or as
-    XLA convolutions (one forward pass: about 4x faster there); the same result."""
+    channel-blocked XLA convolutions (one forward pass: 3.6-4.8x faster there at 256-512 px); the same result."""
     x = images * 2.0 - 1.0
     for layer in self.down:
       x = layer(x, matmul)
