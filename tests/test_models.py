@@ -15,9 +15,9 @@ def cfg(name, conditional=False, latent=16, width=32):
 
 
 @pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3)])
-@pytest.mark.parametrize("name,conditional", [("mlp", False), ("mlp", True), ("dcgan", False),
-                                              ("dcgan", True)])
-def test_shapes(shape, name, conditional):
+@pytest.mark.parametrize("name,conditional", [("mlp", False), ("mlp", True), ("dcgan", True),
+                                              pytest.param("dcgan", False, marks=pytest.mark.slow)])
+def test_shapes(shape, name, conditional):   # unconditional DCGAN (12 s): make test-slow
   g, d = build_gan(cfg(name, conditional), shape, 10, jax.random.key(0))
   z = jnp.ones((5, g.latent_dim))
   labels = jnp.arange(5) if conditional else None

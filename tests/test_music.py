@@ -226,7 +226,7 @@ def test_music_eval_reports_nll_baselines_and_copying(music_workdir):
   assert "Mode token" in report
 
 
-@pytest.mark.parametrize("method", ["prefix", "lora"])
+@pytest.mark.parametrize("method", [pytest.param("prefix", marks=pytest.mark.slow), "lora"])   # prefix: make test-slow
 def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method):
   from artjax import peft
   from artjax.runs import open_run as load_state
@@ -406,7 +406,7 @@ def test_bf16_transformer_matches_fp32():
 
 
 @pytest.mark.parametrize("prefix_len,chunks,group", [
-    (0, 1, 2), (0, 3, 3), pytest.param(5, 3, 2, marks=pytest.mark.slow)])   # 6 s: make test-slow
+    (0, 3, 3), pytest.param(0, 1, 2, marks=pytest.mark.slow), pytest.param(5, 3, 2, marks=pytest.mark.slow)])   # 6 s each: make test-slow
 def test_blocked_attention_equals_batched_attention(prefix_len, chunks, group):
   """blocked_attention (flash-style loop over (sequence, head) pairs, recomputing the
   probabilities in the backward pass) is exact: values and gradients, prefix included."""

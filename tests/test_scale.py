@@ -61,7 +61,7 @@ def test_param_bytes_per_device_follow_the_layout():
   assert parallel.bytes_per_device({"w": a}) == 64 * 256 * 4 // 4
 
 
-@pytest.mark.parametrize("policy", ["full", "dots"])
+@pytest.mark.parametrize("policy", [pytest.param("full", marks=pytest.mark.slow), "dots"])   # full: 5 s, make test-slow
 def test_remat_gives_the_same_gradients(policy):
   def grads(remat):
     c = music_config()
@@ -91,6 +91,7 @@ def test_large_config_is_valid():
     build_task(bad)
 
 
+@pytest.mark.slow   # 6 s: make test-slow
 def test_profile_writes_a_trace_of_the_chosen_steps(tmp_path):
   wd = str(tmp_path / "run")
   r = run_cli("train", "--config=configs/music.py:default,smoke", f"--workdir={wd}",
