@@ -51,8 +51,9 @@ def _blocked_conv(x, kernel, stride):
   """A VALID NHWC convolution as a sum (over input channels) and concatenation (over output
   channels) of convolutions at most BLOCK channels wide: XLA:CPU 0.10 runs a 3x3 convolution
   with 16 input and 16 output channels ~80 GFLOP/s but 32 -> 16 at ~10 (measured at 256 px:
-  72 ms as one, 8 ms as two 16-channel halves); the whole network's forward pass runs 2x
-  faster at 256 px, 1.5x at 512 (benchmarks/style.py). The same result up to rounding."""
+  72 ms as one, 8 ms as two 16-channel halves); the whole network's forward pass runs 1.7x
+  faster at 256 px, 1.3x at 512 (benchmarks/style.py --feedforward). The same result up to
+  rounding."""
   cin, cout = kernel.shape[2], kernel.shape[3]
   conv = lambda a, k: jax.lax.conv_general_dilated(a, k, (stride, stride), "VALID",
                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
