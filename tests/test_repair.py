@@ -94,6 +94,9 @@ def test_screening_keeps_the_best_bank_latents_of_the_best_class():
   z, labels = jax.jit(lambda im: inversion._screened(generate, im, visible, 10, 64, s, jax.random.key(2))[:2])(images)
   np.testing.assert_array_equal(np.asarray(labels).reshape(4, 3), np.repeat(classes[:, None], 3, 1))
   bank = jax.random.normal(jax.random.key(2), (10, 50, 64))
+  z0, no_labels = jax.jit(lambda im: inversion._screened(lambda z, y: generate(z, jnp.zeros(len(z), jnp.int32)),
+                                                        im, visible, 0, 64, s, jax.random.key(2))[:2])(images)
+  assert no_labels is None and z0.shape == (4 * 3, 64)                   # unconditional G: one bank
   bank_images = np.asarray(jax.jit(generate)(bank.reshape(-1, 64), jnp.repeat(jnp.arange(10), 50))).reshape(10, 50, 8, 8, 1)
   for i, c in enumerate(np.asarray(classes)):
     err = np.sum(np.asarray(visible[i]) * (bank_images[c] - np.asarray(images[i])) ** 2, (1, 2, 3))
