@@ -7,6 +7,7 @@ visible pixels, all scored by the same code. Plus the time to repair the whole s
 
   python benchmarks/repair.py [--gan=runs/digits] [--net=runs/repair] [--kinds=bottom,centre]
       [--grid=docs/img/repair_digits.png]   # 20 bottom- and 20 centre-masked digits, inverted
+      [--split=validation --inversion='{"latent_prior": 0.001}']   # choosing settings off test
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import common  # noqa: E402
 from artjax import data as data_lib, repair, runs  # noqa: E402
 from artjax.cli import load_evaluator  # noqa: E402
 from artjax.evaluation import metrics  # noqa: E402
-from artjax.image import masks as masks_lib  # noqa: E402
+from artjax.image import inversion, masks as masks_lib  # noqa: E402
 from artjax.writers import save_png  # noqa: E402
 
 
@@ -64,11 +65,18 @@ def main(argv=None):
   p.add_argument("--net", default="runs/repair")
   p.add_argument("--kinds", default=",".join(masks_lib.KINDS))
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--split", default="test", choices=("test", "validation"),
+                 help="validation: for choosing settings; the reported figures are test's")
+  p.add_argument("--inversion", default="", help='inversion.Settings fields as JSON, e.g. {"latent_prior": 0.001}')
   p.add_argument("--grid", default="", help="PNG: damaged | GAN inversion | original, bottom and centre")
   args = p.parse_args(argv)
   ds = data_lib.load_images("digits")
   ev = load_evaluator("digits")
-  x, labels, train = ds.images("test"), ds.labels("test"), ds.images("train")
+  x, labels, train = ds.images(args.split), ds.labels(args.split), ds.images("train")
+  try:
+    settings = inversion.Settings(**json.loads(args.inversion)) if args.inversion else None
+  except (ValueError, TypeError) as e:
+    raise SystemExit(f"error: --inversion={args.inversion!r}: {e}") from None
   train_feats = ev.features(train)
   floor = {"accuracy": float((ev.probs(x).argmax(-1) == labels).mean()),
            "fdd": float(metrics.frechet_distance(ev.features(x), train_feats))}
@@ -86,7 +94,8 @@ def main(argv=None):
                "nearest training image": nearest(train, missing, damaged)}
     for name, (task, state) in models.items():
       t = time.perf_counter()
-      out = repair.repair_arrays(task, state, damaged, missing, seed=args.seed)
+      out = repair.repair_arrays(task, state, damaged, missing,
+                                 settings if name == "GAN inversion" else None, seed=args.seed)
       timing.setdefault(name, []).append(time.perf_counter() - t)
       results[name] = out["images"]
       assert (out["images"][~missing] == x[~missing]).all()
@@ -95,7 +104,7 @@ def main(argv=None):
     for method, rep in results.items():
       rows.append({"mask": kind, "method": method, **score(ev, rep, x, labels, missing, train_feats)})
       print(json.dumps(rows[-1]), flush=True)
-  result = {"machine": common.machine(), "n_test": int(len(x)), "floor_real_test": floor,
+  result = {"machine": common.machine(), "split": args.split, "n_test": int(len(x)), "floor_real_test": floor,
             "seconds_per_split": {k: {"first_with_compile": v[0], "median_after": float(np.median(v[1:])) if len(v) > 1 else None}
                                   for k, v in timing.items()},
             "rows": rows, "args": vars(args)}
@@ -107,7 +116,7 @@ def main(argv=None):
   print("|---|---|---|---|---|---|")
   for r in rows:
     print(f"| {r['mask']} | {r['method']} | {r['rmse']:.3f} | {r['psnr']:.1f} | {r['accuracy']:.1%} | {r['fdd']:.2f} |")
-  print(f"floor (real test digits): accuracy {floor['accuracy']:.1%}, FDD {floor['fdd']:.2f}; "
+  print(f"floor (real {args.split} digits): accuracy {floor['accuracy']:.1%}, FDD {floor['fdd']:.2f}; "
         f"seconds per {len(x)} digits: {json.dumps(result['seconds_per_split'])}")
   print(f"wrote {path}")
 

@@ -18,7 +18,7 @@ from jax import lax
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  restarts: int = 8           # latent starts per image (and class) optimised
+  restarts: int = 4           # latent starts per image (and class) optimised
   classes: int = 2            # conditional G: optimise only the classes whose screened starts
                               # match best (0 = every class)
   screen: int = 1024          # bank of random latents per class shared by all images; the best
