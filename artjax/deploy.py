@@ -23,9 +23,11 @@ import jax
 import numpy as np
 from jax import export as jax_export
 
-from artjax import ConfigError, checkpoint, compress, runs
-from artjax.tasks import Pruned, build_task, pruned, quant_bits
-from artjax.train import train
+from artjax import ConfigError
+from artjax.tasks import open_run, open_stored
+from artjax.engine import checkpoint, compress, workdir as runs
+from artjax.tasks import build_task, pruned, quant_bits
+from artjax.tasks.training import train
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 ARTIFACT, ROWS, MANIFEST = "sampler.jaxexport", "rows.jaxexport", "manifest.json"
@@ -96,7 +98,7 @@ def _signature(spec) -> dict:
 
 def exported(workdir: str, platforms=("cpu",), best: bool = False):
   """({"sampler": Exported, "rows": Exported or absent}, manifest dict) of a workdir."""
-  task, stored, unpack = runs.open_stored(workdir, best=best)
+  task, stored, unpack = open_stored(workdir, best=best)
   abstract = jax.eval_shape(unpack, stored)
   spec = task.sampler(abstract)
   out = {"sampler": _export(lambda *a: task.sampler(unpack(stored)).fn(*a), spec, platforms)}
@@ -144,24 +146,11 @@ def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = Fals
   return manifest
 
 
-def _write_run(out: str, config, step: int, state) -> None:
-  """A workdir holding `state` at `step` (removed again if writing fails)."""
-  os.makedirs(out, exist_ok=True)
-  try:
-    runs.write_config(out, config)
-    mgr = checkpoint.manager(out, keep=1, create=True)
-    checkpoint.save_and_wait(mgr, step, state)
-    mgr.close()
-  except BaseException:
-    shutil.rmtree(out, ignore_errors=True)
-    raise
-
-
 def _model_task(workdir: str, config, command: str):
   if config.train.num_replicas != 1:
     raise ConfigError(f"{command}: {workdir!r} holds a population; {command} a single run")
   task = build_task(config)
-  inner = task.inner if isinstance(task, Pruned) else task
+  inner = task.unwrapped
   if not inner.weight_keys():
     raise ConfigError(f"{command}: {workdir!r} is a {type(inner).__name__} run with no "
                       "deployable model, or a fine-tuning run with LoRA/adapter/prefix factors "
@@ -179,12 +168,12 @@ def quantize_workdir(workdir: str, out: str, bits: int) -> dict:
                       f"its source {config.deploy.source!r} instead")
   _model_task(workdir, config, "quantize")
   _fresh_out(out, "quantize")
-  task, state = runs.open_run(workdir)
+  task, state = open_run(workdir)
   inference = task.inference_state(state)
   packed = jax.jit(lambda s: compress.quantize(s, bits))(inference)
-  new = runs.with_shared_defaults(config)
+  new = config.copy_and_resolve_references()
   new.deploy = dict(quant_bits=bits, source=os.path.abspath(workdir), source_step=int(state["step"]))
-  _write_run(out, new, int(state["step"]), packed)
+  runs.write_run(out, new, int(state["step"]), packed)
   result = {"bits": bits, "bytes_before": compress.nbytes(inference),
             "bytes_after": compress.nbytes(packed)}
   kind = "bf16 kernels" if bits == 16 else f"int{bits} kernels, fp32 per-channel scales"
@@ -194,7 +183,7 @@ def quantize_workdir(workdir: str, out: str, bits: int) -> dict:
 
 
 def prune_config(config, workdir: str, sparsity: float, finetune_steps: int):
-  new = runs.with_shared_defaults(config)
+  new = config.copy_and_resolve_references()
   new.prune = dict(sparsity=float(sparsity), init_from=os.path.abspath(workdir))
   if finetune_steps:
     spd = min(new.train.steps_per_dispatch, finetune_steps)
@@ -222,11 +211,11 @@ def prune_workdir(workdir: str, out: str, sparsity: float, finetune_steps: int =
   if finetune_steps:
     train(new, out)
   else:
-    _, source = runs.open_run(workdir)
+    _, source = open_run(workdir)
     state = jax.jit(task.init_state, static_argnums=0)(new.seed)
     state = jax.jit(task.from_pretrained)(state, source)
-    _write_run(out, new, 0, state)
-  _, state = runs.open_run(out)
+    runs.write_run(out, new, 0, state)
+  _, state = open_run(out)
   measured = compress.sparsity_of(state[task.weight_keys()[0]])
   print(f"wrote {out}: {measured:.1%} of the kernel weights are zero"
         + (f" after {finetune_steps} recovery steps" if finetune_steps else ""))

@@ -14,9 +14,10 @@ import time
 
 import jax
 
-from artjax import cli, parallel
+from artjax.commands import options as cli
+from artjax.engine import parallel
 from artjax.tasks import build_task
-from artjax.train import compile_multi_step
+from artjax.engine.loop import compile_multi_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")

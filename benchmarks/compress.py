@@ -28,10 +28,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from artjax import compress, deploy, runs  # noqa: E402
-from artjax.cli import load_evaluator  # noqa: E402
-from artjax.evaluation.images import evaluate_images  # noqa: E402
-from artjax.evaluation.music_report import test_nll_per_frame  # noqa: E402
+from artjax.engine import compress, workdir as runs
+from artjax.tasks import open_run, open_stored
+from artjax import deploy
+from artjax.tasks.training import load_evaluator
+from configs.gan import get_config as gan_config
+from artjax.evaluation.images import evaluate_images
+from artjax.tasks.music_report import test_nll_per_frame
 
 
 def variants(recovery: int):
@@ -60,7 +63,7 @@ def build(source: str, work: str, name: str, how, fresh: bool) -> str:
 
 
 def _inference(wd: str):
-  task, state = runs.open_run(wd)
+  task, state = open_run(wd)
   return task.inference_state(state)
 
 
@@ -68,7 +71,7 @@ def artifact(wd: str):
   """(deserialized sampler, sizes) of the workdir's export, built in memory."""
   exps, manifest = deploy.exported(wd)
   blob = exps["sampler"].serialize()
-  _, stored, _ = runs.open_stored(wd)
+  _, stored, _ = open_stored(wd)
   weights = {k: v for k, v in stored.items() if k != "step"}
   sizes = {"export_bytes": len(blob), "export_gzip_bytes": len(gzip.compress(blob, 9)),
            "weight_bytes": compress.nbytes(weights),
@@ -91,7 +94,7 @@ def throughput(sampler, rest, repeats: int, batch: int) -> dict:
 
 
 def gan_rows(args):
-  ev = load_evaluator("digits")
+  ev = load_evaluator(gan_config("digits"))
   n = len(ev.dataset.images("validation"))
   labels = np.arange(n, dtype=np.int32) % 10
   rows, floor = [], None
@@ -117,7 +120,7 @@ def music_rows(args):
   for name, how in variants(args.music_recovery):
     wd = build(args.music, os.path.join(args.work, "music"), name, how, args.fresh)
     sampler, sizes, manifest = artifact(wd)
-    task, state = runs.open_run(wd)
+    task, state = open_run(wd)
     nll, frames = test_nll_per_frame(task, state)
     rows.append({"model": "Music Transformer", "variant": name, "workdir": wd, **sizes,
                  "throughput": throughput(sampler, (np.arange(8, dtype=np.int32) % 2, np.float32(0)),

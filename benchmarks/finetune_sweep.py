@@ -26,11 +26,13 @@ import jax
 import numpy as np
 
 import common
-from artjax import data as data_lib
-from artjax.cli import load_evaluator
+from artjax.tasks import datasets as data_lib
+from artjax.image import data as image_data
+from artjax.tasks.training import load_evaluator
+from configs.gan import get_config as gan_config
 from artjax.evaluation import metrics
-from artjax.runs import open_run as load_state
-from artjax.train import train
+from artjax.tasks import open_run as load_state
+from artjax.tasks.training import train
 from configs.finetune import TARGET, get_config
 
 
@@ -62,16 +64,16 @@ def main(argv=None):
   if not os.path.exists(os.path.join(pre_dir, "summary.json")):
     print("pretraining on digits 0-8 ...", flush=True)
     train(get_config("pretrain"), pre_dir, quiet=True)
-  ev = load_evaluator("digits")
+  ev = load_evaluator(gan_config("digits"))
   full_ds = data_lib.load_images("digits")
-  test_t = data_lib.subset(full_ds, (TARGET,)).images("test")
-  val_t = data_lib.subset(full_ds, (TARGET,)).images("validation")
+  test_t = image_data.subset(full_ds, (TARGET,)).images("test")
+  val_t = image_data.subset(full_ds, (TARGET,)).images("validation")
   pre_task, pre_state = load_state(pre_dir)
   before = target_metrics(ev, np.asarray(pre_task.sample(pre_state, 1, args.num)["images"]),
                           val_t, test_t)
   rows = []
   for shots in [int(s) for s in args.shots.split(",")]:
-    shots_images = data_lib.subset(full_ds, (TARGET,), shots).images("train")
+    shots_images = image_data.subset(full_ds, (TARGET,), shots).images("train")
     floor = target_metrics(ev, val_t, shots_images, test_t)
     for method in args.methods.split(","):
       for aug in ("", "translation,cutout"):

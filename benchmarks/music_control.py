@@ -24,11 +24,11 @@ import time
 import jax
 
 import common
-from artjax import data as data_lib
-from artjax.evaluation import music as mus
+from artjax.music import data as data_lib
+from artjax.music import metrics as mus
 from artjax.music import encoding as enc
-from artjax.runs import open_run as load_state
-from artjax.train import train
+from artjax.tasks import open_run as load_state
+from artjax.tasks.training import train
 from configs.music import get_config
 
 

@@ -27,11 +27,11 @@ import jax
 import numpy as np
 
 import common
-from artjax import data as data_lib
-from artjax.evaluation import music as mus
-from artjax.evaluation.music_report import mode_token_nll
+from artjax.music import data as data_lib
+from artjax.music import metrics as mus
+from artjax.tasks.music_report import mode_token_nll
 from artjax.music import encoding as enc
-from artjax.runs import open_run as load_state
+from artjax.tasks import open_run as load_state
 
 # keys are MIDI - 21: D3 = 29, A3 = 36, F4 = 44, F#4 = 45, D5 = 53
 TRIADS = {"major": [29, 36, 45, 53], "minor": [29, 36, 44, 53]}
@@ -41,7 +41,7 @@ WEIGHTS = (0.0, 1.0, 2.0)
 
 def samples_nll(task, state, tokens, modes) -> float:
   """The model's NLL per frame of its own samples (without any steering)."""
-  from artjax.tasks.music import eval_windows
+  from artjax.music.encoding import eval_windows
   rows = [t[:int(np.argmax(t == enc.PAD))] if np.any(t == enc.PAD) else t for t in tokens]
   ins, tgts, score, frames = eval_windows(rows, [task._prefix(m) for m in modes],
                                           task.config.data.window)

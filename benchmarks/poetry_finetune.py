@@ -22,9 +22,10 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from artjax import checkpoint, runs  # noqa: E402
-from artjax.poetry.attribution import PoetClassifier  # noqa: E402
-from artjax.train import train  # noqa: E402
+from artjax.engine import checkpoint, workdir as runs
+from artjax.tasks import open_run
+from artjax.poetry.attribution import PoetClassifier
+from artjax.tasks.training import train
 
 FORMS = ("wujue", "qijue", "wulu", "qilu")
 
@@ -66,7 +67,7 @@ def main(argv=None):
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--methods", default="full,lora,prefix")
   args = p.parse_args(argv)
-  task, state = runs.open_run(args.pretrained)
+  task, state = open_run(args.pretrained)
   poems = task.poems()
   clf = PoetClassifier(poems)
   base = runs.load_config(args.pretrained)
@@ -83,7 +84,7 @@ def main(argv=None):
     wd = os.path.join(args.work, method)
     if not (os.path.isdir(wd) and checkpoint.steps(wd)):
       train(c, wd, quiet=True)
-    ft_task, ft_state = runs.open_run(wd)
+    ft_task, ft_state = open_run(wd)
     rows.append(row(f"fine-tuned: {method} ({args.steps} steps)", ft_task, ft_state, clf, poet,
                     poet, args))
   result = {"machine": common.machine(), "args": vars(args), "poet": poet,

@@ -22,11 +22,15 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from artjax import data as data_lib, repair, runs  # noqa: E402
-from artjax.cli import load_evaluator  # noqa: E402
-from artjax.evaluation import metrics  # noqa: E402
-from artjax.image import inversion, masks as masks_lib  # noqa: E402
-from artjax.writers import save_png  # noqa: E402
+from artjax.tasks import datasets as data_lib
+from artjax.tasks import open_run
+from artjax.commands import repair
+from artjax.engine import workdir as runs
+from artjax.tasks.training import load_evaluator
+from configs.gan import get_config as gan_config
+from artjax.evaluation import metrics
+from artjax.image import inversion, masks as masks_lib
+from artjax.engine.writers import save_png
 
 
 def biharmonic(x, missing):
@@ -71,7 +75,7 @@ def main(argv=None):
   p.add_argument("--grid", default="", help="PNG: damaged | GAN inversion | original, bottom and centre")
   args = p.parse_args(argv)
   ds = data_lib.load_images("digits")
-  ev = load_evaluator("digits")
+  ev = load_evaluator(gan_config("digits"))
   x, labels, train = ds.images(args.split), ds.labels(args.split), ds.images("train")
   try:
     settings = inversion.Settings(**json.loads(args.inversion)) if args.inversion else None
@@ -83,7 +87,7 @@ def main(argv=None):
   models = {}
   for name, wd in (("GAN inversion", args.gan), ("inpainting network", args.net)):
     if wd and os.path.isdir(wd):
-      models[name] = runs.open_run(wd)
+      models[name] = open_run(wd)
   rows, timing, panels = [], {}, []
   h, w = x.shape[1:3]
   for kind in args.kinds.split(","):

@@ -29,7 +29,8 @@ import jax
 import numpy as np
 
 import common
-from artjax import runs
+from artjax.engine import workdir as runs
+from artjax.tasks import open_run
 
 
 def _cli(workdir, spec, overrides):
@@ -38,7 +39,7 @@ def _cli(workdir, spec, overrides):
 
 
 def _leaves(workdir):
-  _, state = runs.open_run(workdir)
+  _, state = open_run(workdir)
   return [np.asarray(x) for x in jax.tree.leaves(state)]
 
 

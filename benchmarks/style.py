@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from artjax import stylize  # noqa: E402
-from artjax.image import io, metrics, style  # noqa: E402
-from artjax.image.networks import feature_network  # noqa: E402
+from artjax.commands import stylize
+from artjax.image import io, metrics, style
+from artjax.image.networks import feature_network
 
 PAIRS = (("astronaut", "brick"), ("chelsea", "gravel"), ("coffee", "hubble_deep_field"))
 
@@ -57,7 +57,7 @@ def quality(size, workdir, out_dir):
       for feats in ("random", "random_vgg"):
         out = os.path.join(out_dir, f"{c_name}_x_{s_name}_{feats}.png")
         t = time.perf_counter()
-        image, _ = stylize.run(stylize.Request(content=cpath, styles=(spath,), out=out, size=size,
+        image, _ = stylize.stylize(stylize.Request(content=cpath, styles=(spath,), out=out, size=size,
                                                features=feats, verbose=False))
         results[f"stylize --features={feats}"] = (image, time.perf_counter() - t)
       if workdir:
@@ -165,7 +165,7 @@ def feedforward(sizes, repeats, torch_threads, width=16, blocks=3, no_compile=Fa
   import torch
   from flax import nnx
   import torch_style_peer as peer
-  from artjax.models.transform import TransformNet
+  from artjax.image.models.transform import TransformNet
   torch.set_num_threads(torch_threads)
   model = TransformNet(width, blocks, rngs=nnx.Rngs(0))
   graphdef, state = nnx.split(model)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import common
-from artjax import parallel
+from artjax.engine import parallel
 
 DATASHEET_PEAKS = common.DATASHEET_PEAKS
 

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 import common
-from artjax.cli import load_evaluator
+from artjax.tasks.training import load_evaluator
 from artjax.evaluation import metrics
 
 
@@ -43,7 +43,7 @@ def main(argv=None):
   import torch
   torch.set_num_threads(args.threads or os.cpu_count())
   config.train.update(steps=args.max_steps, steps_per_dispatch=100, eval_every=0)
-  ev = load_evaluator(config.data.name, config.data.data_dir or None)
+  ev = load_evaluator(config)
   ds = ev.dataset
   n = len(ds.images("validation"))
   train_feats = ev.features(ds.images("train"))

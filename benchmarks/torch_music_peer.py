@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from artjax import optim
+from artjax.engine import optim
 from artjax.music import encoding as enc
 
 NUM_KEYS, EOF = enc.NUM_KEYS, enc.EOF

@@ -97,7 +97,7 @@ def to_torch(image_hwc):
 
 
 class TransformNet(torch.nn.Module):
-  """artjax.models.transform.TransformNet in PyTorch (random weights: speed only)."""
+  """artjax.image.models.transform.TransformNet in PyTorch (random weights: speed only)."""
 
   def __init__(self, width=16, blocks=3, edge=9):
     super().__init__()

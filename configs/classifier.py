@@ -1,7 +1,7 @@
 # python run.py train --config=configs/classifier.py:digits --workdir=runs/digits_classifier
 """The evaluator classifier (`run.py eval` trains and caches it in the data dir by itself)."""
 
-from artjax.evaluation.evaluator import evaluator_config
+from artjax.tasks.evaluator import evaluator_config
 
 
 def get_config(arg: str = "digits"):

@@ -5,6 +5,7 @@
 """GAN painting configs."""
 
 from configs import common
+from configs.evaluator import get_config as evaluator_config
 
 VARIANTS = ("digits", "seed", "seed_mnist", "mnist")
 
@@ -37,6 +38,8 @@ def get_config(arg: str = "digits"):
     c.model.update(name="dcgan", latent_dim=100, width=64, conditional=True)
     c.optim.update(name="adam", lr=2e-4, b1=0.5)
     c.train.update(steps=20000, batch_size=256)
+  # the evaluator classifier behind FDD/IS (trained once per dataset, cached in the data dir)
+  c.evaluator = evaluator_config(c.data.name)
   if "smoke" in opts:
     shrink(c)
   return c

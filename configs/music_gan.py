@@ -6,6 +6,7 @@
 the same GAN task as the paintings, conditioned on mode (major / minor)."""
 
 from configs import common
+from configs.evaluator import get_config as evaluator_config
 from configs.gan import get_config as gan_config, shrink
 
 
@@ -13,6 +14,7 @@ def get_config(arg: str = "default"):
   name, opts = common.parse_arg(arg, "default", ("default", "seed"))
   c = gan_config("digits")
   c.data.name = "chorale_rolls"
+  c.evaluator = evaluator_config("chorale_rolls")
   c.model.update(name="mlp", latent_dim=10, width=512, depth=2, conditional=True)
   c.gan.update(diffaugment="", ema_decay=0.999)
   c.train.update(steps=4000, batch_size=128, steps_per_dispatch=100, log_every=500,

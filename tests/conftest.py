@@ -28,7 +28,7 @@ def data_dir():
   d = os.environ["ARTJAX_TEST_DATA_DIR"]
   os.makedirs(d, exist_ok=True)
   os.environ["ARTJAX_DATA_DIR"] = d
-  from artjax import data
+  from artjax.tasks import datasets as data
   data.load_images("digits", d)
   return d
 
@@ -37,7 +37,7 @@ def data_dir():
 def trained_workdir(tmp_path_factory, data_dir):
   """A small conditional GAN trained briefly on digits, shared by sampling tests."""
   from helpers import small_config
-  from artjax.train import train
+  from artjax.tasks.training import train
   wd = str(tmp_path_factory.mktemp("trained"))
   train(small_config(steps=200), wd, quiet=True)
   return wd
@@ -61,7 +61,7 @@ def eight_device_run(tmp_path_factory, data_dir):
 @pytest.fixture(scope="session")
 def chorales(data_dir):
   """Bach chorales prepared once (about 20 s on 2 cores the first time, then cached)."""
-  from artjax import data
+  from artjax.music import data
   return data.load_chorales(data_dir)
 
 
@@ -69,7 +69,7 @@ def chorales(data_dir):
 def music_workdir(tmp_path_factory, chorales):
   """A tiny mode-conditional Music Transformer trained briefly on the chorales."""
   from helpers import music_config
-  from artjax.train import train
+  from artjax.tasks.training import train
   wd = str(tmp_path_factory.mktemp("music"))
   train(music_config(steps=40), wd, quiet=True)
   return wd

@@ -14,6 +14,14 @@ def small_config(arg="digits", steps=100, **train):
   return c
 
 
+def digits_evaluator(data_dir):
+  """The digits evaluator classifier (trained once per data dir, then cached)."""
+  from artjax.tasks.training import load_evaluator
+  c = small_config()
+  c.data.data_dir = data_dir
+  return load_evaluator(c)
+
+
 def music_config(arg="default", steps=40, **train):
   """The real music config shrunk by its `smoke` option (same code paths)."""
   from configs.music import get_config
@@ -25,7 +33,7 @@ def music_config(arg="default", steps=40, **train):
 def run_cli(*args):
   """`python run.py ARGS` in this process (no JAX start-up or recompiles per call):
   returns an object with returncode, stdout and stderr, like subprocess.run."""
-  from artjax import cli
+  from artjax import commands as cli
   out, err = io.StringIO(), io.StringIO()
   cwd = os.getcwd()
   os.chdir(ROOT)

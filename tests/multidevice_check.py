@@ -13,9 +13,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from artjax import ConfigError  # noqa: E402
-from artjax.runs import open_run as load_state  # noqa: E402
-from artjax.train import train  # noqa: E402
+from artjax import ConfigError
+from artjax.tasks import open_run as load_state
+from artjax.tasks.training import train
 from helpers import small_config  # noqa: E402
 
 

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main(workdir, port, pid, num, shape=""):
   from helpers import small_config
-  from artjax.train import train
+  from artjax.tasks.training import train
   c = small_config(steps=40, batch_size=64, ckpt_every=20, sample_every=20, eval_every=0)
   c.mesh.num_devices = 0
   c.mesh.shape = shape   # e.g. fsdp=-1: weights and optimizer state split across processes

@@ -16,8 +16,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from artjax.runs import open_run  # noqa: E402
-from artjax.train import train  # noqa: E402
+from artjax.tasks import open_run
+from artjax.tasks.training import train
 from helpers import music_config, small_config  # noqa: E402
 
 MESHES = (("", 1), ("data=2,fsdp=2,tensor=2", 8), ("fsdp=8", 8))

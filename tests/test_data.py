@@ -3,7 +3,9 @@ import time
 import numpy as np
 import pytest
 
-from artjax import ConfigError, data
+from artjax import ConfigError
+from artjax.engine import data as data_plumbing
+from artjax.tasks import datasets as data
 
 
 def test_digits_split_is_fixed_stratified_and_disjoint(data_dir):
@@ -15,7 +17,7 @@ def test_digits_split_is_fixed_stratified_and_disjoint(data_dir):
     assert set(np.unique(lbs)) == set(range(10))
   assert ds.images("train").max() == 255 and ds.images("train").min() == 0
   # Disjoint: no test image is (by index) also in train; all 1,797 are used exactly once.
-  from artjax.data.digits.digits_builder import load_raw, split_indices
+  from artjax.image.data.digits.digits_builder import load_raw, split_indices
   raw, labels = load_raw()
   parts = split_indices(labels)
   all_idx = np.concatenate(list(parts.values()))
@@ -33,7 +35,7 @@ def test_unknown_dataset():
 
 
 def test_missing_canonical_dataset_fails_fast(tmp_path, monkeypatch):
-  monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+  monkeypatch.setattr(data_plumbing, "network_reachable", lambda *a, **k: False)
   t = time.time()
   with pytest.raises(ConfigError, match="not prepared"):
     data.load_images("mnist", str(tmp_path))
@@ -42,7 +44,7 @@ def test_missing_canonical_dataset_fails_fast(tmp_path, monkeypatch):
 
 def test_missing_canonical_dataset_fails_fast_without_mock(tmp_path):
   # This machine (and CI) has no route to the TFDS bucket: the real check must be quick.
-  if data._network_reachable():
+  if data_plumbing.network_reachable():
     pytest.skip("network reachable here")
   t = time.time()
   with pytest.raises(ConfigError, match="pip install tensorflow"):

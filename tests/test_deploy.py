@@ -14,7 +14,8 @@ import pytest
 
 from helpers import run_cli
 
-from artjax import compress, runs
+from artjax.engine import compress, workdir as runs
+from artjax.tasks import open_run, open_stored
 
 # The loader of docs/deploy.md, run where `import artjax` fails (and the checkout is not on
 # the path): jax and numpy only.
@@ -71,10 +72,10 @@ def test_quantize_int8_int4_sample_and_export(trained_workdir, tmp_path):
     q, e = tmp_path / f"q{bits}", tmp_path / f"e{bits}"
     r = run_cli("quantize", f"--workdir={trained_workdir}", f"--out={q}", f"--bits={bits}")
     assert r.returncode == 0, r.stderr
-    task, stored, _ = runs.open_stored(str(q))
+    task, stored, _ = open_stored(str(q))
     kernel_dtypes = {x.dtype for x in jax.tree.leaves(stored) if x.ndim >= 2}
     assert kernel_dtypes == {np.dtype(np.int8 if bits == 8 else np.uint8)}
-    _, state = runs.open_run(trained_workdir)
+    _, state = open_run(trained_workdir)
     kernels = [x for x in jax.tree.leaves(task.inference_state(state)) if compress.compressible(x)]
     packed = [x for x in jax.tree.leaves(stored) if x.ndim >= 2]
     assert compress.nbytes(packed) <= compress.nbytes(kernels) * bits / 32 + 64
@@ -123,8 +124,8 @@ def pruned_run(trained_workdir, tmp_path_factory):
 
 
 def test_prune_is_global_on_both_generators_and_quantises(pruned_run, trained_workdir, tmp_path):
-  _, before = runs.open_run(trained_workdir)
-  _, state = runs.open_run(str(pruned_run))
+  _, before = open_run(trained_workdir)
+  _, state = open_run(str(pruned_run))
   for key in ("ema", "g"):
     assert abs(compress.sparsity_of(state[key]) - 0.6) < 0.01
     dense = [np.asarray(x) for x in jax.tree.leaves(before[key])]
@@ -148,8 +149,8 @@ def test_prune_recovery_keeps_mask_and_trains(pruned_run, trained_workdir, tmp_p
   r = run_cli("prune", f"--workdir={trained_workdir}", f"--out={p1}", "--sparsity=0.6",
               "--finetune_steps=20")
   assert r.returncode == 0, r.stderr
-  _, before = runs.open_run(str(pruned_run))
-  _, after = runs.open_run(str(p1))
+  _, before = open_run(str(pruned_run))
+  _, after = open_run(str(p1))
   assert int(after["step"]) == 20
   for key in ("ema", "g"):
     for b, a in zip(jax.tree.leaves(before[key]), jax.tree.leaves(after[key]), strict=True):
@@ -209,7 +210,7 @@ def test_bad_input_is_one_error_line_and_nothing_written(trained_workdir, quanti
 
 
 def test_normal_rows_equal_rows_of_a_jax_random_draw():
-  from artjax.rows import normal_rows
+  from artjax.engine.rows import normal_rows
   seeds = np.array([0, 3, 3, 2**31 - 1, 77], np.int32)
   rows = np.array([0, 5, 63, 17, 200], np.int32)
   got = np.asarray(jax.jit(normal_rows, static_argnums=2)(seeds, rows, 64))

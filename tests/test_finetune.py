@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from artjax import ConfigError
-from artjax.runs import open_run as load_state
-from artjax.train import train
+from artjax.tasks import open_run as load_state
+from artjax.tasks.training import train
 
 
 def ft_config(method, steps=20, **kw):
@@ -78,7 +78,7 @@ def test_lora_starts_at_pretrained_and_merges(pretrained, tmp_path):
   wd, merged = str(tmp_path / "lora"), str(tmp_path / "merged")
   task, st = _finetune("lora", pretrained, wd, steps=30)
   np.testing.assert_array_equal(_flat(st["g"])["['out']['kernel']"], _flat(pre["g"])["['out']['kernel']"])
-  from artjax.finetune import merge_workdir
+  from artjax.commands.merge import merge_workdir
   merge_workdir(wd, merged)
   mtask, mst = load_state(merged)
   z = jax.random.normal(jax.random.key(0), (8, task.latent_dim))
@@ -103,8 +103,8 @@ def test_mismatched_pretrained_is_refused(pretrained, tmp_path):
 @pytest.mark.slow
 def test_finetune_moves_target_class_metrics(pretrained, tmp_path, data_dir):
   """Pretrained on digits 0-8, adapted with 50 nines: samples become nines."""
-  from artjax.cli import load_evaluator
-  ev = load_evaluator("digits", data_dir)
+  from helpers import digits_evaluator
+  ev = digits_evaluator(data_dir)
   pre_task, pre = load_state(pretrained)
   before = ev.probs(np.asarray(pre_task.sample(pre, 1, 200)["images"])).argmax(1)
   task, st = _finetune("full", pretrained, str(tmp_path / "full"), steps=300,

@@ -34,7 +34,7 @@ def _sgd_task(conditional, r1=0.0, policy=""):
 
 def _check_step(conditional, r1, policy=""):
   """With SGD(lr=1), the step's updates must be exactly minus the true gradients."""
-  from artjax.augment import diff_augment
+  from artjax.image.augment import diff_augment
   task = _sgd_task(conditional, r1, policy)
   state = jax.jit(task.init_state, static_argnums=0)(0)
   rng = np.random.default_rng(0)
@@ -130,7 +130,7 @@ def test_diffaugment_against_numpy():
   calling diff_augment again): translation is a zero-filled shift of at most 1/8 of the side,
   cutout zeroes one half-side square (clipped at the borders) and nothing else, colour
   changes values only through the per-image brightness/saturation/contrast maps."""
-  from artjax.augment import diff_augment
+  from artjax.image.augment import diff_augment
   rng = np.random.default_rng(0)
   x = rng.uniform(-1, 1, (64, 16, 16, 3)).astype(np.float32)
   key = jax.random.key(3)

@@ -44,8 +44,8 @@ def test_precision_recall_separate_collapse_from_diversity():
 
 @pytest.fixture(scope="module")
 def digits_eval(data_dir):
-  from artjax.cli import load_evaluator
-  return load_evaluator("digits", data_dir)
+  from helpers import digits_evaluator
+  return digits_evaluator(data_dir)
 
 
 def test_evaluator_is_accurate(digits_eval):

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from artjax import ConfigError
-from artjax.models import build_gan
+from artjax.image.models import build_gan
 
 
 def cfg(name, conditional=False, latent=16, width=32):
@@ -61,7 +61,7 @@ def test_init_depends_on_key():
 
 @pytest.mark.slow   # about 8 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_dcgan_adapters_start_at_identity_and_are_the_only_adapter_leaves():
-  from artjax import peft
+  from artjax.engine import peft
   cfg = ml_collections.ConfigDict({"name": "dcgan", "latent_dim": 16, "width": 8,
                                    "conditional": True, "adapter_dim": 4})
   g, d = build_gan(cfg, (16, 16, 1), 10, jax.random.key(0))
@@ -87,7 +87,7 @@ def test_dcgan_adapters_start_at_identity_and_are_the_only_adapter_leaves():
 
 def test_mixed_precision_dot_fp32_exact_bf16_accumulates_in_fp32():
   from jax import lax
-  from artjax.models import precision
+  from artjax.nn import precision
   x = jax.random.normal(jax.random.key(0), (6, 5, 48))
   w = jax.random.normal(jax.random.key(1), (48, 32)) / 7.0
   dims = (((2,), (0,)), ((), ()))

@@ -56,7 +56,7 @@ def test_two_processes_match_one(tmp_path, data_dir, eight_device_run):
   # Only process 0 wrote logs; the checkpoint restores here (one process, one device).
   assert os.path.exists(os.path.join(multi, "metrics.jsonl"))
   assert os.path.exists(os.path.join(multi, "samples", "step_0000040.png"))
-  from artjax.runs import open_run as load_state
+  from artjax.tasks import open_run as load_state
   _, a = load_state(multi)
   _, b = load_state(single)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
@@ -67,7 +67,7 @@ def test_two_processes_match_one(tmp_path, data_dir, eight_device_run):
   resumed = str(tmp_path / "resumed")
   shutil.copytree(multi, resumed)
   shutil.rmtree(os.path.join(resumed, "checkpoints", "40"))
-  from artjax.train import train
+  from artjax.tasks.training import train
   from helpers import small_config
   c = small_config(steps=40, batch_size=64, ckpt_every=20, sample_every=20, eval_every=0)
   c.mesh.num_devices = 1

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from artjax.data.chorales import chorales_builder, parse
+from artjax.music.data.chorales import chorales_builder, parse
 from artjax.music import encoding as enc, render, sampling
 from helpers import music_config, run_cli
 
@@ -99,7 +99,7 @@ def test_nll_equals_brute_force_prefix_by_prefix(chorales):
                if k == enc.EOF or (k < enc.NUM_KEYS and (prev >= enc.NUM_KEYS or k > prev))]
     z = np.log(np.sum(np.exp(logits[allowed] - logits[allowed].max()))) + logits[allowed].max()
     brute += z - logits[seq[j]]
-  from artjax.tasks.music import eval_windows
+  from artjax.music.encoding import eval_windows
   ins, tgts, score, frames = eval_windows([toks], [seq[:2]], 64)
   assert frames == 6 and score.sum() == len(toks)
   total = float(task.nll_of_windows(state, ins, tgts, score))
@@ -139,8 +139,8 @@ def test_kv_cache_sampler_equals_full_recomputation():
 def test_short_training_lowers_test_nll(music_workdir):
   """The session's trained model (40 steps, conftest) against its own initial state."""
   import json
-  from artjax.evaluation.music_report import test_nll_per_frame
-  from artjax.runs import open_run as load_state
+  from artjax.tasks.music_report import test_nll_per_frame
+  from artjax.tasks import open_run as load_state
   task, state = load_state(music_workdir)
   before, frames = test_nll_per_frame(task, task.init_state(task.config.seed))
   after, _ = test_nll_per_frame(task, state)
@@ -228,9 +228,9 @@ def test_music_eval_reports_nll_baselines_and_copying(music_workdir):
 
 @pytest.mark.parametrize("method", [pytest.param("prefix", marks=pytest.mark.slow), "lora"])   # prefix: make test-slow
 def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method):
-  from artjax import peft
-  from artjax.runs import open_run as load_state
-  from artjax.train import train
+  from artjax.engine import peft
+  from artjax.tasks import open_run as load_state
+  from artjax.tasks.training import train
   _, pre = load_state(music_workdir)
   c = music_config(f"{method}_minor", steps=20)
   c.finetune.lora_rank = 2
@@ -254,7 +254,7 @@ def test_peft_finetune_to_minor_freezes_the_base(music_workdir, tmp_path, method
 @pytest.mark.slow   # 13-18 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_music_lora_merge_command_folds_the_factors(music_workdir, tmp_path):
   """`run.py merge` on a Music Transformer LoRA fine-tune: a plain run with the same function."""
-  from artjax.runs import open_run
+  from artjax.tasks import open_run
   wd, out = tmp_path / "lora", tmp_path / "merged"
   r = run_cli("finetune", "--config=configs/music.py:lora_minor,smoke", f"--init_from={music_workdir}",
               f"--workdir={wd}", "--config.train.steps=20", "--config.model.conditional=True")
@@ -279,7 +279,7 @@ def test_music_lora_merge_command_folds_the_factors(music_workdir, tmp_path):
 
 @pytest.mark.slow   # about 8 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_lora_starts_exactly_at_the_pretrained_transformer(music_workdir):
-  from artjax.runs import open_run as load_state
+  from artjax.tasks import open_run as load_state
   from artjax.tasks import build_task
   _, pre = load_state(music_workdir)
   c = music_config("lora_minor")
@@ -307,7 +307,7 @@ def test_mismatched_pretrained_transformer_is_a_clear_error(music_workdir, tmp_p
 
 def test_music_gan_trains_on_chorale_segments_and_writes_midi(tmp_path, chorales):
   from configs.music_gan import get_config
-  from artjax.train import train
+  from artjax.tasks.training import train
   c = get_config()
   c.model.width = 64
   c.train.update(steps=40, batch_size=32, steps_per_dispatch=20, log_every=20, ckpt_every=0,
@@ -361,7 +361,7 @@ def test_sample_cli_mode_and_guidance_overrides(music_workdir, tmp_path, trained
 
 @pytest.mark.slow   # ~12 s; accumulation and bf16 are each checked exactly by faster tests
 def test_bf16_and_gradient_accumulation_train(tmp_path, chorales):
-  from artjax.train import train
+  from artjax.tasks.training import train
   c = music_config(steps=20, dtype="bf16")
   c.optim.grad_accum = 2
   s = train(c, str(tmp_path / "bf16"), quiet=True)
@@ -410,7 +410,7 @@ def test_bf16_transformer_matches_fp32():
 def test_blocked_attention_equals_batched_attention(prefix_len, chunks, group):
   """blocked_attention (flash-style loop over (sequence, head) pairs, recomputing the
   probabilities in the backward pass) is exact: values and gradients, prefix included."""
-  from artjax.models.transformer import _attend, blocked_attention
+  from artjax.nn.transformer import _attend, blocked_attention
   b, t, h, d = 3, 37, 2, 8
   ks = jax.random.split(jax.random.key(0), 6)
   q, k, v, w = (jax.random.normal(kk, (b, t, h, d)) for kk in ks[:4])
@@ -443,7 +443,7 @@ def test_pitch_class_profiles_of_major_and_minor_chorales(chorales):
 
 @pytest.mark.slow   # 13-18 s: runs in make test-slow (make test keeps under 5 minutes)
 def test_key_guidance_steers_samples_towards_the_requested_key(music_workdir, tmp_path):
-  from artjax.runs import open_run as load_state
+  from artjax.tasks import open_run as load_state
   task, state = load_state(music_workdir)
   task.config.sample.update(num_frames=16, mode="minor", tonic=2)   # D minor
   logp = np.log(task.key_profiles()[1])
@@ -471,7 +471,7 @@ def test_kv_cache_equals_recompute_primed_prefix_tuned_and_key_steered(music_wor
   """On the trained model: the cached sampler, recomputing the prefix written so far
   (chunked) and recomputing the whole buffer draw the same tokens with a primed opening,
   key steering and a prefix-tuning prefix -- and each of those changes the tokens."""
-  from artjax.runs import open_run
+  from artjax.tasks import open_run
   task, state = open_run(music_workdir)
   task.config.sample.update(num_frames=5, key_guidance=3.0, tonic=0)
   opening = [39, 43, 46, enc.EOF, 38, 43, 47, enc.EOF]          # C-E-G, then B-D-G... (keys)
@@ -569,7 +569,7 @@ def test_key_steering_is_heard_by_music21_key_analysis(music_workdir, tmp_path):
   Krumhansl-Schmuckler analysis of the written MIDI files finds D minor (or its relative,
   F major: the same pitch classes) far more often with steering towards D minor than without."""
   import music21
-  from artjax.runs import open_run
+  from artjax.tasks import open_run
   task, state = open_run(music_workdir)
   task.config.sample.update(num_frames=24, mode="minor", tonic=2)   # D minor
 

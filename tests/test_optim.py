@@ -4,7 +4,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from artjax import ConfigError, optim
+from artjax import ConfigError
+from artjax.engine import optim
 
 
 def ocfg(**kw):

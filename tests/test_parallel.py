@@ -39,7 +39,7 @@ def test_fsdp_and_tensor_parallel_match_one_device(tmp_path, data_dir):
     for shape, n in (("data=2,fsdp=2,tensor=2", 4), ("fsdp=8", 8)):
       row = res[f"{kind}/{shape}"]
       assert row["max_weight_diff"] < 2e-6 and row["max_loss_diff"] < 1e-4, (kind, shape, row)
-      if kind != "dcgan":   # conv kernels stay whole (artjax.models.logical.conv)
+      if kind != "dcgan":   # conv kernels stay whole (artjax.nn.logical.conv)
         assert row["param_bytes_ratio"] < 1.15 / n, (kind, shape, row)
         assert row["opt_bytes_ratio"] < 1.15 / n, (kind, shape, row)
   assert res["music/fsdp=8"]["mesh"] == {"data": 1, "fsdp": 8, "tensor": 1}

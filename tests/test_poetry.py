@@ -9,7 +9,7 @@ import pytest
 
 from helpers import run_cli
 
-from artjax.data import poetry as builder_lib
+from artjax.poetry.data import poetry as builder_lib
 from artjax.poetry import metrics, text
 
 POEMS = [
@@ -48,7 +48,7 @@ def test_form_detection_and_split():
 
 
 def test_builder_reads_a_checkout(tmp_path):
-  from artjax import data
+  from artjax.poetry import data
   src = _source(tmp_path / "src")
   ds = data.load_poetry(str(src), str(tmp_path / "data"))
   bodies = sum((ds.bodies(s) for s in ("train", "validation", "test")), [])
@@ -92,7 +92,7 @@ def test_kneser_ney_beats_unigram_on_repetitive_text():
 
 @pytest.fixture(scope="module")
 def poetry_run(tmp_path_factory):
-  from artjax.train import train
+  from artjax.tasks.training import train
   from configs.poetry import get_config
   root = tmp_path_factory.mktemp("poetry")
   c = get_config("default,smoke")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from artjax import ConfigError
-from artjax.runs import open_run as load_state
-from artjax.train import train
+from artjax.tasks import open_run as load_state
+from artjax.tasks.training import train
 from helpers import run_cli, small_config
 
 

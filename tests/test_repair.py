@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from helpers import run_cli
-from artjax import data as data_lib, runs
+from artjax.tasks import datasets as data_lib
+from artjax.tasks import open_run
+from artjax.engine import workdir as runs
 from artjax.image import inversion, masks as masks_lib
 
 FAST = ["--restarts=2", "--steps=30"]
@@ -61,7 +63,7 @@ def test_repair_command_keeps_visible_pixels_and_infers_labels(trained_workdir, 
 
 
 def test_inversion_recovers_what_the_generator_made(trained_workdir):
-  task, state = runs.open_run(trained_workdir)
+  task, state = open_run(trained_workdir)
   g = task.sampling_params(state)
   labels = jnp.arange(10, dtype=jnp.int32)
   target = task.generate(g, jax.random.normal(jax.random.key(5), (10, task.latent_dim)), labels)
@@ -107,7 +109,7 @@ def test_screening_keeps_the_best_bank_latents_of_the_best_class():
 def test_a_tiny_hole_is_repaired_close_to_the_original(trained_workdir):
   """Images the model can represent (G's own samples, as uint8) with one pixel missing come
   back within a few grey levels; the mean-of-samples fill is far off."""
-  task, state = runs.open_run(trained_workdir)
+  task, state = open_run(trained_workdir)
   x = np.asarray(task.sample(state, 3, 20)["images"])
   m = np.zeros(x.shape[:3], bool)
   m[:, 3, 4] = True
@@ -122,7 +124,7 @@ def test_a_tiny_hole_is_repaired_close_to_the_original(trained_workdir):
 @pytest.mark.slow
 def test_inpainting_network_trains_on_the_loop(digits, tmp_path):
   from configs.repair import get_config
-  from artjax.train import train
+  from artjax.tasks.training import train
   import json
   d, x, damaged, m = digits
   wd = str(tmp_path / "net")

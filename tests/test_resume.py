@@ -13,9 +13,9 @@ import jax
 import numpy as np
 import pytest
 
-from artjax import checkpoint
-from artjax.runs import open_run
-from artjax.train import train
+from artjax.engine import checkpoint
+from artjax.tasks import open_run
+from artjax.tasks.training import train
 from helpers import ROOT, music_config, small_config
 
 

@@ -10,8 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from artjax import ConfigError, checkpoint, runs
-from artjax.train import EXIT_CODES, _multi_step, train
+from artjax import ConfigError
+from artjax.tasks import open_run
+from artjax.engine import checkpoint, workdir as runs
+from artjax.engine.loop import EXIT_CODES, _multi_step
+from artjax.tasks.training import train
 from helpers import run_cli, small_config
 
 
@@ -46,7 +49,7 @@ def test_divergence_halts_and_keeps_the_good_checkpoints(tmp_path):
   assert summary["status"] == "nonfinite" and summary["step"] == 60
   for line in open(os.path.join(wd, "metrics.jsonl")):        # strict JSON: NaN -> null
     json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
-  _, state = runs.open_run(wd)
+  _, state = open_run(wd)
   assert int(state["step"]) == 60 and all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state)
                                           if np.issubdtype(np.asarray(x).dtype, np.floating))
 
@@ -76,7 +79,7 @@ def test_skip_mode_halts_after_max_skipped_in_a_row(tmp_path):
 def test_nonfinite_weights_are_refused_by_sample(trained_workdir, tmp_path):
   wd = str(tmp_path / "nan")
   shutil.copytree(trained_workdir, wd)
-  task, state = runs.open_run(wd)
+  task, state = open_run(wd)
   state["g"]["out"]["kernel"] = state["g"]["out"]["kernel"] * jnp.nan
   mgr = checkpoint.manager(wd, keep=5)
   checkpoint.save_and_wait(mgr, 999, state, force=True)
@@ -107,16 +110,16 @@ def test_one_writer_per_workdir_and_stale_locks(tmp_path):
 def test_damaged_checkpoints_fall_back_newest_to_oldest(tmp_path):
   wd = _trained(tmp_path)                                     # keeps 60, 80, 100
   assert checkpoint.steps(wd) == [100, 80, 60]
-  _, at80 = runs.open_run(wd, step=80)
+  _, at80 = open_run(wd, step=80)
   _flip(_data_file(wd, 100))                                  # bit flips in the latest step
   r = run_cli("sample", f"--workdir={wd}", "--num=4", f"--out={tmp_path / 'a.npz'}")
   assert r.returncode == 0 and "step 100" in r.stderr and "using step 80" in r.stderr
-  _, state = runs.open_run(wd)
+  _, state = open_run(wd)
   np.testing.assert_array_equal(state["g"]["out"]["kernel"], at80["g"]["out"]["kernel"])
   os.remove(os.path.join(wd, "checkpoints", "80", "default", "manifest.ocdbt"))
   os.remove(os.path.join(wd, "checkpoints", "60", "default", "_METADATA"))
   with pytest.raises(ConfigError, match="no intact checkpoint") as e:
-    runs.open_run(wd)
+    open_run(wd)
   assert "does not match" not in str(e.value)                 # damage is never a config mismatch
   assert "manifest.ocdbt is missing" in str(e.value) and "_METADATA is missing" in str(e.value)
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from jax.sharding import AbstractMesh, PartitionSpec as P
 
-from artjax import ConfigError, parallel
-from artjax.sweep import POPULATION_FIELDS, cells, group_config, groups, parse
+from artjax import ConfigError
+from artjax.engine import parallel
+from artjax.commands.sweep import POPULATION_FIELDS, cells, group_config, groups, parse
 from artjax.tasks import build_task
 from helpers import music_config, run_cli, small_config
 
@@ -122,7 +123,7 @@ def test_sweep_grid_groups_cells_that_share_shapes():
   for bad, msg in (("optim.nope=1,2", "no config field"), ("optim.lr", "expected"),
                    ("model.width=a,b", "model.width")):
     with pytest.raises(ConfigError, match=msg):
-      from artjax.sweep import run_sweep
+      from artjax.commands.sweep import run_sweep
       run_sweep(c, "/nonexistent/never", bad, lambda *a: None)
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from helpers import run_cli
 from artjax import ConfigError
 from artjax.image import color, io, style, vgg_weights
-from artjax.models import features as fnet
+from artjax.image.models import features as fnet
 
 
 def _rgb(seed, h, w):
@@ -94,7 +94,7 @@ def test_transform_net_convolution_paths_agree():
   blocks, strided layers too) -- give the same image; and a blocked convolution equals one
   XLA convolution."""
   from flax import nnx
-  from artjax.models import transform
+  from artjax.image.models import transform
   make = lambda: transform.TransformNet(8, 1, edge_kernel=5, rngs=nnx.Rngs(3))   # 32-channel blocks
   graphdef, shapes = nnx.split(nnx.eval_shape(make))     # random weights from numpy: the
   rng = np.random.default_rng(0)                           # initialisers take 8-13 s to compile
@@ -257,7 +257,7 @@ def test_stylize_with_user_vgg19_weights(files, tmp_path):
 @pytest.mark.slow
 def test_style_network_trains_on_the_loop_and_stylizes(files, tmp_path):
   from configs.style import get_config
-  from artjax.train import train
+  from artjax.tasks.training import train
   _, p = files
   wd = str(tmp_path / "ff")
   c = get_config("smoke")

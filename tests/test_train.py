@@ -8,12 +8,12 @@ import os
 import jax
 import numpy as np
 
-from artjax.train import train
+from artjax.tasks.training import train
 from helpers import small_config
 
 
 def _leaves(workdir):
-  from artjax.runs import open_run as load_state
+  from artjax.tasks import open_run as load_state
   _, state = load_state(workdir)
   return [np.asarray(x) for x in jax.tree.leaves(state)]
 
@@ -23,7 +23,7 @@ def test_different_seed_differs(tmp_path):
   train(c, str(tmp_path / "a"), quiet=True)
   c.seed = 1
   train(c, str(tmp_path / "b"), quiet=True)
-  from artjax.runs import open_run
+  from artjax.tasks import open_run
   (_, a), (_, b) = open_run(str(tmp_path / "a")), open_run(str(tmp_path / "b"))
   # The weights (not the RNG key data, which differs for any two seeds) differ, every one.
   for key in ("g", "d"):
@@ -64,10 +64,10 @@ def test_same_seed_same_result_outputs_and_bit_identical_resume(tmp_path):
 @pytest.mark.slow
 def test_training_improves_sample_quality(tmp_path, data_dir):
   """A short run on the real digits: FDD to the training set falls, samples match their labels."""
-  from artjax.cli import load_evaluator
+  from helpers import digits_evaluator
   from artjax.evaluation.images import image_metrics
-  from artjax.runs import open_run as load_state
-  ev = load_evaluator("digits", data_dir)
+  from artjax.tasks import open_run as load_state
+  ev = digits_evaluator(data_dir)
   c = small_config(steps=1500, steps_per_dispatch=100, log_every=100, eval_every=500)
   c.model.width = 256
   wd = str(tmp_path / "run")

@@ -1,9 +1,11 @@
 """Metrics of a set of images (quality, coverage, copying) and, beside each, its real floor."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from artjax.evaluation import metrics
-from artjax.evaluation.evaluator import Evaluator
+
 
 
 
@@ -14,7 +16,8 @@ def _flat(images):
 
 def image_metrics(ev: Evaluator, images, labels=None, *, heldout_split="test",
                   copy_cells: int = 5) -> dict:
-  """All metrics of `images` (uint8 NHWC) against the training split."""
+  """All metrics of `images` (uint8 NHWC) against the training split. `ev`: the evaluator
+  (its `dataset`, `features(images)`, `probs(images)`, `test_accuracy`)."""
   ds = ev.dataset
   train_im = ds.images("train")
   feats = ev.features(images)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from artjax.image import color
-from artjax.models import features as fnet
+from artjax.image.models import features as fnet
 
 HELDOUT_SEED = 20170424
 # Full-resolution single-layer filters of sizes no optimised default uses.

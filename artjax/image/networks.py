@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from artjax.image import vgg_weights
-from artjax.models import features as fnet
+from artjax.image.models import features as fnet
 
 FEATURES = ("random", "random_vgg", "vgg19")
 

@@ -18,8 +18,8 @@ import optax
 from jax import lax
 
 from artjax.image import color
-from artjax.models import features as fnet
-from artjax.models.precision import _t, bf16_bmm
+from artjax.image.models import features as fnet
+from artjax.nn.precision import _t, bf16_bmm
 
 F32 = jnp.float32
 
@@ -31,7 +31,7 @@ class Settings:
   optimizer: str = "adam"              # adam | lbfgs
   lr: float = 0.02                     # Adam step on pixels in [0, 1]
   content_weight: float = 1.0
-  style_weight: float = 10.0
+  style_weight: float = 2.0
   tv_weight: float = 0.0
   preserve_color: bool = False
 

@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from artjax import ConfigError
-from artjax.models import features as fnet
+from artjax.image.models import features as fnet
 
 # torchvision's `features.N` index of each VGG19 convolution, in order.
 TORCH_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)

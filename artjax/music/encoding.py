@@ -92,3 +92,43 @@ def key_bias(profiles, tonics, modes, weight: float) -> jnp.ndarray:
   rel = (pc[None, :] - jnp.asarray(tonics)[:, None]) % 12                 # [B, 88]
   keys = weight * jnp.asarray(logp, jnp.float32)[jnp.asarray(modes)[:, None], rel]
   return jnp.concatenate([keys, jnp.zeros((keys.shape[0], VOCAB - NUM_KEYS))], 1)
+
+
+def frame_starts(tokens: np.ndarray) -> np.ndarray:
+  """Token positions where frames begin (0 and after every EOF but the last)."""
+  ends = np.flatnonzero(tokens == EOF)
+  return np.concatenate([[0], ends[:-1] + 1]).astype(np.int32)
+
+
+def eval_windows(token_rows, prefixes, window: int):
+  """Sliding windows that score every token of every chorale exactly once.
+
+  Returns (inputs [M, P+W-1], targets [M, P+W-1], score bool [M, P+W-1], frames): each
+  window starts at a frame boundary; after the first, a window scores only the tokens
+  past the previous window's end, so each keeps at least about window/2 tokens of context."""
+  p = len(prefixes[0])
+  ins, tgts, scores = [], [], []
+  frames = 0
+  for toks, pre in zip(token_rows, prefixes):
+    n = len(toks)
+    frames += int(np.sum(toks == EOF))
+    starts = frame_starts(toks)
+    a, scored_to = 0, 0
+    while True:
+      end = min(a + window, n)
+      seq = np.full(p + window, PAD, np.int32)
+      seq[:p] = pre
+      seq[p:p + end - a] = toks[a:end]
+      score = np.zeros(p + window - 1, bool)
+      # target j of the window (seq[j + 1]) is chorale token a + j + 1 - p
+      score[p - 1 + scored_to - a:p - 1 + end - a] = True
+      ins.append(seq[:-1])
+      tgts.append(seq[1:])
+      scores.append(score)
+      if end == n:
+        break
+      scored_to = end
+      nxt = starts[starts <= end - window // 2]
+      a = int(nxt[-1]) if len(nxt) and nxt[-1] > a else int(starts[starts > a][0])
+  return (np.stack(ins), np.stack(tgts), np.stack(scores) & (np.stack(tgts) <= EOF),
+          frames)

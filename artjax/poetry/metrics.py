@@ -16,7 +16,7 @@ import numpy as np
 
 from pypinyin import Style, lazy_pinyin
 
-from artjax.data.poetry import detect_form, verses
+from artjax.poetry.data.poetry import detect_form, verses
 from artjax.poetry import text
 
 _BOUNDARY = "\x02"

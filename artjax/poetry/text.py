@@ -1,7 +1,7 @@
 """Characters as tokens, control tokens, and the form templates of constrained decoding.
 
 A poem is the sequence  BOS FORM AUTHOR c_1 ... c_n EOS  (then PAD): FORM is one of the five
-form tokens (artjax.data.poetry.FORMS), AUTHOR one of the most prolific poets' tokens or
+form tokens (artjax.poetry.data.poetry.FORMS), AUTHOR one of the most prolific poets' tokens or
 ANY_AUTHOR; c_i are the body's characters, punctuation included. Characters seen fewer
 than `min_count` times in the training split map to UNK.
 

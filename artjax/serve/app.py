@@ -35,7 +35,7 @@ from starlette.routing import Route
 from artjax.music import encoding as enc, render
 from artjax.serve.batcher import Batcher
 from artjax.serve.models import COMPILES, FORMATS
-from artjax.writers import image_grid
+from artjax.engine.writers import image_grid
 
 MAX_SEED = 2**31 - 1
 MEDIA = {"png": "image/png", "npz": "application/octet-stream", "midi": "audio/midi",

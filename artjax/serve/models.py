@@ -19,7 +19,8 @@ import jax
 import numpy as np
 from jax import export as jax_export
 
-from artjax import ConfigError, deploy, runs
+from artjax import ConfigError, deploy
+from artjax.engine import workdir as runs
 
 COMPILES = {"count": 0}
 

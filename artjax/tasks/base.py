@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from artjax import ConfigError, optim
+from artjax import ConfigError
+from artjax.engine import optim
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
@@ -36,7 +37,7 @@ class Sampler:
 
 
 class Task(abc.ABC):
-  """Interface between a task (GAN, music, classifier, ...) and `artjax.train`."""
+  """Interface between a task (GAN, music, classifier, ...) and `artjax.engine.loop`."""
 
   #: name of the scalar metric `evaluate` returns that is better when lower (for "best"
   #: checkpoints and early stopping); None when the task has none.
@@ -59,15 +60,19 @@ class Task(abc.ABC):
   #: `repair(state, images_u8, missing, key, settings)` fills the missing pixels of images.
   repairs_images: bool = False
 
+  #: artjax.engine.peft.FineTune when the config fine-tunes, else None (set by `validate`).
+  finetune = None
+
   def __init__(self, config):
+    """Built in one step: the config is checked here (a ConfigError before any I/O)."""
     self.config = config
-    #: artjax.peft.FineTune when the config fine-tunes, else None (set by `validate`).
-    self.finetune = None
+    self.validate()
 
   # --- host side, before anything compiles -----------------------------------------
   @abc.abstractmethod
   def validate(self) -> None:
-    """Raises artjax.ConfigError for a bad config. Must not load data or compile."""
+    """Called by the constructor: raises artjax.ConfigError for a bad config. Must not load
+    data or compile."""
 
   def describe(self) -> str:
     return type(self).__name__
@@ -148,10 +153,10 @@ class Task(abc.ABC):
     return ()
 
   def param_axes(self) -> dict:
-    """Logical axis names of the model weights (artjax.models.logical): {state key: a
+    """Logical axis names of the model weights (artjax.nn.logical): {state key: a
     pytree of name tuples shaped like the weights under that key}. The loop lays out those
     weights and every state leaf with the same inner path and trailing shape (optimizer
-    moments, EMA copies, masks, a population's replicas) by artjax.parallel.RULES on the
+    moments, EMA copies, masks, a population's replicas) by artjax.engine.parallel.RULES on the
     mesh; {} = every leaf replicated."""
     return {}
 
@@ -178,6 +183,24 @@ class Task(abc.ABC):
   def read_opening(self, path: str):
     """Tokens of an opening read from a file (the "prime" sample option)."""
     raise ConfigError(f"--prime: a {type(self).__name__} takes no opening")
+
+  @property
+  def unwrapped(self) -> "Task":
+    """The task of the model itself, without wrappers (see `unwrap` for its state)."""
+    return self
+
+  def unwrap(self, state: dict, replica: int | None = None) -> tuple:
+    """(task, state) of the model a user samples, evaluates or deploys (wrappers remove
+    what they added; a population picks `replica`)."""
+    if replica is not None:
+      raise ConfigError("--replica: this run holds a single model, not a population")
+    return self, state
+
+  def report(self, state: dict, num: int | None, seed: int, workdir: str, suffix: str = "",
+             checkpoint: str = "latest") -> dict:
+    """`run.py eval`: the samples' quality beside the real-data floor, written as
+    eval{suffix}.json / .md (and pictures) in `workdir`; returns the result."""
+    raise ConfigError(f"run.py eval: a {type(self).__name__} has no samples to evaluate")
 
   # --- host side, after sampling -----------------------------------------------------
   def write_samples(self, samples: dict, out: str, grid: str | None = None) -> None:

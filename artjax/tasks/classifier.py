@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from artjax import data as data_lib, optim, parallel
-from artjax.models.classifier import MLPClassifier
+from artjax.tasks import datasets as data_lib
+from artjax.engine import optim, parallel
+from artjax.nn.classifier import MLPClassifier
 from artjax.tasks.base import Task, split_rng
 
 

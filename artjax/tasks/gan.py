@@ -19,16 +19,24 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from artjax import ConfigError, augment, data as data_lib, optim, parallel, peft
-from artjax.evaluation import evaluator as evaluator_lib, metrics
+from artjax import ConfigError
+from artjax.image import augment
+from artjax.tasks import datasets as data_lib
+from artjax.image import data as image_data
+from artjax.music import data as music_data
+from artjax.engine import optim, parallel, peft
+from artjax.tasks import evaluator as evaluator_lib
+from artjax.evaluation import metrics
 from artjax.image import inversion
-from artjax.models import GAN_MODELS, build_gan, logical
-from artjax.rows import normal_rows
+from artjax.image.models import GAN_MODELS, build_gan
+from artjax.nn import logical
+from artjax.engine.rows import normal_rows
 from artjax.tasks.base import Sampler, Task, cast_floating, split_rng, tree_ema
-from artjax.writers import image_grid, save_png
+from artjax.engine.writers import image_grid, save_png
+from artjax.tasks import image_report
 
 LOSSES = ("nonsaturating",)
-#: finetune.method -> (generator rule, discriminator rule), see artjax.peft.FineTune
+#: finetune.method -> (generator rule, discriminator rule), see artjax.engine.peft.FineTune
 FT_RULES = {"full": ("full", "full"), "top": ("top", "top"), "bitfit": ("bitfit", "bitfit"),
             "adapter": ("adapter", "adapter"), "lora": ("lora", "lora"),
             "freeze_d": ("full", "bottom_frozen")}
@@ -118,7 +126,7 @@ class GANTask(Task):
   def requirements(self, evaluating):
     if not evaluating:
       return []
-    return [evaluator_lib.requirement(self.config.data.name, self._data_dir())]
+    return [evaluator_lib.requirement(self.config)]
 
   def warm_start(self):
     return self.config.finetune.init_from if self.finetune is not None else ""
@@ -129,11 +137,11 @@ class GANTask(Task):
       raise ConfigError(f"dataset {ds.name} has images {ds.image_shape}, expected {self.image_shape}")
     classes, shots = tuple(self.config.data.classes), self.config.data.shots
     if classes or shots:
-      ds = data_lib.subset(ds, classes, shots)
+      ds = image_data.subset(ds, classes, shots)
     self.dataset = ds
     out = {"train": {"images": ds.images("train"), "labels": ds.labels("train")}}
     if self.config.train.eval_every:
-      self.evaluator = evaluator_lib.Evaluator(ds.name, self._data_dir())
+      self.evaluator = evaluator_lib.Evaluator(self.config)
       # FDD against the training set; for a few-shot subset, against its own validation
       # images (the few training shots are too few to describe the target).
       ref = ds.images("validation") if shots else ds.images("train")
@@ -334,7 +342,7 @@ class GANTask(Task):
   def row_sampler(self, state, max_num: int):
     """For a service merging requests: fn(seeds[B], rows[B], labels[B]) -> images, row r being
     image rows[r] (< max_num) of `sample(state, seeds[r], n)` for any n > rows[r] (each row's
-    latent alone: `artjax.rows.normal_rows`). An unconditional model ignores the labels."""
+    latent alone: `artjax.engine.rows.normal_rows`). An unconditional model ignores the labels."""
     params = self.sampling_params(state)
 
     def fn(seeds, rows, labels):
@@ -387,9 +395,12 @@ class GANTask(Task):
     n = self.config.train.grid_size
     return {"samples": self.sample(state, self.config.seed + 12345, n)["images"]}
 
+  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
+    return image_report.report_images(self, state, num, seed, workdir, suffix, checkpoint)
+
   def write_samples(self, samples, out, grid=None):
     super().write_samples(samples, out)
-    if self.config.data.name in data_lib.ROLL_DATASETS:   # piano rolls: listenable files too
+    if self.config.data.name in music_data.ROLL_DATASETS:   # piano rolls: listenable files too
       import os
       from artjax.music import render
       folder = os.path.splitext(out)[0] + "_midi"

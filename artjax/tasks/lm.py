@@ -1,6 +1,6 @@
 """What the Transformer language-model tasks (music, poetry) share: one `params` tree
-built by the task's `build(key)` (an artjax.models.transformer.MusicTransformer), the
-optimizer, fine-tuning through artjax.peft (full, top, bitfit, LoRA, prefix-tuning: the base
+built by the task's `build(key)` (an artjax.nn.transformer.MusicTransformer), the
+optimizer, fine-tuning through artjax.engine.peft (full, top, bitfit, LoRA, prefix-tuning: the base
 weights of LoRA/prefix runs stay frozen, with no optimizer state), warm starts, and the
 effective weights the step and the sampler use."""
 
@@ -10,9 +10,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from artjax import ConfigError, optim, peft
-from artjax.models import logical
-from artjax.models.transformer import REMAT_POLICIES
+from artjax import ConfigError
+from artjax.engine import optim, peft
+from artjax.nn import logical
+from artjax.nn.transformer import REMAT_POLICIES
 from artjax.tasks.base import Task, cast_floating
 
 

@@ -24,55 +24,18 @@ import numpy as np
 import optax
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, parallel
-from artjax.models.transformer import MusicTransformer
+from artjax import ConfigError
+from artjax.music import data as data_lib
+from artjax.engine import parallel
+from artjax.nn.transformer import MusicTransformer
 from artjax.music import encoding as enc, sampling
 from artjax.tasks.base import Sampler, cast_floating, split_rng
 from artjax.tasks.lm import TransformerLM
+from artjax.tasks import music_report
 
 MODES = {"all": None, "major": 0, "minor": 1}
 FT_METHODS = ("none", "full", "top", "bitfit", "lora", "prefix")
 SAMPLE_MODES = ("alternate", "major", "minor")
-
-
-def frame_starts(tokens: np.ndarray) -> np.ndarray:
-  """Token positions where frames begin (0 and after every EOF but the last)."""
-  ends = np.flatnonzero(tokens == enc.EOF)
-  return np.concatenate([[0], ends[:-1] + 1]).astype(np.int32)
-
-
-def eval_windows(token_rows, prefixes, window: int):
-  """Sliding windows that score every token of every chorale exactly once.
-
-  Returns (inputs [M, P+W-1], targets [M, P+W-1], score bool [M, P+W-1], frames): each
-  window starts at a frame boundary; after the first, a window scores only the tokens
-  past the previous window's end, so each keeps at least about window/2 tokens of context."""
-  p = len(prefixes[0])
-  ins, tgts, scores = [], [], []
-  frames = 0
-  for toks, pre in zip(token_rows, prefixes):
-    n = len(toks)
-    frames += int(np.sum(toks == enc.EOF))
-    starts = frame_starts(toks)
-    a, scored_to = 0, 0
-    while True:
-      end = min(a + window, n)
-      seq = np.full(p + window, enc.PAD, np.int32)
-      seq[:p] = pre
-      seq[p:p + end - a] = toks[a:end]
-      score = np.zeros(p + window - 1, bool)
-      # target j of the window (seq[j + 1]) is chorale token a + j + 1 - p
-      score[p - 1 + scored_to - a:p - 1 + end - a] = True
-      ins.append(seq[:-1])
-      tgts.append(seq[1:])
-      scores.append(score)
-      if end == n:
-        break
-      scored_to = end
-      nxt = starts[starts <= end - window // 2]
-      a = int(nxt[-1]) if len(nxt) and nxt[-1] > a else int(starts[starts > a][0])
-  return (np.stack(ins), np.stack(tgts), np.stack(scores) & (np.stack(tgts) <= enc.EOF),
-          frames)
 
 
 class MusicLMTask(TransformerLM):
@@ -150,14 +113,14 @@ class MusicLMTask(TransformerLM):
 
   def windows(self, split: str):
     rows, modes = self.split_tokens(split)
-    return eval_windows(rows, [self._prefix(m) for m in modes], self.config.data.window)
+    return enc.eval_windows(rows, [self._prefix(m) for m in modes], self.config.data.window)
 
   def device_data(self):
     w = self.config.data.window
     rows, modes = self.split_tokens("train")
     n_max = max(len(r) for r in rows) + w
     tokens = np.full((len(rows), n_max), enc.PAD, np.int32)
-    starts = [frame_starts(r) for r in rows]
+    starts = [enc.frame_starts(r) for r in rows]
     f_max = max(len(s) for s in starts)
     start_arr = np.zeros((len(rows), f_max), np.int32)
     for i, (r, s) in enumerate(zip(rows, starts)):
@@ -357,10 +320,13 @@ class MusicLMTask(TransformerLM):
                         f"{self.config.sample.num_frames - 1} (sample.num_frames)")
     return tuple(int(t) for t in enc.roll_to_tokens(roll))
 
+  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
+    return music_report.evaluate_music(self, state, workdir, num or 32, seed)
+
   def write_samples(self, samples, out, grid=None):
     """`out` is a directory: sample_NNN.{mid,wav,png} per sample and samples.npz."""
     from artjax.music import render
-    from artjax.writers import save_png
+    from artjax.engine.writers import save_png
     os.makedirs(out, exist_ok=True)
     tokens = np.asarray(samples["tokens"])
     np.savez(os.path.join(out, "samples.npz"), tokens=tokens, modes=np.asarray(samples["modes"]))

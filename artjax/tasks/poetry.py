@@ -1,7 +1,7 @@
 """Poetry: a character-level Transformer on Tang poems (the music model's code, another
 vocabulary), forms guaranteed by constrained decoding.
 
-Data (artjax.data.load_poetry): poems of at most `data.max_chars` characters from the
+Data (artjax.tasks.datasets.load_poetry): poems of at most `data.max_chars` characters from the
 train split (all poets, or `data.author`'s for fine-tuning), each the sequence
 BOS FORM AUTHOR chars EOS (artjax.poetry.text); the step draws `train.batch_size` poems at
 random on device. The author token is ANY_AUTHOR for poets outside the
@@ -23,13 +23,16 @@ import numpy as np
 import optax
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, parallel
-from artjax.data.poetry import VERSE_END
-from artjax.models.transformer import MusicTransformer
+from artjax import ConfigError
+from artjax.poetry import data as data_lib
+from artjax.engine import parallel
+from artjax.poetry.data.poetry import VERSE_END
+from artjax.nn.transformer import MusicTransformer
 from artjax.music import sampling
 from artjax.poetry import metrics, text
 from artjax.tasks.base import cast_floating, split_rng
 from artjax.tasks.lm import TransformerLM
+from artjax.tasks import poetry_report
 
 FT_METHODS = ("none", "full", "lora", "prefix")
 
@@ -245,6 +248,9 @@ class PoetryTask(TransformerLM):
 
   def decode(self, tokens) -> list[str]:
     return [self.vocab.decode(row) for row in np.asarray(tokens)]
+
+  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
+    return poetry_report.evaluate_poetry(self, state, workdir, num or 32, seed)
 
   def write_samples(self, samples, out, grid=None):
     """UTF-8 text: one verse per line, poems separated by blank lines."""

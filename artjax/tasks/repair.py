@@ -1,4 +1,4 @@
-"""Image repair as a task on the one loop: an inpainting network (`artjax.models.inpaint`)
+"""Image repair as a task on the one loop: an inpainting network (`artjax.image.models.inpaint`)
 trained on random masks (halves, centre box, boxes, strokes, pixels; `artjax.image.masks`)
 drawn on device every step, with a reconstruction loss on the missing pixels plus an
 adversarial loss from a discriminator that sees the repaired (composited) images."""
@@ -10,10 +10,12 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from artjax import ConfigError, data as data_lib, optim, parallel
+from artjax import ConfigError
+from artjax.tasks import datasets as data_lib
+from artjax.engine import optim, parallel
 from artjax.image import masks as masks_lib
-from artjax.models.gan import MLPDiscriminator
-from artjax.models.inpaint import MLPInpainter
+from artjax.image.models.gan import MLPDiscriminator
+from artjax.image.models.inpaint import MLPInpainter
 from artjax.tasks.base import Task, split_rng
 
 

@@ -1,5 +1,5 @@
 """Fast (feed-forward) style transfer as a task on the one loop: an image-transformation
-network (`artjax.models.transform`) trained with the perceptual losses of `artjax.image.style`
+network (`artjax.image.models.transform`) trained with the perceptual losses of `artjax.image.style`
 on random crops of photographs, for one style image. After training, `run.py stylize
 --workdir=W --content=C.png` is one forward pass at any size."""
 
@@ -11,12 +11,13 @@ import numpy as np
 import optax
 from flax import nnx
 
-from artjax import ConfigError, optim, parallel
-from artjax.data import photos
+from artjax import ConfigError
+from artjax.engine import optim, parallel
+from artjax.image.data import photos
 from artjax.image import style as style_lib
 from artjax.image.networks import FEATURES, feature_network
-from artjax.models import features as fnet
-from artjax.models.transform import TransformNet
+from artjax.image.models import features as fnet
+from artjax.image.models.transform import TransformNet
 from artjax.tasks.base import Task, split_rng
 
 

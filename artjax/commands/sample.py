@@ -1,0 +1,77 @@
+"""`run.py sample`: draw samples from a trained workdir and write them as files."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+from absl import flags
+
+from artjax import ConfigError
+from artjax.commands.options import need
+from artjax.tasks import open_run
+
+MAX_NUM = 65536
+
+
+def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str | None = None,
+                   replica: int | None = None, options: dict | None = None):
+  """Samples `num` items from the latest checkpoint into `out` (the task's file format).
+
+  `options`: per-call overrides of the task's declared `sample_options` (None = unset)."""
+  if not 0 < num <= MAX_NUM:
+    raise ConfigError(f"--num must be in 1..{MAX_NUM:,} (one call holds every sample in memory; "
+                      f"sample larger sets with several --seed values), got {num:,}")
+  task, state = open_run(workdir, replica=replica)
+  options = {k: v for k, v in (options or {}).items() if v is not None}
+  bad = sorted(set(options) - set(task.sample_options))
+  if bad:
+    raise ConfigError(f"--{bad[0]} does not apply to {type(task).__name__} runs "
+                      f"(options: {', '.join(task.sample_options) or 'none'})")
+  prime = options.pop("prime", None)
+  if options:
+    task.config.sample.update(options)
+    task.validate()
+  opening = task.read_opening(prime) if prime else None
+  fn = jax.jit(lambda st, sd, n: task.sample(st, sd, n, opening), static_argnums=2)
+  samples = jax.device_get(fn(state, seed, num))
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  task.write_samples(samples, out, grid)
+  print(f"wrote {num} samples to {out}" + (f" and a grid to {grid}" if grid else ""))
+  return samples
+
+
+SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: text)"
+USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
+#: per-call sampling options (each applies to the tasks that declare it in sample_options)
+OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
+           "form", "acrostic", "author", "rhyme")
+
+
+def define(fv, argv):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("workdir", None, "The trained run directory.", **d)
+  flags.DEFINE_integer("num", 100, "Number of samples.", **d)
+  flags.DEFINE_string("out", None, "Output: .npz (images), a directory of MIDI/WAV/PNG (music) "
+                      "or a .txt file (poems).", **d)
+  flags.DEFINE_integer("seed", 0, "Random seed.", **d)
+  flags.DEFINE_string("grid", None, "Optional PNG grid of the samples.", **d)
+  flags.DEFINE_integer("replica", None, "Which replica of a population.", **d)
+  flags.DEFINE_string("prime", None, "Music: a MIDI file whose frames open every sample; "
+                      "poetry: the first characters of every poem.", **d)
+  flags.DEFINE_float("temperature", None, "Music/poetry: override the config's temperature.", **d)
+  flags.DEFINE_float("top_p", None, "Music/poetry: override the config's nucleus top-p.", **d)
+  flags.DEFINE_float("guidance", None, "Music: classifier-free guidance scale for the mode token.", **d)
+  flags.DEFINE_string("mode", None, "Music: alternate | major | minor (the requested mode).", **d)
+  flags.DEFINE_float("key_guidance", None, "Music: key-profile steering weight towards --mode.", **d)
+  flags.DEFINE_integer("tonic", None, "Music: tonic pitch class 0-11 (0 = C) for key steering.", **d)
+  flags.DEFINE_string("form", None, "Poetry: wujue | qijue | wulu | qilu | free.", **d)
+  flags.DEFINE_string("acrostic", None, "Poetry: each verse's first character (藏头诗).", **d)
+  flags.DEFINE_string("author", None, "Poetry: write as this poet (a control token).", **d)
+  flags.DEFINE_bool("rhyme", None, "Poetry: even verses rhyme (one group per poem).", **d)
+
+
+def run(FLAGS, args, argv):
+  need(FLAGS, "workdir", "out", command="sample")
+  sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid,
+                 replica=FLAGS.replica, options={k: FLAGS[k].value for k in OPTIONS})

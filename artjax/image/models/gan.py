@@ -1,0 +1,251 @@
+"""GAN generators and discriminators (Flax NNX), sized from the image shape.
+
+Every generator maps `(z [B, latent], labels [B] | None)` to images `[B, H, W, C]` in
+its `pixel_range`; every discriminator maps `(images, labels | None)` to logits `[B]`
+(the seed's final sigmoid is folded into the numerically stable loss).
+
+* `mlp_seed`: the seed tutorial's networks exactly: G = Linear(100->256), sigmoid,
+  Linear(256->HWC), sigmoid; D = Linear(HWC->256), sigmoid, Linear(256->1) [, sigmoid].
+* `mlp`: a modern MLP GAN (LeakyReLU, tanh output, optional class conditioning).
+* `dcgan`: a DCGAN-style conv GAN (upsample+conv generator with pixel norm,
+  strided conv discriminator), any H, W divisible by 4, any channels.
+Class conditioning: the generator embeds the label and concatenates it to z; the
+discriminator uses a projection head (Miyato & Koyama, 2018).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from artjax import ConfigError
+from artjax.nn import logical
+from artjax.nn.precision import Conv, Embed, Linear
+
+
+def _lrelu(x):
+  return jax.nn.leaky_relu(x, 0.2)
+
+
+def _pixel_norm(x, eps=1e-8):
+  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+
+
+class SeedGenerator(nnx.Module):
+  pixel_range = (0.0, 1.0)
+  layer_order = ("fc1", "fc2")
+
+  def __init__(self, image_shape, *, latent_dim=100, hidden=256, rngs: nnx.Rngs):
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = latent_dim
+    self.fc1 = Linear(latent_dim, hidden, axes=logical.dense(0), rngs=rngs)
+    self.fc2 = Linear(hidden, math.prod(image_shape), axes=logical.dense(1), rngs=rngs)
+
+  def __call__(self, z, labels=None):
+    del labels
+    h = jax.nn.sigmoid(self.fc1(z))
+    x = jax.nn.sigmoid(self.fc2(h))
+    return x.reshape((z.shape[0],) + self.image_shape)
+
+
+class SeedDiscriminator(nnx.Module):
+  layer_order = ("fc1", "fc2")
+
+  def __init__(self, image_shape, *, hidden=256, rngs: nnx.Rngs):
+    self.fc1 = Linear(math.prod(image_shape), hidden, axes=logical.dense(0), rngs=rngs)
+    self.fc2 = Linear(hidden, 1, axes=logical.dense(1), rngs=rngs)
+
+  def __call__(self, x, labels=None):
+    del labels
+    h = jax.nn.sigmoid(self.fc1(x.reshape((x.shape[0], -1))))
+    return self.fc2(h)[:, 0]
+
+
+class Adapter(nnx.Module):
+  """Houlsby bottleneck adapter on the last axis: h + up(gelu(down(h))); `up` starts at zero,
+  so a model with adapters starts exactly at the model without them."""
+
+  def __init__(self, features, dim, *, rngs):
+    self.down = Linear(features, dim, axes=(None, None), rngs=rngs)
+    self.up = Linear(dim, features, kernel_init=nnx.initializers.zeros, axes=(None, None),
+                     rngs=rngs)
+
+  def __call__(self, h):
+    return h + self.up(jax.nn.gelu(self.down(h)))
+
+
+def _adapters(n, features, dim, rngs):
+  return nnx.List([Adapter(features, dim, rngs=rngs) for _ in range(n)]) if dim else None
+
+
+class _LabelEmbed(nnx.Module):
+  def __init__(self, num_classes, dim, *, rngs):
+    self.embed = Embed(num_classes, dim, rngs=rngs)
+
+  def __call__(self, labels):
+    return self.embed(labels)
+
+
+class MLPGenerator(nnx.Module):
+  pixel_range = (-1.0, 1.0)
+
+  def __init__(self, image_shape, *, latent_dim=64, width=256, depth=2, num_classes=0,
+               adapter_dim=0, rngs: nnx.Rngs):
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = latent_dim
+    self.adapters = _adapters(depth, width, adapter_dim, rngs)
+    self.label_embed = _LabelEmbed(num_classes, latent_dim, rngs=rngs) if num_classes else None
+    d_in = latent_dim * (2 if num_classes else 1)
+    self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, axes=logical.dense(i),
+                                   rngs=rngs) for i in range(depth)])
+    self.out = Linear(width, math.prod(image_shape), axes=logical.dense(depth), rngs=rngs)
+    self.layer_order = ("label_embed",) + tuple(f"hidden.{i}" for i in range(depth)) + ("out",)
+
+  def __call__(self, z, labels=None):
+    h = z
+    if self.label_embed is not None:
+      h = jnp.concatenate([h, self.label_embed(labels)], axis=-1)
+    for i, layer in enumerate(self.hidden):
+      h = _lrelu(layer(h))
+      if self.adapters is not None:
+        h = self.adapters[i](h)
+    return jnp.tanh(self.out(h)).reshape((z.shape[0],) + self.image_shape)
+
+
+class _ProjectionHead(nnx.Module):
+  """logit = w.h + b (+ <embed(y), h> when conditional)."""
+
+  def __init__(self, features, num_classes, *, axes=logical.DENSE, rngs):
+    self.out = Linear(features, 1, axes=axes, rngs=rngs)
+    self.proj = Embed(num_classes, features, rngs=rngs) if num_classes else None
+
+  def __call__(self, h, labels):
+    logit = self.out(h)[:, 0]
+    if self.proj is not None:
+      logit = logit + jnp.sum(self.proj(labels) * h, axis=-1)
+    return logit
+
+
+class MLPDiscriminator(nnx.Module):
+
+  def __init__(self, image_shape, *, width=256, depth=2, num_classes=0, adapter_dim=0,
+               rngs: nnx.Rngs):
+    d_in = math.prod(image_shape)
+    self.adapters = _adapters(depth, width, adapter_dim, rngs)
+    self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, axes=logical.dense(i),
+                                   rngs=rngs) for i in range(depth)])
+    self.head = _ProjectionHead(width, num_classes, axes=logical.dense(depth), rngs=rngs)
+    self.layer_order = tuple(f"hidden.{i}" for i in range(depth)) + ("head",)
+
+  def __call__(self, x, labels=None):
+    h = x.reshape((x.shape[0], -1))
+    for i, layer in enumerate(self.hidden):
+      h = _lrelu(layer(h))
+      if self.adapters is not None:
+        h = self.adapters[i](h)
+    return self.head(h, labels)
+
+
+class ConvGenerator(nnx.Module):
+  pixel_range = (-1.0, 1.0)
+  layer_order = ("label_embed", "fc", "conv1", "conv2", "conv3", "to_img")
+
+  def __init__(self, image_shape, *, latent_dim=64, width=64, num_classes=0, adapter_dim=0,
+               rngs: nnx.Rngs):
+    h, w, c = image_shape
+    if h % 4 or w % 4:
+      raise ConfigError(f"dcgan needs image height and width divisible by 4, got {h}x{w}")
+    # Adapters after conv1..conv3 act per pixel on channels (a bottleneck of 1x1 convs).
+    self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in
+                              (2 * width, width, width)]) if adapter_dim else None
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = latent_dim
+    self.base = (h // 4, w // 4, 2 * width)
+    self.label_embed = _LabelEmbed(num_classes, latent_dim, rngs=rngs) if num_classes else None
+    d_in = latent_dim * (2 if num_classes else 1)
+    self.fc = Linear(d_in, math.prod(self.base), axes=logical.dense(0), rngs=rngs)
+    self.conv1 = Conv(2 * width, 2 * width, (3, 3), axes=logical.conv(1), rngs=rngs)
+    self.conv2 = Conv(2 * width, width, (3, 3), axes=logical.conv(2), rngs=rngs)
+    self.conv3 = Conv(width, width, (3, 3), axes=logical.conv(3), rngs=rngs)
+    self.to_img = Conv(width, c, (3, 3), axes=logical.conv(4), rngs=rngs)
+
+  @staticmethod
+  def _up(x):
+    b, h, w, c = x.shape
+    return jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest")
+
+  def __call__(self, z, labels=None):
+    h = z
+    if self.label_embed is not None:
+      h = jnp.concatenate([h, self.label_embed(labels)], axis=-1)
+    h = _pixel_norm(_lrelu(self.fc(h))).reshape((z.shape[0],) + self.base)
+    ad = self.adapters if self.adapters is not None else (lambda x: x,) * 3
+    h = ad[0](_pixel_norm(_lrelu(self.conv1(self._up(h)))))
+    h = ad[1](_pixel_norm(_lrelu(self.conv2(self._up(h)))))
+    h = ad[2](_pixel_norm(_lrelu(self.conv3(h))))
+    return jnp.tanh(self.to_img(h))
+
+
+class ConvDiscriminator(nnx.Module):
+  layer_order = ("conv0", "conv1", "conv2", "fc", "head")
+
+  def __init__(self, image_shape, *, width=64, num_classes=0, adapter_dim=0, rngs: nnx.Rngs):
+    h, w, c = image_shape
+    if h % 4 or w % 4:
+      raise ConfigError(f"dcgan needs image height and width divisible by 4, got {h}x{w}")
+    self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in
+                              (width, width, 2 * width)]) if adapter_dim else None
+    self.conv0 = Conv(c, width, (3, 3), axes=logical.conv(0), rngs=rngs)
+    self.conv1 = Conv(width, width, (4, 4), strides=(2, 2), axes=logical.conv(1), rngs=rngs)
+    self.conv2 = Conv(width, 2 * width, (4, 4), strides=(2, 2), axes=logical.conv(2),
+                      rngs=rngs)
+    feats = (h // 4) * (w // 4) * 2 * width
+    self.fc = Linear(feats, 4 * width, axes=logical.dense(1), rngs=rngs)
+    self.head = _ProjectionHead(4 * width, num_classes, axes=logical.dense(2), rngs=rngs)
+
+  def __call__(self, x, labels=None):
+    ad = self.adapters if self.adapters is not None else (lambda x: x,) * 3
+    h = ad[0](_lrelu(self.conv0(x)))
+    h = ad[1](_lrelu(self.conv1(h)))
+    h = ad[2](_lrelu(self.conv2(h)))
+    h = _lrelu(self.fc(h.reshape((h.shape[0], -1))))
+    return self.head(h, labels)
+
+
+GAN_MODELS = ("mlp_seed", "mlp", "dcgan")
+
+
+def build_gan(model_cfg, image_shape, num_classes: int, key=None):
+  """Returns (generator, discriminator) NNX modules for `model_cfg.name`.
+
+  `key` (a jax PRNG key, may be traced) decides the initial weights.
+  """
+  key = jax.random.key(0) if key is None else key
+  name = model_cfg.name
+  nc = num_classes if model_cfg.conditional else 0
+  g_rngs = nnx.Rngs(jax.random.fold_in(key, 0))
+  d_rngs = nnx.Rngs(jax.random.fold_in(key, 1))
+  if name == "mlp_seed":
+    if model_cfg.adapter_dim:
+      raise ConfigError("model.adapter_dim: the seed's networks have no adapters (use mlp or dcgan)")
+    if nc:
+      raise ConfigError("model mlp_seed is the seed's unconditional GAN: set model.conditional=False")
+    return (SeedGenerator(image_shape, latent_dim=model_cfg.latent_dim, hidden=model_cfg.width,
+                          rngs=g_rngs),
+            SeedDiscriminator(image_shape, hidden=model_cfg.width, rngs=d_rngs))
+  adapter_dim = model_cfg.adapter_dim
+  if name == "mlp":
+    return (MLPGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
+                         depth=model_cfg.depth, num_classes=nc, adapter_dim=adapter_dim,
+                         rngs=g_rngs),
+            MLPDiscriminator(image_shape, width=model_cfg.width, depth=model_cfg.depth,
+                             num_classes=nc, adapter_dim=adapter_dim, rngs=d_rngs))
+  if name == "dcgan":
+    return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
+                          num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),
+            ConvDiscriminator(image_shape, width=model_cfg.width, num_classes=nc,
+                              adapter_dim=adapter_dim, rngs=d_rngs))
+  raise ConfigError(f"unknown model {name!r}; choose one of {GAN_MODELS}")

@@ -1,5 +1,0 @@
-"""Model registry. Models know nothing of files, flags or training."""
-
-from artjax.models.gan import GAN_MODELS, build_gan
-
-__all__ = ["GAN_MODELS", "build_gan"]

@@ -1,0 +1,89 @@
+"""The evaluator network per dataset: a classifier whose features and class probabilities
+drive the metrics. This module only loads it: training it is a run of the one loop whose
+config is the `evaluator` block of the task's config (configs/evaluator.py:DATASET), started
+once per dataset and cached in the data dir (`requirement` names that run;
+artjax.tasks.training.ensure_trained trains it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from artjax import ConfigError
+from artjax.engine import checkpoint
+from artjax.engine import data as data_plumbing
+from artjax.tasks import datasets as data_lib
+from artjax.tasks.classifier import ClassifierTask
+
+
+class MissingEvaluator(ConfigError):
+  """No trained evaluator for a dataset (train it: artjax.engine.loop.ensure_trained)."""
+
+
+def _fingerprint(ds, config) -> str:
+  h = hashlib.sha256()
+  for split in ("train", "validation"):
+    h.update(np.ascontiguousarray(ds.images(split)).tobytes())
+    h.update(np.ascontiguousarray(ds.labels(split)).tobytes())
+  cfg = config.copy_and_resolve_references()
+  cfg.data.data_dir = ""
+  h.update(cfg.to_json(sort_keys=True).encode())
+  return h.hexdigest()[:12]
+
+
+def requirement(task_config):
+  """(config, workdir) of the run that trains the evaluator of `task_config`'s dataset: its
+  `evaluator` block with the task's dataset and data dir."""
+  if "evaluator" not in task_config:
+    raise ConfigError("this config has no `evaluator` block (the classifier config behind "
+                      "FDD/IS: configs/evaluator.py:DATASET)")
+  dataset = task_config.data.name
+  data_dir = task_config.data.data_dir or data_plumbing.default_data_dir()
+  config = task_config.evaluator.copy_and_resolve_references()
+  config.data.name, config.data.data_dir = dataset, data_dir
+  ds = data_lib.load_images(dataset, data_dir)
+  workdir = os.path.join(data_dir, "artjax_evaluators", f"{dataset}-{_fingerprint(ds, config)}")
+  return config, workdir
+
+
+class Evaluator:
+  """features(images uint8) -> [N, D]; probs(images) -> [N, classes]; test accuracy."""
+
+  def __init__(self, task_config):
+    config, self.workdir = requirement(task_config)
+    dataset = config.data.name
+    self.dataset = data_lib.load_images(dataset, config.data.data_dir)
+    if checkpoint.latest_step(self.workdir) is None:
+      raise MissingEvaluator(f"no trained {dataset} evaluator in {self.workdir}: train it with "
+                             f"`python run.py train --config=configs/evaluator.py:{dataset} "
+                             f"--workdir={self.workdir}` (run.py train/eval do it on first use)")
+    self.task = ClassifierTask(config)
+    self.params = checkpoint.restore_checked(self.workdir, self.task.init_state,
+                                             config.seed)["params"]
+    self._feats = jax.jit(self.task.features)
+    self._logits = jax.jit(self.task.apply)
+    info_path = os.path.join(self.workdir, "evaluator.json")
+    if not os.path.exists(info_path):
+      acc = float(np.mean(np.argmax(self.probs(self.dataset.images("test")), 1)
+                          == self.dataset.labels("test")))
+      with open(info_path, "w") as f:
+        json.dump({"dataset": dataset, "test_accuracy": acc}, f)
+    with open(info_path) as f:
+      self.info = json.load(f)
+    self.test_accuracy = self.info["test_accuracy"]
+
+  def _batched(self, fn, images, bs=2048):
+    images = np.asarray(images)
+    return np.concatenate([np.asarray(fn(self.params, jnp.asarray(images[i:i + bs])))
+                           for i in range(0, len(images), bs)])
+
+  def features(self, images) -> np.ndarray:
+    return self._batched(self._feats, images)
+
+  def probs(self, images) -> np.ndarray:
+    return np.asarray(jax.nn.softmax(self._batched(self._logits, images), axis=-1))

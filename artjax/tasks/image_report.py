@@ -1,0 +1,64 @@
+"""`run.py eval` of an image generator: its samples' quality, coverage and copying, each
+beside the real-data floor computed by the same code (artjax.evaluation.images)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from artjax.engine.writers import image_grid, save_png
+from artjax.evaluation import metrics
+from artjax.evaluation.images import evaluate_images
+from artjax.tasks.evaluator import Evaluator
+
+HEADLINE = ("fdd", "inception_score", "precision", "recall", "density", "coverage",
+            "classes_present", "label_accuracy", "nn_ratio", "ct")
+
+
+def fmt(v):
+  if v is None:
+    return "-"
+  if isinstance(v, float):
+    return f"{v:.3f}"
+  return str(v)
+
+
+def nearest_train_grid(images, train_images, rows: int = 20) -> np.ndarray:
+  """Pairs (sample | its nearest training image in pixels), `rows` of them, as one grid."""
+  a = np.asarray(images[:rows], np.float32).reshape(min(rows, len(images)), -1)
+  t = np.asarray(train_images, np.float32).reshape(len(train_images), -1)
+  nn = np.asarray(metrics.pairwise_distances(a, t)).argmin(axis=1)
+  pairs = np.stack([images[:len(nn)], train_images[nn]], axis=1).reshape((-1,) + images.shape[1:])
+  return image_grid(pairs, ncol=10, scale=max(1, 32 // images.shape[1]))
+
+
+def report_images(task, state, num: int | None, seed: int, workdir: str, suffix: str = "",
+                  checkpoint: str = "latest") -> dict:
+  """eval{suffix}.json / .md and eval_nearest{suffix}.png of an image generator's samples:
+  every metric beside its real-data floor, in the dataset's evaluator's features (trained
+  first: artjax.tasks.training.ensure_trained)."""
+  ev = Evaluator(task.config)
+  num = num or len(ev.dataset.images("validation"))
+  s = jax.device_get(jax.jit(task.sample, static_argnums=2)(state, seed, num))
+  result = evaluate_images(ev, np.asarray(s["images"]), s["labels"] if "labels" in s else None)
+  result.update(workdir=os.path.abspath(workdir), step=int(state["step"]), seed=seed,
+                checkpoint=checkpoint)
+  with open(os.path.join(workdir, f"eval{suffix}.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  save_png(os.path.join(workdir, f"eval_nearest{suffix}.png"),
+           nearest_train_grid(np.asarray(s["images"]), ev.dataset.images("train")))
+  lines = [f"# eval of {workdir} (step {result['step']}, n={num}, evaluator test accuracy "
+           f"{ev.test_accuracy:.3f})", "", "| metric | samples | real floor |", "|---|---|---|"]
+  for k in HEADLINE:
+    lines.append(f"| {k} | {fmt(result['samples'].get(k))} | {fmt(result['floor'].get(k))} |")
+  lines += ["", "fdd ratio to floor: "
+            f"{result['samples']['fdd'] / max(result['floor']['fdd'], 1e-9):.2f}",
+            "eval_nearest.png: samples (odd columns) beside their nearest training image."]
+  report = "\n".join(lines)
+  with open(os.path.join(workdir, f"eval{suffix}.md"), "w") as f:
+    f.write(report + "\n")
+  print(report)
+  return result
