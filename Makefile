@@ -37,10 +37,10 @@ test-slow: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python benchmarks/throughput.py --vs-torch --dtype=fp32,bf16
-	$(BIN)/python benchmarks/music_throughput.py
-	$(BIN)/python benchmarks/music_throughput.py --config.train.dtype=bf16 --sample-tokens=0
-	$(BIN)/python benchmarks/time_to_quality.py --seeds=3
+	$(BIN)/python -m benchmarks.throughput --vs-torch --dtype=fp32,bf16
+	$(BIN)/python -m benchmarks.music_throughput
+	$(BIN)/python -m benchmarks.music_throughput --config.train.dtype=bf16 --sample-tokens=0
+	$(BIN)/python -m benchmarks.time_to_quality --seeds=3
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

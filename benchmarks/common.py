@@ -17,7 +17,7 @@ import jax
 from artjax.commands import options as cli
 from artjax.engine import parallel
 from artjax.tasks import build_task
-from artjax.engine.loop import compile_multi_step
+from artjax.engine.loop import compile_multi_step, initial_state, state_layout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -70,14 +70,15 @@ def save(name: str, result: dict) -> str:
 
 
 class Prepared:
-  """The loop's pieces for `config`: task, mesh, data on device, initial state, and the fused
+  """The loop's own pieces for `config` (artjax.engine.loop, as `run.py train` builds them):
+  task, mesh, data on device, initial state in its layout, and the fused
   `steps_per_dispatch`-step program (compiled ahead of time, state donated)."""
 
   def __init__(self, config, *, num_devices: int | None = None, host_data=None):
     self.config = config
     self.task = build_task(config)
-    n = config.mesh.num_devices if num_devices is None else num_devices
-    self.mesh = parallel.make_mesh(n, config.mesh.get("shape", "") if num_devices is None else "")
+    self.mesh = (parallel.mesh_of(config) if num_devices is None
+                 else parallel.make_mesh(num_devices, ""))
     self.host_data = self.task.device_data() if host_data is None else host_data
     self.data = parallel.place_data(self.host_data, self.mesh)
     self.k = config.train.steps_per_dispatch
@@ -86,12 +87,9 @@ class Prepared:
                                                        self.data, self.mesh)
 
   def reset(self, seed: int | None = None) -> None:
-    with parallel.active_mesh(self.mesh):
-      seed = self.config.seed if seed is None else seed
-      abstract = jax.eval_shape(self.task.init_state, seed)
-      self.shardings = parallel.state_shardings(abstract, self.task.param_axes(), self.mesh)
-      self.state = jax.jit(self.task.init_state, static_argnums=0,
-                           out_shardings=self.shardings)(seed)
+    seed = self.config.seed if seed is None else seed
+    self.shardings = state_layout(self.task, self.mesh, seed)[1]
+    self.state = initial_state(self.task, self.mesh, seed, self.shardings)
 
   def run(self, dispatches: int = 1) -> float:
     """Seconds for `dispatches` fused dispatches (metrics waited for)."""

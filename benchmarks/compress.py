@@ -26,8 +26,7 @@ import time
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 from artjax.engine import compress, workdir as runs
 from artjax.tasks import open_run, open_stored
 from artjax import deploy

@@ -25,7 +25,7 @@ import time
 import jax
 import numpy as np
 
-import common
+from benchmarks import common
 from artjax.tasks import datasets as data_lib
 from artjax.image import data as image_data
 from artjax.tasks.training import load_evaluator

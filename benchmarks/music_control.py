@@ -23,7 +23,7 @@ import time
 
 import jax
 
-import common
+from benchmarks import common
 from artjax.music import data as data_lib
 from artjax.music import metrics as mus
 from artjax.music import encoding as enc

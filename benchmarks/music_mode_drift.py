@@ -26,7 +26,7 @@ import time
 import jax
 import numpy as np
 
-import common
+from benchmarks import common
 from artjax.music import data as data_lib
 from artjax.music import metrics as mus
 from artjax.tasks.music_report import mode_token_nll

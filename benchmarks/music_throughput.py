@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import common
+from benchmarks import common
 from artjax.music import sampling
 
 
@@ -63,7 +63,7 @@ def main(argv=None):
   run_jax()
   peer = None
   if not args.no_torch:
-    from torch_music_peer import TorchMusicLM
+    from benchmarks.peers.torch_music_peer import TorchMusicLM
     import torch
     torch.set_num_threads(os.cpu_count())   # XLA:CPU's pool uses every core
     peer = TorchMusicLM(host["train"], config)

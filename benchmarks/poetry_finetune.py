@@ -20,8 +20,7 @@ import sys
 
 import jax
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 from artjax.engine import checkpoint, workdir as runs
 from artjax.tasks import open_run
 from artjax.poetry.attribution import PoetClassifier

@@ -18,7 +18,7 @@ import time
 import jax
 import torch
 
-import common
+from benchmarks import common
 from artjax.poetry import text
 
 
@@ -56,7 +56,7 @@ def main(argv=None):
   prep.run(1)
   peer = None
   if not args.no_torch:
-    from torch_poetry_peer import TorchPoetryLM
+    from benchmarks.peers.torch_poetry_peer import TorchPoetryLM
     torch.set_num_threads(os.cpu_count())
     peer = TorchPoetryLM(tokens, task.vocab_size, config)
     peer.run(2)

@@ -20,8 +20,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 from artjax.tasks import datasets as data_lib
 from artjax.tasks import open_run
 from artjax.commands import repair

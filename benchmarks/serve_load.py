@@ -26,8 +26,7 @@ import urllib.request
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 
 TOKEN = "load-test-token"
 MODES = {"micro-batching on": ["--max_batch=64", "--max_wait_ms=5"],

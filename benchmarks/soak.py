@@ -28,7 +28,7 @@ import time
 import jax
 import numpy as np
 
-import common
+from benchmarks import common
 from artjax.engine import workdir as runs
 from artjax.tasks import open_run
 

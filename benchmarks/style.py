@@ -29,8 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from benchmarks import common
 from artjax.commands import stylize
 from artjax.image import io, metrics, style
 from artjax.image.networks import feature_network
@@ -99,7 +98,7 @@ PEERS = (("PyTorch eager", False, False), ("PyTorch eager channels-last", False,
 def _torch_contenders(net, params, c, s, iters, no_compile):
   """name -> a callable timing `iters` optimisation steps of that PyTorch peer (warmed up:
   compiled) -- eager, eager channels-last and torch.compile; the row's peer is the fastest."""
-  import torch_style_peer as peer
+  from benchmarks.peers import torch_style_peer as peer
   out = {}
   for name, compiled, channels_last in PEERS:
     if compiled and no_compile:
@@ -164,7 +163,7 @@ def feedforward(sizes, repeats, torch_threads, width=16, blocks=3, no_compile=Fa
   eager, eager channels-last and torch.compile (rotated order)."""
   import torch
   from flax import nnx
-  import torch_style_peer as peer
+  from benchmarks.peers import torch_style_peer as peer
   from artjax.image.models.transform import TransformNet
   torch.set_num_threads(torch_threads)
   model = TransformNet(width, blocks, rngs=nnx.Rngs(0))

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import common
+from benchmarks import common
 from artjax.engine import parallel
 
 DATASHEET_PEAKS = common.DATASHEET_PEAKS
@@ -110,7 +110,7 @@ def _prepare(args, base_config, batch, mesh, threads):
     r = dict(config=config, bench=bench, synth=ArtjaxBench(config, mesh, synthetic=True),
              peers={}, times={"artjax": [], "synthetic": []})
     if args.vs_torch:
-      from torch_peer import TorchSeedGAN
+      from benchmarks.peers.torch_peer import TorchSeedGAN
       for name, compiled in (("torch eager", False), ("torch.compile", True)):
         if compiled and args.no_torch_compile:
           continue

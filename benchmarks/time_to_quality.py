@@ -22,7 +22,7 @@ import statistics
 import jax
 import numpy as np
 
-import common
+from benchmarks import common
 from artjax.tasks.training import load_evaluator
 from artjax.evaluation import metrics
 
@@ -52,7 +52,7 @@ def main(argv=None):
   print(f"real floor FDD {floor:.2f}; threshold {threshold:.2f} ({args.threshold_ratio}x)")
   prep = common.Prepared(config, num_devices=1)
   sample = jax.jit(prep.task.sample, static_argnums=2)
-  from torch_recipe import TorchRecipe
+  from benchmarks.peers.torch_recipe import TorchRecipe
   runs = []
   for seed in range(args.seeds):
     prep.reset(config.seed + seed)

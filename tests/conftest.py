@@ -4,8 +4,12 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+TESTS = os.path.join(ROOT, "tests")
+# tests/unit (pure functions), tests/integration (commands and runs), tests/slow (make
+# test-slow: convergence, multi-process); helpers.py and the *_check.py scripts in tests/.
+_SAVED_PATH, _SAVED_ENV = list(sys.path), dict(os.environ)
+for d in (ROOT, TESTS, os.path.join(TESTS, "integration"), os.path.join(TESTS, "unit")):
+  sys.path.insert(0, d)
 
 # One data dir for every test run on this machine (prepared digits, the trained evaluator,
 # parsed chorales are reused; each is keyed by its builder version or fingerprint) and a
@@ -20,6 +24,21 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: long convergence / multi-process tests (make test-slow)")
+
+
+def pytest_unconfigure(config):
+  """Leave the process as it was found: environment and import path restored."""
+  os.environ.clear()
+  os.environ.update(_SAVED_ENV)
+  sys.path[:] = _SAVED_PATH
+
+
+def pytest_collection_modifyitems(config, items):
+  """Everything under tests/slow is slow, marked or not."""
+  slow_dir = os.path.join(TESTS, "slow") + os.sep
+  for item in items:
+    if str(item.fspath).startswith(slow_dir):
+      item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)

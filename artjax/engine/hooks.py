@@ -1,23 +1,60 @@
-"""Periodic actions of the training loop. Each hook has an `every` (steps; 0 = off) and up
-to three moments: `start(run)` before the first dispatch, `__call__(run)` after a dispatch
-when `due(run)`, `end(run)` after the last one. Adding one: subclass `Hook`, append it in
-`default_hooks` (order = firing order). Hooks read and write the `Run` (artjax.engine.loop); they
-know tasks only through the Task interface (eval_key, members, evaluate, summary_images).
+"""Periodic work of the training loop, as hooks that *return* what they decide.
+
+A hook has an `every` (steps; 0 = off) and up to three moments: `start(info)` before the
+first dispatch, `__call__(info)` after a dispatch when `due(info)`, `end(info)` after the
+last one. Each gets a read-only `StepInfo` (step, state, data, the latest dispatch's device
+metrics, ...) and returns an `Outcome` (or None): metrics or an evaluation to record, a
+checkpoint to save, a best state to keep, a reason to stop, summary entries. Only the loop
+(artjax.engine.loop) writes the run; a hook keeps nothing of the run but its own
+bookkeeping. Hooks know tasks only through the Task interface (eval_key, members, evaluate,
+summary_images, select_best). Adding one: subclass `Hook`, append it in `default_hooks`
+(order = firing order), like levanter's `add_hook(fn, every=)`.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import os
+from typing import Any
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from artjax import ConfigError
-from artjax.engine import checkpoint, parallel, workdir as runs
+from artjax.engine import parallel, workdir as runs
 from artjax.engine.writers import image_grid
+
+
+@dataclasses.dataclass(frozen=True)
+class StepInfo:
+  """What a hook may read after a dispatch (nothing here is the hook's to change)."""
+  step: int
+  total: int
+  state: Any                 # the run state after the dispatch (device arrays)
+  data: Any                  # the dataset on device
+  device_metrics: Any        # the dispatch's mean metrics, still on device
+  device_report: Any         # the dispatch's guard report (finite, skipped, ...)
+  last_dispatch: int         # steps in that dispatch
+  steps_done: int            # steps run by this process so far
+  elapsed: float             # seconds since the run was prepared
+  interrupted: bool
+
+
+@dataclasses.dataclass
+class Outcome:
+  """What a hook asks the loop to record or do (every field optional)."""
+  metrics: dict | None = None        # host scalars of a dispatch (the run's latest metrics)
+  eval: dict | None = None           # host scalars of an evaluation
+  save: bool = False                 # save a checkpoint of the current step now
+  best: dict | None = None           # a new best: best.json's content ...
+  best_state: Any = None             # ... and the state to keep as best/ (saved at once)
+  stop: str | None = None            # end the run ("early_stopped")
+  nonfinite: tuple | None = None     # (first step, last step, host metrics): halt the run
+  skipped: int = 0                   # steps dropped inside the dispatch (on_nonfinite=skip)
+  summary: dict | None = None        # entries for summary.json
+  state: Any = None                  # the state the run ends with (the best, at early stop)
 
 
 def scalars(tree) -> dict:
@@ -34,83 +71,90 @@ def scalars(tree) -> dict:
 
 
 class Hook:
+  """Construction reads the run's fixed context (config, task, mesh, workdir); the moments
+  get a StepInfo and return an Outcome or None."""
   every = 0
 
-  def due(self, run) -> bool:
-    return bool(self.every) and run.step % self.every == 0
+  def due(self, info: StepInfo) -> bool:
+    return bool(self.every) and info.step % self.every == 0
 
-  def start(self, run) -> None:
-    pass
+  def start(self, info: StepInfo) -> Outcome | None:
+    return None
 
-  def __call__(self, run) -> None:
-    pass
+  def __call__(self, info: StepInfo) -> Outcome | None:
+    return None
 
-  def end(self, run) -> None:
-    pass
+  def end(self, info: StepInfo) -> Outcome | None:
+    return None
 
 
 class Metrics(Hook):
   """Reads each dispatch's metrics one dispatch behind (the host never waits on the device),
   logs them every `train.log_every` steps and at the end, drives the progress bar, and
-  calls `on_dispatch(step, metrics)` (which may raise KeyboardInterrupt to stop)."""
+  calls `on_dispatch(step, metrics)` (which may raise KeyboardInterrupt to stop). Returns the
+  metrics, and a halt when they (or, with on_nonfinite=skip, max_skipped steps in a row)
+  are not finite."""
 
   def __init__(self, run, writer, verbose, on_dispatch=None):
     self.every = run.config.train.steps_per_dispatch
-    self.log_every = run.config.train.log_every
+    self.log_every, self.max_skipped = run.config.train.log_every, run.config.train.max_skipped
     self.writer, self.on_dispatch = writer, on_dispatch
-    self.pending = None
+    self.pending, self.skip_run = None, 0
     self.bar = tqdm(total=run.total, initial=run.step, disable=not verbose or run.total == run.step,
                     unit="step", dynamic_ncols=True, mininterval=1.0)
 
-  def due(self, run):
+  def due(self, info):
     return True
 
-  def _drain(self, run):
+  def _drain(self, info) -> Outcome:
     at, n, m, report = self.pending
     self.pending = None
     m, report = scalars(parallel.to_host(m)), parallel.to_host(report)
-    run.metrics = m
+    out = Outcome(metrics=m)
     if "skipped" in report:
-      self._skips(run, at, n, report)
+      out.skipped, out.nonfinite = self._skips(at, n, report)
     elif not report["finite"]:
-      run.note_nonfinite(at - n + 1, at, m)
-    if self.log_every and at % self.log_every == 0 or at == run.total:
-      self.writer.scalars(at, {**m, "steps_per_s": run.steps_done / max(run.elapsed(), 1e-9)})
+      out.nonfinite = (at - n + 1, at, m)
+    if self.log_every and at % self.log_every == 0 or at == info.total:
+      self.writer.scalars(at, {**m, "steps_per_s": info.steps_done / max(info.elapsed, 1e-9)})
     self.bar.set_postfix({k: f"{v:.3f}" for k, v in list(m.items())[:4]}, refresh=False)
     if self.on_dispatch is not None:
       self.on_dispatch(at, m)
+    return out
 
-  def _skips(self, run, at, n, report):
-    """train.on_nonfinite=skip: count dropped steps; halt after max_skipped in a row."""
-    run.skipped += int(report["skipped"])
-    longest = max(int(report["longest"]), run.skip_run + int(report["leading"]))
-    run.skip_run = run.skip_run + n if int(report["trailing"]) == n else int(report["trailing"])
-    if max(longest, run.skip_run) >= run.config.train.max_skipped:
-      run.note_nonfinite(at - n + 1, at, {f"{run.config.train.max_skipped} steps in a row": math.nan})
+  def _skips(self, at, n, report):
+    """train.on_nonfinite=skip: (steps dropped, a halt after max_skipped in a row or None)."""
+    longest = max(int(report["longest"]), self.skip_run + int(report["leading"]))
+    self.skip_run = self.skip_run + n if int(report["trailing"]) == n else int(report["trailing"])
+    halt = None
+    if max(longest, self.skip_run) >= self.max_skipped:
+      halt = (at - n + 1, at, {f"{self.max_skipped} steps in a row": math.nan})
+    return int(report["skipped"]), halt
 
-  def __call__(self, run):
-    self.bar.update(run.step - self.bar.n)
-    if self.pending is not None:
-      self._drain(run)
-    self.pending = (run.step, run.last_dispatch, run.device_metrics, run.device_report)
+  def __call__(self, info):
+    self.bar.update(info.step - self.bar.n)
+    out = self._drain(info) if self.pending is not None else None
+    self.pending = (info.step, info.last_dispatch, info.device_metrics, info.device_report)
+    return out
 
-  def end(self, run):
+  def end(self, info):
     self.bar.close()
-    if self.pending is not None and not run.interrupted:
-      self._drain(run)
+    if self.pending is not None and not info.interrupted:
+      return self._drain(info)
+    return None
 
 
 class Checkpoint(Hook):
-  """Saves the state every `train.ckpt_every` steps (the final save is the run's own)."""
+  """Asks for a checkpoint every `train.ckpt_every` steps (the final save is the loop's)."""
 
   def __init__(self, run):
     self.every = run.config.train.ckpt_every
 
-  def due(self, run):
-    return super().due(run) and run.step < run.total
+  def due(self, info):
+    return super().due(info) and info.step < info.total
 
-  def __call__(self, run):
-    run.save()
+  def __call__(self, info):
+    return Outcome(save=True)
 
 
 class Grid(Hook):
@@ -118,8 +162,9 @@ class Grid(Hook):
   at step 0 and at the end."""
 
   def __init__(self, run, writer):
-    self.every = run.config.train.sample_every
-    self.writer = writer
+    self.every, self.log = run.config.train.sample_every, run.log
+    self.writer, self.workdir, self.mesh = writer, run.workdir, run.mesh
+    self.columns = run.task.grid_columns()
     # replicated outputs: every process holds the whole grid (no cross-process gather, which
     # only the writing process would join, under sharded weights)
     self.fn = (jax.jit(run.task.summary_images, out_shardings=parallel.replicated(run.mesh))
@@ -127,93 +172,93 @@ class Grid(Hook):
     if self.every and run.log:
       os.makedirs(os.path.join(run.workdir, "samples"), exist_ok=True)
 
-  def _write(self, run):
-    with parallel.active_mesh(run.mesh):
-      grids = parallel.to_host(self.fn(run.state))
+  def _write(self, info):
+    with parallel.active_mesh(self.mesh):
+      grids = parallel.to_host(self.fn(info.state))
     for tag, im in grids.items():
       suffix = tag.split("/", 1)[1] if "/" in tag else ""
-      grid = image_grid(im, ncol=run.task.grid_columns(), scale=max(1, 64 // im.shape[1]))
-      png = os.path.join(run.workdir, "samples",
-                         f"step_{run.step:07d}{'_' + suffix if suffix else ''}.png")
-      self.writer.image(run.step, tag, grid, png)
+      grid = image_grid(im, ncol=self.columns, scale=max(1, 64 // im.shape[1]))
+      png = os.path.join(self.workdir, "samples",
+                         f"step_{info.step:07d}{'_' + suffix if suffix else ''}.png")
+      self.writer.image(info.step, tag, grid, png)
 
-  def start(self, run):
-    if self.every and run.step == 0:
-      self._write(run)
+  def start(self, info):
+    if self.every and info.step == 0:
+      self._write(info)
 
-  def __call__(self, run):
-    self._write(run)
+  def __call__(self, info):
+    self._write(info)
 
-  def end(self, run):
-    if self.every and run.log and not run.interrupted and run.step % self.every:
-      self._write(run)
+  def end(self, info):
+    if self.every and self.log and not info.interrupted and info.step % self.every:
+      self._write(info)
 
 
 class Evaluate(Hook):
-  """Evaluates every `train.eval_every` steps and at the end; keeps the best state by the
-  task's `eval_key` in best/ (per member for populations, selected on device); early stopping
-  after `train.patience` evaluations without improvement, restoring the best state."""
+  """Evaluates every `train.eval_every` steps and at the end; a new best by the task's
+  `eval_key` (per member for populations, selected on device) is returned for the loop to
+  keep in best/; early stopping after `train.patience` evaluations without improvement,
+  ending with the best state."""
 
   def __init__(self, run, writer):
     c = run.config.train
     self.every, self.patience, self.writer = c.eval_every, c.patience, writer
     self.fn = (jax.jit(run.task.evaluate, out_shardings=parallel.replicated(run.mesh))
                if self.every else None)
-    self.key = run.task.eval_key
-    self.members = run.task.members
+    self.task, self.mesh, self.sharding = run.task, run.mesh, run.sharding
+    self.workdir, self.seed = run.workdir, run.config.seed
+    self.key, self.members = run.task.eval_key, run.task.members
     self.best = (runs.best_info(run.workdir) if run.start_step is not None else None) or {}
-    self.best_state = None
+    self.best_state, self.stopped = None, False
     if self.best and self.members > 1:   # resuming a population: each member's best so far
-      self.best_state = runs.restore(run.workdir, run.task, run.config.seed, best=True,
-                                     step=self.best["step"], sharding=run.sharding)
+      self.best_state = self._restore_best(self.best["step"])
 
-  def due(self, run):
-    return super().due(run) or (bool(self.every) and run.step == run.total)
+  def _restore_best(self, step):
+    return runs.restore(self.workdir, self.task, self.seed, best=True, step=step,
+                        sharding=self.sharding)
 
-  def __call__(self, run):
-    with parallel.active_mesh(run.mesh):
-      raw = parallel.to_host(self.fn(run.state, run.data))
-    run.last_eval = scalars(raw)
-    self.writer.scalars(run.step, {f"eval/{k}": v for k, v in run.last_eval.items()})
+  def due(self, info):
+    return super().due(info) or (bool(self.every) and info.step == info.total)
+
+  def __call__(self, info):
+    with parallel.active_mesh(self.mesh):
+      raw = parallel.to_host(self.fn(info.state, info.data))
+    out = Outcome(eval=scalars(raw))
+    self.writer.scalars(info.step, {f"eval/{k}": v for k, v in out.eval.items()})
     if self.key and self.key in raw:
-      self._track(run, np.asarray(raw[self.key], np.float64).reshape(-1))
+      out.best, out.best_state = self._track(info, np.asarray(raw[self.key], np.float64).reshape(-1))
     if self.patience and self.best:
       last = max(self.best.get("replica_steps", [self.best["step"]]))
-      if run.step - last >= self.patience * self.every:
-        run.stop = "early_stopped"
+      if info.step - last >= self.patience * self.every:
+        out.stop, self.stopped = "early_stopped", True
+    return out
 
-  def _track(self, run, vals):
+  def _track(self, info, vals):
+    """(best.json content, state to keep) when `vals` improve on the best so far."""
     prev = np.asarray(self.best.get("values", [self.best.get("value", np.inf)] * len(vals)))
     better = vals < prev
     if not better.any():
-      return
+      return None, None
     if self.members > 1:
-      steps = np.where(better, run.step, self.best.get("replica_steps", [run.step] * len(vals)))
+      steps = np.where(better, info.step, self.best.get("replica_steps", [info.step] * len(vals)))
       vals = np.where(better, vals, prev)
-      self.best = {"step": run.step, "metric": self.key, "value": float(vals.min()),
+      self.best = {"step": info.step, "metric": self.key, "value": float(vals.min()),
                    "values": vals.tolist(), "replica_steps": [int(x) for x in steps]}
-      # A fresh copy: run.state's buffers are donated to the next dispatch.
-      self.best_state = jax.jit(run.task.select_best, out_shardings=run.sharding)(
-          better, run.state, run.state if self.best_state is None else self.best_state)
-      state = self.best_state
-    else:
-      self.best = {"step": run.step, "metric": self.key, "value": float(vals[0])}
-      state = run.state
-    mgr = runs.manager(run.workdir, best=True, create=True)
-    checkpoint.save_and_wait(mgr, run.step, state, force=True)   # before the next dispatch
-    # donates the state's buffers
-    mgr.close()
-    if run.log:
-      with open(os.path.join(run.workdir, runs.BEST_JSON), "w") as f:
-        json.dump(self.best, f)
+      # A fresh copy: the run's state buffers are donated to the next dispatch.
+      self.best_state = jax.jit(self.task.select_best, out_shardings=self.sharding)(
+          better, info.state, info.state if self.best_state is None else self.best_state)
+      return dict(self.best), self.best_state
+    self.best = {"step": info.step, "metric": self.key, "value": float(vals[0])}
+    return dict(self.best), info.state
 
-  def end(self, run):
-    if self.best:
-      run.summary["best"] = self.best
-    if run.stop == "early_stopped":
-      run.summary.update(early_stopped_at=run.step, restored_best_step=self.best["step"])
-      run.state = runs.restore(run.workdir, run.task, run.config.seed, best=True,
-                               step=self.best["step"], sharding=run.sharding)
+  def end(self, info):
+    if not self.best:
+      return None
+    out = Outcome(summary={"best": self.best})
+    if self.stopped:
+      out.summary.update(early_stopped_at=info.step, restored_best_step=self.best["step"])
+      out.state = self._restore_best(self.best["step"])
+    return out
 
 
 def profile_range(t) -> tuple | None:
@@ -240,28 +285,28 @@ class Profile(Hook):
     self.dir = os.path.join(run.workdir, "profile")
     self.tracing = False
 
-  def _maybe_start(self, run):
+  def _maybe_start(self, info):
     a, b = self.range
-    if not self.tracing and run.step < a <= run.step + self.every and run.step < b:
+    if not self.tracing and info.step < a <= info.step + self.every and info.step < b:
       jax.profiler.start_trace(self.dir)
       self.tracing = True
 
-  def start(self, run):
+  def start(self, info):
     if self.range:
-      self._maybe_start(run)
+      self._maybe_start(info)
 
-  def __call__(self, run):
-    if self.tracing and run.step >= self.range[1]:
-      self.end(run)
+  def __call__(self, info):
+    if self.tracing and info.step >= self.range[1]:
+      self.end(info)
     elif self.range:
-      self._maybe_start(run)
+      self._maybe_start(info)
 
-  def end(self, run):
+  def end(self, info):
     if self.tracing:
-      jax.block_until_ready(run.state)
+      jax.block_until_ready(info.state)
       jax.profiler.stop_trace()
       self.tracing = False
-      tqdm.write(f"profile of steps {self.range[0]}..{run.step} written to {self.dir} "
+      tqdm.write(f"profile of steps {self.range[0]}..{info.step} written to {self.dir} "
                  f"(tensorboard --logdir {self.dir})")
 
 

@@ -137,6 +137,21 @@ def compile_multi_step(step, num_steps: int, state, data, mesh, guard: str = "ha
     return compiled, time.perf_counter() - t
 
 
+def state_layout(task, mesh, seed: int):
+  """(abstract state with its shardings, the shardings): the task's weights laid out by
+  their logical axes (parallel.RULES) on `mesh`, everything else replicated."""
+  abstract = jax.eval_shape(task.init_state, seed)
+  sharding = parallel.state_shardings(abstract, task.param_axes(), mesh)
+  return parallel.with_shardings(abstract, sharding), sharding
+
+
+def initial_state(task, mesh, seed: int, sharding=None):
+  """A fresh run state for `seed`, created on device in its layout (see `state_layout`)."""
+  sharding = state_layout(task, mesh, seed)[1] if sharding is None else sharding
+  with parallel.active_mesh(mesh):
+    return jax.jit(task.init_state, static_argnums=0, out_shardings=sharding)(seed)
+
+
 class Run:
   """A prepared run: validated, data on device, state initialised, warm-started or restored."""
 
@@ -167,17 +182,15 @@ class Run:
     self.metrics, self.last_eval, self.summary = {}, {}, {}
     self.device_metrics = self.device_report = None
     self.stop, self.interrupted, self.halt = None, False, None
-    self.skip_run, self.skipped, self.last_dispatch, self.save_error = 0, 0, 0, None
+    self.skipped, self.last_dispatch, self.save_error = 0, 0, None
     self.failed_step = None
     self.t0 = time.perf_counter()
 
   def _prepare(self):
     """Restore (verified, newest intact step) or initialise / warm-start; data on device."""
     config, task = self.config, self.task
-    abstract = jax.eval_shape(task.init_state, config.seed)
     self.param_axes = task.param_axes()
-    self.sharding = parallel.state_shardings(abstract, self.param_axes, self.mesh)
-    abstract = parallel.with_shardings(abstract, self.sharding)
+    abstract, self.sharding = state_layout(task, self.mesh, config.seed)
     self.start_step, restored = None, None
     if checkpoint.steps(self.workdir):
       with parallel.active_mesh(self.mesh):
@@ -188,9 +201,8 @@ class Run:
     if restored is not None:
       self.state = restored
       return
+    self.state = initial_state(task, self.mesh, config.seed, self.sharding)
     with parallel.active_mesh(self.mesh):
-      self.state = jax.jit(task.init_state, static_argnums=0,
-                           out_shardings=self.sharding)(config.seed)
       if pretrained is not None:   # fine-tuning: pretrained weights, fresh optimizer state
         self.state = jax.jit(task.from_pretrained, out_shardings=self.sharding)(
             self.state, parallel.replicate(pretrained, self.mesh))
@@ -228,6 +240,44 @@ class Run:
     self.step += n
     self.steps_done += n
     self.last_dispatch = n
+
+  def info(self) -> hooks_lib.StepInfo:
+    return hooks_lib.StepInfo(
+        step=self.step, total=self.total, state=self.state, data=self.data,
+        device_metrics=self.device_metrics, device_report=self.device_report,
+        last_dispatch=self.last_dispatch, steps_done=self.steps_done, elapsed=self.elapsed(),
+        interrupted=self.interrupted)
+
+  def apply(self, out: hooks_lib.Outcome | None) -> None:
+    """Records what a hook returned: the one place the run's state changes after a dispatch."""
+    if out is None:
+      return
+    if out.metrics is not None:
+      self.metrics = out.metrics
+    if out.eval is not None:
+      self.last_eval = out.eval
+    self.skipped += out.skipped
+    if out.nonfinite is not None:
+      self.note_nonfinite(*out.nonfinite)
+    if out.best is not None:
+      self.save_best(out.best, out.best_state)
+    if out.save:
+      self.save()
+    if out.stop is not None and self.stop is None:
+      self.stop = out.stop
+    if out.summary:
+      self.summary.update(out.summary)
+    if out.state is not None:
+      self.state = out.state
+
+  def save_best(self, best: dict, state) -> None:
+    """best/ holds `state` (saved before the next dispatch donates its buffers); best.json."""
+    mgr = runs.manager(self.workdir, best=True, create=True)
+    checkpoint.save_and_wait(mgr, self.step, state, force=True)
+    mgr.close()
+    if self.log:
+      with open(os.path.join(self.workdir, runs.BEST_JSON), "w") as f:
+        json.dump(best, f)
 
   def state_finite(self) -> bool:
     """Whether the latest dispatch's metrics and state were finite (waits for it)."""
@@ -365,18 +415,19 @@ def _train(run, on_dispatch, quiet) -> dict:
   with _sigterm_as_interrupt():
     try:
       for h in hooks:
-        h.start(run)
+        run.apply(h.start(run.info()))
       while run.step < run.total and run.stop is None:
         run.dispatch()
         if run.steps_done == run.config.train.steps_per_dispatch and verbose:
           _report_compile(run)
         for h in hooks:
-          if h.due(run):
-            h(run)
+          info = run.info()
+          if h.due(info):
+            run.apply(h(info))
     except KeyboardInterrupt:
       run.interrupted = True
     for h in hooks:
-      h.end(run)
+      run.apply(h.end(run.info()))
   run.save_final()
   summary = _summary(run)
   if run.log:

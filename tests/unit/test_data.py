@@ -42,11 +42,17 @@ def test_missing_canonical_dataset_fails_fast(tmp_path, monkeypatch):
   assert time.time() - t < 5.0
 
 
-def test_missing_canonical_dataset_fails_fast_without_mock(tmp_path):
-  # This machine (and CI) has no route to the TFDS bucket: the real check must be quick.
-  if data_plumbing.network_reachable():
-    pytest.skip("network reachable here")
+def test_missing_canonical_dataset_fails_fast_on_a_closed_network(tmp_path, monkeypatch):
+  """The real reachability check (not mocked) on a network that refuses every connection,
+  as on this machine and CI: one quick error with the offline instructions."""
+  import socket
+
+  def refuse(*a, **k):
+    raise ConnectionRefusedError("closed network")
+  monkeypatch.setattr(socket, "create_connection", refuse)
+  assert data_plumbing.network_reachable() is False
   t = time.time()
-  with pytest.raises(ConfigError, match="pip install tensorflow"):
+  with pytest.raises(ConfigError, match="pip install tensorflow") as e:
     data.load_images("fashion_mnist", str(tmp_path))
+  assert "not prepared" in str(e.value) and "--config.data.data_dir" in str(e.value)
   assert time.time() - t < 5.0

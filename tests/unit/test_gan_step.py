@@ -95,13 +95,6 @@ def test_step_gradients_exact_conditional_r1():
   _check_step(True, 5.0)
 
 
-@pytest.mark.slow   # about 6 s: runs in make test-slow (make test keeps under 5 minutes)
-def test_step_gradients_exact_with_diffaugment():
-  # The same augmentation policy on real and fake, in the D and the G update, and the
-  # generator's gradient flows through the augmentation.
-  _check_step(True, 0.0, "translation,cutout,color")
-
-
 def test_ema_tracks_generator():
   c = small_config()
   c.gan.ema_decay = 0.9

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch_music_peer import PeerBase, Transformer
+from benchmarks.peers.torch_music_peer import PeerBase, Transformer
 
 from artjax.poetry import text
 

@@ -1,6 +1,4 @@
-"""Resuming ends exactly where an uninterrupted run ends: after a hard crash (no save on the
-way out: the newest periodic checkpoint), after a real SIGKILL and SIGTERM of `run.py train`,
-with best-checkpoint and early-stopping state, for a population and for the music task."""
+"""The long (make test-slow) tests of integration/test_resume.py."""
 
 import json
 import os
@@ -8,56 +6,14 @@ import signal
 import subprocess
 import sys
 import time
-
 import jax
 import numpy as np
 import pytest
-
 from artjax.engine import checkpoint
 from artjax.tasks import open_run
 from artjax.tasks.training import train
 from helpers import ROOT, music_config, small_config
-
-
-def _flat(workdir, **kw):
-  flat = jax.tree_util.tree_flatten_with_path(open_run(workdir, **kw)[1])[0]
-  return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
-
-
-def assert_same_state(a, b, replicas=0, **kw):
-  for r in range(replicas) if replicas else [None]:
-    x, y = _flat(a, replica=r, **kw), _flat(b, replica=r, **kw)
-    assert x.keys() == y.keys(), sorted(set(x) ^ set(y))
-    for k in x:
-      np.testing.assert_array_equal(x[k], y[k], err_msg=f"replica {r}: {k}")
-
-
-def _crash_at(step):
-  def on_dispatch(s, metrics):
-    if s >= step:
-      raise RuntimeError("simulated crash: nothing is saved on the way out")
-  return on_dispatch
-
-
-def crash_and_resume(config, tmp_path, crash_step):
-  """(uninterrupted workdir, crashed-then-resumed workdir, the resumed run's summary)."""
-  full, broken = str(tmp_path / "full"), str(tmp_path / "broken")
-  s_full = train(config, full, quiet=True)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    train(config, broken, quiet=True, on_dispatch=_crash_at(crash_step))
-  last = checkpoint.latest_step(broken)
-  assert last is not None and last < config.train.steps
-  summary = train(config, broken, quiet=True)
-  assert summary["steps_this_run"] == summary["step"] - last      # resumed from `last`
-  assert summary["step"] == s_full["step"] and summary["status"] == s_full["status"]
-  return full, broken, summary
-
-
-def test_hard_crash_resumes_from_the_periodic_checkpoint(tmp_path):
-  c = small_config(steps=100, ckpt_every=40)
-  c.optim.update(schedule="cosine", warmup_steps=10)
-  full, broken, _ = crash_and_resume(c, tmp_path, 60)
-  assert_same_state(full, broken)
+from test_resume import _train_process, assert_same_state, crash_and_resume  # noqa: F401
 
 
 @pytest.mark.slow   # ~30 s: three trainings with evaluations
@@ -88,14 +44,6 @@ def test_music_resumes_exactly(tmp_path):
   c = music_config(steps=60, ckpt_every=20, steps_per_dispatch=20, log_every=20)
   full, broken, _ = crash_and_resume(c, tmp_path, 40)
   assert_same_state(full, broken)
-
-
-def _train_process(workdir, steps):
-  return subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, "run.py"), "train", "--config=configs/gan.py:digits,smoke",
-       f"--workdir={workdir}", f"--config.train.steps={steps}", "--config.train.ckpt_every=100",
-       "--config.train.steps_per_dispatch=20", "--config.train.log_every=20"],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.mark.slow   # ~60 s: three processes

@@ -1,0 +1,95 @@
+"""The long (make test-slow) tests of integration/test_serve.py."""
+
+import concurrent.futures
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+import numpy as np
+import pytest
+from helpers import ROOT, run_cli
+from test_serve import AUTH, TOKEN, _get, _npz, live  # noqa: F401
+
+
+@pytest.mark.slow
+def test_live_concurrency_batches_and_results_do_not_depend_on_batch_mates(live):
+  url, _, _ = live
+  def one(seed):
+    return _get(url + "/v1/generate", {"num": 8, "seed": seed, "format": "npz"}, AUTH)
+  solo = {s: _npz(one(s)[1])["images"] for s in range(4)}
+  with concurrent.futures.ThreadPoolExecutor(32) as pool:
+    results = list(pool.map(one, [s % 4 for s in range(64)]))
+  for i, (status, content, _) in enumerate(results):
+    assert status == 200 and np.array_equal(_npz(content)["images"], solo[i % 4])
+  metrics = _get(url + "/metrics")[1].decode()
+  line = [x for x in metrics.splitlines() if x.startswith('artjax_batch_rows_count{model="')][0]
+  calls = float(line.split()[-1])
+  assert calls < 4 + 64     # concurrent requests were merged into fewer calls
+  assert json.loads(_get(url + "/healthz")[1])["compiles_since_ready"] == 0
+
+
+@pytest.mark.slow
+def test_web_page_in_headless_chromium(live):
+  from selenium import webdriver
+  from selenium.webdriver.chrome.service import Service
+  from selenium.webdriver.support.ui import Select, WebDriverWait
+  chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
+  driver_bin = next((p for p in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if os.path.exists(p)), None)
+  if chromium is None or driver_bin is None:
+    pytest.skip("no chromium + chromium-driver (make test-slow installs them with apt-get as root)")
+  url, _, _ = live
+  opts = webdriver.ChromeOptions()
+  opts.binary_location = chromium
+  for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--autoplay-policy=no-user-gesture-required"):
+    opts.add_argument(a)
+  d = webdriver.Chrome(service=Service(driver_bin), options=opts)
+  try:
+    d.get(url + "/")
+    wait = WebDriverWait(d, 60)
+    wait.until(lambda d: "ready" in d.find_element("id", "status").text)
+    d.find_element("id", "token").send_keys("wrong-token-xyz")
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: "403" in d.find_element("id", "error").text)
+    d.find_element("id", "token").clear()
+    d.find_element("id", "token").send_keys(TOKEN)
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: d.execute_script(
+        "const i = document.getElementById('grid'); return i.complete && i.naturalWidth > 0"))
+    assert d.find_element("id", "error").text == ""
+    Select(d.find_element("id", "model")).select_by_index(1)     # the music model
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: d.execute_script(
+        "const a = document.getElementById('audio'); return a.src && a.readyState >= 1 && a.duration > 0"))
+    assert d.find_element("id", "midi").get_attribute("href").startswith("blob:")
+  finally:
+    d.quit()
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_requests_and_exits_0(live):
+  url, proc, log = live
+  models = json.loads(_get(url + "/healthz")[1])["models"]
+  music = [m["name"] for m in models if m["kind"] == "music"][0]
+  def timed(seed):
+    status = _get(url + "/v1/generate", {"model": music, "num": 4, "seed": seed}, AUTH)[0]
+    return status, time.monotonic()
+  with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    futures = [pool.submit(timed, s) for s in range(16)]
+    # signal as soon as the first answer is back: the others are queued or being served
+    concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    results = [f.result() for f in futures]
+  assert [r[0] for r in results] == [200] * 16
+  assert max(r[1] for r in results) > signalled      # some were still in flight
+  assert proc.wait(timeout=60) == 0
+  text = log.read_text()
+  assert TOKEN not in text and "stopped" in text
