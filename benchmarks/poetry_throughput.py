@@ -13,10 +13,10 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 
 import jax
-import torch
 
 from benchmarks import common
 from artjax.poetry import text
@@ -56,6 +56,7 @@ def main(argv=None):
   prep.run(1)
   peer = None
   if not args.no_torch:
+    import torch
     from benchmarks.peers.torch_poetry_peer import TorchPoetryLM
     torch.set_num_threads(os.cpu_count())
     peer = TorchPoetryLM(tokens, task.vocab_size, config)
@@ -68,11 +69,11 @@ def main(argv=None):
   jtok = [k * per_step / t for t in jt]
   rec = {"config": args.config, "dtype": config.train.dtype, "batch": config.train.batch_size,
          "params": task.num_params, "vocab": task.vocab_size, "scored_tokens_per_poem": scored,
-         "machine": common.machine(), "threads": {"torch": torch.get_num_threads() if peer else None},
+         "machine": common.machine(), "threads": {"torch": sys.modules["torch"].get_num_threads() if peer else None},
          "train_tokens_per_s": statistics.median(jtok), "train_tokens_per_s_all": jtok}
   if peer:
     ttok = [k * per_step / t for t in tt]
-    rec.update(torch_version=torch.__version__, torch_train_tokens_per_s=statistics.median(ttok),
+    rec.update(torch_version=sys.modules["torch"].__version__, torch_train_tokens_per_s=statistics.median(ttok),
                ratio_vs_torch=statistics.median([a / b for a, b in zip(jtok, ttok)]))
   rec.update(sample_batch=args.sample_batch, **sample_speed(task, prep.state, args.sample_batch))
   print(json.dumps(rec, indent=1))
