@@ -20,14 +20,13 @@ import gzip
 import json
 import os
 import shutil
-import sys
 import time
 
 import jax
 import numpy as np
 
 from benchmarks import common
-from artjax.engine import compress, workdir as runs
+from artjax.engine import compress
 from artjax.tasks import open_run, open_stored
 from artjax import deploy
 from artjax.tasks.training import load_evaluator

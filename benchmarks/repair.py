@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -24,7 +23,6 @@ from benchmarks import common
 from artjax.tasks import datasets as data_lib
 from artjax.tasks import open_run
 from artjax.commands import repair
-from artjax.engine import workdir as runs
 from artjax.tasks.training import load_evaluator
 from configs.gan import get_config as gan_config
 from artjax.evaluation import metrics

@@ -29,7 +29,6 @@ import jax
 import numpy as np
 
 from benchmarks import common
-from artjax.engine import workdir as runs
 from artjax.tasks import open_run
 
 

@@ -21,7 +21,6 @@ import argparse
 import copy
 import json
 import os
-import sys
 import tempfile
 import time
 

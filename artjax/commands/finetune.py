@@ -6,7 +6,7 @@ from absl import flags
 
 from artjax import ConfigError
 from artjax.commands import train as train_cmd
-from artjax.commands.options import define_config, need
+from artjax.commands.options import need
 
 SUMMARY = "adapt a pretrained generator or language model to a new style"
 USAGE = ("finetune --config=configs/finetune.py:METHOD --init_from=PRETRAINED --workdir=DIR")

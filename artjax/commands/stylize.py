@@ -208,7 +208,6 @@ def write_outputs(out: str, content, styles, image) -> None:
 def run_network(workdir: str, content: str, out: str, size: int | None = None):
   """One forward pass of a trained style network (`configs/style.py`) over a content image at
   its own size (or its longest side scaled to `size`); writes OUT.png and OUT.panel.png."""
-  from artjax.engine import workdir as runs
   from artjax.image.data import photos
   if not out.lower().endswith(".png"):
     raise ConfigError(f"--out must be a .png file, got {out}")

@@ -20,8 +20,6 @@ import shutil
 import socket
 import sys
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 
 from artjax import ConfigError

@@ -14,7 +14,7 @@ def _flat(images):
   return np.asarray(images, np.float32).reshape(len(images), -1) / 255.0
 
 
-def image_metrics(ev: Evaluator, images, labels=None, *, heldout_split="test",
+def image_metrics(ev, images, labels=None, *, heldout_split="test",
                   copy_cells: int = 5) -> dict:
   """All metrics of `images` (uint8 NHWC) against the training split. `ev`: the evaluator
   (its `dataset`, `features(images)`, `probs(images)`, `test_accuracy`)."""
@@ -43,7 +43,7 @@ def image_metrics(ev: Evaluator, images, labels=None, *, heldout_split="test",
   return out
 
 
-def evaluate_images(ev: Evaluator, images, labels=None, *, floor_split="validation",
+def evaluate_images(ev, images, labels=None, *, floor_split="validation",
                     heldout_split="test") -> dict:
   """Metrics of generated images and, beside each, its floor: the same metrics for
   held-out real images (`floor_split`) in place of the samples. Copying compares

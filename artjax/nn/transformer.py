@@ -1,4 +1,4 @@
-"""A decoder-only Music Transformer (Flax NNX): causal, pre-norm, rotary positions.
+"""A decoder-only causal Transformer language model (Flax NNX): pre-norm, rotary positions.
 
 Pure building blocks for the functional style the loop uses (`nnx.split` once, then
 `nnx.merge` inside jitted code):
@@ -226,7 +226,8 @@ class Block(nnx.Module):
     return x + _dropout(m, dropout, rngs[1]), cache
 
 
-class MusicTransformer(nnx.Module):
+class CausalTransformer(nnx.Module):
+  """The language model music (Music Transformer tokens) and poetry (characters) share."""
   def __init__(self, vocab: int, d_model: int = 256, num_layers: int = 4, num_heads: int = 4,
                d_ff: int = 1024, dropout: float = 0.1, attn_chunks: int = 1, attn_block: int = 0,
                remat: str = "none", *, rngs: nnx.Rngs):

@@ -1,5 +1,5 @@
 """What the Transformer language-model tasks (music, poetry) share: one `params` tree
-built by the task's `build(key)` (an artjax.nn.transformer.MusicTransformer), the
+built by the task's `build(key)` (an artjax.nn.transformer.CausalTransformer), the
 optimizer, fine-tuning through artjax.engine.peft (full, top, bitfit, LoRA, prefix-tuning: the base
 weights of LoRA/prefix runs stay frozen, with no optimizer state), warm starts, and the
 effective weights the step and the sampler use."""
@@ -8,18 +8,40 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import nnx
 
 from artjax import ConfigError
-from artjax.engine import optim, peft
+from artjax.engine import optim, parallel, peft
 from artjax.nn import logical
 from artjax.nn.transformer import REMAT_POLICIES
-from artjax.tasks.base import Task, cast_floating
+from artjax.tasks.base import Task, cast_floating, split_rng
 
 
 class TransformerLM(Task):
-  """Subclasses define `build(key)`, call `_check_model(methods)` in `validate` and
-  `_init_model()` at its end."""
+  """Subclasses define `build(key)`, `batch(key, data)` -> token windows [B, L],
+  `scored_nll(params, prefix, seq, key)` -> (NLL, weights) per position and
+  `step_metrics(loss, total, seq)`; they call `_check_model(methods)` in `validate` and
+  `_init_model()` at its end. The training step is this class's, once for every LM task."""
+
+  def train_step(self, state, data):
+    """One step on a batch drawn inside the compiled program: the weighted mean NLL, its
+    gradient into the trainable tree (the weights, or the PEFT factors) and the update."""
+    rng, (k_batch, k_drop) = split_rng(state["rng"], 3)
+    seq = parallel.shard_batch(self.batch(k_batch, data))
+    key = self._train_key()
+
+    def loss_fn(tp):
+      params, prefix = self.model_params(state, tp)
+      nll, weight = self.scored_nll(params, prefix, seq, k_drop)
+      total = jnp.sum(nll * weight)
+      return total / jnp.maximum(jnp.sum(weight), 1.0), total
+
+    (loss, total), grads = jax.value_and_grad(loss_fn, has_aux=True)(state[key])
+    updates, opt = self.tx.update(grads, state["opt"], state[key])
+    new = dict(state, step=state["step"] + 1, rng=rng, opt=opt)
+    new[key] = optax.apply_updates(state[key], updates)
+    return new, {"loss": loss, **self.step_metrics(loss, total, seq)}
 
   def _check_model(self, ft_methods: tuple) -> None:
     """The checks every Transformer config shares: heads, dropout, fine-tuning, optimizer."""

@@ -21,15 +21,13 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from artjax import ConfigError
 from artjax.music import data as data_lib
-from artjax.engine import parallel
-from artjax.nn.transformer import MusicTransformer
+from artjax.nn.transformer import CausalTransformer
 from artjax.music import encoding as enc, sampling
-from artjax.tasks.base import Sampler, cast_floating, split_rng
+from artjax.tasks.base import Sampler, cast_floating
 from artjax.tasks.lm import TransformerLM
 from artjax.tasks import music_report
 
@@ -84,7 +82,7 @@ class MusicLMTask(TransformerLM):
 
   def build(self, key):
     m = self.config.model
-    return MusicTransformer(enc.VOCAB, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout,
+    return CausalTransformer(enc.VOCAB, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout,
                             m.attn_chunks, m.attn_block, m.get("remat", "none"), rngs=nnx.Rngs(key))
 
   def describe(self):
@@ -175,25 +173,15 @@ class MusicLMTask(TransformerLM):
       head = jnp.concatenate([head, mode_tok[:, None]], 1)
     return jnp.concatenate([head, toks], 1)
 
-  def train_step(self, state, data):
-    rng, (k_batch, k_drop) = split_rng(state["rng"], 3)
-    seq = parallel.shard_batch(self.batch(k_batch, data))
+  def scored_nll(self, params, prefix, seq, key):
+    """Next-token NLL [B, W] of a training window and its weights (notes and frame ends)."""
     inputs, targets = seq[:, :-1], seq[:, 1:]
-    weight = (targets <= enc.EOF).astype(jnp.float32)
-    key = self._train_key()
+    return (self.token_nll(params, prefix, inputs, targets, key),
+            (targets <= enc.EOF).astype(jnp.float32))
 
-    def loss_fn(tp):
-      params, prefix = self.model_params(state, tp)
-      nll = self.token_nll(params, prefix, inputs, targets, k_drop)
-      total = jnp.sum(nll * weight)
-      return total / jnp.maximum(jnp.sum(weight), 1.0), total
-
-    (loss, total), grads = jax.value_and_grad(loss_fn, has_aux=True)(state[key])
-    updates, opt = self.tx.update(grads, state["opt"], state[key])
-    new = dict(state, step=state["step"] + 1, rng=rng, opt=opt)
-    new[key] = optax.apply_updates(state[key], updates)
-    frames = jnp.maximum(jnp.sum(targets == enc.EOF), 1)
-    return new, {"loss": loss, "nll_per_frame": total / frames}
+  def step_metrics(self, loss, total, seq):
+    frames = jnp.maximum(jnp.sum(seq[:, 1:] == enc.EOF), 1)
+    return {"nll_per_frame": total / frames}
 
   def nll_of_windows(self, state, inputs, targets, score, batch: int = 64):
     """Summed NLL over scored targets of precomputed windows (see `eval_windows`)."""

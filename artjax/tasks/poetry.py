@@ -20,17 +20,15 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from artjax import ConfigError
 from artjax.poetry import data as data_lib
-from artjax.engine import parallel
 from artjax.poetry.data.poetry import VERSE_END
-from artjax.nn.transformer import MusicTransformer
-from artjax.music import sampling
+from artjax.nn.transformer import CausalTransformer
+from artjax.nn import sampling
 from artjax.poetry import metrics, text
-from artjax.tasks.base import cast_floating, split_rng
+from artjax.tasks.base import cast_floating
 from artjax.tasks.lm import TransformerLM
 from artjax.tasks import poetry_report
 
@@ -65,7 +63,7 @@ class PoetryTask(TransformerLM):
 
   def build(self, key):
     m = self.config.model
-    return MusicTransformer(self.vocab_size, m.d_model, m.num_layers, m.num_heads, m.d_ff,
+    return CausalTransformer(self.vocab_size, m.d_model, m.num_layers, m.num_heads, m.d_ff,
                             m.dropout, remat=m.get("remat", "none"), rngs=nnx.Rngs(key))
 
   def describe(self):
@@ -127,21 +125,12 @@ class PoetryTask(TransformerLM):
     drop = jax.random.bernoulli(k_drop, c.model.cond_dropout, (seq.shape[0],))
     return seq.at[:, 2].set(jnp.where(drop, text.ANY_AUTHOR, seq[:, 2]))
 
-  def train_step(self, state, data):
-    rng, (k_batch, k_drop) = split_rng(state["rng"], 3)
-    seq = parallel.shard_batch(self.batch(k_batch, data))
-    key = self._train_key()
+  def scored_nll(self, params, prefix, seq, key):
+    """Per-character NLL of a training batch of poems and its weights (characters, EOS)."""
+    return self.token_nll(params, prefix, seq, key)
 
-    def loss_fn(tp):
-      params, prefix = self.model_params(state, tp)
-      nll, w = self.token_nll(params, prefix, seq, k_drop)
-      return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0)
-
-    loss, grads = jax.value_and_grad(loss_fn)(state[key])
-    updates, opt = self.tx.update(grads, state["opt"], state[key])
-    new = dict(state, step=state["step"] + 1, rng=rng, opt=opt)
-    new[key] = optax.apply_updates(state[key], updates)
-    return new, {"loss": loss, "bits_per_char": loss / math.log(2)}
+  def step_metrics(self, loss, total, seq):
+    return {"bits_per_char": loss / math.log(2)}
 
   def nll_sum(self, state, seqs, batch: int = 128):
     """(summed NLL in nats, scored characters) over [N, L] sequences."""

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import run_cli
 
-from artjax.engine import compress, workdir as runs
+from artjax.engine import compress
 from artjax.tasks import open_run, open_stored
 
 # The loader of docs/deploy.md, run where `import artjax` fails (and the checkout is not on

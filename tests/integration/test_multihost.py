@@ -1,15 +1,12 @@
 """Two real JAX processes on this machine (CPU collectives over gloo, coordinator on
 127.0.0.1), 4 CPU devices each, against one process with 8 devices."""
 
-import pytest
 
 import os
 import socket
 import subprocess
 import sys
 
-import jax
-import numpy as np
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,7 +12,6 @@ from PIL import Image
 from helpers import run_cli
 from artjax.tasks import datasets as data_lib
 from artjax.tasks import open_run
-from artjax.engine import workdir as runs
 from artjax.image import inversion, masks as masks_lib
 
 FAST = ["--restarts=2", "--steps=30"]

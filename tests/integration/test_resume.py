@@ -2,12 +2,9 @@
 way out: the newest periodic checkpoint), after a real SIGKILL and SIGTERM of `run.py train`,
 with best-checkpoint and early-stopping state, for a population and for the music task."""
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -16,7 +13,7 @@ import pytest
 from artjax.engine import checkpoint
 from artjax.tasks import open_run
 from artjax.tasks.training import train
-from helpers import ROOT, music_config, small_config
+from helpers import ROOT, small_config
 
 
 def _flat(workdir, **kw):

@@ -1,9 +1,6 @@
 """Model parallelism pieces that need no extra devices (the 8-device equivalence runs are in
 test_parallel.py), rematerialisation, profiles and sweeps."""
 
-import glob
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +12,7 @@ from artjax import ConfigError
 from artjax.engine import parallel
 from artjax.commands.sweep import POPULATION_FIELDS, cells, group_config, groups, parse
 from artjax.tasks import build_task
-from helpers import music_config, run_cli, small_config
+from helpers import music_config, small_config
 
 MESH = AbstractMesh((2, 2, 2), parallel.AXES)
 

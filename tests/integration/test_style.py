@@ -1,7 +1,6 @@
 """Style transfer: losses against numpy, the jitted optimiser, colour preservation, masks, the
 VGG19 loader, the feed-forward task on the loop, and every bad input."""
 
-import json
 import os
 
 import jax
@@ -11,8 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import run_cli
-from artjax import ConfigError
-from artjax.image import color, io, style, vgg_weights
+from artjax.image import color, io, style
 from artjax.image.models import features as fnet
 
 

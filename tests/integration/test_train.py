@@ -1,6 +1,5 @@
 """The one training loop on real digits: determinism, exact resume, real improvement."""
 
-import pytest
 
 import json
 import os

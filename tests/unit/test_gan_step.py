@@ -1,4 +1,3 @@
-import pytest
 """The GAN losses and the gradients of one step, checked against independent computations."""
 
 import jax

@@ -5,7 +5,6 @@ imports `configs` (a user of artjax as a library brings their own configs)."""
 import ast
 import os
 
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PKG = os.path.join(ROOT, "artjax")

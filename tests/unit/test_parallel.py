@@ -1,7 +1,6 @@
 """Data parallelism on 8 (forced host) devices, in a subprocess so the rest of the suite
 keeps one device."""
 
-import pytest
 
 import json
 import os

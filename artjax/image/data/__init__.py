@@ -10,7 +10,6 @@ and the network is unreachable.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 

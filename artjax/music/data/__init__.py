@@ -4,7 +4,6 @@ their 2-bar piano-roll segments as an image dataset (the music GAN's data)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
