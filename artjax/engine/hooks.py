@@ -263,7 +263,7 @@ class Evaluate(Hook):
 
 def profile_range(t) -> tuple | None:
   """(a, b) from train.profile_steps "a,b" (None when empty); ConfigError when malformed."""
-  spec = str(t.get("profile_steps", "") or "").strip()
+  spec = str(t.profile_steps or "").strip()
   if not spec:
     return None
   parts = spec.split(",")

@@ -126,7 +126,7 @@ def make_mesh(num_devices: int = 0, shape: str = "") -> jax.sharding.Mesh:
 
 
 def mesh_of(config) -> jax.sharding.Mesh:
-  return make_mesh(config.mesh.num_devices, config.mesh.get("shape", ""))
+  return make_mesh(config.mesh.num_devices, config.mesh.shape)
 
 
 def batch_devices(mesh) -> int:

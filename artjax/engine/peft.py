@@ -37,6 +37,9 @@ RULES = ("none", "full", "top", "bottom_frozen", "bitfit", "adapter", "lora", "p
 _MASKED = ("top", "bottom_frozen", "bitfit", "adapter")
 _BIAS_LIKE = ("bias", "scale")
 
+#: the PRNG stream (fold_in of the model key) that initialises fine-tuning factors
+PEFT_STREAM = 7
+
 
 def path_str(path) -> str:
   return ".".join(str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path)

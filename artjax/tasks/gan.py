@@ -31,11 +31,15 @@ from artjax.image import inversion
 from artjax.image.models import GAN_MODELS, build_gan
 from artjax.nn import logical
 from artjax.engine.rows import normal_rows
+from artjax.engine.peft import PEFT_STREAM
 from artjax.tasks.base import Sampler, Task, cast_floating, split_rng, tree_ema
 from artjax.engine.writers import image_grid, save_png
 from artjax.tasks import image_report
 
 LOSSES = ("nonsaturating",)
+#: sample streams apart from the training draws: periodic evaluation's samples, and the
+#: fixed samples of the summary grid (the same every time, so grids compare across steps)
+EVAL_SEED_OFFSET, GRID_SEED_OFFSET = 777, 12345
 #: finetune.method -> (generator rule, discriminator rule), see artjax.engine.peft.FineTune
 FT_RULES = {"full": ("full", "full"), "top": ("top", "top"), "bitfit": ("bitfit", "bitfit"),
             "adapter": ("adapter", "adapter"), "lora": ("lora", "lora"),
@@ -155,7 +159,7 @@ class GANTask(Task):
     """FDD (vs train, at n = validation size), classifier IS and label accuracy."""
     ev = data["eval"]
     n = ev["num"].shape[0]
-    s = self.sample(state, self.config.seed + 777, n)
+    s = self.sample(state, self.config.seed + EVAL_SEED_OFFSET, n)
     feats = self.evaluator.task.features(ev["params"], s["images"])
     probs = jax.nn.softmax(self.evaluator.task.apply(ev["params"], s["images"]), axis=-1)
     out = {"fdd": metrics.frechet_distance(feats, ev["train_feats"]),
@@ -191,7 +195,7 @@ class GANTask(Task):
              "g": g_params, "d": d_params}
     if self.finetune is not None:
       state.update(self.finetune.init({"g": g_params, "d": d_params},
-                                      jax.random.fold_in(k_model, 7)))
+                                      jax.random.fold_in(k_model, PEFT_STREAM)))
     gk, dk = self._train_keys()
     state["g_opt"] = self.g_tx.init(state[gk])
     state["d_opt"] = self.d_tx.init(state[dk])
@@ -393,7 +397,7 @@ class GANTask(Task):
 
   def summary_images(self, state):
     n = self.config.train.grid_size
-    return {"samples": self.sample(state, self.config.seed + 12345, n)["images"]}
+    return {"samples": self.sample(state, self.config.seed + GRID_SEED_OFFSET, n)["images"]}
 
   def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
     return image_report.report_images(self, state, num, seed, workdir, suffix, checkpoint)

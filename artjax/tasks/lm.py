@@ -49,7 +49,7 @@ class TransformerLM(Task):
     if m.d_model % m.num_heads or (m.d_model // m.num_heads) % 2:
       raise ConfigError(f"model.d_model={m.d_model} must split into num_heads={m.num_heads} "
                         "heads of even size (rotary positions)")
-    if m.get("remat", "none") not in REMAT_POLICIES:
+    if m.remat not in REMAT_POLICIES:
       raise ConfigError(f"model.remat={m.remat!r}: choose one of {tuple(REMAT_POLICIES)}")
     for k in ("dropout", "cond_dropout"):
       if k in m and not 0.0 <= m[k] < 1.0:
@@ -89,7 +89,7 @@ class TransformerLM(Task):
     params = nnx.to_pure_dict(nnx.state(self.build(k_model)))
     state = {"step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(k_run), "params": params}
     if self.finetune is not None:
-      state.update(self.finetune.init({"params": params}, jax.random.fold_in(k_model, 7)))
+      state.update(self.finetune.init({"params": params}, jax.random.fold_in(k_model, peft.PEFT_STREAM)))
     state["opt"] = self.tx.init(state[self._train_key()])
     return state
 

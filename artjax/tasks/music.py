@@ -83,7 +83,7 @@ class MusicLMTask(TransformerLM):
   def build(self, key):
     m = self.config.model
     return CausalTransformer(enc.VOCAB, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout,
-                            m.attn_chunks, m.attn_block, m.get("remat", "none"), rngs=nnx.Rngs(key))
+                            m.attn_chunks, m.attn_block, m.remat, rngs=nnx.Rngs(key))
 
   def describe(self):
     m = self.config.model

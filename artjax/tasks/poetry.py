@@ -64,7 +64,7 @@ class PoetryTask(TransformerLM):
   def build(self, key):
     m = self.config.model
     return CausalTransformer(self.vocab_size, m.d_model, m.num_layers, m.num_heads, m.d_ff,
-                            m.dropout, remat=m.get("remat", "none"), rngs=nnx.Rngs(key))
+                            m.dropout, remat=m.remat, rngs=nnx.Rngs(key))
 
   def describe(self):
     m, d = self.config.model, self.config.data
@@ -219,7 +219,7 @@ class PoetryTask(TransformerLM):
     author = v.author_token(s.author) if s.author else text.ANY_AUTHOR
     prompt = jnp.tile(jnp.asarray([[text.BOS, text.FORM0 + form, author]], jnp.int32), (num, 1))
     rhyme = None
-    if s.get("rhyme", False) and s.constrained:   # one rhyme group per poem, drawn from the seed
+    if s.rhyme and s.constrained:   # one rhyme group per poem, drawn from the seed
       groups = jnp.asarray(self.rhyme_table())
       rhyme = groups[jax.random.randint(jax.random.fold_in(jax.random.key(seed), 5), (num,), 0,
                                         groups.shape[0])]

@@ -37,7 +37,7 @@ def bits_per_char(task, state) -> dict:
 
 def _sample_bodies(task, state, form: str, num: int, seed: int, rhyme: bool = False) -> list[str]:
   c = task.config.sample
-  old = (c.form, c.acrostic, c.constrained, c.get("rhyme", False))
+  old = (c.form, c.acrostic, c.constrained, c.rhyme)
   c.form, c.acrostic, c.constrained, c.rhyme = form, "", True, rhyme
   try:
     s = jax.jit(lambda st: task.sample(st, seed, num))(state)
