@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from artjax.image import data as image_data
 from artjax.tasks import datasets as data_lib
 from artjax.tasks import open_run
 from artjax.commands import repair
@@ -71,7 +72,7 @@ def main(argv=None):
   p.add_argument("--inversion", default="", help='inversion.Settings fields as JSON, e.g. {"latent_prior": 0.001}')
   p.add_argument("--grid", default="", help="PNG: damaged | GAN inversion | original, bottom and centre")
   args = p.parse_args(argv)
-  ds = data_lib.load_images("digits")
+  ds = image_data.load_images("digits")
   ev = load_evaluator(gan_config("digits"))
   x, labels, train = ds.images(args.split), ds.labels(args.split), ds.images("train")
   try:

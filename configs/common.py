@@ -94,6 +94,17 @@ def base(task: str, data: dict, *, hparams=("lr", "weight_decay")) -> ConfigDict
   return c
 
 
+def image_data(name: str, resolution: int) -> ConfigDict:
+  """A picture dataset's data block: `emoji`, `emoji:google`, `emoji:twitter` (resolution 16,
+  32 or 64; alpha keeps RGBA instead of compositing on white) or `folder:PATH` (a folder or
+  .zip; fit crop|pad to square; labels from first-level subfolders; mirror doubles train with
+  left-right flips; strict: unreadable files are errors, not skipped; max_pixels: larger
+  pictures are refused). classes/shots: a class subset and a per-class cap (few-shot)."""
+  return ConfigDict({"name": name, "data_dir": "", "classes": (), "shots": 0,
+                     "resolution": resolution, "alpha": False, "fit": "crop", "labels": False,
+                     "mirror": False, "strict": False, "max_pixels": 89_478_485})
+
+
 def prune() -> ConfigDict:
   """Magnitude pruning (`run.py prune`): the fraction of kernel weights zeroed (globally),
   the pruned workdir (its weights are the start), held fixed while training recovers."""

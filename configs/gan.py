@@ -7,7 +7,7 @@
 from configs import common
 from configs.evaluator import get_config as evaluator_config
 
-VARIANTS = ("digits", "seed", "seed_mnist", "mnist")
+VARIANTS = ("digits", "seed", "seed_mnist", "mnist", "emoji32", "folder")
 
 
 def get_config(arg: str = "digits"):
@@ -38,6 +38,14 @@ def get_config(arg: str = "digits"):
     c.model.update(name="dcgan", latent_dim=100, width=64, conditional=True)
     c.optim.update(name="adam", lr=2e-4, b1=0.5)
     c.train.update(steps=20000, batch_size=256)
+  elif name in ("emoji32", "folder"):
+    # colour pictures: the offline emoji (both styles, 32 px on white), or a user's folder
+    # (--config.data.name=folder:PATH --config.data.resolution=64 ...), with a DCGAN
+    c.data = common.image_data("emoji" if name == "emoji32" else "folder:pictures", 32)
+    c.model.update(name="dcgan", latent_dim=128, width=64, conditional=name == "emoji32")
+    c.optim.update(name="adam", lr=2e-4, b1=0.5)
+    c.gan.update(diffaugment="translation,cutout,color")
+    c.train.update(steps=20000, batch_size=64, eval_every=2000, sample_every=2000)
   # the evaluator classifier behind FDD/IS (trained once per dataset, cached in the data dir)
   c.evaluator = evaluator_config(c.data.name)
   if "smoke" in opts:

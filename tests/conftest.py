@@ -47,7 +47,7 @@ def data_dir():
   d = os.environ["ARTJAX_TEST_DATA_DIR"]
   os.makedirs(d, exist_ok=True)
   os.environ["ARTJAX_DATA_DIR"] = d
-  from artjax.tasks import datasets as data
+  from artjax.image import data
   data.load_images("digits", d)
   return d
 

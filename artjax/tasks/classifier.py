@@ -26,8 +26,8 @@ class ClassifierTask(Task):
     self._check_common()
     data_lib.check_dataset_name(c.data.name)
     optim.validate(c.optim)
-    self.image_shape = data_lib.KNOWN_SHAPES[c.data.name]
-    self.num_classes = data_lib.KNOWN_CLASSES[c.data.name]
+    self.image_shape = data_lib.image_shape(c.data)
+    self.num_classes = data_lib.num_classes(c.data)
     model = nnx.eval_shape(lambda: self.build(jax.random.key(0)))
     self.graphdef, _ = nnx.split(model)
     self.tx = optim.make_optimizer(c.optim, c.train.steps)
@@ -41,7 +41,7 @@ class ClassifierTask(Task):
     return f"classifier {self.config.model.width}x{self.config.model.depth} on {self.config.data.name}"
 
   def device_data(self):
-    ds = data_lib.load_images(self.config.data.name, self.config.data.data_dir or None)
+    ds = data_lib.load(self.config.data)
     return {"train": {"images": ds.images("train"), "labels": ds.labels("train")},
             "val_images": ds.images("validation"), "val_labels": ds.labels("validation")}
 

@@ -21,6 +21,10 @@ from artjax.tasks import datasets as data_lib
 from artjax.tasks.classifier import ClassifierTask
 
 
+#: data fields besides name and data_dir that decide which images a dataset holds
+DATASET_FIELDS = ("resolution", "alpha", "fit", "labels", "mirror", "strict", "max_pixels")
+
+
 class MissingEvaluator(ConfigError):
   """No trained evaluator for a dataset (train it: artjax.engine.loop.ensure_trained)."""
 
@@ -46,8 +50,13 @@ def requirement(task_config):
   data_dir = task_config.data.data_dir or data_plumbing.default_data_dir()
   config = task_config.evaluator.copy_and_resolve_references()
   config.data.name, config.data.data_dir = dataset, data_dir
-  ds = data_lib.load_images(dataset, data_dir)
-  workdir = os.path.join(data_dir, "artjax_evaluators", f"{dataset}-{_fingerprint(ds, config)}")
+  with config.unlocked():
+    for k in DATASET_FIELDS:   # what else names the images (emoji, folder:)
+      if k in task_config.data:
+        config.data[k] = task_config.data[k]
+  ds = data_lib.load(config.data)
+  safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in dataset)
+  workdir = os.path.join(data_dir, "artjax_evaluators", f"{safe}-{_fingerprint(ds, config)}")
   return config, workdir
 
 
@@ -57,7 +66,7 @@ class Evaluator:
   def __init__(self, task_config):
     config, self.workdir = requirement(task_config)
     dataset = config.data.name
-    self.dataset = data_lib.load_images(dataset, config.data.data_dir)
+    self.dataset = data_lib.load(config.data)
     if checkpoint.latest_step(self.workdir) is None:
       raise MissingEvaluator(f"no trained {dataset} evaluator in {self.workdir}: train it with "
                              f"`python run.py train --config=configs/evaluator.py:{dataset} "

@@ -83,8 +83,8 @@ class GANTask(Task):
                         f"of {tuple(FT_RULES)}")
     optim.validate(c.optim)
     optim.validate(self._d_optim_cfg(), "optim (discriminator)")
-    self.image_shape = data_lib.KNOWN_SHAPES[c.data.name]
-    self.num_classes = data_lib.KNOWN_CLASSES[c.data.name]
+    self.image_shape = data_lib.image_shape(c.data)
+    self.num_classes = data_lib.num_classes(c.data)
     # Building the modules on the abstract level checks the architecture fits the shape.
     self._build()
 
@@ -136,12 +136,16 @@ class GANTask(Task):
     return self.config.finetune.init_from if self.finetune is not None else ""
 
   def device_data(self):
-    ds = data_lib.load_images(self.config.data.name, self._data_dir())
+    ds = data_lib.load(self.config.data)
     if tuple(ds.image_shape) != tuple(self.image_shape):
       raise ConfigError(f"dataset {ds.name} has images {ds.image_shape}, expected {self.image_shape}")
     classes, shots = tuple(self.config.data.classes), self.config.data.shots
     if classes or shots:
       ds = image_data.subset(ds, classes, shots)
+    n, batch = len(ds.labels("train")), self.config.train.batch_size
+    if self.config.data.name.startswith(image_data.folder_data.PREFIX) and n < batch:
+      raise ConfigError(f"{self.config.data.name}: {n} training pictures, fewer than a batch "
+                        f"(train.batch_size={batch}); add pictures or lower the batch size")
     self.dataset = ds
     out = {"train": {"images": ds.images("train"), "labels": ds.labels("train")}}
     if self.config.train.eval_every:

@@ -42,8 +42,8 @@ class RepairTask(Task):
       raise ConfigError(f"repair.masks: choose from {masks_lib.KINDS}, got {tuple(c.repair.masks)}")
     if c.repair.adv_weight < 0:
       raise ConfigError("repair.adv_weight must be >= 0")
-    self.image_shape = data_lib.KNOWN_SHAPES[c.data.name]
-    self.num_classes = data_lib.KNOWN_CLASSES[c.data.name]
+    self.image_shape = data_lib.image_shape(c.data)
+    self.num_classes = data_lib.num_classes(c.data)
     g, d = nnx.eval_shape(lambda: self.build(jax.random.key(0)))
     self.g_def, self.d_def = nnx.split(g)[0], nnx.split(d)[0]
     self.tx = optim.make_optimizer(c.optim, c.train.steps)
@@ -61,7 +61,7 @@ class RepairTask(Task):
     return f"inpainting MLP {m.width}x{m.depth} on {self.config.data.name}, masks {tuple(self.config.repair.masks)}"
 
   def device_data(self):
-    ds = data_lib.load_images(self.config.data.name, self.config.data.data_dir or None)
+    ds = data_lib.load(self.config.data)
     h, w = self.image_shape[:2]
     val = ds.images("validation")
     kinds = jnp.resize(self.kinds, (len(val),))

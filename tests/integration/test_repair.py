@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import run_cli
+from artjax.image import data as image_data
 from artjax.tasks import datasets as data_lib
 from artjax.tasks import open_run
 from artjax.image import inversion, masks as masks_lib
@@ -20,7 +21,7 @@ FAST = ["--restarts=2", "--steps=30"]
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
   d = tmp_path_factory.mktemp("repair")
-  x = data_lib.load_images("digits").images("test")[:24]
+  x = image_data.load_images("digits").images("test")[:24]
   m = np.array(masks_lib.of_kind("bottom", len(x), 8, 8, 0))
   damaged = np.where(m[..., None], 0, x).astype(np.uint8)
   np.savez(d / "in.npz", images=damaged, originals=x)

@@ -5,7 +5,7 @@ import pytest
 
 from artjax import ConfigError
 from artjax.engine import data as data_plumbing
-from artjax.tasks import datasets as data
+from artjax.image import data
 
 
 def test_digits_split_is_fixed_stratified_and_disjoint(data_dir):

@@ -17,7 +17,7 @@ from artjax import ConfigError
 
 from artjax.engine import data as data_lib
 from artjax.image.data.dataset import ImageDataset
-from artjax.image.data import emoji_data as emoji
+from artjax.image.data import emoji_data, folder_data
 
 KNOWN_TFDS = ("mnist", "fashion_mnist", "cifar10", "kmnist", "emnist", "svhn_cropped")
 BUNDLED = ("digits", "digits28")
@@ -124,29 +124,38 @@ def subset(ds: ImageDataset, classes=(), shots: int = 0) -> ImageDataset:
 
 
 def check_dataset_name(name: str) -> None:
-  if name not in BUNDLED and name not in KNOWN_TFDS and name not in emoji.NAMES:
+  if name.startswith(folder_data.PREFIX):
+    return
+  if name not in BUNDLED and name not in KNOWN_TFDS and name not in emoji_data.NAMES:
     raise ConfigError(f"unknown dataset {name!r}; choose one of "
-                      f"{BUNDLED + emoji.NAMES + KNOWN_TFDS}")
+                      f"{BUNDLED + emoji_data.NAMES + KNOWN_TFDS}")
 
 
 def image_shape(d) -> tuple:
   """The [H, W, C] of data config `d`'s images, known without loading (a ConfigError for a
   bad name or resolution)."""
   check_dataset_name(d.name)
-  if d.name in emoji.NAMES:
-    return emoji.shape(d)
+  if d.name in emoji_data.NAMES:
+    return emoji_data.shape(d)
+  if d.name.startswith(folder_data.PREFIX):
+    return folder_data.shape(d)
   return KNOWN_SHAPES[d.name]
 
 
 def num_classes(d) -> int:
+  """Classes of data config `d` (a labelled folder: counted when it is scanned)."""
   check_dataset_name(d.name)
-  return emoji.NUM_CLASSES if d.name in emoji.NAMES else KNOWN_CLASSES[d.name]
+  if d.name.startswith(folder_data.PREFIX):
+    return folder_data.num_classes(d)
+  return emoji_data.NUM_CLASSES if d.name in emoji_data.NAMES else KNOWN_CLASSES[d.name]
 
 
 def load(d) -> ImageDataset:
   """The dataset a data config names (`name`, `data_dir`; emoji: `resolution`, `alpha`)."""
-  if d.name in emoji.NAMES:
-    return emoji.load(d.name, d.data_dir or None, int(d.resolution), bool(d.alpha))
+  if d.name in emoji_data.NAMES:
+    return emoji_data.load(d.name, d.data_dir or None, int(d.resolution), bool(d.alpha))
+  if d.name.startswith(folder_data.PREFIX):
+    return folder_data.load(d)
   return load_images(d.name, d.data_dir or None)
 
 

@@ -15,6 +15,8 @@ class ImageDataset:
   num_classes: int
   #: per split, more per-example arrays (emoji: "style", "key"), aligned with the images
   meta: dict = dataclasses.field(default_factory=dict)
+  #: the classes' names, when they have names (emoji categories, a folder's subfolders)
+  class_names: tuple = ()
 
   @property
   def image_shape(self) -> tuple[int, int, int]:

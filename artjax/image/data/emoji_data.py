@@ -118,6 +118,6 @@ def load(name: str, data_dir: str | None, resolution: int, alpha: bool) -> Image
     ims = resize(ims, resolution)
     splits[split] = (ims if alpha else on_white(ims), cats)
     meta[split] = {"style": sty, "key": keys}
-  ds = ImageDataset(name, splits, NUM_CLASSES, meta)
+  ds = ImageDataset(name, splits, NUM_CLASSES, meta, class_names=builder_lib.CATEGORIES)
   data_lib.CACHE[cache_key] = ds
   return ds

@@ -45,7 +45,7 @@ def split_of(path: str) -> str:
   return "test" if b == 0 else "validation" if b == 1 else "train"
 
 
-def _listing(source: str) -> list:
+def listing(source: str) -> list:
   """[(relative path, size, mtime)] of the pictures under `source`."""
   if zipfile.is_zipfile(source):
     with zipfile.ZipFile(source) as z:
@@ -84,9 +84,9 @@ def check_picture(data: bytes, max_pixels: int) -> None:
 
 def scan(source: str, settings: str, max_pixels: int, labels: bool, progress=None) -> Scan:
   """Lists and opens every picture of `source` (see the module docstring)."""
-  listing = _listing(source)
+  found = listing(source)
   good, bad = [], []
-  for rel, _, _ in (progress(listing) if progress else listing):
+  for rel, _, _ in (progress(found) if progress else found):
     try:
       check_picture(open_bytes(source, rel), max_pixels)
       good.append(rel)
@@ -95,7 +95,7 @@ def scan(source: str, settings: str, max_pixels: int, labels: bool, progress=Non
     except Exception:   # truncated, corrupt, not a picture at all
       bad.append(rel)
   classes = tuple(sorted({r.split("/", 1)[0] for r in good if "/" in r})) if labels else ()
-  h = hashlib.sha256(repr((listing, settings)).encode())
+  h = hashlib.sha256(repr((found, settings)).encode())
   return Scan(source, tuple(good), tuple(bad), classes, h.hexdigest()[:16])
 
 
@@ -125,8 +125,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def __init__(self, *, folder: Scan, resolution: int, fit: str, **kwargs):
     self.folder, self.resolution, self.fit = folder, resolution, fit
-    self.BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"r{resolution}_{fit}_{folder.fingerprint}")]
-    super().__init__(config=self.BUILDER_CONFIGS[0].name, **kwargs)
+    config = tfds.core.BuilderConfig(name=f"r{resolution}_{fit}_{folder.fingerprint}",
+                                     version=self.VERSION)
+    super().__init__(config=config, **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     r = self.resolution
@@ -144,7 +145,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     parts = {"train": [], "validation": [], "test": []}
     for rel in self.folder.files:
       parts[split_of(rel)].append(rel)
-    return {k: self._generate_examples(v) for k, v in parts.items()}
+    return {k: self._generate_examples(v) for k, v in parts.items() if v}   # TFDS: no empty splits
 
   def _generate_examples(self, files):
     from PIL import Image

@@ -1,0 +1,125 @@
+"""Colour picture datasets: a user's folder (or .zip) of mixed pictures, and the emoji
+dataset's pure parts (its download-and-prepare test is in tests/slow)."""
+
+import os
+import zipfile
+
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+
+from artjax import ConfigError
+from artjax.image import data
+from artjax.image.data import emoji as emoji_builder
+from artjax.image.data import emoji_data
+from artjax.image.data.folder import folder_builder
+
+
+def folder_config(path, tmp_path, **kw):
+  c = ml_collections.ConfigDict({
+      "name": f"folder:{path}", "data_dir": str(tmp_path / "data"), "classes": (), "shots": 0,
+      "resolution": 16, "alpha": False, "fit": "crop", "labels": False, "mirror": False,
+      "strict": False, "max_pixels": 89_478_485})
+  c.update(kw)
+  return c
+
+
+def make_folder(root, n_per_class=6):
+  """Two subfolders of pictures in five formats and odd sizes, one truncated PNG and one
+  text file posing as a JPEG."""
+  rng = np.random.default_rng(0)
+  formats = ("png", "jpg", "webp", "bmp", "gif")
+  for c, (name, colour) in enumerate((("cats", (220, 40, 40)), ("dogs", (40, 40, 220)))):
+    os.makedirs(root / name / "deeper", exist_ok=True)
+    for i in range(n_per_class):
+      w, h = 20 + 7 * i, 30 + 3 * i
+      im = np.full((h, w, 3), colour, np.uint8) + rng.integers(0, 20, (h, w, 3), dtype=np.uint8)
+      sub = root / name / ("deeper" if i % 2 else "")
+      Image.fromarray(im).save(sub / f"{name}{i}.{formats[i % len(formats)]}")
+  good = root / "cats" / "cats0.png"
+  (root / "cats" / "broken.png").write_bytes(good.read_bytes()[:60])
+  (root / "dogs" / "notes.jpg").write_text("not a picture")
+  return 2 * n_per_class
+
+
+def test_folder_prepares_once_skips_bad_files_and_labels_by_subfolder(tmp_path, capsys):
+  n = make_folder(tmp_path / "pics")
+  c = folder_config(tmp_path / "pics", tmp_path, labels=True)
+  assert data.image_shape(c) == (16, 16, 3) and data.num_classes(c) == 2
+  ds = data.load(c)
+  err = capsys.readouterr().err
+  assert "skipping 2 unreadable picture(s)" in err and "broken.png" in err and "notes.jpg" in err
+  total = sum(len(ds.labels(k)) for k in ("train", "validation", "test"))
+  assert total == n and ds.class_names == ("cats", "dogs")
+  for k in ("train", "validation", "test"):
+    ims, lbs = ds.splits[k]
+    assert ims.shape[1:] == (16, 16, 3) and ims.dtype == np.uint8
+    red = ims[..., 0].mean((1, 2)) > ims[..., 2].mean((1, 2))   # cats are red, dogs blue
+    np.testing.assert_array_equal(red, lbs == 0)
+  prepared = sorted(os.listdir(tmp_path / "data" / "folder"))
+  data.load(folder_config(tmp_path / "pics", tmp_path, labels=True))   # unchanged: reused
+  assert sorted(os.listdir(tmp_path / "data" / "folder")) == prepared
+  Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(tmp_path / "pics" / "cats" / "new.png")
+  again = data.load(folder_config(tmp_path / "pics", tmp_path, labels=True))
+  assert len(os.listdir(tmp_path / "data" / "folder")) == len(prepared) + 1   # re-prepared
+  assert sum(len(again.labels(k)) for k in again.splits) == n + 1
+
+
+def test_folder_fit_mirror_and_zip(tmp_path):
+  make_folder(tmp_path / "pics")
+  crop = data.load(folder_config(tmp_path / "pics", tmp_path))
+  pad = data.load(folder_config(tmp_path / "pics", tmp_path, fit="pad"))
+  assert (pad.images("train") == 255).all(-1).mean() > 0.05   # white bars of the padding
+  assert (crop.images("train") == 255).all(-1).mean() == 0.0
+  mirrored = data.load(folder_config(tmp_path / "pics", tmp_path, mirror=True))
+  n = len(crop.images("train"))
+  np.testing.assert_array_equal(mirrored.images("train")[n:], crop.images("train")[:, :, ::-1])
+  with zipfile.ZipFile(tmp_path / "pics.zip", "w") as z:
+    for d, _, files in os.walk(tmp_path / "pics"):
+      for f in files:
+        p = os.path.join(d, f)
+        z.write(p, os.path.relpath(p, tmp_path / "pics"))
+  zipped = data.load(folder_config(tmp_path / "pics.zip", tmp_path))
+  for k in crop.splits:
+    np.testing.assert_array_equal(zipped.images(k), crop.images(k))
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"resolution": 24}, "power of two"),
+    ({"fit": "stretch"}, "data.fit"),
+    ({"strict": True}, "2 unreadable picture"),
+    ({"max_pixels": 500}, "above data.max_pixels"),
+])
+def test_folder_refusals_are_one_error_and_write_nothing(tmp_path, kw, match):
+  make_folder(tmp_path / "pics")
+  with pytest.raises(ConfigError, match=match):
+    data.load(folder_config(tmp_path / "pics", tmp_path, **kw))
+  assert not os.path.exists(tmp_path / "data" / "folder")
+
+
+def test_empty_or_missing_folder(tmp_path):
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ConfigError, match="no readable pictures"):
+    data.load(folder_config(tmp_path / "empty", tmp_path))
+  with pytest.raises(ConfigError, match="no such folder"):
+    data.image_shape(folder_config(tmp_path / "nope", tmp_path))
+
+
+def test_emoji_split_categories_and_compositing():
+  # the documented split: sha256(key) % 10 == 0 is test (pairs share the key)
+  keys = [f"{i:05x}.png" for i in range(2000)]
+  test = [k for k in keys if emoji_builder.split_of(k) == "test"]
+  assert 150 < len(test) < 250 and emoji_builder.split_of("1f600.png") == emoji_builder.split_of("1f600.png")
+  cats = emoji_builder.categories_of([
+      {"image": "a.png", "category": "Smileys & Emotion",
+       "skin_variations": {"1F3FB": {"image": "a-1f3fb.png"}}},
+      {"image": "c.png", "category": "Component"}])
+  assert cats == {"a.png": "Smileys & Emotion", "a-1f3fb.png": "Smileys & Emotion"}
+  rgba = np.zeros((1, 2, 2, 4), np.uint8)
+  rgba[0, 0, 0] = (255, 0, 0, 255)      # opaque red
+  rgba[0, 0, 1] = (0, 0, 0, 128)        # half-transparent black
+  rgb = emoji_data.on_white(rgba)
+  assert rgb[0, 0, 0].tolist() == [255, 0, 0] and rgb[0, 1, 1].tolist() == [255, 255, 255]
+  assert rgb[0, 0, 1].tolist() == [127, 127, 127]
+  assert folder_builder.split_of("x/y.png") in ("train", "validation", "test")
