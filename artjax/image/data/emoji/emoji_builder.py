@@ -9,7 +9,7 @@ images CC-BY-4.0), fetched with `npm pack` into the data dir's cache on first us
   category  int32, index into CATEGORIES (emoji.json's category; skin-tone variants under
             their base's category; the 5 "Component" swatches are dropped)
   style     int32, index into STYLES (0 google, 1 twitter)
-  key       int32 [48], the file name's code points (zero-padded): the same emoji has the same
+  key       int32 [64], the file name's code points (zero-padded): the same emoji has the same
             key in both styles, so pairs are found by key
 
 Split by key, so a pair never straddles splits: `test` when
@@ -29,7 +29,7 @@ VERSION = "16.0.0"
 STYLES = ("google", "twitter")
 CATEGORIES = ("Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink",
               "Travel & Places", "Activities", "Objects", "Symbols", "Flags")
-KEY_LEN = 48
+KEY_LEN = 64   # the longest file name (a kiss with two skin tones) has 58 characters
 LICENSES = {
     "package": "emoji-datasource 16.0.0, MIT License, (c) 2013 Cal Henderson (iamcal/emoji-data)",
     "google": "Noto Emoji images (c) Google, Apache License 2.0",
@@ -55,6 +55,8 @@ def categories_of(emoji_json: list) -> dict:
 
 
 def key_codes(key: str) -> np.ndarray:
+  if len(key) > KEY_LEN:
+    raise ValueError(f"emoji file name {key!r} is longer than {KEY_LEN} characters")
   out = np.zeros(KEY_LEN, np.int32)
   cps = [ord(c) for c in key[:KEY_LEN]]
   out[:len(cps)] = cps
@@ -64,8 +66,9 @@ def key_codes(key: str) -> np.ndarray:
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Emoji in two styles, 64x64 RGBA; `source_dirs`: {style: unpacked npm package dir}."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "emoji-datasource 16.0.0, google and twitter, split by sha256(key)."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "emoji-datasource 16.0.0, google and twitter, split by sha256(key).",
+                   "1.1.0": "Keys of up to 64 characters (1.0.0 cut the longest names at 48)."}
 
   def __init__(self, *, source_dirs=None, **kwargs):
     self.source_dirs = dict(source_dirs or {})
