@@ -56,6 +56,22 @@ def is_prepared(builder) -> bool:
 
 
 
+def text_codes(text: str, size: int):
+  """A string as int32 code points [size], zero-padded (TFDS Tensor features, no TF)."""
+  import numpy as np
+  out = np.zeros(size, np.int32)
+  cps = [ord(c) for c in text[:size]]
+  out[:len(cps)] = cps
+  return out
+
+
+def codes_text(codes, n=None) -> str:
+  """The string of `text_codes` (the first `n` code points, or all the non-zero ones)."""
+  import numpy as np
+  codes = np.asarray(codes)
+  return "".join(chr(int(c)) for c in (codes[:n] if n is not None else codes[codes > 0]))
+
+
 #: whole datasets loaded in this process, by (name, data dir)
 CACHE: dict = {}
 

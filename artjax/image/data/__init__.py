@@ -9,7 +9,6 @@ and the network is unreachable.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 

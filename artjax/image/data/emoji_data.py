@@ -45,11 +45,6 @@ def _package_dir(style: str, data_dir: str) -> str:
   return root
 
 
-def _text(codes) -> str:
-  codes = np.asarray(codes)
-  return "".join(chr(int(c)) for c in codes[codes > 0])
-
-
 def _raw(data_dir: str) -> dict:
   """{split: (rgba [N,64,64,4], category [N], style [N], keys [N])}, prepared once."""
   def load():
@@ -65,7 +60,7 @@ def _raw(data_dir: str) -> dict:
       out[k] = (np.stack([np.asarray(r["image"], np.uint8) for r in recs]),
                 np.asarray([int(r["category"]) for r in recs], np.int32),
                 np.asarray([int(r["style"]) for r in recs], np.int32),
-                np.asarray([_text(r["key"]) for r in recs]))
+                np.asarray([data_lib.codes_text(r["key"]) for r in recs]))
     return out
   key = ("emoji_raw", data_dir)
   if key not in data_lib.CACHE:

@@ -48,11 +48,6 @@ def poetry_sources(source_dir: str, data_dir: str) -> list[str]:
   return find_sources(cache)
 
 
-def _text(codes, n=None) -> str:
-  codes = np.asarray(codes)
-  return "".join(chr(int(c)) for c in (codes[:n] if n is not None else codes[codes > 0]))
-
-
 def load_poetry(source_dir: str = "", data_dir: str | None = None) -> Poems:
   """The poetry builder's splits, prepared on first use, cached per process."""
   data_dir = data_dir or data_lib.default_data_dir()
@@ -69,9 +64,9 @@ def load_poetry(source_dir: str = "", data_dir: str | None = None) -> Poems:
   splits = {}
   for k in ("train", "validation", "test"):
     recs = src[k].__getitems__(list(range(len(src[k]))))
-    splits[k] = {"body": [_text(r["body"], int(r["length"])) for r in recs],
-                 "title": [_text(r["title"]) for r in recs],
-                 "author": [_text(r["author"]) for r in recs],
+    splits[k] = {"body": [data_lib.codes_text(r["body"], int(r["length"])) for r in recs],
+                 "title": [data_lib.codes_text(r["title"]) for r in recs],
+                 "author": [data_lib.codes_text(r["author"]) for r in recs],
                  "form": np.asarray([int(r["form"]) for r in recs], np.int32)}
   ds = Poems(splits)
   data_lib.CACHE[key] = ds

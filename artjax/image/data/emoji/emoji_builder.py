@@ -25,6 +25,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from artjax.engine.data import text_codes
+
 VERSION = "16.0.0"
 STYLES = ("google", "twitter")
 CATEGORIES = ("Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink",
@@ -57,10 +59,7 @@ def categories_of(emoji_json: list) -> dict:
 def key_codes(key: str) -> np.ndarray:
   if len(key) > KEY_LEN:
     raise ValueError(f"emoji file name {key!r} is longer than {KEY_LEN} characters")
-  out = np.zeros(KEY_LEN, np.int32)
-  cps = [ord(c) for c in key[:KEY_LEN]]
-  out[:len(cps)] = cps
-  return out
+  return text_codes(key, KEY_LEN)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):

@@ -29,6 +29,8 @@ import zlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from artjax.engine.data import text_codes
+
 SPLITS = ("train", "validation", "test")
 FORMS = ("wujue", "qijue", "wulu", "qilu", "other")
 MAX_BODY, MAX_TITLE, MAX_AUTHOR = 128, 32, 16
@@ -63,13 +65,6 @@ def detect_form(body: str) -> int:
     if ends_ok and len(body) == len(vs) * (n + 1):
       return {(4, 5): 0, (4, 7): 1, (8, 5): 2, (8, 7): 3}[(len(vs), n)]
   return 4
-
-
-def _codes(text: str, size: int) -> np.ndarray:
-  out = np.zeros(size, np.int32)
-  cps = [ord(c) for c in text[:size]]
-  out[:len(cps)] = cps
-  return out
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -115,6 +110,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, items):
     for key, author, title, body in items:
-      yield key, {"body": _codes(body, MAX_BODY), "title": _codes(title, MAX_TITLE),
-                  "author": _codes(author, MAX_AUTHOR), "length": np.int32(len(body)),
+      yield key, {"body": text_codes(body, MAX_BODY), "title": text_codes(title, MAX_TITLE),
+                  "author": text_codes(author, MAX_AUTHOR), "length": np.int32(len(body)),
                   "form": np.int32(detect_form(body))}
