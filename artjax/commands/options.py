@@ -97,6 +97,8 @@ def help_text(summary: str, usage: str, fv) -> str:
   for name in sorted(seen):
     f = seen[name]
     default = "none" if f.default is None else (f.default_as_str or "''")
+    if len(default) > 2 and default[0] == default[-1] == "'":
+      default = default[1:-1]
     lines.append(f"  --{name}: {' '.join(str(f.help).split())} (default: {default})")
   return "\n".join(lines)
 

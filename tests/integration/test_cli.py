@@ -81,3 +81,25 @@ def test_sample_file_format_and_determinism(trained_workdir, tmp_path):
 def test_sample_without_training_is_clear(tmp_path):
   r = run_cli("sample", f"--workdir={tmp_path}", "--num=3", f"--out={tmp_path / 'x.npz'}")
   _one_line_error(r, "no config.json")
+
+
+def test_help_lists_commands_and_each_commands_own_flags():
+  from artjax.commands import COMMANDS
+  r = run_cli("--help")
+  assert r.returncode == 0
+  listed = [line.split()[0] for line in r.stdout.splitlines() if line.startswith("  ")]
+  assert listed == list(COMMANDS)
+  seen = {}
+  for name in COMMANDS:
+    r = run_cli(name, "--help")
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: python run.py {name}"), name
+    seen[name] = {line.split(":")[0].strip() for line in r.stdout.splitlines()
+                  if line.startswith("  --")}
+  assert "--style_weight" in seen["stylize"] and "--sparsity" not in seen["stylize"]
+  assert seen["prune"] == {"--workdir", "--out", "--sparsity", "--finetune_steps"}
+  assert "--config" in seen["train"] and "--config" not in seen["sample"]
+  assert "--steps" not in seen["sample"]      # one meaning per flag: stylize's, repair's
+  out = run_cli("stylize", "--help").stdout
+  assert "--style_weight: Weight of the style loss. (default: 2.0)" in out   # = docs/style.md
+  r = run_cli("sample", "--sparsity=0.5", "--workdir=x", "--out=y")
+  assert r.returncode == 2 and "sparsity" in r.stderr and r.stderr.startswith("error:")
