@@ -45,7 +45,7 @@ SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: te
 USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
 OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
-           "form", "acrostic", "author", "rhyme")
+           "form", "acrostic", "author", "rhyme", "truncation")
 
 
 def define(fv, argv):
@@ -69,6 +69,8 @@ def define(fv, argv):
   flags.DEFINE_string("acrostic", None, "Poetry: each verse's first character (藏头诗).", **d)
   flags.DEFINE_string("author", None, "Poetry: write as this poet (a control token).", **d)
   flags.DEFINE_bool("rhyme", None, "Poetry: even verses rhyme (one group per poem).", **d)
+  flags.DEFINE_float("truncation", None, "StyleGAN: truncation psi (1 = none, 0 = the mean "
+                     "image; 0.7 trades variety for fidelity).", **d)
 
 
 def run(FLAGS, args, argv):

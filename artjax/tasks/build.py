@@ -11,9 +11,10 @@ from artjax.tasks.poetry import PoetryTask
 from artjax.tasks.wrap import Population, Pruned, hparams
 from artjax.tasks.repair import RepairTask
 from artjax.tasks.style import StyleTask
+from artjax.tasks.stylegan import StyleGANTask
 
 TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask, "style": StyleTask, "repair": RepairTask,
-         "poetry": PoetryTask}
+         "poetry": PoetryTask, "stylegan": StyleGANTask}
 
 
 def build_task(config) -> Task:

@@ -67,12 +67,9 @@ class GANTask(Task):
     c = self.config
     self._check_common()
     data_lib.check_dataset_name(c.data.name)
-    if c.model.name not in GAN_MODELS:
-      raise ConfigError(f"unknown model {c.model.name!r}; choose one of {GAN_MODELS}")
+    self._check_model(c.model)
     if c.gan.loss not in LOSSES:
       raise ConfigError(f"unknown gan.loss {c.gan.loss!r}; choose one of {LOSSES}")
-    if c.model.latent_dim <= 0 or c.model.width <= 0:
-      raise ConfigError("model.latent_dim and model.width must be > 0")
     if not 0.0 <= c.gan.ema_decay < 1.0:
       raise ConfigError(f"gan.ema_decay must be in [0, 1), got {c.gan.ema_decay}")
     if c.gan.r1_gamma < 0:
@@ -87,6 +84,15 @@ class GANTask(Task):
     self.num_classes = data_lib.num_classes(c.data)
     # Building the modules on the abstract level checks the architecture fits the shape.
     self._build()
+
+  def _check_model(self, m):
+    if m.name not in GAN_MODELS:
+      raise ConfigError(f"unknown model {m.name!r}; choose one of {GAN_MODELS}")
+    if m.name == "stylegan2":
+      raise ConfigError("model stylegan2 trains with its own recipe: task stylegan "
+                        "(configs/stylegan.py)")
+    if m.latent_dim <= 0 or m.width <= 0:
+      raise ConfigError("model.latent_dim and model.width must be > 0")
 
   # ----------------------------------------------------------------------------------
   def _d_optim_cfg(self):

@@ -9,6 +9,7 @@ its `pixel_range`; every discriminator maps `(images, labels | None)` to logits 
 * `mlp`: a modern MLP GAN (LeakyReLU, tanh output, optional class conditioning).
 * `dcgan`: a DCGAN-style conv GAN (upsample+conv generator with pixel norm,
   strided conv discriminator), any H, W divisible by 4, any channels.
+* `stylegan2`: the StyleGAN2-class pair of `artjax.image.models.stylegan`.
 Class conditioning: the generator embeds the label and concatenates it to z; the
 discriminator uses a projection head (Miyato & Koyama, 2018).
 """
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from artjax import ConfigError
+from artjax.image.models import stylegan
 from artjax.nn import logical
 from artjax.nn.precision import Conv, Embed, Linear
 
@@ -215,7 +217,7 @@ class ConvDiscriminator(nnx.Module):
     return self.head(h, labels)
 
 
-GAN_MODELS = ("mlp_seed", "mlp", "dcgan")
+GAN_MODELS = ("mlp_seed", "mlp", "dcgan", "stylegan2")
 
 
 def build_gan(model_cfg, image_shape, num_classes: int, key=None):
@@ -248,4 +250,6 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
                           num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),
             ConvDiscriminator(image_shape, width=model_cfg.width, num_classes=nc,
                               adapter_dim=adapter_dim, rngs=d_rngs))
+  if name == "stylegan2":
+    return stylegan.build(model_cfg, image_shape, nc, g_rngs, d_rngs)
   raise ConfigError(f"unknown model {name!r}; choose one of {GAN_MODELS}")
