@@ -35,8 +35,8 @@ def get_config(arg: str = "emoji32"):
                  ckpt_every=2000, keep=3, sample_every=2000, grid_size=100, eval_every=2000)
   if name == "emoji32":
     # On 2 CPU cores: 64 channels at 4-16 px, 32 at 32 px, a 128-d latent; batch 32.
-    # conv_impl=patches: the whole step 0.7 s here, against 12.7 s with XLA:CPU's
-    # convolutions (docs/gan.md); 3000 steps ~ 36 minutes on 2 cores.
+    # conv_impl=patches: the whole step 0.61 s here, against 13.1 s with XLA:CPU's
+    # convolutions (benchmarks/stylegan_step.py); 3000 steps took 31 minutes on 2 cores.
     c.model.update(latent_dim=128, w_dim=128, channel_base=1024, channel_max=64,
                    conv_impl="patches")
     c.gan.update(r1_gamma=0.05, ema_decay=0.995)

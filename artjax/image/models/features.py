@@ -114,11 +114,12 @@ def downsample(x):
   return sum(k[i] * x[:, :, i:i + w:2] for i in range(4))
 
 
-def _patches(x, k):
-  """Reflect-padded k x k patches as channels: [B, H, W, k*k*C] (dy, dx, c order)."""
+def patches(x, k, mode="reflect"):
+  """k x k patches as channels: [B, H, W, k*k*C] (dy, dx, c order), borders padded by `mode`
+  ("reflect", or "constant" for a zero-padded 'SAME' convolution)."""
   b, h, w, c = x.shape
   lo, hi = (k - 1) // 2, k // 2
-  x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode="reflect")
+  x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode=mode)
   return jnp.concatenate([x[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], -1)
 
 
@@ -133,7 +134,7 @@ def _bank(x, kernels, biases, dtype):
     p = (k - w.shape[0]) // 2
     q = k - w.shape[0] - p
     mats.append(jnp.pad(w, ((p, q), (p, q), (0, 0), (0, 0))).reshape(-1, w.shape[-1]))
-  cols = _patches(x, k)
+  cols = patches(x, k)
   mm = bf16_matmul if dtype == "bf16" else jnp.matmul
   return [jax.nn.relu(mm(cols, m) + b) for m, b in zip(mats, biases)]
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from artjax import ConfigError
-from artjax.image.models.features import downsample
+from artjax.image.models.features import downsample, patches
 from artjax.nn import logical
 from artjax.nn.precision import bf16_matmul
 
@@ -65,10 +65,8 @@ def conv3x3(x, kernel, impl="patches"):
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                      preferred_element_type=jnp.float32)
     return y
-  b, h, w, c = x.shape
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  cols = jnp.concatenate([xp[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], -1)
-  return _mm(cols, kernel.reshape(9 * c, -1)).astype(jnp.float32)
+  cols = patches(x, 3, mode="constant")
+  return _mm(cols, kernel.reshape(9 * x.shape[-1], -1)).astype(jnp.float32)
 
 
 def upsample(x):
