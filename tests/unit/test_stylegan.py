@@ -84,6 +84,7 @@ def test_equalised_lr_scales_at_run_time():
   np.testing.assert_allclose(layer(x), x @ (layer.kernel[...] * 0.01 / 4.0), rtol=1e-5)
 
 
+@pytest.mark.slow   # 15 s of eager convolutions here: make test-slow
 def test_generator_shapes_truncation_and_ranges():
   g, d = small()
   assert g.num_ws == 4          # 8 px: conv at 4 px, two at 8 px, and the last toRGB
