@@ -33,6 +33,7 @@ browser:
 	  else echo "note: chromium/chromium-driver missing and no root apt-get: the browser test will skip"; fi; fi
 
 test-slow: $(STAMP) browser
+	$(BIN)/python -m pip install -q -e ".[bench]"  # torch: the PyTorch twins (Inception port)
 	$(BIN)/python -m pytest tests -m slow
 
 bench: $(STAMP)

@@ -43,3 +43,23 @@ def run_cli(*args):
   finally:
     os.chdir(cwd)
   return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def random_inception_file(path, seed=0):
+  """An .npz with the FID Inception-v3's torchvision tensor names and random weights (the
+  real file cannot be downloaded here): shapes and code paths as with the real one."""
+  import numpy as np
+  from artjax.image.models import inception
+  rng = np.random.default_rng(seed)
+  out = {}
+  for name, (cin, cout, (kh, kw), _, _) in inception.SPECS.items():
+    fan_in = cin * kh * kw
+    out[f"{name}.conv.weight"] = (rng.standard_normal((cout, cin, kh, kw)) * (2 / fan_in) ** 0.5).astype(np.float32)
+    out[f"{name}.bn.weight"] = np.ones(cout, np.float32)
+    out[f"{name}.bn.bias"] = np.zeros(cout, np.float32)
+    out[f"{name}.bn.running_mean"] = np.zeros(cout, np.float32)
+    out[f"{name}.bn.running_var"] = np.ones(cout, np.float32)
+  out["fc.weight"] = (rng.standard_normal((1008, 2048)) * 0.01).astype(np.float32)
+  out["fc.bias"] = np.zeros(1008, np.float32)
+  np.savez(path, **out)
+  return str(path)

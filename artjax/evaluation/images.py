@@ -7,7 +7,26 @@ import numpy as np
 from artjax.evaluation import metrics
 
 
+def distribution_metrics(feats, ref) -> dict:
+  """FID (Frechet distance), KID (x1000, as papers print it), precision and recall of the
+  feature rows `feats` against the reference rows `ref`."""
+  p, r = metrics.precision_recall(ref, feats)
+  return {"fid": float(metrics.frechet_distance(feats, ref)),
+          "kid_x1000": 1000 * metrics.kernel_inception_distance(feats, ref),
+          "precision": p, "recall": r}
 
+
+def standard_metrics(features, images, train, test, floor) -> dict:
+  """In a standard feature network's space (`features(images) -> [N, D]`, e.g. Inception-v3):
+  the samples against the train and test splits, and beside them the real-vs-real floor
+  (`floor`, held-out images as many as the samples) against the same splits."""
+  f_train, f_test = features(train), features(test)
+  out = {}
+  for name, x in (("samples", images), ("floor", floor)):
+    f = features(x)
+    out[name] = {"vs_train": distribution_metrics(f, f_train),
+                 "vs_test": distribution_metrics(f, f_test), "n": int(len(x))}
+  return out
 
 
 def _flat(images):
@@ -29,6 +48,7 @@ def image_metrics(ev, images, labels=None, *, heldout_split="test",
   out = {
       "n": int(len(images)),
       "fdd": float(metrics.frechet_distance(feats, train_feats)),
+      "kdd_x1000": 1000 * metrics.kernel_inception_distance(feats, train_feats),
       "inception_score": float(metrics.inception_score(probs)),
       "precision": p, "recall": r, "density": dens, "coverage": cov,
       "classes_present": int(np.sum(shares >= 0.2 / ds.num_classes)),

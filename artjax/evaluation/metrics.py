@@ -2,6 +2,8 @@
 
 All take feature matrices [N, D] (or images flattened to features for copying):
 * `frechet_distance` (FID-style, in any feature space; jnp, jittable, eigh-based sqrtm);
+* `kernel_inception_distance` (KID, Binkowski et al. 2018: unbiased MMD^2 with the cubic
+  polynomial kernel, averaged over random subsets as StyleGAN2-ADA computes it);
 * `inception_score` from class probabilities;
 * `precision_recall` (Kynkaanniemi et al. 2019, k-NN manifolds);
 * `density_coverage` (Naeem et al. 2020);
@@ -42,6 +44,26 @@ def frechet_distance(a, b):
   return jnp.sum((mu_a - mu_b) ** 2) + jnp.trace(s_a) + jnp.trace(s_b) - 2 * tr_cross
 
 
+def kernel_inception_distance(a, b, num_subsets: int = 100, max_subset_size: int = 1000,
+                              seed: int = 0) -> float:
+  """Mean over subsets of size m = min(|a|, |b|, max_subset_size) of the unbiased MMD^2
+  between a and b with k(x, y) = (x.y / d + 1)^3. Unbiased: near 0 (either sign) for two
+  samples of one distribution."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  d, m = a.shape[1], min(len(a), len(b), max_subset_size)
+  if m < 2:
+    return float("nan")
+  rng = np.random.RandomState(seed)
+  total = 0.0
+  for _ in range(num_subsets):
+    x = a[rng.choice(len(a), m, replace=False)]
+    y = b[rng.choice(len(b), m, replace=False)]
+    k_in = (x @ x.T / d + 1) ** 3 + (y @ y.T / d + 1) ** 3
+    k_cross = (x @ y.T / d + 1) ** 3
+    total += (k_in.sum() - np.trace(k_in)) / (m - 1) - k_cross.sum() * 2 / m
+  return float(total / num_subsets / m)
+
+
 @jax.jit
 def inception_score(probs):
   """exp(E_x KL(p(y|x) || p(y))); between 1 and the number of classes."""
@@ -58,12 +80,15 @@ def pairwise_distances(a, b):
 
 
 def _kth_nn_radius(x, k):
+  """Distance of each row to its k-th nearest other row (the (len-1)-th in smaller sets)."""
   d = np.asarray(pairwise_distances(x, x))
-  return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+  return np.sort(d, axis=1)[:, min(k, len(x) - 1)]  # column 0 is the point itself
 
 
 def precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
   real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
+  if min(len(real), len(fake)) < 2:
+    return float("nan"), float("nan")
   r_real, r_fake = _kth_nn_radius(real, k), _kth_nn_radius(fake, k)
   d = np.asarray(pairwise_distances(fake, real))          # [F, R]
   precision = np.mean(np.any(d <= r_real[None, :], axis=1))

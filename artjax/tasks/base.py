@@ -197,9 +197,10 @@ class Task(abc.ABC):
     return self, state
 
   def report(self, state: dict, num: int | None, seed: int, workdir: str, suffix: str = "",
-             checkpoint: str = "latest") -> dict:
+             checkpoint: str = "latest", options: dict | None = None) -> dict:
     """`run.py eval`: the samples' quality beside the real-data floor, written as
-    eval{suffix}.json / .md (and pictures) in `workdir`; returns the result."""
+    eval{suffix}.json / .md (and pictures) in `workdir`; returns the result. `options`: what
+    the user asked of this kind of report (images: {"inception": weights path})."""
     raise ConfigError(f"run.py eval: a {type(self).__name__} has no samples to evaluate")
 
   # --- host side, after sampling -----------------------------------------------------

@@ -96,3 +96,25 @@ class Evaluator:
 
   def probs(self, images) -> np.ndarray:
     return np.asarray(jax.nn.softmax(self._batched(self._logits, images), axis=-1))
+
+
+class InceptionFeatures:
+  """The FID Inception-v3's 2048-d pool features of uint8 images, from a weights file the
+  user gives (artjax.image.inception_weights), in batches with a progress bar."""
+
+  def __init__(self, path: str, batch_size: int = 50):
+    from artjax.image import inception_weights
+    from artjax.image.models import inception
+    self.params = jax.device_put(inception_weights.load(path))
+    self._apply = jax.jit(inception.apply)
+    self.batch_size = batch_size
+
+  def __call__(self, images) -> np.ndarray:
+    from tqdm.auto import tqdm
+    images = np.asarray(images)
+    out = []
+    for i in tqdm(range(0, len(images), self.batch_size), desc="inception features",
+                  leave=False, disable=len(images) <= self.batch_size):
+      x = jnp.asarray(images[i:i + self.batch_size], jnp.float32) / 255.0
+      out.append(np.asarray(self._apply(self.params, x), np.float64))
+    return np.concatenate(out)

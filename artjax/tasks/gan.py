@@ -409,8 +409,9 @@ class GANTask(Task):
     n = self.config.train.grid_size
     return {"samples": self.sample(state, self.config.seed + GRID_SEED_OFFSET, n)["images"]}
 
-  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
-    return image_report.report_images(self, state, num, seed, workdir, suffix, checkpoint)
+  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest", options=None):
+    return image_report.report_images(self, state, num, seed, workdir, suffix, checkpoint,
+                                      **(options or {}))
 
   def write_samples(self, samples, out, grid=None):
     super().write_samples(samples, out)

@@ -11,10 +11,10 @@ import numpy as np
 
 from artjax.engine.writers import image_grid, save_png
 from artjax.evaluation import metrics
-from artjax.evaluation.images import evaluate_images
-from artjax.tasks.evaluator import Evaluator
+from artjax.evaluation.images import evaluate_images, standard_metrics
+from artjax.tasks.evaluator import Evaluator, InceptionFeatures
 
-HEADLINE = ("fdd", "inception_score", "precision", "recall", "density", "coverage",
+HEADLINE = ("fdd", "kdd_x1000", "inception_score", "precision", "recall", "density", "coverage",
             "classes_present", "label_accuracy", "nn_ratio", "ct")
 
 
@@ -35,15 +35,33 @@ def nearest_train_grid(images, train_images, rows: int = 20) -> np.ndarray:
   return image_grid(pairs, ncol=10, scale=max(1, 32 // images.shape[1]))
 
 
+def _inception_lines(result) -> list:
+  lines = ["", "Inception-v3 (FID network) features:", "",
+           "| metric | samples vs train | floor vs train | samples vs test | floor vs test |",
+           "|---|---|---|---|---|"]
+  s, f = result["samples"], result["floor"]
+  for k in ("fid", "kid_x1000", "precision", "recall"):
+    lines.append(f"| {k} | {fmt(s['vs_train'][k])} | {fmt(f['vs_train'][k])} | "
+                 f"{fmt(s['vs_test'][k])} | {fmt(f['vs_test'][k])} |")
+  return lines
+
+
 def report_images(task, state, num: int | None, seed: int, workdir: str, suffix: str = "",
-                  checkpoint: str = "latest") -> dict:
+                  checkpoint: str = "latest", inception: str | None = None) -> dict:
   """eval{suffix}.json / .md and eval_nearest{suffix}.png of an image generator's samples:
   every metric beside its real-data floor, in the dataset's evaluator's features (trained
-  first: artjax.tasks.training.ensure_trained)."""
+  first: artjax.tasks.training.ensure_trained) and, given `inception` (the FID weights file),
+  FID/KID/precision/recall in Inception-v3 features against train and test."""
+  inception_net = InceptionFeatures(inception) if inception else None  # refuse before sampling
   ev = Evaluator(task.config)
-  num = num or len(ev.dataset.images("validation"))
+  floor = ev.dataset.images("validation")
+  num = num or len(floor)
   s = jax.device_get(jax.jit(task.sample, static_argnums=2)(state, seed, num))
   result = evaluate_images(ev, np.asarray(s["images"]), s["labels"] if "labels" in s else None)
+  if inception_net is not None:
+    result["inception"] = standard_metrics(inception_net, np.asarray(s["images"]),
+                                           ev.dataset.images("train"), ev.dataset.images("test"),
+                                           floor[:num])
   result.update(workdir=os.path.abspath(workdir), step=int(state["step"]), seed=seed,
                 checkpoint=checkpoint)
   with open(os.path.join(workdir, f"eval{suffix}.json"), "w") as f:
@@ -57,6 +75,8 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
   lines += ["", "fdd ratio to floor: "
             f"{result['samples']['fdd'] / max(result['floor']['fdd'], 1e-9):.2f}",
             "eval_nearest.png: samples (odd columns) beside their nearest training image."]
+  if "inception" in result:
+    lines += _inception_lines(result["inception"])
   report = "\n".join(lines)
   with open(os.path.join(workdir, f"eval{suffix}.md"), "w") as f:
     f.write(report + "\n")

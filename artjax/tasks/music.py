@@ -308,7 +308,7 @@ class MusicLMTask(TransformerLM):
                         f"{self.config.sample.num_frames - 1} (sample.num_frames)")
     return tuple(int(t) for t in enc.roll_to_tokens(roll))
 
-  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
+  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest", options=None):
     return music_report.evaluate_music(self, state, workdir, num or 32, seed)
 
   def write_samples(self, samples, out, grid=None):

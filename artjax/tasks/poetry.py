@@ -238,7 +238,7 @@ class PoetryTask(TransformerLM):
   def decode(self, tokens) -> list[str]:
     return [self.vocab.decode(row) for row in np.asarray(tokens)]
 
-  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
+  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest", options=None):
     return poetry_report.evaluate_poetry(self, state, workdir, num or 32, seed)
 
   def write_samples(self, samples, out, grid=None):

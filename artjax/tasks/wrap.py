@@ -123,8 +123,8 @@ class Wrapper(Task):
   def write_samples(self, samples, out, grid=None):
     return self.inner.write_samples(samples, out, grid)
 
-  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
-    return self.inner.report(state, num, seed, workdir, suffix, checkpoint)
+  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest", options=None):
+    return self.inner.report(state, num, seed, workdir, suffix, checkpoint, options)
 
   @property
   def unwrapped(self):
@@ -282,8 +282,8 @@ class Pruned(Wrapper):
   def row_sampler(self, state, max_num):
     return self.inner.row_sampler(self.strip(state), max_num)
 
-  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest"):
-    return self.inner.report(self.strip(state), num, seed, workdir, suffix, checkpoint)
+  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest", options=None):
+    return self.inner.report(self.strip(state), num, seed, workdir, suffix, checkpoint, options)
 
   def unwrap(self, state, replica=None):
     """The inner task and its state: the mask has already zeroed the pruned weights."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import run_cli
+from tests.helpers import random_inception_file, run_cli
 
 
 def photo_folder(root):
@@ -53,3 +53,19 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
   r = run_cli("sample", f"--workdir={wd}", "--num=2", f"--out={tmp_path / 'x.npz'}",
               "--truncation=-1")
   assert r.returncode != 0 and "truncation" in r.stderr
+
+  # eval: the evaluator's metrics and, with an Inception file, FID/KID/PR beside the floor
+  weights = random_inception_file(tmp_path / "inception.npz")
+  r = run_cli("eval", f"--workdir={wd}", "--num=8", f"--inception={weights}")
+  assert r.returncode == 0, r.stderr
+  result = json.load(open(os.path.join(wd, "eval.json")))
+  inc = result["inception"]
+  for who in ("samples", "floor"):
+    for ref in ("vs_train", "vs_test"):
+      assert set(inc[who][ref]) == {"fid", "kid_x1000", "precision", "recall"}
+      assert np.isfinite(inc[who][ref]["fid"]) and inc[who][ref]["fid"] >= 0
+  # a 20-step generator is far from the photos; real held-out crops are much nearer
+  assert inc["samples"]["vs_train"]["fid"] > 2 * inc["floor"]["vs_train"]["fid"]
+  assert "Inception-v3" in r.stdout and "kid_x1000" in r.stdout
+  r = run_cli("eval", f"--workdir={wd}", f"--inception={tmp_path / 'missing.pth'}")
+  assert r.returncode != 0 and "--inception" in r.stderr and "does not exist" in r.stderr

@@ -80,3 +80,18 @@ def test_copies_are_flagged(digits_eval):
   fresh = image_metrics(digits_eval, ds.images("validation"))
   assert c["exact_copies"] == 1.0 and c["nn_ratio"] < 0.05 and c["ct"] < -5
   assert fresh["exact_copies"] < 0.05 and 0.9 < fresh["nn_ratio"] < 1.1 and abs(fresh["ct"]) < 3
+
+
+def test_kid_is_the_unbiased_polynomial_mmd():
+  from artjax.evaluation.metrics import kernel_inception_distance
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(60, 8)), rng.normal(size=(60, 8))
+  k = lambda x, y: (x @ y.T / 8 + 1) ** 3  # noqa: E731
+  kxx, kyy, kxy = k(a, a), k(b, b), k(a, b)
+  m = 60
+  exact = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
+  # one subset of every row (order does not matter) is the textbook estimator
+  assert np.isclose(kernel_inception_distance(a, b, num_subsets=1), exact, rtol=1e-9)
+  same = kernel_inception_distance(rng.normal(size=(400, 8)), rng.normal(size=(400, 8)))
+  shifted = kernel_inception_distance(rng.normal(size=(400, 8)), rng.normal(size=(400, 8)) + 0.5)
+  assert abs(same) < 0.02 < shifted
