@@ -18,7 +18,8 @@ from artjax.commands import options as flags_lib
 
 #: run.py's commands, in the order `run.py --help` lists them: name -> module
 COMMANDS = {name: f"artjax.commands.{name.replace('eval', 'evaluate')}" for name in (
-    "train", "finetune", "sample", "eval", "compare", "merge", "stylize", "repair", "export",
+    "train", "finetune", "sample", "eval", "compare", "merge", "stylize", "repair", "project",
+    "export",
     "quantize", "prune", "serve", "sweep")}
 HELP = ("-h", "--help", "-help", "--helpfull")
 

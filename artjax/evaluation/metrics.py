@@ -160,3 +160,10 @@ def data_copying_ct(train, heldout, samples, num_cells: int = 5, seed: int = 0,
 def class_shares(probs, num_classes: int) -> np.ndarray:
   pred = np.argmax(np.asarray(probs), axis=1)
   return np.bincount(pred, minlength=num_classes) / max(len(pred), 1)
+
+
+def psnr(a, b, peak: float = 255.0) -> np.ndarray:
+  """Per image peak signal-to-noise ratio in dB of uint8 (or float) image batches [N, ...]."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  mse = np.mean((a - b) ** 2, axis=tuple(range(1, a.ndim)))
+  return 10 * np.log10(peak ** 2 / np.maximum(mse, 1e-10))

@@ -57,6 +57,10 @@ class ClassifierTask(Task):
   def features(self, params, images_u8):
     return nnx.merge(self.graphdef, params).features(to_unit(images_u8))
 
+  def pixel_features(self, params, x):
+    """Features of float images in [-1, 1] (differentiable: perceptual losses)."""
+    return nnx.merge(self.graphdef, params).features(x)
+
   def _augment(self, key, x):
     """Random integer shifts of up to `data.shift` pixels (zero padded)."""
     s = self.config.data.shift

@@ -94,6 +94,11 @@ class Evaluator:
   def features(self, images) -> np.ndarray:
     return self._batched(self._feats, images)
 
+  def pixel_features(self):
+    """A pure function: float images in [-1, 1] -> features (for perceptual losses)."""
+    params, task = self.params, self.task
+    return lambda x: task.pixel_features(params, x)
+
   def probs(self, images) -> np.ndarray:
     return np.asarray(jax.nn.softmax(self._batched(self._logits, images), axis=-1))
 

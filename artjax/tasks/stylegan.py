@@ -18,15 +18,19 @@ update through the updated D with D frozen), plus:
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from artjax import ConfigError
 from artjax.engine import parallel
-from artjax.image import augment
+from artjax.image import augment, projection
 from artjax.tasks.base import cast_floating, split_rng, tree_ema
 from artjax.tasks.gan import GANTask, d_loss_fn, g_loss_fn
+
+W_STD_SAMPLES = 2000   # latents mapped to estimate the spread of w (projection's noise scale)
 
 
 def _positive(value, name):
@@ -218,3 +222,45 @@ class StyleGANTask(GANTask):
       decay = jnp.minimum(state["ema_decay"], (1.0 + t) / (10.0 + t))
       new["ema"] = _set_w_avg(tree_ema(state["ema"], self.g_params_of(new), decay), w_avg)
     return new, metrics
+
+  # --- projection (run.py project) and repair of colour images ---------------------------
+  def project(self, state, images_u8, key, settings=None, features=None, visible=None):
+    """StyleGAN2-ADA-style projection (artjax.image.projection) of uint8 images [N, H, W, C]:
+    per image a w and noise maps; `features`: a pure function of [-1, 1] images (the
+    evaluator's, for the perceptual loss; None = pixels only). Returns the reconstructions
+    (uint8), w [N, w_dim], the mean-w image (the starting point, a baseline), the losses."""
+    s = settings or projection.Settings()
+    if features is None:
+      s = dataclasses.replace(s, feature_weight=0.0)
+    g = self._module(self.sampling_params(state))
+    n = images_u8.shape[0]
+    k_w, k_noise, k_opt = jax.random.split(key, 3)
+    w_avg = g.mapping.w_avg[...].astype(jnp.float32)
+    w_probe = g.mapping(jax.random.normal(k_w, (W_STD_SAMPLES, self.latent_dim)), self._probe_labels())
+    w_std = jnp.sqrt(jnp.sum((w_probe - w_avg) ** 2) / W_STD_SAMPLES)
+
+    def synthesize(w, noise):
+      ws = jnp.broadcast_to(w[:, None], (w.shape[0], g.num_ws, w.shape[-1]))
+      return g.synthesis(ws.astype(self.compute_dtype), noise).astype(jnp.float32)
+    w, _, img, losses = projection.project(
+        synthesize, features or (lambda x: x), self._to_pixels(images_u8), w_avg, w_std,
+        g.random_noise(k_noise, n), s, k_opt, visible)
+    mean_img = synthesize(jnp.broadcast_to(w_avg, (1, w_avg.shape[-1])), g.const_noise(1))
+    return {"images": self._to_uint8(img), "w": w, "mean_image": self._to_uint8(mean_img)[0],
+            **{f"loss_{k}": v for k, v in losses.items()}}
+
+  def _probe_labels(self):
+    if not self.conditional:
+      return None
+    return jnp.arange(W_STD_SAMPLES, dtype=jnp.int32) % self.num_classes
+
+  def repair(self, state, images_u8, missing, key=None, settings=None):
+    """Colour repair by projection: w and noise fitted to the visible pixels only, the fill
+    taken from the reconstruction (visible pixels returned exactly)."""
+    key = jax.random.key(0) if key is None else key
+    s = settings if isinstance(settings, projection.Settings) else projection.Settings(
+        **({"steps": settings.steps} if settings is not None else {}))
+    visible = (~missing)[..., None].astype(jnp.float32)
+    out = self.project(state, images_u8, key, dataclasses.replace(s, feature_weight=0.0),
+                       visible=visible)
+    return {"images": jnp.where(missing[..., None], out["images"], images_u8)}

@@ -69,3 +69,27 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
   assert "Inception-v3" in r.stdout and "kid_x1000" in r.stdout
   r = run_cli("eval", f"--workdir={wd}", f"--inception={tmp_path / 'missing.pth'}")
   assert r.returncode != 0 and "--inception" in r.stderr and "does not exist" in r.stderr
+
+  # project: the photos themselves, from a folder, better than the mean-w image; repair in colour
+  r = run_cli("project", f"--workdir={wd}", f"--images={folder / 'coffee'}", "--steps=60",
+              f"--out={tmp_path / 'proj.npz'}")
+  assert r.returncode == 0, r.stderr
+  p = np.load(tmp_path / "proj.npz")
+  assert p["images"].shape == p["targets"].shape == (12, 16, 16, 3) and p["w"].shape[0] == 12
+  assert np.median(p["psnr"]) > np.median(p["psnr_mean_image"]) + 1.0
+  assert np.median(p["feature_dist"]) < np.median(p["feature_dist_mean_image"])
+  assert os.path.exists(tmp_path / "proj.png") and "median" in r.stdout
+  for bad, msg in ((["--images=/nope"], "does not exist"), (["--steps=0", f"--images={folder}"], "--steps"),
+                   ([f"--images={tmp_path / 'proj.npz'}", f"--out={tmp_path / 'proj.npz'}"], "never overwritten")):
+    r = run_cli("project", f"--workdir={wd}", *bad, *([] if any(a.startswith("--out") for a in bad)
+                                                      else [f"--out={tmp_path / 'bad.npz'}"]))
+    assert r.returncode != 0 and msg in r.stderr, (bad, r.stderr)
+  masks = np.zeros((12, 16, 16), bool)
+  masks[:, 4:12, 4:12] = True
+  np.savez(tmp_path / "m.npz", masks=masks)
+  np.savez(tmp_path / "t.npz", images=p["targets"])
+  r = run_cli("repair", f"--workdir={wd}", f"--images={tmp_path / 't.npz'}", "--steps=60",
+              f"--masks={tmp_path / 'm.npz'}", f"--out={tmp_path / 'rep.npz'}")
+  assert r.returncode == 0, r.stderr
+  rep = np.load(tmp_path / "rep.npz")["images"]
+  assert (rep[~masks] == p["targets"][~masks]).all() and rep.shape == (12, 16, 16, 3)
