@@ -28,11 +28,13 @@ def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str
   if bad:
     raise ConfigError(f"--{bad[0]} does not apply to {type(task).__name__} runs "
                       f"(options: {', '.join(task.sample_options) or 'none'})")
-  prime = options.pop("prime", None)
+  prime, cls = options.pop("prime", None), options.pop("class", None)
   if options:
     task.config.sample.update(options)
     task.validate()
   opening = task.read_opening(prime) if prime else None
+  if cls is not None:
+    opening = task.unwrapped.class_index(cls)
   fn = jax.jit(lambda st, sd, n: task.sample(st, sd, n, opening), static_argnums=2)
   samples = jax.device_get(fn(state, seed, num))
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -45,7 +47,7 @@ SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: te
 USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
 OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
-           "form", "acrostic", "author", "rhyme", "truncation")
+           "form", "acrostic", "author", "rhyme", "truncation", "class")
 
 
 def define(fv, argv):
@@ -71,6 +73,8 @@ def define(fv, argv):
   flags.DEFINE_bool("rhyme", None, "Poetry: even verses rhyme (one group per poem).", **d)
   flags.DEFINE_float("truncation", None, "StyleGAN: truncation psi (1 = none, 0 = the mean "
                      "image; 0.7 trades variety for fidelity).", **d)
+  flags.DEFINE_string("class", None, "Conditional image GANs: every sample of this class (a "
+                      "name of the dataset's classes, e.g. emoji's 'Food & Drink', or an index).", **d)
 
 
 def run(FLAGS, args, argv):

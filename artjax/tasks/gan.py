@@ -60,6 +60,7 @@ class GANTask(Task):
   repairs_images = True
   eval_key = "fdd"
   sample_kind = "images"
+  sample_options = ("class",)
   hparams = ("lr", "d_lr", "weight_decay", "ema_decay")
   opt_keys = ("g_opt", "d_opt")
 
@@ -346,8 +347,25 @@ class GANTask(Task):
     z = jax.random.normal(jax.random.key(seed), (num, self.latent_dim))
     return self._to_uint8(self.generate(params, z, labels if self.conditional else None))
 
+  def class_index(self, name: str) -> int:
+    """The class `name` (a class name of the dataset, or its index) of a conditional model:
+    the "opening" of its samples (`run.py sample --class=NAME`)."""
+    if not self.conditional:
+      raise ConfigError("--class: this generator is unconditional (it draws every class)")
+    from artjax.tasks import datasets as data_lib
+    names = tuple(data_lib.load(self.config.data).class_names)
+    if name in names:
+      return names.index(name)
+    if name.isdigit() and int(name) < self.num_classes:
+      return int(name)
+    raise ConfigError(f"--class={name!r}: not a class of {self.config.data.name} (classes: "
+                      f"{', '.join(names) if names else f'0..{self.num_classes - 1}'})")
+
   def sample(self, state, seed, num, opening=None):
+    """`num` images, classes in turn (conditional G), or all of class `opening` if given."""
     labels = (jnp.arange(num, dtype=jnp.int32) % self.num_classes) if self.conditional else None
+    if self.conditional and opening is not None:
+      labels = jnp.full((num,), opening, jnp.int32)
     out = {"images": self._images(self.sampling_params(state), seed, labels, num)}
     if self.conditional:
       out["labels"] = labels

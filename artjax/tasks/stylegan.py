@@ -45,7 +45,7 @@ def _set_w_avg(g_params, w_avg):
 
 
 class StyleGANTask(GANTask):
-  sample_options = ("truncation",)
+  sample_options = ("truncation", "class")
 
   def _check_model(self, m):
     if m.name != "stylegan2":

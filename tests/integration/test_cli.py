@@ -78,6 +78,23 @@ def test_sample_file_format_and_determinism(trained_workdir, tmp_path):
   assert Image.open(tmp_path / "grid.png").size[0] > 8 * 10
 
 
+def test_sample_one_class(trained_workdir, tmp_path):
+  r = run_cli("sample", f"--workdir={trained_workdir}", "--num=12", f"--out={tmp_path / 'c.npz'}",
+              "--class=7")
+  assert r.returncode == 0, r.stderr[-2000:]
+  c = np.load(tmp_path / "c.npz")
+  assert (c["labels"] == 7).all() and c["images"].shape == (12, 8, 8, 1)
+  # the same latents as the default sample, only the class differs
+  run_cli("sample", f"--workdir={trained_workdir}", "--num=12", f"--out={tmp_path / 'a.npz'}")
+  a = np.load(tmp_path / "a.npz")
+  assert np.array_equal(a["images"][7], c["images"][7])
+  assert not np.array_equal(a["images"][0], c["images"][0])
+  r = run_cli("sample", f"--workdir={trained_workdir}", "--num=2", f"--out={tmp_path / 'x.npz'}",
+              "--class=cat")
+  assert r.returncode != 0 and "not a class of digits" in r.stderr and "0..9" in r.stderr
+  assert not (tmp_path / "x.npz").exists()
+
+
 def test_sample_without_training_is_clear(tmp_path):
   r = run_cli("sample", f"--workdir={tmp_path}", "--num=3", f"--out={tmp_path / 'x.npz'}")
   _one_line_error(r, "no config.json")

@@ -50,6 +50,10 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
   # psi = 0: every latent and class is drawn at the mean w -- one picture; psi = 1: varied
   assert (mean["images"] == mean["images"][:1]).all()
   assert np.abs(full["images"].astype(int) - full["images"][:1]).max() > 0
+  r = run_cli("sample", f"--workdir={wd}", "--num=4", f"--out={tmp_path / 'coffee.npz'}",
+              "--class=coffee")   # the subfolder's name
+  assert r.returncode == 0, r.stderr
+  assert (np.load(tmp_path / "coffee.npz")["labels"] == 2).all()   # astronaut, chelsea, coffee
   r = run_cli("sample", f"--workdir={wd}", "--num=2", f"--out={tmp_path / 'x.npz'}",
               "--truncation=-1")
   assert r.returncode != 0 and "truncation" in r.stderr
@@ -93,3 +97,22 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
   assert r.returncode == 0, r.stderr
   rep = np.load(tmp_path / "rep.npz")["images"]
   assert (rep[~masks] == p["targets"][~masks]).all() and rep.shape == (12, 16, 16, 3)
+
+  # export and serve work for the StyleGAN-class model unchanged: both equal run.py sample
+  ref = sample(1.0)
+  r = run_cli("export", f"--workdir={wd}", f"--out={tmp_path / 'exported'}")
+  assert r.returncode == 0, r.stderr
+  from starlette.testclient import TestClient
+  from artjax.serve import app, models
+  loaded = {}
+  for name, path in (("sg", wd), ("sg_exported", str(tmp_path / "exported"))):
+    loaded[name] = models.load(path, name, max_num=8, max_batch=8, max_music=1)
+    loaded[name].warm_up()
+  import io
+  with TestClient(app.create_app(loaded, app.Settings(token="t0k3n-abcdefgh", max_batch=8))) as c:
+    for name in loaded:
+      resp = c.post("/v1/generate", json={"model": name, "num": 6, "seed": 0, "format": "npz"},
+                    headers={"Authorization": "Bearer t0k3n-abcdefgh"})
+      assert resp.status_code == 200, resp.text
+      got = np.load(io.BytesIO(resp.content))
+      assert np.array_equal(got["images"], ref["images"]), name
