@@ -109,6 +109,7 @@ class GANTask(Task):
     self.d_def, d_abs = nnx.split(d)
     self.conditional = bool(c.model.conditional)
     self.latent_dim = g.latent_dim
+    self.num_ws = getattr(g, "num_ws", 0)      # StyleGAN-class: w vectors per image
     self.pixel_range = g.pixel_range
     g_pure, d_pure = nnx.to_pure_dict(g_abs), nnx.to_pure_dict(d_abs)
     self.num_params = {"g": peft.count(g_pure), "d": peft.count(d_pure)}
@@ -360,6 +361,19 @@ class GANTask(Task):
       return int(name)
     raise ConfigError(f"--class={name!r}: not a class of {self.config.data.name} (classes: "
                       f"{', '.join(names) if names else f'0..{self.num_classes - 1}'})")
+
+  # --- animation (run.py animate): latents in, frames out --------------------------------
+  animation_spaces = ("z",)
+
+  def keyframes(self, state, z, labels, space="z"):
+    """The latents to interpolate between in `space` for keyframes z [K, D] (z itself)."""
+    return z
+
+  def render(self, state, latents, labels, space="z"):
+    """uint8 frames of latents [B, D] in `space`; labels: classes [B], class weights
+    [B, classes] (morphs) or None. One compiled program per batch size."""
+    labels = labels if self.conditional else None
+    return self._to_uint8(self.generate(self.sampling_params(state), latents, labels))
 
   def sample(self, state, seed, num, opening=None):
     """`num` images, classes in turn (conditional G), or all of class `opening` if given."""

@@ -223,6 +223,28 @@ class StyleGANTask(GANTask):
       new["ema"] = _set_w_avg(tree_ema(state["ema"], self.g_params_of(new), decay), w_avg)
     return new, metrics
 
+  # --- animation: walks in z or w, style-mixing sweeps --------------------------------------
+  animation_spaces = ("z", "w")
+
+  def keyframes(self, state, z, labels, space="z"):
+    if space == "z":
+      return z
+    g = self._module(self.sampling_params(state))
+    w = g.mapping(z.astype(self.compute_dtype), labels if self.conditional else None)
+    return g.truncate(w, self.config.sample.truncation).astype(jnp.float32)
+
+  def render(self, state, latents, labels, space="z", fixed=None, mix_layers=None):
+    """As GANTask.render; space w: latents are w [B, w_dim]. Style mixing: `fixed` w [B,
+    w_dim] takes the layers where `mix_layers` (a bool tuple of length num_ws) is False."""
+    if space == "z":
+      return super().render(state, latents, labels, space)
+    g = self._module(self.sampling_params(state))
+    ws = jnp.broadcast_to(latents[:, None], (latents.shape[0], g.num_ws, latents.shape[-1]))
+    if fixed is not None:
+      keep = jnp.asarray(mix_layers)[None, :, None]
+      ws = jnp.where(keep, ws, fixed[:, None])
+    return self._to_uint8(g.synthesis(ws.astype(self.compute_dtype)).astype(jnp.float32))
+
   # --- projection (run.py project) and repair of colour images ---------------------------
   def project(self, state, images_u8, key, settings=None, features=None, visible=None):
     """StyleGAN2-ADA-style projection (artjax.image.projection) of uint8 images [N, H, W, C]:

@@ -116,3 +116,15 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
       assert resp.status_code == 200, resp.text
       got = np.load(io.BytesIO(resp.content))
       assert np.array_equal(got["images"], ref["images"]), name
+
+  # animate: a cubic walk in w and a coarse-style sweep, both decode to every frame
+  from artjax.engine.video import read_frames
+  for extra in (["--space=w", "--interp=cubic"], ["--space=w", "--mixing=coarse"],
+                ["--classes=astronaut,coffee"]):
+    out = tmp_path / "anim.mp4"
+    r = run_cli("animate", f"--workdir={wd}", f"--out={out}", "--seconds=1", "--fps=8",
+                "--size=32", "--grid=1x2", *extra)
+    assert r.returncode == 0, (extra, r.stderr)
+    frames, _ = read_frames(str(out))
+    assert frames.shape == (8, 32, 64, 3), extra
+    assert np.abs(np.diff(frames.astype(np.float32), axis=0)).mean() > 0.05, extra

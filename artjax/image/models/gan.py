@@ -88,6 +88,9 @@ class _LabelEmbed(nnx.Module):
     self.embed = Embed(num_classes, dim, rngs=rngs)
 
   def __call__(self, labels):
+    """Class indices [B], or class weights [B, classes] (a mixture: animated class morphs)."""
+    if jnp.issubdtype(labels.dtype, jnp.floating) and labels.ndim == 2:
+      return labels @ self.embed.embedding[...].astype(labels.dtype)
     return self.embed(labels)
 
 

@@ -120,7 +120,9 @@ class Mapping(nnx.Module):
   def __call__(self, z, labels=None):
     x = normalize_2nd_moment(z.astype(jnp.float32))
     if self.embed is not None:
-      y = normalize_2nd_moment(self.embed[...][labels].astype(jnp.float32))
+      table = self.embed[...].astype(jnp.float32)
+      soft = jnp.issubdtype(labels.dtype, jnp.floating) and labels.ndim == 2   # class weights
+      y = normalize_2nd_moment(labels @ table if soft else table[labels])
       x = jnp.concatenate([x, y], -1)
     for layer in self.fc:
       x = _lrelu(layer(x.astype(layer.kernel.dtype)))

@@ -1,0 +1,190 @@
+"""`run.py animate`: a looping walk through a trained image generator's latent space as MP4
+or GIF (StyleGAN3's gen_video habit): `--keyframes` random latents joined by slerp, lerp or
+cubic interpolation in z (or, StyleGAN-class, in w), several walks at once (`--grid`), class
+morphs of a conditional model (`--classes`), style-mixing sweeps (`--mixing`). Every argument
+is checked before anything compiles; frames come in fixed-size batches from one compiled
+program and stream to the encoder; the file appears only when complete."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import flags
+from tqdm.auto import tqdm
+
+from artjax import ConfigError
+from artjax.commands.options import need
+from artjax.engine import workdir as runs
+from artjax.engine.video import FORMATS, VideoWriter
+from artjax.image import animation
+from artjax.tasks import open_run
+
+SUMMARY = "a looping latent walk, class morph or style-mixing sweep as MP4 or GIF"
+USAGE = ("animate --workdir=DIR --out=walk.mp4|walk.gif [--keyframes=N] [--seconds=S] "
+         "[--fps=F] [--size=PX] [--grid=RxC] [--space=z|w] [--interp=slerp|lerp|cubic] "
+         "[--classes=A,B] [--mixing=coarse|fine] [--truncation=PSI] [--seed=S]")
+MAX_FRAMES = 30 * 60 * 10          # ten minutes at 30 fps
+MAX_GIF_FRAMES = 600
+MAX_SIDE = 2048
+BATCH = 32
+
+
+def _grid(spec: str) -> tuple[int, int]:
+  try:
+    r, c = (int(v) for v in spec.lower().split("x"))
+  except ValueError:
+    raise ConfigError(f"--grid must be RxC (e.g. 2x3), got {spec!r}") from None
+  if not (1 <= r <= 16 and 1 <= c <= 16):
+    raise ConfigError(f"--grid: rows and columns must be 1..16, got {spec!r}")
+  return r, c
+
+
+def check_args(a: dict) -> dict:
+  """Every numeric and named argument, before anything loads; returns derived numbers."""
+  ext = os.path.splitext(a["out"] or "")[1].lower()
+  if ext not in FORMATS:
+    raise ConfigError(f"--out must end in {' or '.join(FORMATS)}, got {a['out']!r}")
+  if os.path.isdir(a["out"]):
+    raise ConfigError(f"--out={a['out']} is a directory: name a file")
+  for name, lo, hi in (("fps", 1, 60), ("keyframes", 2, 1000), ("size", 8, MAX_SIDE)):
+    if not lo <= a[name] <= hi:
+      raise ConfigError(f"--{name} must be in {lo}..{hi}, got {a[name]}")
+  if not (math.isfinite(a["seconds"]) and a["seconds"] > 0):
+    raise ConfigError(f"--seconds must be a positive number, got {a['seconds']}")
+  frames = int(round(a["seconds"] * a["fps"]))
+  cap = MAX_GIF_FRAMES if ext == ".gif" else MAX_FRAMES
+  if not 2 <= frames <= cap:
+    raise ConfigError(f"--seconds x --fps = {frames} frames; a {ext} holds 2..{cap:,} frames "
+                      f"here ({cap / a['fps']:.0f} s at {a['fps']} fps)")
+  if a["interp"] not in animation.INTERPOLATIONS:
+    raise ConfigError(f"--interp must be one of {animation.INTERPOLATIONS}, got {a['interp']!r}")
+  if a["truncation"] is not None and not (math.isfinite(a["truncation"]) and a["truncation"] >= 0):
+    raise ConfigError(f"--truncation must be >= 0, got {a['truncation']}")
+  if a["mixing"] not in (None, "coarse", "fine"):
+    raise ConfigError(f"--mixing must be coarse or fine, got {a['mixing']!r}")
+  rows, cols = _grid(a["grid"])
+  if rows * cols * a["size"] ** 2 > MAX_SIDE ** 2:
+    raise ConfigError(f"--grid {rows}x{cols} of {a['size']} px tiles is above {MAX_SIDE}x{MAX_SIDE} pixels")
+  return {"ext": ext, "frames": frames, "rows": rows, "cols": cols}
+
+
+def _check_task(task, a, workdir):
+  if not hasattr(task, "render"):
+    raise ConfigError(f"{workdir!r} is a {task.config.task} run: animate needs an image "
+                      "generator (a GAN or StyleGAN-class run)")
+  if a["space"] not in task.animation_spaces:
+    raise ConfigError(f"--space={a['space']}: this generator walks in {task.animation_spaces}")
+  if a["mixing"] and not task.num_ws:
+    raise ConfigError("--mixing needs a StyleGAN-class run (per-layer styles)")
+  if a["truncation"] is not None:
+    if "truncation" not in task.sample_options:
+      raise ConfigError("--truncation applies to StyleGAN-class runs")
+    task.config.sample.truncation = float(a["truncation"])
+  if not a["classes"]:
+    return None
+  names = [n.strip() for n in a["classes"].split(",") if n.strip()]
+  if len(names) < 2:
+    raise ConfigError("--classes needs at least two classes to morph between (A,B[,C...])")
+  return [task.class_index(n) for n in names]
+
+
+def _paths(task, state, a, d, classes):
+  """Per frame and tile: latents [F, T, D], labels ([F, T] classes, [F, T, K] weights or
+  None) and, for style mixing, the fixed w [T, D]; T = rows x cols walks."""
+  tiles, k, f = d["rows"] * d["cols"], a["keyframes"], d["frames"]
+  z = jax.random.normal(jax.random.key(a["seed"]), (tiles, k, task.latent_dim))
+  space = "z" if classes else a["space"]
+  if classes:
+    weights = animation.class_path(classes, task.num_classes, f)               # [F, K]
+    latents = jnp.broadcast_to(z[:, 0], (f, tiles, task.latent_dim))
+    return latents, jnp.broadcast_to(weights[:, None], (f, tiles, task.num_classes)), None, space
+  labels = (jnp.arange(tiles, dtype=jnp.int32) % task.num_classes) if task.conditional else None
+  rep = None if labels is None else jnp.repeat(labels, k)
+  keys = task.keyframes(state, z.reshape(tiles * k, -1), rep, space).reshape(tiles, k, -1)
+  path = jax.vmap(lambda kk: animation.walk(kk, f, a["interp"]))(keys).transpose(1, 0, 2)
+  lab = None if labels is None else jnp.broadcast_to(labels, (f, tiles))
+  return path, lab, (keys[:, 0] if a["mixing"] else None), space
+
+
+def _renderer(task, a, space, tiles_fixed):
+  size, method = a["size"], ("nearest" if a["resize"] == "nearest" else "linear")
+  mix = None
+  if a["mixing"]:
+    coarse = tuple(i < 4 for i in range(task.num_ws))
+    mix = coarse if a["mixing"] == "coarse" else tuple(not c for c in coarse)
+
+  def render(state, latents, labels, fixed):
+    if mix is not None:
+      x = task.render(state, latents, labels, space, fixed, mix)
+    else:
+      x = task.render(state, latents, labels, space)
+    if x.shape[-1] == 1:
+      x = jnp.repeat(x, 3, -1)
+    x = jax.image.resize(x.astype(jnp.float32), (x.shape[0], size, size, 3), method)
+    return jnp.clip(jnp.round(x), 0, 255).astype(jnp.uint8)
+  return jax.jit(render)
+
+
+def _tile(images, rows, cols):
+  """[T, s, s, 3] -> one frame [rows*s (+1), cols*s (+1), 3], padded to even sides."""
+  t, s = images.shape[0], images.shape[1]
+  frame = images.reshape(rows, cols, s, s, 3).transpose(0, 2, 1, 3, 4).reshape(rows * s, cols * s, 3)
+  return np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
+
+
+def animate(workdir: str, out: str, **a) -> dict:
+  d = check_args(dict(a, out=out))
+  runs.load_config(workdir)                                   # a run, before anything loads
+  task, state = open_run(workdir)
+  task = task.unwrapped
+  classes = _check_task(task, a, workdir)
+  latents, labels, fixed, space = _paths(task, state, a, d, classes)
+  tiles = d["rows"] * d["cols"]
+  per_call = max(1, BATCH // tiles)                           # frames per compiled call
+  render = _renderer(task, a, space, fixed)
+  size = (d["rows"] * a["size"] + (d["rows"] * a["size"]) % 2,
+          d["cols"] * a["size"] + (d["cols"] * a["size"]) % 2)
+  with VideoWriter(out, a["fps"], size) as video:
+    for i in tqdm(range(0, d["frames"], per_call), desc="frames", leave=False):
+      idx = np.minimum(np.arange(i, i + per_call), d["frames"] - 1)   # fixed shape: pad the end
+      lat = latents[idx].reshape(per_call * tiles, -1)
+      lab = None if labels is None else labels[idx].reshape((per_call * tiles,) + labels.shape[2:])
+      fx = None if fixed is None else jnp.tile(fixed, (per_call, 1))
+      imgs = np.asarray(render(state, lat, lab, fx)).reshape(per_call, tiles, a["size"], a["size"], 3)
+      video.write(np.stack([_tile(im, d["rows"], d["cols"]) for im in imgs[:min(per_call, d["frames"] - i)]]))
+  print(f"wrote {video.count} frames ({video.count / a['fps']:.1f} s at {a['fps']} fps, "
+        f"{size[1]}x{size[0]}) to {out}")
+  return {"frames": video.count, "size": size}
+
+
+def define(fv, argv):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("workdir", None, "A trained image generator (GAN or StyleGAN-class run).", **d)
+  flags.DEFINE_string("out", None, "walk.mp4 (H.264) or walk.gif.", **d)
+  flags.DEFINE_integer("keyframes", 4, "Random latents the loop passes through.", **d)
+  flags.DEFINE_float("seconds", 8.0, "Length of the video.", **d)
+  flags.DEFINE_integer("fps", 24, "Frames per second (1..60).", **d)
+  flags.DEFINE_integer("size", 256, "Side of each tile in pixels (upscaled from the model's).", **d)
+  flags.DEFINE_string("resize", "nearest", "nearest | bilinear upscaling of small images.", **d)
+  flags.DEFINE_string("grid", "1x1", "RxC walks at once, each from its own keyframes.", **d)
+  flags.DEFINE_string("space", "z", "z, or w for StyleGAN-class runs (walks after the mapping).", **d)
+  flags.DEFINE_string("interp", "slerp", "slerp | lerp | cubic (Catmull-Rom through the keyframes).", **d)
+  flags.DEFINE_string("classes", None, "Conditional models: morph through these classes "
+                      "(names or indices, A,B[,C...]) with each tile's latent fixed.", **d)
+  flags.DEFINE_string("mixing", None, "StyleGAN-class: walk only the coarse (4x4-8x8) or the "
+                      "fine styles, the others fixed at the first keyframe.", **d)
+  flags.DEFINE_float("truncation", None, "StyleGAN-class: truncation psi.", **d)
+  flags.DEFINE_integer("seed", 0, "Random seed of the keyframes.", **d)
+
+
+def run(FLAGS, args, argv):
+  need(FLAGS, "workdir", "out", command="animate")
+  if FLAGS.resize not in ("nearest", "bilinear"):
+    raise ConfigError(f"--resize must be nearest or bilinear, got {FLAGS.resize!r}")
+  animate(FLAGS.workdir, FLAGS.out, **{k: FLAGS[k].value for k in (
+      "keyframes", "seconds", "fps", "size", "resize", "grid", "space", "interp", "classes",
+      "mixing", "truncation", "seed")})
