@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/python run.py sample --workdir=$(WORKDIR) --num=100 --out=$(WORKDIR)/samples.npz --grid=$(WORKDIR)/samples.png
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(BIN)/python -m pytest tests -m "not slow" -n 2 --dist loadfile   # two workers: one per core
 
 # The web-page test drives a real headless chromium: install Debian's chromium and
 # chromium-driver when missing (as root with apt-get, as on CI); otherwise that test skips.

@@ -44,11 +44,21 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session", autouse=True)
 def data_dir():
   """The shared TFDS data dir (digits prepared once, before any subprocess reads it)."""
+  import fcntl
   d = os.environ["ARTJAX_TEST_DATA_DIR"]
   os.makedirs(d, exist_ok=True)
   os.environ["ARTJAX_DATA_DIR"] = d
-  from artjax.image import data
-  data.load_images("digits", d)
+  # Parallel workers (pytest -n) share the data dir: the first prepares what many tests
+  # read (digits, the digits evaluator, the chorales) under one lock; the others wait.
+  with open(os.path.join(d, ".prepare.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    from artjax.image import data
+    data.load_images("digits", d)
+    from helpers import digits_evaluator
+    digits_evaluator(d)
+    from artjax.music import data as music_data
+    music_data.load_chorales(d)
+    fcntl.flock(lock, fcntl.LOCK_UN)
   return d
 
 

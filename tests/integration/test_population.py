@@ -10,6 +10,7 @@ from artjax.tasks.training import train
 from helpers import run_cli, small_config
 
 
+@pytest.mark.slow   # 5 s: make test-slow
 def test_replica_equals_single_run(tmp_path):
   pop = small_config(steps=40, sample_every=20)
   pop.train.num_replicas = 2

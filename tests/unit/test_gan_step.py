@@ -1,5 +1,6 @@
 """The GAN losses and the gradients of one step, checked against independent computations."""
 
+import pytest
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,6 +87,7 @@ def assert_update_is_minus(old, new, grad):
     np.testing.assert_allclose(n - o, -g, rtol=0, atol=tol, err_msg=jax.tree_util.keystr(path))
 
 
+@pytest.mark.slow   # 3.6 s; the conditional R1 case stays fast: make test-slow
 def test_step_gradients_exact_unconditional():
   _check_step(False, 0.0)
 

@@ -75,6 +75,7 @@ def test_init_is_a_function_of_the_key():
     np.testing.assert_array_equal(a[k], again[k], err_msg=k)
 
 
+@pytest.mark.slow   # 2.4 s: make test-slow
 def test_mixed_precision_dot_fp32_exact_bf16_accumulates_in_fp32():
   from jax import lax
   from artjax.nn import precision

@@ -102,6 +102,7 @@ def test_generator_shapes_truncation_and_ranges():
   assert float(jnp.abs(g(z, labels, truncation=0.5) - x).max()) > 1e-3
 
 
+@pytest.mark.slow   # 6 s: make test-slow
 def test_style_mixing_layers_take_the_second_latent():
   """Changing the w of the later layers changes the image; the ws are used per layer."""
   g, _ = small(num_classes=0, conditional=False)
