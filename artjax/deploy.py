@@ -32,11 +32,14 @@ PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 ARTIFACT, ROWS, MANIFEST = "sampler.jaxexport", "rows.jaxexport", "manifest.json"
 #: rows per seed of the exported row sampler (the service's most images per request)
 ROWS_MAX_NUM = 64
-LOADER = """import json, numpy as np
+LOADER = """import hashlib, json, numpy as np
 from jax import export
 d = "DIR"   # the export directory
-sampler = export.deserialize(open(f"{d}/sampler.jaxexport", "rb").read())
-manifest = json.load(open(f"{d}/manifest.json"))   # inputs, outputs, notes
+manifest = json.load(open(f"{d}/manifest.json"))   # inputs, outputs, notes, file digests
+blob = open(f"{d}/sampler.jaxexport", "rb").read()
+if "sha256:" + hashlib.sha256(blob).hexdigest() != manifest["files"]["sampler.jaxexport"]["sha256"]:
+    raise SystemExit("sampler.jaxexport is damaged: its sha256 is not the manifest's")
+sampler = export.deserialize(blob)
 out = sampler.call(np.int32(0), np.arange(16, dtype=np.int32) % 10)   # (seed, labels | modes)
 print(np.asarray(out).shape)"""
 
@@ -105,7 +108,7 @@ def exported(workdir: str, platforms=("cpu",), best: bool = False):
   manifest = {
       "artifact": ARTIFACT, "task": config.task, "model": task.describe(),
       "kind": task.sample_kind, "step": int(stored["step"]),
-      "workdir": os.path.abspath(workdir), "checkpoint": "best" if best else "latest",
+      "source": os.path.basename(os.path.normpath(workdir)), "checkpoint": "best" if best else "latest",
       "config_digest": _config_digest(workdir),
       "weights": {"bits": quant_bits(config) or 32, "bytes": compress.nbytes(stored),
                   "pruned_sparsity": float(config.prune.sparsity) if pruned(config) else 0.0},
@@ -133,6 +136,8 @@ def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = Fals
   if "rows" in exps:
     blobs[ROWS] = exps["rows"].serialize()
   manifest["artifact_bytes"] = len(blobs[ARTIFACT])
+  manifest["files"] = {name: {"sha256": _sha256(blob), "bytes": len(blob)} for name, blob in blobs.items()}
+  manifest["manifest_sha256"] = manifest_digest(manifest)
   os.makedirs(out, exist_ok=True)
   for name, blob in blobs.items():
     with open(os.path.join(out, name), "wb") as f:
@@ -143,6 +148,57 @@ def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = Fals
         f"{manifest['function']}, platforms {','.join(manifest['platforms'])})"
         + (f", {ROWS} (the service's row sampler)" if ROWS in blobs else "") + f" and {MANIFEST}")
   return manifest
+
+
+def _sha256(blob: bytes) -> str:
+  return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def manifest_digest(manifest: dict) -> str:
+  """sha256 of the manifest's canonical JSON without its own digest: any edit shows."""
+  body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+  return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _read_manifest(d: str) -> dict:
+  path = os.path.join(d, MANIFEST)
+  try:
+    with open(path, encoding="utf-8") as f:
+      manifest = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"{path} is not readable JSON ({' '.join(str(e).split())[:120]}): "
+                      "export the run again") from e
+  if not isinstance(manifest, dict) or not {"kind", "step", "files", "manifest_sha256"} <= set(manifest):
+    raise ConfigError(f"{path} is not an artjax export manifest (kind, step, files and "
+                      "manifest_sha256 expected): export the run again with this version")
+  if manifest_digest(manifest) != manifest["manifest_sha256"]:
+    raise ConfigError(f"{path} was edited or damaged (its sha256 is not the one it records): "
+                      "export the run again")
+  return manifest
+
+
+def load_export(d: str, names=None) -> tuple[dict, dict]:
+  """({file name: Exported}, manifest) of an export directory, every file checked against
+  the manifest's sha256 before it is deserialised; a damaged or edited manifest or
+  artifact, or a missing one, is one ConfigError naming the file."""
+  manifest = _read_manifest(d)
+  files = manifest["files"]
+  out = {}
+  for name in names or files:
+    path = os.path.join(d, name)
+    if name not in files or not os.path.isfile(path):
+      raise ConfigError(f"export directory {d!r} has no {name} (export it again with this "
+                        "version of run.py export)")
+    with open(path, "rb") as f:
+      blob = f.read()
+    if _sha256(blob) != files[name].get("sha256"):
+      raise ConfigError(f"{path} is damaged: its sha256 is not the manifest's (export it again)")
+    try:
+      out[name] = jax_export.deserialize(blob)
+    except Exception as e:   # a digest collision is out of reach; this is a version mismatch
+      raise ConfigError(f"{path} does not deserialise with jax {jax.__version__} "
+                        f"({' '.join(str(e).split())[:120]})") from e
+  return out, manifest
 
 
 def _model_task(workdir: str, config, command: str):

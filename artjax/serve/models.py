@@ -99,14 +99,13 @@ FORMATS = {"images": ("png", "npz"), "tokens": ("midi", "wav", "zip")}
 
 
 def _from_export_dir(path: str):
-  with open(os.path.join(path, deploy.MANIFEST)) as f:
-    manifest = json.load(f)
-  name = deploy.ROWS if manifest.get("kind") == "images" else deploy.ARTIFACT
-  if not os.path.exists(os.path.join(path, name)):
-    raise ConfigError(f"export directory {path!r} has no {name} (export it again with this "
-                      "version of run.py export)")
-  with open(os.path.join(path, name), "rb") as f:
-    return jax_export.deserialize(f.read()), manifest
+  manifest = deploy.load_export(path, names=())[1]
+  if manifest["kind"] not in FORMATS:
+    raise ConfigError(f"{path!r} exports a {manifest['kind']!r} sampler: only image GANs and "
+                      "music Transformers can be served")
+  name = deploy.ROWS if manifest["kind"] == "images" else deploy.ARTIFACT
+  exps, manifest = deploy.load_export(path, names=(name,))
+  return exps[name], manifest
 
 
 def _from_workdir(path: str):

@@ -20,13 +20,16 @@ from artjax.tasks import open_run, open_stored
 # The loader of docs/deploy.md, run where `import artjax` fails (and the checkout is not on
 # the path): jax and numpy only.
 LOADER = """
-import sys, json
+import sys, json, hashlib
 sys.modules["artjax"] = None
 import numpy as np
 from jax import export
 d, n = sys.argv[1], int(sys.argv[2])
-sampler = export.deserialize(open(f"{d}/sampler.jaxexport", "rb").read())
 manifest = json.load(open(f"{d}/manifest.json"))
+blob = open(f"{d}/sampler.jaxexport", "rb").read()
+if "sha256:" + hashlib.sha256(blob).hexdigest() != manifest["files"]["sampler.jaxexport"]["sha256"]:
+    raise SystemExit("sampler.jaxexport is damaged: its sha256 is not the manifest's")
+sampler = export.deserialize(blob)
 assert [i["name"] for i in manifest["inputs"]] == ["seed", "labels"]
 out = sampler.call(np.int32(int(sys.argv[3])), np.arange(n, dtype=np.int32) % 10)
 np.save(sys.argv[4], np.asarray(out))
@@ -198,3 +201,47 @@ def test_normal_rows_equal_rows_of_a_jax_random_draw():
   for b, (s, r) in enumerate(zip(seeds, rows)):
     ref = np.asarray(jax.random.normal(jax.random.key(int(s)), (r + 1 + b, 64)))[r]
     assert np.array_equal(got[b], ref)
+
+
+def _flip(path, at=200, n=64):
+  b = bytearray(path.read_bytes())
+  for i in range(at, at + n):
+    b[i] ^= 0xFF
+  path.write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda d: _flip(d / "sampler.jaxexport"), "sampler.jaxexport is damaged"),
+    (lambda d: _flip(d / "rows.jaxexport"), "rows.jaxexport is damaged"),
+    (lambda d: (d / "rows.jaxexport").write_bytes((d / "rows.jaxexport").read_bytes()[:1000]), "damaged"),
+    (lambda d: (d / "manifest.json").write_text("{not json"), "not readable JSON"),
+    (lambda d: (d / "manifest.json").write_text(""), "not readable JSON"),
+    (lambda d: (d / "manifest.json").write_text("[1, 2]"), "not an artjax export manifest"),
+    (lambda d: _edit(d, lambda m: m.pop("step")), "not an artjax export manifest"),
+    (lambda d: _edit(d, lambda m: m.update(num_classes=100)), "edited or damaged"),
+    (lambda d: _edit(d, lambda m: m.update(kind="poems")), "edited or damaged"),
+    (lambda d: (d / "rows.jaxexport").unlink(), "has no rows.jaxexport"),
+])
+def test_damaged_artifacts_and_manifests_are_refused(trained_workdir, tmp_path, damage, needle):
+  out = tmp_path / "export"
+  assert run_cli("export", f"--workdir={trained_workdir}", f"--out={out}").returncode == 0
+  manifest = json.loads((out / "manifest.json").read_text())
+  assert not any(str(v).startswith("/") for v in manifest.values() if isinstance(v, str))
+  assert manifest["files"]["sampler.jaxexport"]["sha256"].startswith("sha256:")
+  damage(out)
+  from artjax import ConfigError
+  from artjax.serve import models
+  with pytest.raises(ConfigError, match=needle):
+    models.load(str(out), "x", max_num=4, max_batch=4, max_music=1)
+  if "sampler.jaxexport is damaged" in needle:   # the docs' standalone loader refuses it too
+    script = tmp_path / "loader.py"
+    script.write_text(LOADER)
+    r = subprocess.run([sys.executable, str(script), str(out), "4", "0", str(tmp_path / "o.npy")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "damaged" in r.stderr
+
+
+def _edit(d, fn):
+  m = json.loads((d / "manifest.json").read_text())
+  fn(m)
+  (d / "manifest.json").write_text(json.dumps(m))
