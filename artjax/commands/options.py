@@ -112,3 +112,23 @@ def repeated(argv, name: str) -> list[str]:
     elif a == f"--{name}":
       out.append(next(it, ""))
   return out
+
+
+def check_outputs(outputs: dict, inputs: dict) -> None:
+  """One rule for every command's output files (`{flag: path}`), before any work: an output
+  is not a directory and never one of the inputs (`{flag: path}`, the same file by any name),
+  so no command can overwrite what it reads."""
+  def same(a, b):
+    if os.path.exists(a) and os.path.exists(b):
+      return os.path.samefile(a, b)
+    return os.path.abspath(a) == os.path.abspath(b)
+  for oflag, out in outputs.items():
+    if not out:
+      continue
+    if os.path.isdir(out):
+      raise ConfigError(f"{oflag}={out} is a directory: name a file")
+    for iflag, paths in inputs.items():
+      for p in ([paths] if isinstance(paths, str) else (paths or ())):
+        if p and same(out, p):
+          raise ConfigError(f"{oflag}={out} is the {iflag} file: choose another name "
+                            "(inputs are never overwritten)")

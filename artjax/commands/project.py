@@ -15,7 +15,7 @@ import numpy as np
 from absl import flags
 
 from artjax import ConfigError
-from artjax.commands.options import need
+from artjax.commands.options import check_outputs, need
 from artjax.engine.writers import image_grid, save_png
 from artjax.evaluation.metrics import psnr
 from artjax.image import io as image_io
@@ -95,8 +95,7 @@ def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, perceptu
                   num=16):
   if not out or not out.endswith(".npz"):
     raise ConfigError(f"--out must name an .npz file, got {out!r}")
-  if os.path.abspath(out) == os.path.abspath(images or ""):
-    raise ConfigError("--out is the --images file: choose another name (inputs are never overwritten)")
+  check_outputs({"--out": out, "its strip": os.path.splitext(out)[0] + ".png"}, {"--images": images})
   settings = _settings(steps, lr)
   task, state = open_run(workdir)
   task = task.unwrapped

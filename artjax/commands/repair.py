@@ -14,7 +14,7 @@ from PIL import Image
 from absl import flags
 
 from artjax import ConfigError
-from artjax.commands.options import need
+from artjax.commands.options import check_outputs, need
 from artjax.tasks import open_run
 from artjax.engine import workdir as runs
 from artjax.image import inversion
@@ -120,6 +120,11 @@ def repair_files(workdir, out, *, images=None, masks=None, image=None, mask=None
   single = bool(image or mask)
   if single != out.lower().endswith(".png") or (not single and not out.lower().endswith(".npz")):
     raise ConfigError("--out must be .png with --image/--mask and .npz with --images/--masks")
+  check_outputs({"--out": out, "--grid": grid},
+                {"--images": images, "--masks": masks, "--image": image, "--mask": mask})
+  for name, value in (("restarts", restarts), ("steps", steps)):
+    if value is not None and not 1 <= value <= 100_000:
+      raise ConfigError(f"--{name} must be in 1..100000, got {value}")
   config = runs.load_config(workdir)
   if quant_bits(config):
     raise ConfigError(f"{workdir!r} is a quantised run (sampling weights only); GAN inversion "
@@ -132,7 +137,8 @@ def repair_files(workdir, out, *, images=None, masks=None, image=None, mask=None
   settings = None
   if kind == "invert":
     d = inversion.Settings()
-    settings = inversion.Settings(restarts=restarts or d.restarts, steps=steps or d.steps)
+    settings = inversion.Settings(restarts=d.restarts if restarts is None else restarts,
+                                  steps=d.steps if steps is None else steps)
   _, state = open_run(workdir)
   result = repair_arrays(task, state, x, missing, settings, seed)
   assert (result["images"][~missing] == x[~missing]).all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import sys
 
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from absl import flags
 
 from artjax import ConfigError
-from artjax.commands.options import need
+from artjax.commands.options import check_outputs, need
 from artjax.tasks import open_run
 from artjax.image import io, style
 from artjax.image.networks import feature_network
@@ -67,6 +68,8 @@ def check(r: Request) -> None:
     raise ConfigError("stylize needs --out=FILE.png")
   if not r.out.lower().endswith(".png"):
     raise ConfigError(f"--out must be a .png file, got {r.out}")
+  check_outputs({"--out": r.out, "its panel": panel_path(r.out)},
+                {"--content": r.content, "--style": r.styles})
   for name, value, choices in (("features", r.features, FEATURES), ("init", r.init, INITS),
                                ("optimizer", r.optimizer, OPTIMIZERS), ("dtype", r.dtype, ("fp32", "bf16"))):
     if value not in choices:
@@ -79,11 +82,13 @@ def check(r: Request) -> None:
     raise ConfigError(f"--steps must be >= --scales ({r.scales}), got {r.steps}")
   if r.style_weights and len(r.style_weights) != len(r.styles):
     raise ConfigError(f"{len(r.styles)} --style images but {len(r.style_weights)} --style_weights")
+  if r.style_weights and not all(math.isfinite(w) for w in r.style_weights):
+    raise ConfigError(f"--style_weights must be finite numbers, got {list(r.style_weights)}")
   if r.style_weights and (min(r.style_weights) < 0 or sum(r.style_weights) <= 0):
     raise ConfigError(f"--style_weights must be >= 0 with a positive sum, got {list(r.style_weights)}")
   for name in ("style_weight", "content_weight", "tv_weight", "lr"):
-    if getattr(r, name) < 0:
-      raise ConfigError(f"--{name} must be >= 0")
+    if not (math.isfinite(getattr(r, name)) and getattr(r, name) >= 0):
+      raise ConfigError(f"--{name} must be a finite number >= 0, got {getattr(r, name)}")
 
 
 def scale_steps(steps: int, scales: int) -> tuple:
@@ -199,9 +204,13 @@ def stylize(r: Request):
   return image, [np.asarray(t) for t in traces]
 
 
+def panel_path(out: str) -> str:
+  return os.path.splitext(out)[0] + ".panel.png"
+
+
 def write_outputs(out: str, content, styles, image) -> None:
   io.write_png(out, image)
-  io.write_png(os.path.splitext(out)[0] + ".panel.png", io.panel([content, *styles, image]))
+  io.write_png(panel_path(out), io.panel([content, *styles, image]))
   print(f"wrote {out} ({image.shape[1]}x{image.shape[0]}) and its panel")
 
 
@@ -211,6 +220,7 @@ def run_network(workdir: str, content: str, out: str, size: int | None = None):
   from artjax.image.data import photos
   if not out.lower().endswith(".png"):
     raise ConfigError(f"--out must be a .png file, got {out}")
+  check_outputs({"--out": out, "its panel": panel_path(out)}, {"--content": content})
   if size is not None and not 16 <= size <= MAX_SIZE:
     raise ConfigError(f"--size must be in 16..{MAX_SIZE}, got {size}")
   image = io.read_image(content, "--content")

@@ -19,6 +19,7 @@ import copy
 import itertools
 import json
 import os
+import re
 
 from absl import flags
 
@@ -110,7 +111,10 @@ def group_config(config, fixed: dict, members: list[dict]):
 
 
 def _name(fixed: dict, index: int) -> str:
+  """The member's folder name: its index and values, every character outside [A-Za-z0-9.=,-]
+  replaced by '_' (a value never becomes a path component: no '/', no '..' alone)."""
   tag = "_".join(f"{k.split('.')[-1]}={v}" for k, v in fixed.items())
+  tag = re.sub(r"[^A-Za-z0-9.=,-]", "_", tag).replace("..", "__")[:120]
   return f"g{index:02d}" + (f"_{tag}" if tag else "")
 
 

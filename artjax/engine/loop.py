@@ -60,10 +60,29 @@ def check_train_config(c) -> None:
   hooks_lib.profile_range(t)   # ConfigError for a bad train.profile_steps
 
 
+#: what a run writes into its workdir (a non-empty directory holding anything else is not a run)
+RUN_FILES = ("config.json", "checkpoints", "metrics.jsonl", "summary.json", "tb", "samples",
+             "digests", "best", "best.json", ".lock")
+
+
 def check_workdir(workdir: str) -> bool:
-  """Creates `workdir` if needed and checks it is writable; True when it was created."""
+  """Creates `workdir` if needed and checks it is writable; True when it was created.
+  One rule for every run: a workdir is absent, empty, or an artjax run (its config.json or
+  only files a run writes); `/`, the home directory and a folder of other files are refused."""
   if not workdir:
     raise ConfigError("--workdir is required")
+  real = os.path.realpath(workdir)
+  if real in ("/", os.path.realpath(os.path.expanduser("~"))):
+    raise ConfigError(f"--workdir={workdir!r} is {'the root' if real == '/' else 'the home'} "
+                      "directory: name a new folder for the run (e.g. runs/NAME)")
+  if os.path.isdir(workdir):
+    entries = [e for e in os.listdir(workdir) if not e.startswith(".write_probe_")]
+    if entries and "config.json" not in entries and not set(entries) <= set(RUN_FILES):
+      raise ConfigError(f"--workdir={workdir!r} holds files that are not an artjax run "
+                        f"({', '.join(sorted(entries)[:3])}{' ...' if len(entries) > 3 else ''}): "
+                        "name a new or empty folder")
+  elif os.path.exists(workdir):
+    raise ConfigError(f"--workdir={workdir!r} is a file, not a directory")
   created = not os.path.exists(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)

@@ -61,6 +61,28 @@ def check(paths, host: str, port: int, token, max_batch: int, max_wait_ms: float
       raise ConfigError(f"--workdir {p!r} does not exist")
 
 
+KEEP_ALIVE_S = 5
+MAX_HEADER_BYTES = 16 * 1024
+MAX_CONNECTIONS = 256
+
+
+def bind(host: str, port: int):
+  """A listening socket on host:port (port 0: any free one); a ConfigError if it is taken."""
+  import socket
+  family = socket.AF_INET6 if ":" in host else socket.AF_INET
+  sock = socket.socket(family, socket.SOCK_STREAM)
+  sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+  try:
+    sock.bind((host, port))
+  except OSError as e:
+    sock.close()
+    raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e} (another server? "
+                      "choose --port, or --port=0 for any free port)") from e
+  sock.listen(2048)
+  sock.set_inheritable(True)
+  return sock
+
+
 def serve(paths, *, host="127.0.0.1", port=8080, token=None, max_batch=64, max_wait_ms=5.0,
           max_num=64, max_music=8, timeout_s=30.0) -> int:
   """Loads and warms up every model, then serves until SIGTERM / SIGINT (exit 0)."""
@@ -68,6 +90,9 @@ def serve(paths, *, host="127.0.0.1", port=8080, token=None, max_batch=64, max_w
   check(paths, host, port, token, max_batch, max_wait_ms, max_num)
   import uvicorn
   from artjax.serve import app as app_lib, models as models_lib
+  sock = bind(host, port)                 # a busy port is one line, before models load
+  port = sock.getsockname()[1]
+  print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
   models = {}
   for name, path in zip(models_lib.names(paths), paths):
     m = models_lib.load(path, name, max_num, max_batch, max_music)
@@ -81,8 +106,13 @@ def serve(paths, *, host="127.0.0.1", port=8080, token=None, max_batch=64, max_w
   print(f"serving {', '.join(models)} on http://{host}:{port}/ (auth: "
         f"{'bearer token' if token else 'none, loopback only'}); Ctrl-C or SIGTERM stops",
         file=sys.stderr, flush=True)
-  config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+  # Limits against idle or oversized clients: idle keep-alive connections close after 5 s,
+  # request headers above 16 KB are refused (h11), connections beyond MAX_CONNECTIONS get
+  # 503 instead of exhausting the process's file limit.
+  config = uvicorn.Config(app, log_level="warning", access_log=False, http="h11",
+                          timeout_keep_alive=KEEP_ALIVE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                          limit_concurrency=MAX_CONNECTIONS,
                           timeout_graceful_shutdown=max(5, int(timeout_s)))
-  _server_class()(config).run()
+  _server_class()(config).run(sockets=[sock])
   print("stopped: in-flight requests finished", file=sys.stderr, flush=True)
   return 0

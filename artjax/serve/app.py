@@ -28,6 +28,7 @@ import prometheus_client as prom
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -179,6 +180,32 @@ def _authorised(request: Request, token: str | None) -> None:
     raise BadRequest(403, "wrong token")
 
 
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(data: bytes) -> int:
+  """Deepest nesting of arrays/objects in JSON text (strings and escapes skipped), found
+  without parsing: a guard against recursion in the parser."""
+  depth = best = 0
+  in_str = esc = False
+  for ch in data:
+    if in_str:
+      if esc:
+        esc = False
+      elif ch == 0x5C:        # backslash
+        esc = True
+      elif ch == 0x22:        # quote
+        in_str = False
+    elif ch == 0x22:
+      in_str = True
+    elif ch in (0x5B, 0x7B):  # [ {
+      depth += 1
+      best = max(best, depth)
+    elif ch in (0x5D, 0x7D):
+      depth -= 1
+  return best
+
+
 async def _body(request: Request, limit: int):
   declared = request.headers.get("content-length")
   if declared and declared.isdigit() and int(declared) > limit:
@@ -188,10 +215,48 @@ async def _body(request: Request, limit: int):
     data += part
     if len(data) > limit:
       raise BadRequest(413, f"body over {limit} bytes")
+  if json_depth(data) > MAX_JSON_DEPTH:
+    raise BadRequest(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
   try:
     return json.loads(data or b"null")
   except (ValueError, UnicodeDecodeError) as e:
     raise BadRequest(400, f"the body is not valid JSON: {e}") from e
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _hostname(value: str) -> str:
+  """The host of a Host header ("127.0.0.1:8080", "[::1]:80") or of an Origin URL."""
+  from urllib.parse import urlsplit
+  if "//" in value:
+    return (urlsplit(value).hostname or "").lower()
+  value = value.strip().lower()
+  if value.startswith("["):
+    return value[1:value.find("]")] if "]" in value else value
+  return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class LoopbackGuard:
+  """Without a token the service trusts only this machine: a request must name a loopback
+  Host, and an Origin (a web page's request) must be a loopback page too. Otherwise a page
+  the user visits could drive the service (DNS rebinding, cross-origin POSTs): 403 JSON."""
+
+  def __init__(self, app):
+    self.app = app
+
+  async def __call__(self, scope, receive, send):
+    if scope["type"] == "http":
+      headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+      host, origin = headers.get("host", ""), headers.get("origin")
+      bad = ("Host" if _hostname(host) not in LOOPBACK_NAMES else
+             "Origin" if origin is not None and _hostname(origin) not in LOOPBACK_NAMES else None)
+      if bad:
+        resp = JSONResponse({"error": f"{bad} {headers.get(bad.lower())!r} refused: without a "
+                             "token this service answers loopback clients only"}, 403)
+        await resp(scope, receive, send)
+        return
+    await self.app(scope, receive, send)
 
 
 def create_app(models: dict, settings: Settings) -> Starlette:
@@ -271,5 +336,5 @@ def create_app(models: dict, settings: Settings) -> Starlette:
   return Starlette(
       routes=[Route("/", page), Route("/healthz", healthz), Route("/metrics", metrics),
               Route("/v1/generate", generate, methods=["POST"])],
-      lifespan=lifespan,
+      lifespan=lifespan, middleware=[] if settings.token else [Middleware(LoopbackGuard)],
       exception_handlers={HTTPException: http_error})

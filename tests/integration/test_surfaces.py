@@ -1,0 +1,185 @@
+"""Issue #34: the surfaces added after the loop (service, export, stylize, repair, sweep,
+train's workdir) probed as a hostile or careless user would; one test per defect."""
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from helpers import run_cli
+
+from artjax import ConfigError
+
+TOKEN = "surface-token-0123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def digits_model(trained_workdir):
+  from artjax.serve import models
+  m = models.load(trained_workdir, "digits", max_num=8, max_batch=8, max_music=1)
+  m.warm_up()
+  return {"digits": m}
+
+
+@pytest.fixture(scope="module")
+def client(digits_model):
+  from starlette.testclient import TestClient
+  from artjax.serve import app
+  with TestClient(app.create_app(digits_model, app.Settings(token=TOKEN, max_batch=8))) as c:
+    yield c
+
+
+# --- the HTTP API: never a 500 ---------------------------------------------------------
+def test_deeply_nested_json_is_a_400_not_a_500(client):
+  body = b"[" * 8000 + b"]" * 8000          # 16 KB of nesting: RecursionError before
+  r = client.post("/v1/generate", content=body, headers={**AUTH, "Content-Type": "application/json"})
+  assert r.status_code == 400 and "nests deeper" in r.json()["error"]
+  ok = client.post("/v1/generate", json={"num": 1, "format": "npz", "x": [[["[" * 40]]]}, headers=AUTH)
+  assert ok.status_code < 500 and "nests deeper" not in ok.text   # brackets in strings do not count
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["num", "seed", "model", "format", "labels", "modes", "x"]), children, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=json_values | st.binary(max_size=200).map(lambda b: {"raw": b.hex()}))
+def test_any_request_body_is_2xx_or_a_json_4xx(client, body):
+  r = client.post("/v1/generate", content=json.dumps(body).encode(),
+                  headers={**AUTH, "Content-Type": "application/json"})
+  assert r.status_code < 500, (body, r.status_code, r.text[:200])
+  if r.status_code >= 400:
+    assert "error" in r.json()
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=300))
+def test_any_raw_bytes_are_a_json_4xx(client, raw):
+  r = client.post("/v1/generate", content=raw, headers={**AUTH, "Content-Type": "application/json"})
+  assert r.status_code < 500 and (r.status_code == 200 or "error" in r.json())
+
+
+# --- loopback mode: Host and Origin checked ------------------------------------------------
+def test_no_token_mode_answers_loopback_hosts_and_origins_only(digits_model):
+  from starlette.testclient import TestClient
+  from artjax.serve import app
+  with TestClient(app.create_app(digits_model, app.Settings(token=None, max_batch=8)),
+                  base_url="http://127.0.0.1:8080") as c:
+    assert c.get("/healthz").status_code == 200
+    assert c.post("/v1/generate", json={"num": 1}, headers={"Origin": "http://localhost:8080"}).status_code == 200
+    for headers in ({"Host": "evil.example"}, {"Host": "127.0.0.1.evil.example:8080"},
+                    {"Origin": "http://evil.example"}, {"Origin": "null"}):
+      r = c.post("/v1/generate", json={"num": 1}, headers=headers)
+      assert r.status_code == 403 and "loopback" in r.json()["error"], headers
+    assert c.get("/", headers={"Host": "[::1]:8080"}).status_code == 200
+
+
+def test_busy_port_is_one_line_before_loading_and_port_0_is_reported():
+  from artjax.serve import bind
+  taken = socket.socket()
+  taken.bind(("127.0.0.1", 0))
+  taken.listen(1)
+  try:
+    with pytest.raises(ConfigError, match="cannot listen on 127.0.0.1"):
+      bind("127.0.0.1", taken.getsockname()[1])
+  finally:
+    taken.close()
+  s = bind("127.0.0.1", 0)
+  assert s.getsockname()[1] > 0
+  s.close()
+
+
+def test_server_limits_are_configured():
+  import inspect
+  from artjax import serve
+  src = inspect.getsource(serve.serve)
+  assert serve.MAX_HEADER_BYTES <= 64 * 1024 and serve.KEEP_ALIVE_S <= 10 and serve.MAX_CONNECTIONS <= 1024
+  for name in ("timeout_keep_alive", "h11_max_incomplete_event_size", "limit_concurrency", 'http="h11"'):
+    assert name in src
+
+
+# --- runs land only where they may ----------------------------------------------------------
+def test_workdir_rule(tmp_path, monkeypatch):
+  from artjax.engine.loop import check_workdir
+  for bad, needle in (("/", "root"), (os.path.expanduser("~"), "home")):
+    with pytest.raises(ConfigError, match=needle):
+      check_workdir(bad)
+  mine = tmp_path / "my_pictures"
+  mine.mkdir()
+  (mine / "holiday.jpg").write_bytes(b"not mine to mix with")
+  r = run_cli("train", "--config=configs/gan.py:digits,smoke", f"--workdir={mine}")
+  assert r.returncode != 0 and "not an artjax run" in r.stderr
+  assert sorted(os.listdir(mine)) == ["holiday.jpg"]
+  f = tmp_path / "a_file"
+  f.write_text("x")
+  with pytest.raises(ConfigError, match="is a file"):
+    check_workdir(str(f))
+  check_workdir(str(tmp_path / "new"))          # absent and empty are fine
+  check_workdir(str(tmp_path / "new"))
+
+
+def test_sweep_values_never_become_path_components():
+  from artjax.commands.sweep import _name
+  for value in ("../../../escape", "/etc/passwd", "a/b", "..", "x\x00y"):
+    name = _name({"finetune.lora_targets": value}, 3)
+    assert "/" not in name and "\x00" not in name and ".." not in name, name
+    assert os.path.basename(os.path.join("/w", name)) == name
+  assert _name({"train.lr": 0.001}, 0) == "g00_lr=0.001"
+
+
+# --- commands never eat their input ---------------------------------------------------------
+def _png(path, seed=0, size=32):
+  from PIL import Image
+  Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), np.uint8)).save(path)
+  return path
+
+
+def test_stylize_refuses_to_overwrite_its_inputs(tmp_path):
+  content, style = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1)
+  before = {p: p.read_bytes() for p in (content, style)}
+  (tmp_path / "c.panel.png").write_bytes(b"the user's own panel")
+  for out in (content, style, tmp_path / "." / "c.png"):
+    r = run_cli("stylize", f"--content={content}", f"--style={style}", f"--out={out}", "--steps=2")
+    assert r.returncode != 0 and "never overwritten" in r.stderr, r.stderr
+  # an output whose panel would land on an input is refused as well
+  r = run_cli("stylize", f"--content={tmp_path / 'c.panel.png'}", f"--style={style}",
+              f"--out={content}", "--steps=2")
+  assert r.returncode != 0 and "never overwritten" in r.stderr
+  assert all(p.read_bytes() == b for p, b in before.items())
+  assert (tmp_path / "c.panel.png").read_bytes() == b"the user's own panel"
+
+
+@pytest.mark.parametrize("flag", ["--style_weight=nan", "--content_weight=inf", "--lr=-1"])
+def test_stylize_numbers_are_finite(tmp_path, flag):
+  content, style = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1)
+  r = run_cli("stylize", f"--content={content}", f"--style={style}", f"--out={tmp_path / 'o.png'}", flag)
+  assert r.returncode != 0 and "finite" in r.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_repair_refuses_to_overwrite_its_inputs_and_bad_numbers(trained_workdir, tmp_path):
+  x = np.zeros((2, 8, 8, 1), np.uint8)
+  m = np.zeros((2, 8, 8), bool)
+  m[:, 2:4, 2:4] = True
+  np.savez(tmp_path / "in.npz", images=x)
+  np.savez(tmp_path / "m.npz", masks=m)
+  before = (tmp_path / "in.npz").read_bytes()
+  base = ["repair", f"--workdir={trained_workdir}", f"--images={tmp_path / 'in.npz'}",
+          f"--masks={tmp_path / 'm.npz'}"]
+  for out in ("in.npz", "m.npz"):
+    r = run_cli(*base, f"--out={tmp_path / out}")
+    assert r.returncode != 0 and "never overwritten" in r.stderr
+  for flag, needle in (("--restarts=0", "--restarts"), ("--restarts=-1", "--restarts"),
+                       ("--steps=-5", "--steps")):
+    r = run_cli(*base, f"--out={tmp_path / 'o.npz'}", flag)
+    assert r.returncode != 0 and needle in r.stderr and r.stderr.count("error:") == 1
+  assert (tmp_path / "in.npz").read_bytes() == before and not (tmp_path / "o.npz").exists()
