@@ -93,3 +93,37 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(live):
   assert proc.wait(timeout=60) == 0
   text = log.read_text()
   assert TOKEN not in text and "stopped" in text
+
+
+@pytest.mark.slow
+def test_connection_flood_and_huge_headers_do_not_take_the_service_down(live):
+  url, proc, _ = live
+  port = int(url.rsplit(":", 1)[1])
+  idle = []
+  try:
+    for _ in range(400):                  # more than MAX_CONNECTIONS, none sends a byte
+      s = socket.create_connection(("127.0.0.1", port), timeout=5)
+      idle.append(s)
+    t = time.time()
+    status = _get(url + "/v1/generate", {"num": 2, "format": "npz"}, AUTH, timeout=30)[0]
+    assert status in (200, 503) and time.time() - t < 20   # answered, not hung or reset
+  finally:
+    for s in idle:
+      s.close()
+  time.sleep(1.0)
+  assert _get(url + "/v1/generate", {"num": 2, "format": "npz"}, AUTH)[0] == 200
+  # a 256 KB header is refused at once, and the service still answers
+  with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (256 * 1024) + b"\r\n\r\n")
+    reply = s.recv(200)
+  assert reply == b"" or reply.split(b" ")[1][:1] == b"4", reply[:80]
+  # an idle keep-alive connection is closed by the server after its timeout
+  with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    time.sleep(0.5)
+    s.recv(65536)
+    t = time.time()
+    while s.recv(65536):
+      pass
+    assert time.time() - t < 15
+  assert _get(url + "/healthz")[0] == 200 and proc.poll() is None
