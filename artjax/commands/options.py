@@ -127,6 +127,16 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
       continue
     if os.path.isdir(out):
       raise ConfigError(f"{oflag}={out} is a directory: name a file")
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+      parent = os.path.dirname(parent)
+    try:
+      import tempfile
+      with tempfile.TemporaryFile(dir=parent):
+        pass
+    except OSError as e:
+      raise ConfigError(f"{oflag}={out}: {parent} is not writable ({e.strerror or e}; "
+                        "checked before any work)") from e
     for iflag, paths in inputs.items():
       for p in ([paths] if isinstance(paths, str) else (paths or ())):
         if p and same(out, p):

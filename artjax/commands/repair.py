@@ -75,6 +75,8 @@ def read_inputs(images=None, masks=None, image=None, mask=None, channels=1):
 
 
 def check(x, missing, shape, originals=None):
+  if len(x) == 0:
+    raise ConfigError("--images holds no images (N = 0): nothing to repair")
   if x.shape[1:] != tuple(shape):
     raise ConfigError(f"the images are {list(x.shape[1:])} but the run makes {list(shape)} "
                       "(H, W, C); repair images at the run's resolution")

@@ -8,7 +8,7 @@ import jax
 from absl import flags
 
 from artjax import ConfigError
-from artjax.commands.options import need
+from artjax.commands.options import check_outputs, need
 from artjax.tasks import open_run
 
 MAX_NUM = 65536
@@ -22,6 +22,8 @@ def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str
   if not 0 < num <= MAX_NUM:
     raise ConfigError(f"--num must be in 1..{MAX_NUM:,} (one call holds every sample in memory; "
                       f"sample larger sets with several --seed values), got {num:,}")
+  check_outputs({"--out": out if out.endswith((".npz", ".txt")) else None, "--grid": grid},
+                {"--prime": (options or {}).get("prime")})
   task, state = open_run(workdir, replica=replica)
   options = {k: v for k, v in (options or {}).items() if v is not None}
   bad = sorted(set(options) - set(task.sample_options))
@@ -67,7 +69,7 @@ def define(fv, argv):
   flags.DEFINE_string("mode", None, "Music: alternate | major | minor (the requested mode).", **d)
   flags.DEFINE_float("key_guidance", None, "Music: key-profile steering weight towards --mode.", **d)
   flags.DEFINE_integer("tonic", None, "Music: tonic pitch class 0-11 (0 = C) for key steering.", **d)
-  flags.DEFINE_string("form", None, "Poetry: wujue | qijue | wulu | qilu | free.", **d)
+  flags.DEFINE_string("form", None, "Poetry: wujue | qijue | wulu | qilu.", **d)
   flags.DEFINE_string("acrostic", None, "Poetry: each verse's first character (藏头诗).", **d)
   flags.DEFINE_string("author", None, "Poetry: write as this poet (a control token).", **d)
   flags.DEFINE_bool("rhyme", None, "Poetry: even verses rhyme (one group per poem).", **d)

@@ -8,6 +8,7 @@ composited on white. Masks come back as float32 [H, W] in [0, 1] (white = 1).
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -24,12 +25,16 @@ def _open(path: str, what: str) -> Image.Image:
   if not os.path.isfile(path):
     raise ConfigError(f"{what}: {path} does not exist")
   try:
-    im = Image.open(path)
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      im = Image.open(path)
     if im.width * im.height > MAX_PIXELS:
       raise ConfigError(f"{what}: {path} is {im.width}x{im.height}, more than {MAX_PIXELS:,} pixels")
     im.load()
   except ConfigError:
     raise
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    raise ConfigError(f"{what}: {path} claims more pixels than allowed ({' '.join(str(e).split())[:100]})") from e
   except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
     raise ConfigError(f"{what}: {path} is not a readable image ({' '.join(str(e).split())})") from e
   if im.width < 1 or im.height < 1:

@@ -157,6 +157,11 @@ class PoetryTask(TransformerLM):
       missing = v.missing(chars)
       if missing:
         raise ConfigError(f"{what} {chars!r}: {''.join(missing)!r} not in the model's vocabulary")
+    if opening and s.acrostic and s.form in text.SHAPES:
+      for k, i in enumerate(text.verse_starts(s.form)[:len(s.acrostic)]):
+        if i < len(opening) and opening[i] != s.acrostic[k]:
+          raise ConfigError(f"--prime {opening!r} breaks --acrostic {s.acrostic!r}: verse "
+                            f"{k + 1} must begin with {s.acrostic[k]!r}")
     if opening and s.constrained:
       tpl = text.template(s.form)
       bad = [i for i, ch in enumerate(opening)

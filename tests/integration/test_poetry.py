@@ -130,6 +130,8 @@ def test_constrained_decoding_obeys_the_form(poetry_run, tmp_path, form, extra):
     (["--form=wujue", "--prime=龘"], "'龘' not in the model's vocabulary"),
     (["--form=wujue", "--prime=山，"], "does not fit a wujue"),
     (["--author=莎士比亞"], "is not one of the model's"),
+    (["--form=wujue", "--acrostic=山水風月", "--prime=水"], "breaks --acrostic '山水風月': verse 1 must begin with '山'"),
+    (["--form=wujue", "--acrostic=山水風月", "--prime=山水風月日，月"], "verse 2 must begin with '水'"),
 ])
 def test_bad_sample_requests(poetry_run, tmp_path, args, words):
   r = run_cli("sample", f"--workdir={poetry_run}", "--num=2", f"--out={tmp_path / 'p.txt'}", *args)

@@ -183,3 +183,56 @@ def test_repair_refuses_to_overwrite_its_inputs_and_bad_numbers(trained_workdir,
     r = run_cli(*base, f"--out={tmp_path / 'o.npz'}", flag)
     assert r.returncode != 0 and needle in r.stderr and r.stderr.count("error:") == 1
   assert (tmp_path / "in.npz").read_bytes() == before and not (tmp_path / "o.npz").exists()
+
+
+def test_sweep_refuses_a_bool_for_a_number(tmp_path):
+  from artjax.commands.sweep import _set
+  from configs.gan import get_config
+  c = get_config("digits,smoke")
+  with pytest.raises(ConfigError, match="holds a int"):
+    _set(c, "train.batch_size", True)
+  _set(c, "train.batch_size", 16)
+  assert c.train.batch_size == 16
+
+
+def test_decompression_bomb_header_is_one_line(tmp_path):
+  import struct
+  import zlib
+  from artjax.image import io as image_io
+  # a PNG whose header claims 15000 x 12000 pixels (Pillow's DecompressionBombError)
+  def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+  png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 15000, 12000, 8, 2, 0, 0, 0))
+         + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b""))
+  (tmp_path / "bomb.png").write_bytes(png)
+  with pytest.raises(ConfigError, match="pixels"):
+    image_io.read_image(str(tmp_path / "bomb.png"), "--content")
+
+
+def test_outputs_in_unwritable_places_are_refused_before_work(trained_workdir, tmp_path):
+  r = run_cli("sample", f"--workdir={trained_workdir}", "--num=2", "--out=/proc/x.npz")
+  assert r.returncode != 0 and "not writable" in r.stderr and r.stderr.count("error:") == 1
+  x = np.zeros((0, 8, 8, 1), np.uint8)
+  np.savez(tmp_path / "in.npz", images=x)
+  np.savez(tmp_path / "m.npz", masks=np.zeros((0, 8, 8), bool))
+  r = run_cli("repair", f"--workdir={trained_workdir}", f"--images={tmp_path / 'in.npz'}",
+              f"--masks={tmp_path / 'm.npz'}", f"--out={tmp_path / 'o.npz'}")
+  assert r.returncode != 0 and "N = 0" in r.stderr
+
+
+def test_sweep_table_of_a_1000_member_population_is_linear():
+  import time
+  from artjax.commands.sweep import _write, group_metrics
+  n = 1000
+  summary = {"step": 10, "status": "finished", "wall_s": 3.0}
+  for m in ("d_loss", "g_loss", "eval/fdd", "eval/is", "val_loss", "lr"):
+    summary[m] = 1.0
+    summary.update({f"{m}/r{r}": float(r) for r in range(n)})
+  best = {"metric": "eval/fdd", "values": list(range(n)), "replica_steps": [10] * n}
+  t = time.perf_counter()
+  out = group_metrics(summary, best, n)
+  assert time.perf_counter() - t < 5.0        # the old per-key scan took minutes here
+  assert len(out) == n and out[7][0]["eval/fdd"] == 7.0 and out[7][1]["value"] == 7
+  assert "wall_s" not in out[0][0] and set(out[0][0]) == {"d_loss", "g_loss", "eval/fdd", "eval/is", "val_loss", "lr"}
+  single = group_metrics({"d_loss": 0.5, "d_loss/r0": 9.0}, None, 1)
+  assert single == [({"d_loss": 0.5}, {})]
