@@ -29,7 +29,7 @@ from PIL import Image
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -181,6 +181,7 @@ def _authorised(request: Request, token: str | None) -> None:
 
 
 MAX_JSON_DEPTH = 32
+BODY_TIMEOUT_S = 10.0
 
 
 def json_depth(data: bytes) -> int:
@@ -210,11 +211,19 @@ async def _body(request: Request, limit: int):
   declared = request.headers.get("content-length")
   if declared and declared.isdigit() and int(declared) > limit:
     raise BadRequest(413, f"body over {limit} bytes")
-  data = b""
-  async for part in request.stream():
-    data += part
-    if len(data) > limit:
-      raise BadRequest(413, f"body over {limit} bytes")
+  async def read():
+    data = b""
+    async for part in request.stream():
+      data += part
+      if len(data) > limit:
+        raise BadRequest(413, f"body over {limit} bytes")
+    return data
+  try:   # a stalled upload holds nobody else up, nor shutdown, beyond BODY_TIMEOUT_S
+    data = await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+  except asyncio.TimeoutError:
+    raise BadRequest(408, f"the body did not arrive within {BODY_TIMEOUT_S} s") from None
+  except ClientDisconnect:
+    raise BadRequest(400, "the client went away before its body arrived") from None
   if json_depth(data) > MAX_JSON_DEPTH:
     raise BadRequest(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
   try:

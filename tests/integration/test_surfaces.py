@@ -236,3 +236,23 @@ def test_sweep_table_of_a_1000_member_population_is_linear():
   assert "wall_s" not in out[0][0] and set(out[0][0]) == {"d_loss", "g_loss", "eval/fdd", "eval/is", "val_loss", "lr"}
   single = group_metrics({"d_loss": 0.5, "d_loss/r0": 9.0}, None, 1)
   assert single == [({"d_loss": 0.5}, {})]
+
+
+def test_a_stalled_or_abandoned_upload_is_a_4xx_in_bounded_time(monkeypatch):
+  import asyncio
+  import time
+  from starlette.requests import Request
+  from artjax.serve import app
+  monkeypatch.setattr(app, "BODY_TIMEOUT_S", 0.3)
+  scope = {"type": "http", "method": "POST", "path": "/v1/generate", "headers": [(b"content-length", b"100")]}
+
+  async def stalled():
+    await asyncio.sleep(3600)
+
+  async def gone():
+    return {"type": "http.disconnect"}
+  for receive, status in ((stalled, 408), (gone, 400)):
+    t = time.perf_counter()
+    with pytest.raises(app.BadRequest) as e:
+      asyncio.run(app._body(Request(scope, receive), 16384))
+    assert e.value.status == status and time.perf_counter() - t < 2.0

@@ -74,28 +74,6 @@ def test_web_page_in_headless_chromium(live):
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_in_flight_requests_and_exits_0(live):
-  url, proc, log = live
-  models = json.loads(_get(url + "/healthz")[1])["models"]
-  music = [m["name"] for m in models if m["kind"] == "music"][0]
-  def timed(seed):
-    status = _get(url + "/v1/generate", {"model": music, "num": 4, "seed": seed}, AUTH)[0]
-    return status, time.monotonic()
-  with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    futures = [pool.submit(timed, s) for s in range(16)]
-    # signal as soon as the first answer is back: the others are queued or being served
-    concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
-    signalled = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    results = [f.result() for f in futures]
-  assert [r[0] for r in results] == [200] * 16
-  assert max(r[1] for r in results) > signalled      # some were still in flight
-  assert proc.wait(timeout=60) == 0
-  text = log.read_text()
-  assert TOKEN not in text and "stopped" in text
-
-
-@pytest.mark.slow
 def test_connection_flood_and_huge_headers_do_not_take_the_service_down(live):
   url, proc, _ = live
   port = int(url.rsplit(":", 1)[1])
@@ -127,3 +105,26 @@ def test_connection_flood_and_huge_headers_do_not_take_the_service_down(live):
       pass
     assert time.time() - t < 15
   assert _get(url + "/healthz")[0] == 200 and proc.poll() is None
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_requests_and_exits_0(live):
+  url, proc, log = live
+  models = json.loads(_get(url + "/healthz")[1])["models"]
+  music = [m["name"] for m in models if m["kind"] == "music"][0]
+  def timed(seed):
+    status = _get(url + "/v1/generate", {"model": music, "num": 4, "seed": seed}, AUTH)[0]
+    return status, time.monotonic()
+  with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    futures = [pool.submit(timed, s) for s in range(16)]
+    # signal as soon as the first answer is back: the others are queued or being served
+    concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    results = [f.result() for f in futures]
+  assert [r[0] for r in results] == [200] * 16
+  assert max(r[1] for r in results) > signalled      # some were still in flight
+  assert proc.wait(timeout=60) == 0
+  text = log.read_text()
+  assert TOKEN not in text and "stopped" in text
+
