@@ -11,7 +11,7 @@ import os
 import jax
 import numpy as np
 
-from artjax.poetry import metrics, text
+from artjax.poetry import metrics, pingshui, text
 
 FORMS = ("wujue", "qijue", "wulu", "qilu")
 
@@ -52,9 +52,10 @@ def poem_stats(bodies, corpus: metrics.Corpus) -> dict:
   lcs = [corpus.longest_common(b) for b in bodies]
   return {"n": len(bodies), "rhyme_rate": float(np.mean(rhyme)) if rhyme else None,
           "tonal_compliance": float(np.mean(tone)) if tone else None,
-          "longest_common_with_train_median": float(np.median(lcs)),
-          "longest_common_with_train_max": int(max(lcs)),
-          "quotes_a_training_verse": float(np.mean([corpus.quotes_a_verse(b) for b in bodies]))}
+          "longest_common_with_train_median": float(np.median(lcs)) if lcs else None,
+          "longest_common_with_train_max": int(max(lcs)) if lcs else None,
+          "quotes_a_training_verse": (float(np.mean([corpus.quotes_a_verse(b) for b in bodies]))
+                                      if bodies else None)}
 
 
 def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> dict:
@@ -73,6 +74,8 @@ def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> 
                                  task, state, form, num, seed),
                              "rhyme_rate_with_rhyme_constraint": poem_stats(_sample_bodies(
                                  task, state, form, num, seed, rhyme=True), corpus)["rhyme_rate"],
+                             "pingshui": {"samples": pingshui.rates(constrained, form),
+                                          "held_out": pingshui.rates(held, form)},
                              "examples": constrained[:3]}
   with open(os.path.join(workdir, "eval.json"), "w", encoding="utf-8") as f:
     json.dump(result, f, indent=2, ensure_ascii=False)
@@ -108,13 +111,20 @@ def report_md(r: dict) -> str:
            "| form | unconstrained form compliance | rhyme (samples / held-out / samples with --rhyme) | tonal rules (samples / held-out) | longest common substring with train, median/max (samples / held-out) | quotes a training verse (samples / held-out) |",
            "|---|---|---|---|---|---|"]
   fmt = lambda v: "-" if v is None else f"{v:.2f}"
+  fmt0 = lambda v: "-" if v is None else f"{v:.0f}"
   for form, f in r["forms"].items():
     s, h = f["samples"], f["held_out"]
     lines.append(f"| {form} | {f['form_compliance_unconstrained']:.2f} | {fmt(s['rhyme_rate'])} / "
                  f"{fmt(h['rhyme_rate'])} / {fmt(f['rhyme_rate_with_rhyme_constraint'])} | {fmt(s['tonal_compliance'])} / {fmt(h['tonal_compliance'])} | "
-                 f"{s['longest_common_with_train_median']:.0f}/{s['longest_common_with_train_max']} / "
-                 f"{h['longest_common_with_train_median']:.0f}/{h['longest_common_with_train_max']} | "
-                 f"{s['quotes_a_training_verse']:.2f} / {h['quotes_a_training_verse']:.2f} |")
+                 f"{fmt0(s['longest_common_with_train_median'])}/{s['longest_common_with_train_max']} / "
+                 f"{fmt0(h['longest_common_with_train_median'])}/{h['longest_common_with_train_max']} | "
+                 f"{fmt(s['quotes_a_training_verse'])} / {fmt(h['quotes_a_training_verse'])} |")
+  lines += ["", "By the 平水韻 (artjax/poetry/pingshui.py: one 平聲 group at the even verse ends; "
+            "a standard tonal template, 一三五不論, no 孤平 or 三平尾), samples / held-out poems:", "",
+            "| form | rhyme | tones | both |", "|---|---|---|---|"]
+  for form, f in r["forms"].items():
+    s, h = f["pingshui"]["samples"], f["pingshui"]["held_out"]
+    lines.append(f"| {form} | " + " | ".join(f"{fmt(s[k])} / {fmt(h[k])}" for k in ("rhyme", "tones", "regulated")) + " |")
   lines += ["", "Examples (constrained decoding):", ""]
   for form, f in r["forms"].items():
     lines += [f"- {form}: " + " / ".join(f["examples"][:2])]
