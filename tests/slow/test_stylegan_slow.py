@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import random_inception_file, run_cli
+from helpers import random_inception_file, run_cli
 
 
 def photo_folder(root):
