@@ -6,9 +6,29 @@ a command's flags.
   python run.py eval   --workdir=DIR [--num=N] [--seed=S] [--best]
 """
 
+import os
+import signal
 import sys
 
 from artjax import commands
 
+
+def _terminate(signum, frame):
+  """SIGTERM outside a training loop (which saves and stops on it): once a run has reported
+  its outcome (`done:`), a late SIGTERM (during cleanup and interpreter teardown) keeps that
+  outcome's exit status instead of turning a finished run into 143; before, it ends the
+  process as SIGTERM does."""
+  from artjax.engine import loop
+  status = loop.FINISHED.get("status")
+  if status is not None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(loop.EXIT_CODES[status])
+  raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
-  sys.exit(commands.main(sys.argv))
+  signal.signal(signal.SIGTERM, _terminate)
+  code = commands.main(sys.argv)
+  signal.signal(signal.SIGTERM, lambda *_: os._exit(code))   # teardown keeps the outcome
+  sys.exit(code)

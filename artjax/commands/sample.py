@@ -25,6 +25,8 @@ def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str
   check_outputs({"--out": out if out.endswith((".npz", ".txt")) else None, "--grid": grid},
                 {"--prime": (options or {}).get("prime")})
   task, state = open_run(workdir, replica=replica)
+  if task.sample_kind == "images" and not out.endswith(".npz"):
+    raise ConfigError(f"--out={out}: image samples are written as an .npz file (e.g. {out.rstrip('/')}.npz)")
   options = {k: v for k, v in (options or {}).items() if v is not None}
   bad = sorted(set(options) - set(task.sample_options))
   if bad:

@@ -416,6 +416,7 @@ def train(task, workdir: str, *, open_source=None, on_dispatch=None, quiet: bool
   metrics arrive (one dispatch behind); raising KeyboardInterrupt there (or Ctrl-C)
   saves a checkpoint at the current step and stops.
   """
+  FINISHED.clear()        # a run under way has no outcome yet (nested runs: the evaluator)
   run = Run(task, workdir, open_source)
   try:
     return _train(run, on_dispatch, quiet)
@@ -497,8 +498,14 @@ def _summary(run) -> dict:
   return out
 
 
+#: the outcome of the last run once reported (its summary is on disk): the CLI keeps its exit
+#: status if a SIGTERM arrives during cleanup (run.py)
+FINISHED: dict = {}
+
+
 def _report_end(run, summary, verbose) -> None:
   """The final line: `done:`, `interrupted:`, or an `error:` line on stderr."""
+  FINISHED["status"] = run.status
   last = run.ckpt.latest_step()
   if run.status == "nonfinite":
     h = run.halt

@@ -256,3 +256,8 @@ def test_a_stalled_or_abandoned_upload_is_a_4xx_in_bounded_time(monkeypatch):
     with pytest.raises(app.BadRequest) as e:
       asyncio.run(app._body(Request(scope, receive), 16384))
     assert e.value.status == status and time.perf_counter() - t < 2.0
+
+
+def test_image_samples_need_an_npz_name(trained_workdir, tmp_path):
+  r = run_cli("sample", f"--workdir={trained_workdir}", "--num=2", f"--out={tmp_path / 'pics'}")
+  assert r.returncode != 0 and ".npz" in r.stderr and not os.listdir(tmp_path)

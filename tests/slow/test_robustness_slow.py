@@ -39,3 +39,20 @@ def test_sigterm_saves_and_exits_3(tmp_path):
   step = checkpoint.latest_step(str(wd))
   assert step and json.load(open(wd / "summary.json"))["status"] == "interrupted"
   assert not os.path.exists(wd / runs.LOCK)
+
+
+@pytest.mark.slow
+def test_sigterm_right_after_done_keeps_exit_0(tmp_path):
+  import signal as _signal
+  import subprocess as _sp
+  import sys as _sys
+  from helpers import ROOT as _ROOT
+  proc = _sp.Popen([_sys.executable, "run.py", "train", "--config=configs/gan.py:digits,smoke",
+                    f"--workdir={tmp_path / 'run'}"], cwd=_ROOT, stdout=_sp.PIPE, stderr=_sp.DEVNULL,
+                   text=True)
+  for line in proc.stdout:
+    if line.startswith("done:"):
+      proc.send_signal(_signal.SIGTERM)     # the run is finished; teardown is under way
+      break
+  proc.stdout.read()
+  assert proc.wait(timeout=120) == 0
