@@ -136,9 +136,53 @@ def _tile(images, rows, cols):
   return np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
 
 
+BPM = 80.0
+
+
+def _music_run(music: str, mode: str | None):
+  """(task, state) of a Music Transformer run for the soundtrack, checked before any work."""
+  runs.load_config(music)
+  task, state = open_run(music)
+  task = task.unwrapped
+  if task.sample_kind != "tokens":
+    raise ConfigError(f"--music={music!r} is a {task.config.task} run: name a Music Transformer run")
+  if mode:
+    if "mode" not in task.sample_options:
+      raise ConfigError("--mode: this music run takes no mode")
+    task.config.sample.mode = mode
+    task.validate()
+  return task, state
+
+
+def soundtrack(task, state, seconds: float, seed: int, path: str) -> float:
+  """A chorale sampled from the music run, rendered (artjax.music.render) and cut to exactly
+  `seconds` (looped when the model's sample is shorter); a mono WAV at `path`. Returns its
+  length in seconds."""
+  import wave
+  from artjax.music import encoding as enc, render
+  need = math.ceil(seconds * BPM / 60.0) + 1                  # frames are beats
+  task.config.sample.num_frames = int(min(need, task.config.sample.num_frames))
+  s = jax.device_get(jax.jit(lambda st: task.sample(st, seed, 1))(state))
+  roll = enc.tokens_to_roll(np.asarray(s["tokens"])[0])
+  roll = np.concatenate([roll] * math.ceil(need / max(len(roll), 1)))
+  pcm = render.synthesize(roll, BPM)
+  n = int(round(seconds * render.SAMPLE_RATE))
+  pcm = np.pad(pcm, (0, max(0, n - len(pcm))))[:n]
+  with wave.open(path, "wb") as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(render.SAMPLE_RATE)
+    w.writeframes(np.round(pcm * 32767).astype("<i2").tobytes())
+  return n / render.SAMPLE_RATE
+
+
 def animate(workdir: str, out: str, **a) -> dict:
   d = check_args(dict(a, out=out))
+  music = a.get("music")
+  if music and d["ext"] != ".mp4":
+    raise ConfigError("--music needs an .mp4 output (a GIF has no sound)")
   runs.load_config(workdir)                                   # a run, before anything loads
+  sound = _music_run(music, a.get("mode")) if music else None
   task, state = open_run(workdir)
   task = task.unwrapped
   classes = _check_task(task, a, workdir)
@@ -148,7 +192,22 @@ def animate(workdir: str, out: str, **a) -> dict:
   render = _renderer(task, a, space, fixed)
   size = (d["rows"] * a["size"] + (d["rows"] * a["size"]) % 2,
           d["cols"] * a["size"] + (d["cols"] * a["size"]) % 2)
-  with VideoWriter(out, a["fps"], size) as video:
+  audio = None
+  if sound is not None:
+    audio = out + ".soundtrack.wav"
+    soundtrack(*sound, d["frames"] / a["fps"], a["seed"], audio)
+  try:
+    count = _encode(out, a, d, size, render, state, latents, labels, fixed, tiles, per_call, audio)
+  finally:
+    if audio and os.path.exists(audio):
+      os.remove(audio)
+  print(f"wrote {count} frames ({count / a['fps']:.1f} s at {a['fps']} fps, "
+        f"{size[1]}x{size[0]}{', with music' if audio else ''}) to {out}")
+  return {"frames": count, "size": size}
+
+
+def _encode(out, a, d, size, render, state, latents, labels, fixed, tiles, per_call, audio):
+  with VideoWriter(out, a["fps"], size, audio=audio) as video:
     for i in tqdm(range(0, d["frames"], per_call), desc="frames", leave=False):
       idx = np.minimum(np.arange(i, i + per_call), d["frames"] - 1)   # fixed shape: pad the end
       lat = latents[idx].reshape(per_call * tiles, -1)
@@ -156,9 +215,7 @@ def animate(workdir: str, out: str, **a) -> dict:
       fx = None if fixed is None else jnp.tile(fixed, (per_call, 1))
       imgs = np.asarray(render(state, lat, lab, fx)).reshape(per_call, tiles, a["size"], a["size"], 3)
       video.write(np.stack([_tile(im, d["rows"], d["cols"]) for im in imgs[:min(per_call, d["frames"] - i)]]))
-  print(f"wrote {video.count} frames ({video.count / a['fps']:.1f} s at {a['fps']} fps, "
-        f"{size[1]}x{size[0]}) to {out}")
-  return {"frames": video.count, "size": size}
+  return video.count
 
 
 def define(fv, argv):
@@ -178,7 +235,10 @@ def define(fv, argv):
   flags.DEFINE_string("mixing", None, "StyleGAN-class: walk only the coarse (4x4-8x8) or the "
                       "fine styles, the others fixed at the first keyframe.", **d)
   flags.DEFINE_float("truncation", None, "StyleGAN-class: truncation psi.", **d)
-  flags.DEFINE_integer("seed", 0, "Random seed of the keyframes.", **d)
+  flags.DEFINE_integer("seed", 0, "Random seed of the keyframes (and of the music).", **d)
+  flags.DEFINE_string("music", None, "A Music Transformer run: a chorale as long as the video, "
+                      "rendered and muxed into the MP4 as AAC.", **d)
+  flags.DEFINE_string("mode", None, "With --music: major | minor | alternate.", **d)
 
 
 def run(FLAGS, args, argv):
@@ -187,4 +247,4 @@ def run(FLAGS, args, argv):
     raise ConfigError(f"--resize must be nearest or bilinear, got {FLAGS.resize!r}")
   animate(FLAGS.workdir, FLAGS.out, **{k: FLAGS[k].value for k in (
       "keyframes", "seconds", "fps", "size", "resize", "grid", "space", "interp", "classes",
-      "mixing", "truncation", "seed")})
+      "mixing", "truncation", "seed", "music", "mode")})

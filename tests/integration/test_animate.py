@@ -85,3 +85,28 @@ def test_not_an_image_generator(music_workdir, tmp_path):
   r = run_cli("animate", f"--workdir={music_workdir}", f"--out={tmp_path / 'x.mp4'}")
   assert r.returncode != 0 and "image generator" in r.stderr
   assert not os.listdir(tmp_path)
+
+
+def test_music_is_muxed_for_the_length_of_the_video(trained_workdir, music_workdir, tmp_path):
+  import subprocess
+  import wave
+  import imageio_ffmpeg
+  out = tmp_path / "with_music.mp4"
+  r = run_cli("animate", f"--workdir={trained_workdir}", f"--out={out}", "--seconds=2",
+              "--fps=12", "--size=16", f"--music={music_workdir}", "--mode=minor")
+  assert r.returncode == 0, r.stderr
+  frames, _ = read_frames(str(out))
+  assert len(frames) == 24
+  wav = tmp_path / "a.wav"
+  subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(out), "-map", "0:a",
+                  str(wav)], check=True)
+  with wave.open(str(wav)) as w:
+    secs = w.getnframes() / w.getframerate()
+  assert abs(secs - 2.0) < 1 / 12 + 0.03          # within one frame (AAC priming aside)
+  assert not [p for p in os.listdir(tmp_path) if "soundtrack" in p or "partial" in p]
+  r = run_cli("animate", f"--workdir={trained_workdir}", f"--out={tmp_path / 'x.gif'}",
+              f"--music={music_workdir}")
+  assert r.returncode != 0 and "a GIF has no sound" in r.stderr
+  r = run_cli("animate", f"--workdir={trained_workdir}", f"--out={tmp_path / 'y.mp4'}",
+              f"--music={trained_workdir}")
+  assert r.returncode != 0 and "Music Transformer" in r.stderr and not (tmp_path / "y.mp4").exists()
