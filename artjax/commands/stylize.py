@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import os
 import sys
@@ -247,6 +248,64 @@ def run_network(workdir: str, content: str, out: str, size: int | None = None):
 
 
 SUMMARY = "neural style transfer (one jitted optimisation; or --workdir=W of a style network)"
+VIDEO_BATCH = 8
+
+
+def _video_frames(path: str):
+  """(metadata, a generator of uint8 frames [H, W, 3]) of a video, streamed."""
+  import imageio_ffmpeg
+  if not path or not os.path.isfile(path):
+    raise ConfigError(f"--video: {path} does not exist")
+  try:
+    gen = imageio_ffmpeg.read_frames(path)
+    meta = gen.__next__()
+  except Exception as e:   # ffmpeg's own message for a file it cannot read
+    raise ConfigError(f"--video: {path} is not a readable video ({' '.join(str(e).split())[:120]})") from e
+  w, h = meta["size"]
+  return meta, (np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen)
+
+
+def run_video(workdir: str, video: str, out: str) -> dict:
+  """A trained style network over every frame of `video` (batches of VIDEO_BATCH, one
+  compiled program), streamed to `out` (.mp4 or .gif) at the input's frame rate; prints and
+  returns the flicker: mean |frame t+1 - frame t| of the output beside the input's."""
+  from artjax.engine.video import FORMATS, VideoWriter
+  if os.path.splitext(out or "")[1].lower() not in FORMATS:
+    raise ConfigError(f"--out must end in {' or '.join(FORMATS)} with --video, got {out!r}")
+  check_outputs({"--out": out}, {"--video": video})
+  meta, frames = _video_frames(video)
+  task, state = open_run(workdir)
+  if not task.transforms_images:
+    raise ConfigError(f"{workdir!r} is a {task.config.task} run, not a style network (configs/style.py)")
+  m = task.image_multiple
+  w, h = meta["size"]
+  hw = (max(m, round(h / m) * m), max(m, round(w / m) * m))
+  fn = jax.jit(task.transform)
+  diffs = {"input": [], "output": []}
+  prev = {"input": None, "output": None}
+  even = (hw[0] - hw[0] % 2, hw[1] - hw[1] % 2)
+  with VideoWriter(out, round(meta["fps"]), even) as writer:
+    batch = []
+    for frame in itertools.chain(frames, [None]):   # None: flush the last batch
+      if frame is not None:
+        batch.append(frame)
+      if batch and (len(batch) == VIDEO_BATCH or frame is None):
+        x = np.stack([io.resize_to(io.from_array(f), hw) if hw != (h, w) else io.from_array(f) for f in batch])
+        pad = np.concatenate([x, np.repeat(x[-1:], VIDEO_BATCH - len(x), 0)])
+        y = io.to_uint8(np.asarray(fn(state, jnp.asarray(pad)))[:len(x)])[:, :even[0], :even[1]]
+        writer.write(y)
+        for name, arr in (("input", io.to_uint8(x)[:, :even[0], :even[1]]), ("output", y)):
+          for a in arr.astype(np.float32):
+            if prev[name] is not None:
+              diffs[name].append(float(np.abs(a - prev[name]).mean()))
+            prev[name] = a
+        batch = []
+  flicker = {k: float(np.mean(v)) if v else 0.0 for k, v in diffs.items()}
+  print(f"stylized {writer.count} frames -> {out}; flicker (mean |frame t+1 - frame t|, 0-255): "
+        f"output {flicker['output']:.2f}, input {flicker['input']:.2f}")
+  return {"frames": writer.count, "flicker": flicker}
+
+
 USAGE = "stylize --content=C.png --style=S.png [--style=S2.png ...] --out=O.png [flags]"
 _D = Request(content="", styles=(), out="")   # the flags' defaults (docs/style.md)
 
@@ -255,7 +314,10 @@ def define(fv, argv):
   d = dict(flag_values=fv)
   flags.DEFINE_string("content", None, "The content image (PNG/JPEG).", **d)
   flags.DEFINE_multi_string("style", [], "A style image (repeat for several).", **d)
-  flags.DEFINE_string("out", None, "The result (PNG); OUT.panel.png shows inputs beside it.", **d)
+  flags.DEFINE_string("out", None, "The result (PNG); OUT.panel.png shows inputs beside it. "
+                      "With --video: OUT.mp4 or OUT.gif.", **d)
+  flags.DEFINE_string("video", None, "With --workdir (a style network): stylize every frame of "
+                      "this video (MP4, ...), streamed, at its frame rate.", **d)
   flags.DEFINE_string("workdir", None, "A trained feed-forward style network (configs/style.py) "
                       "instead of the optimisation.", **d)
   flags.DEFINE_list("style_weights", [], "One weight per --style (normalised).", **d)
@@ -291,6 +353,10 @@ def _style_weights(FLAGS):
 
 
 def run(FLAGS, args, argv):
+  if FLAGS.workdir and FLAGS.video:
+    need(FLAGS, "out", command="stylize --workdir --video")
+    run_video(FLAGS.workdir, FLAGS.video, FLAGS.out)
+    return 0
   if FLAGS.workdir:
     need(FLAGS, "content", "out", command="stylize --workdir")
     run_network(FLAGS.workdir, FLAGS.content, FLAGS.out,

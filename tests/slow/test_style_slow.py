@@ -107,3 +107,18 @@ def test_style_network_trains_on_the_loop_and_stylizes(files, tmp_path):
   assert os.path.exists(str(tmp_path / "ff.panel.png"))
   r = run_cli("stylize", f"--workdir={wd}", f"--content={p['content']}", f"--out={tmp_path}/x.jpg")
   assert r.returncode == 2 and "must be a .png" in r.stderr
+
+  # stylised video: every frame, the input's rate, flicker measured against the input's
+  from artjax.engine.video import VideoWriter, read_frames
+  from skimage import data as skdata
+  cat = skdata.chelsea()
+  clip = str(tmp_path / "pan.mp4")
+  with VideoWriter(clip, 8, (64, 96)) as v:
+    v.write(np.stack([cat[100:164, 100 + 4 * i:196 + 4 * i] for i in range(12)]))
+  r = run_cli("stylize", f"--workdir={wd}", f"--video={clip}", f"--out={tmp_path / 'styled.mp4'}")
+  assert r.returncode == 0, r.stderr
+  frames, meta = read_frames(str(tmp_path / "styled.mp4"))
+  assert frames.shape == (12, 64, 96, 3) and abs(meta["fps"] - 8) < 1e-6
+  assert "flicker" in r.stdout and "input" in r.stdout
+  r = run_cli("stylize", f"--workdir={wd}", f"--video={clip}", f"--out={clip}")
+  assert r.returncode != 0 and "never overwritten" in r.stderr
