@@ -93,33 +93,43 @@ def _check_task(task, a, workdir):
 
 
 def _paths(task, state, a, d, classes):
-  """Per frame and tile: latents [F, T, D], labels ([F, T] classes, [F, T, K] weights or
-  None) and, for style mixing, the fixed w [T, D]; T = rows x cols walks."""
+  """(inputs, fixed, space): inputs(frame indices [n]) -> (latents [n * T, D], labels) of
+  those frames for the T = rows x cols walks, computed inside the compiled program from the
+  keyframes alone (memory flat in the video's length); fixed: the w [T, D] the other
+  styles keep in a style-mixing sweep."""
   tiles, k, f = d["rows"] * d["cols"], a["keyframes"], d["frames"]
   z = jax.random.normal(jax.random.key(a["seed"]), (tiles, k, task.latent_dim))
-  space = "z" if classes else a["space"]
   if classes:
-    weights = animation.class_path(classes, task.num_classes, f)               # [F, K]
-    latents = jnp.broadcast_to(z[:, 0], (f, tiles, task.latent_dim))
-    return latents, jnp.broadcast_to(weights[:, None], (f, tiles, task.num_classes)), None, space
+    def inputs(idx):                                          # each tile's latent fixed
+      weights = animation.class_path(classes, task.num_classes, f, idx)        # [n, K]
+      lat = jnp.broadcast_to(z[:, 0], (idx.shape[0], tiles, task.latent_dim))
+      lab = jnp.broadcast_to(weights[:, None], (idx.shape[0], tiles, task.num_classes))
+      return lat.reshape(-1, task.latent_dim), lab.reshape(-1, task.num_classes)
+    return inputs, None, "z"
+  space = a["space"]
   labels = (jnp.arange(tiles, dtype=jnp.int32) % task.num_classes) if task.conditional else None
   rep = None if labels is None else jnp.repeat(labels, k)
   keys = task.keyframes(state, z.reshape(tiles * k, -1), rep, space).reshape(tiles, k, -1)
-  path = jax.vmap(lambda kk: animation.walk(kk, f, a["interp"]))(keys).transpose(1, 0, 2)
-  lab = None if labels is None else jnp.broadcast_to(labels, (f, tiles))
-  return path, lab, (keys[:, 0] if a["mixing"] else None), space
+
+  def inputs(idx):
+    path = jax.vmap(lambda kk: animation.walk(kk, f, a["interp"], idx))(keys)  # [T, n, D]
+    lat = path.transpose(1, 0, 2).reshape(-1, keys.shape[-1])
+    return lat, (None if labels is None else jnp.tile(labels, idx.shape[0]))
+  return inputs, (keys[:, 0] if a["mixing"] else None), space
 
 
-def _renderer(task, a, space, tiles_fixed):
+def _renderer(task, a, space, inputs, fixed):
+  """One compiled program: frame indices -> uint8 tiles [n * T, size, size, 3]."""
   size, method = a["size"], ("nearest" if a["resize"] == "nearest" else "linear")
   mix = None
   if a["mixing"]:
     coarse = tuple(i < 4 for i in range(task.num_ws))
     mix = coarse if a["mixing"] == "coarse" else tuple(not c for c in coarse)
 
-  def render(state, latents, labels, fixed):
+  def render(state, idx):
+    latents, labels = inputs(idx)
     if mix is not None:
-      x = task.render(state, latents, labels, space, fixed, mix)
+      x = task.render(state, latents, labels, space, jnp.tile(fixed, (idx.shape[0], 1)), mix)
     else:
       x = task.render(state, latents, labels, space)
     if x.shape[-1] == 1:
@@ -186,10 +196,10 @@ def animate(workdir: str, out: str, **a) -> dict:
   task, state = open_run(workdir)
   task = task.unwrapped
   classes = _check_task(task, a, workdir)
-  latents, labels, fixed, space = _paths(task, state, a, d, classes)
+  inputs, fixed, space = _paths(task, state, a, d, classes)
   tiles = d["rows"] * d["cols"]
   per_call = max(1, BATCH // tiles)                           # frames per compiled call
-  render = _renderer(task, a, space, fixed)
+  render = _renderer(task, a, space, inputs, fixed)
   size = (d["rows"] * a["size"] + (d["rows"] * a["size"]) % 2,
           d["cols"] * a["size"] + (d["cols"] * a["size"]) % 2)
   audio = None
@@ -197,7 +207,7 @@ def animate(workdir: str, out: str, **a) -> dict:
     audio = out + ".soundtrack.wav"
     soundtrack(*sound, d["frames"] / a["fps"], a["seed"], audio)
   try:
-    count = _encode(out, a, d, size, render, state, latents, labels, fixed, tiles, per_call, audio)
+    count = _encode(out, a, d, size, render, state, tiles, per_call, audio)
   finally:
     if audio and os.path.exists(audio):
       os.remove(audio)
@@ -206,14 +216,12 @@ def animate(workdir: str, out: str, **a) -> dict:
   return {"frames": count, "size": size}
 
 
-def _encode(out, a, d, size, render, state, latents, labels, fixed, tiles, per_call, audio):
+def _encode(out, a, d, size, render, state, tiles, per_call, audio):
   with VideoWriter(out, a["fps"], size, audio=audio) as video:
     for i in tqdm(range(0, d["frames"], per_call), desc="frames", leave=False):
       idx = np.minimum(np.arange(i, i + per_call), d["frames"] - 1)   # fixed shape: pad the end
-      lat = latents[idx].reshape(per_call * tiles, -1)
-      lab = None if labels is None else labels[idx].reshape((per_call * tiles,) + labels.shape[2:])
-      fx = None if fixed is None else jnp.tile(fixed, (per_call, 1))
-      imgs = np.asarray(render(state, lat, lab, fx)).reshape(per_call, tiles, a["size"], a["size"], 3)
+      imgs = np.asarray(render(state, jnp.asarray(idx, jnp.int32))).reshape(
+          per_call, tiles, a["size"], a["size"], 3)
       video.write(np.stack([_tile(im, d["rows"], d["cols"]) for im in imgs[:min(per_call, d["frames"] - i)]]))
   return video.count
 

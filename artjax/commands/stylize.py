@@ -215,6 +215,12 @@ def write_outputs(out: str, content, styles, image) -> None:
   print(f"wrote {out} ({image.shape[1]}x{image.shape[0]}) and its panel")
 
 
+def network_shape(task, h: int, w: int) -> tuple[int, int]:
+  """(h, w) rounded to the style network's multiple (its down/up-sampling)."""
+  m = task.image_multiple
+  return max(m, round(h / m) * m), max(m, round(w / m) * m)
+
+
 def run_network(workdir: str, content: str, out: str, size: int | None = None):
   """One forward pass of a trained style network (`configs/style.py`) over a content image at
   its own size (or its longest side scaled to `size`); writes OUT.png and OUT.panel.png."""
@@ -231,9 +237,8 @@ def run_network(workdir: str, content: str, out: str, size: int | None = None):
                       "(train one with --config=configs/style.py; or pass --content and --style "
                       "without --workdir to optimise)")
   image = io.resize(image, size) if size else image
-  m = task.image_multiple
   h, w = image.shape[:2]
-  hw = (max(m, round(h / m) * m), max(m, round(w / m) * m))
+  hw = network_shape(task, h, w)
   need = 4 * hw[0] * hw[1] * task.config.model.width * 4 * 8
   if need > 0.8 * physical_memory():
     raise ConfigError(f"{w}x{h} needs about {need / 2**30:.1f} GiB; lower --size")
@@ -277,9 +282,8 @@ def run_video(workdir: str, video: str, out: str) -> dict:
   task, state = open_run(workdir)
   if not task.transforms_images:
     raise ConfigError(f"{workdir!r} is a {task.config.task} run, not a style network (configs/style.py)")
-  m = task.image_multiple
   w, h = meta["size"]
-  hw = (max(m, round(h / m) * m), max(m, round(w / m) * m))
+  hw = network_shape(task, h, w)
   fn = jax.jit(task.transform)
   diffs = {"input": [], "output": []}
   prev = {"input": None, "output": None}

@@ -11,8 +11,10 @@ import jax.numpy as jnp
 INTERPOLATIONS = ("slerp", "lerp", "cubic")
 
 
-def _positions(num_frames: int, num_keys: int):
-  t = jnp.arange(num_frames, dtype=jnp.float32) * (num_keys / num_frames)
+def _positions(num_frames: int, num_keys: int, frames=None):
+  """(keyframe index, fraction) of each frame (`frames`: indices, default all)."""
+  f = jnp.arange(num_frames) if frames is None else jnp.asarray(frames)
+  t = f.astype(jnp.float32) * (num_keys / num_frames)
   i = jnp.floor(t).astype(jnp.int32)
   return i % num_keys, t - i
 
@@ -32,10 +34,11 @@ def slerp(a, b, t):
   return (wa * ua + wb * ub) * ((1.0 - t) * na + t * nb)
 
 
-def walk(keys, num_frames: int, interp: str = "slerp"):
-  """keys [K, D] -> [num_frames, D], a closed loop through every keyframe in order."""
+def walk(keys, num_frames: int, interp: str = "slerp", frames=None):
+  """keys [K, D] -> [num_frames, D] (or [len(frames), D]: only those frames), a closed loop
+  through every keyframe in order."""
   k = keys.shape[0]
-  i, t = _positions(num_frames, k)
+  i, t = _positions(num_frames, k, frames)
   a, b = keys[i], keys[(i + 1) % k]
   if interp == "lerp":
     return a + t[:, None] * (b - a)
@@ -47,11 +50,11 @@ def walk(keys, num_frames: int, interp: str = "slerp"):
                 + (-p0 + 3 * a - 3 * b + p3) * t ** 3)
 
 
-def class_path(classes, num_classes: int, num_frames: int):
+def class_path(classes, num_classes: int, num_frames: int, frames=None):
   """Class weights [num_frames, num_classes] morphing through `classes` in order and back
   to the first (smoothstep between neighbours: a short rest at each class)."""
   c = jnp.asarray(classes, jnp.int32)
-  i, t = _positions(num_frames, c.shape[0])
+  i, t = _positions(num_frames, c.shape[0], frames)
   t = t * t * (3.0 - 2.0 * t)
   one = jnp.eye(num_classes, dtype=jnp.float32)
   return (1.0 - t)[:, None] * one[c[i]] + t[:, None] * one[c[(i + 1) % c.shape[0]]]

@@ -114,6 +114,10 @@ def test_finetune_and_merge_commands(pretrained, tmp_path):
   r = run_cli("sample", f"--workdir={out}", "--num=4", f"--out={tmp_path / 's.npz'}")
   assert r.returncode == 0, r.stderr[-2000:]
   assert np.load(tmp_path / "s.npz")["images"].shape == (4, 8, 8, 1)
+  for run in (wd, out):   # the LoRA run and its merge both animate (docs/animation.md)
+    r = run_cli("animate", f"--workdir={run}", f"--out={tmp_path / 'w.gif'}", "--seconds=1",
+                "--fps=4", "--size=8")
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_adapters_start_at_identity_and_train_alone(pretrained, tmp_path):

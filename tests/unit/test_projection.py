@@ -59,3 +59,17 @@ def test_learning_rate_ramps_up_and_down():
   s = projection.Settings(steps=100)
   lrs = [float(projection.learning_rate(s, t)) for t in (0, 2, 5, 50, 99)]
   assert lrs[0] == 0 and lrs[1] < lrs[2] and np.allclose(lrs[2:4], s.lr) and lrs[4] < 0.01 * s.lr
+
+
+def test_walk_at_frame_indices_equals_the_whole_walk():
+  from artjax.image import animation
+  keys = jax.random.normal(jax.random.key(0), (4, 8))
+  idx = jnp.asarray([0, 5, 17, 31])
+  for interp in animation.INTERPOLATIONS:
+    whole = animation.walk(keys, 32, interp)
+    np.testing.assert_allclose(animation.walk(keys, 32, interp, idx), whole[idx], rtol=1e-6)
+    np.testing.assert_allclose(whole[0], keys[0], atol=1e-5)      # frame 0 is keyframe 0
+    np.testing.assert_allclose(whole[8], keys[1], atol=1e-5)      # frame F/K is keyframe 1
+  w = animation.class_path([1, 3], 5, 10)
+  np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
+  assert w[0].argmax() == 1 and w[5].argmax() == 3
