@@ -253,10 +253,11 @@ class Run:
   def dispatch(self) -> None:
     """min(steps_per_dispatch, steps left) fused steps; metrics stay on device."""
     n = min(self.config.train.steps_per_dispatch, self.total - self.step)
-    fn = self.step_fn(n)
-    with parallel.active_mesh(self.mesh):
+    fn = self.step_fn(n)   # compiled outside the deferral: Ctrl-C during a compile is immediate
+    # The call donates the state's buffers: a signal between the call and the assignment would
+    # leave self.state deleted (nothing to save). The call and the new state change together.
+    with signals_deferred(), parallel.active_mesh(self.mesh):
       out = fn(self.state, self.data)
-    with signals_deferred():   # the state and its step change together: a signal cannot split them
       self.state, self.device_metrics, self.device_report = out
       self.step += n
       self.steps_done += n

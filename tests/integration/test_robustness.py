@@ -195,3 +195,27 @@ def test_sample_and_finetune_inputs_are_one_line(trained_workdir, music_workdir,
               f"--workdir={wd}")
   assert r.returncode == 2 and "is a music run" in r.stderr.strip().splitlines()[-1]
   assert not wd.exists()                                      # no empty workdir left behind
+
+
+def test_a_signal_during_a_dispatch_still_saves_that_step(tmp_path, monkeypatch):
+  """Ctrl-C landing right after the step call donated the old state (CI saw it with SIGTERM):
+  the new state is kept and saved, never the deleted buffers."""
+  import signal
+  from artjax.engine import loop
+  real = loop.Run.step_fn
+  calls = []
+
+  def step_fn(self, n):
+    fn = real(self, n)
+
+    def signalled(state, data):
+      out = fn(state, data)      # the old state's buffers are donated now
+      calls.append(1)
+      if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGINT)
+      return out
+    return signalled
+  monkeypatch.setattr(loop.Run, "step_fn", step_fn)
+  s = train(small_config(steps=100, ckpt_every=1000), str(tmp_path / "sig"), quiet=True)
+  assert s["status"] == "interrupted" and "save_error" not in s, s
+  assert checkpoint.latest_step(str(tmp_path / "sig")) == s["step"] > 0
