@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WORKDIR ?= runs/digits
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow install bench clean browser
+.PHONY: run test test-slow install bench clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,15 +24,18 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" -n 2 --dist loadfile   # two workers: one per core
 
-# The web-page test drives a real headless chromium: install Debian's chromium and
-# chromium-driver when missing (as root with apt-get, as on CI); otherwise that test skips.
-browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+# Debian tools the slow tests use: chromium + chromium-driver (the web page in a real browser),
+# prometheus (promtool proves the alert rules). Installed with apt-get as root when missing (as
+# on CI); otherwise those tests skip with a note.
+DEBS := chromium chromium-driver prometheus
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || \
+	    ! command -v promtool >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "note: chromium/chromium-driver missing and no root apt-get: the browser test will skip"; fi; fi
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
+	  else echo "note: $(DEBS) missing and no root apt-get: the browser and alert tests will skip"; fi; fi
 
-test-slow: $(STAMP) browser
+test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pip install -q -e ".[bench]"  # torch: the PyTorch twins (Inception port)
 	$(BIN)/python -m pytest tests -m slow
 

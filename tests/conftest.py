@@ -73,6 +73,18 @@ def trained_workdir(tmp_path_factory, data_dir):
 
 
 @pytest.fixture(scope="session")
+def repair_workdir(tmp_path_factory, data_dir):
+  """A tiny inpainting network (configs/repair.py:smoke, 20 steps): served by /v1/repair."""
+  from configs.repair import get_config
+  from artjax.tasks.training import train
+  wd = str(tmp_path_factory.mktemp("served_repair") / "repair")
+  c = get_config("smoke")
+  c.train.update(steps=20, eval_every=20)
+  assert train(c, wd, quiet=True)["status"] == "finished"
+  return wd
+
+
+@pytest.fixture(scope="session")
 def eight_device_run(tmp_path_factory, data_dir):
   """The digits smoke run (40 steps, batch 64) on 8 forced CPU devices in one process
   (tests/multihost_check.py): trained once, the reference of the multi-device and the

@@ -6,8 +6,10 @@ from absl import flags
 
 from artjax.commands.options import repeated
 
-SUMMARY = "HTTP service + web page: micro-batched, token auth, Prometheus metrics"
-USAGE = "serve --workdir=W [--workdir=W2 ...] [--token=T] [--host=H] [--port=P]"
+SUMMARY = ("HTTP service + web page: generate, stylize, repair; micro-batched, tokens with "
+           "scopes and rate limits, Prometheus metrics")
+USAGE = ("serve --workdir=W [--workdir=W2 ...] [--token=T | --tokens=FILE] [--host=H] "
+         "[--port=P]")
 
 
 def define(fv, argv):
@@ -17,6 +19,14 @@ def define(fv, argv):
   flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.", **d)
   flags.DEFINE_integer("port", 8080, "TCP port (0 = any free port).", **d)
   flags.DEFINE_string("token", None, "Bearer token for /v1/* (or $ARTJAX_TOKEN).", **d)
+  flags.DEFINE_string("tokens", None, "Token file: JSON of token sha256 hashes with a name, "
+                      "scopes and an optional rate limit each (docs/serve.md); SIGHUP reloads "
+                      "it.", **d)
+  flags.DEFINE_bool("protect_metrics", False, "/metrics needs a token with the 'metrics' or "
+                    "'admin' scope.", **d)
+  flags.DEFINE_integer("image_size", 256, "Style networks: an upload's longest side is scaled "
+                       "to this (one compiled size).", **d)
+  flags.DEFINE_float("max_upload_mb", 8.0, "Largest upload (/v1/stylize, /v1/repair) in MiB.", **d)
   flags.DEFINE_integer("max_batch", 64, "Most image rows merged into one call.", **d)
   flags.DEFINE_float("max_wait_ms", 5.0, "How long a call waits for more requests.", **d)
   flags.DEFINE_integer("max_num", 64, "Most images (pieces: at most 8) per request.", **d)
@@ -25,5 +35,7 @@ def define(fv, argv):
 def run(FLAGS, args, argv):
   from artjax import serve
   return serve.serve(repeated(argv, "workdir"), host=FLAGS.host, port=FLAGS.port,
-                     token=FLAGS.token, max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms,
-                     max_num=FLAGS.max_num)
+                     token=FLAGS.token, tokens=FLAGS.tokens, protect_metrics=FLAGS.protect_metrics,
+                     max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms,
+                     max_num=FLAGS.max_num, image_size=FLAGS.image_size,
+                     max_upload_mb=FLAGS.max_upload_mb)

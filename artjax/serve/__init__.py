@@ -1,7 +1,10 @@
 """`run.py serve`: an HTTP service for trained, quantised or exported models.
 
-models.py (load + warm up, exported functions), batcher.py (micro-batching), app.py (the
-Starlette API, auth, validation, metrics), static/index.html (the web page)."""
+models.py (generators: load + warm up, exported functions), tools.py (style and inpainting
+networks: a user's picture in, a picture out), batcher.py (micro-batching), auth.py (tokens,
+scopes, rate limits), http.py (bounded bodies, uploads), app.py (the Starlette API and
+metrics), alerts.yml + dashboard.json (Prometheus alert rules, a Grafana dashboard),
+static/index.html (the web page)."""
 
 from __future__ import annotations
 
@@ -43,7 +46,8 @@ def _server_class():
   return Server
 
 
-def check(paths, host: str, port: int, token, max_batch: int, max_wait_ms: float, max_num: int):
+def check(paths, host: str, port: int, token, max_batch: int, max_wait_ms: float, max_num: int,
+          tokens=None):
   """Every start-up problem as a ConfigError, before anything loads."""
   if not paths:
     raise ConfigError("serve needs at least one --workdir=RUN (a workdir or an export directory)")
@@ -53,9 +57,9 @@ def check(paths, host: str, port: int, token, max_batch: int, max_wait_ms: float
     raise ConfigError("--max_batch and --max_num must be >= 1 and --max_wait_ms >= 0")
   if token is not None and len(token) < 8:
     raise ConfigError("--token must have at least 8 characters")
-  if token is None and not _loopback(host):
-    raise ConfigError(f"refusing to serve on {host!r} without a token: pass --token or set "
-                      f"${TOKEN_ENV} (only loopback addresses may go without)")
+  if token is None and tokens is None and not _loopback(host):
+    raise ConfigError(f"refusing to serve on {host!r} without a token: pass --token, --tokens "
+                      f"or set ${TOKEN_ENV} (only loopback addresses may go without)")
   for p in paths:
     if not os.path.isdir(p):
       raise ConfigError(f"--workdir {p!r} does not exist")
@@ -83,29 +87,64 @@ def bind(host: str, port: int):
   return sock
 
 
-def serve(paths, *, host="127.0.0.1", port=8080, token=None, max_batch=64, max_wait_ms=5.0,
-          max_num=64, max_music=8, timeout_s=30.0) -> int:
+def _load(paths, max_num, max_batch, max_music, image_size):
+  """({name: generator Model}, {name: Tool}), each warmed up (compiled) before serving."""
+  from artjax.engine import workdir as runs
+  from artjax import deploy
+  from artjax.serve import models as models_lib, tools as tools_lib
+  models, tools = {}, {}
+  for name, path in zip(models_lib.names(paths), paths):
+    is_export = os.path.exists(os.path.join(path, deploy.MANIFEST))
+    if not is_export and tools_lib.is_tool(runs.load_config(path)):
+      m = tools[name] = tools_lib.load(path, name, image_size)
+      what = f"{m.kind} {m.shape[0]}x{m.shape[1]}"
+    else:
+      m = models[name] = models_lib.load(path, name, max_num, max_batch, max_music)
+      what = f"batch sizes {list(m.buckets)}"
+    print(f"loading {name}: {m.manifest['model']}, step {m.step}; compiling {what}",
+          file=sys.stderr, flush=True)
+    m.warm_up()
+  return models, tools
+
+
+@contextlib.contextmanager
+def _reload_on_sighup(auth):
+  """SIGHUP re-reads the token file (a bad file keeps the tokens in force)."""
+  if not auth.tokens_file or not hasattr(signal, "SIGHUP"):
+    yield
+    return
+  prev = signal.signal(signal.SIGHUP, lambda *_: print(auth.reload(), file=sys.stderr, flush=True))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGHUP, prev)
+
+
+def serve(paths, *, host="127.0.0.1", port=8080, token=None, tokens=None, protect_metrics=False,
+          max_batch=64, max_wait_ms=5.0, max_num=64, max_music=8, timeout_s=30.0,
+          image_size=256, max_upload_mb=8.0) -> int:
   """Loads and warms up every model, then serves until SIGTERM / SIGINT (exit 0)."""
   token = token or os.environ.get(TOKEN_ENV) or None
-  check(paths, host, port, token, max_batch, max_wait_ms, max_num)
+  check(paths, host, port, token, max_batch, max_wait_ms, max_num, tokens)
+  if protect_metrics and token is None and tokens is None:
+    raise ConfigError("--protect_metrics needs --token or --tokens (who may read /metrics?)")
+  if not 16 <= image_size <= 2048:
+    raise ConfigError(f"--image_size must be in 16..2048, got {image_size}")
+  if not 0 < max_upload_mb <= 256:
+    raise ConfigError(f"--max_upload_mb must be in (0, 256], got {max_upload_mb}")
   import uvicorn
-  from artjax.serve import app as app_lib, models as models_lib
+  from artjax.serve import app as app_lib, auth as auth_lib
+  auth = auth_lib.Auth(token=token, tokens_file=tokens, metrics_protected=protect_metrics)
   sock = bind(host, port)                 # a busy port is one line, before models load
   port = sock.getsockname()[1]
   print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
-  models = {}
-  for name, path in zip(models_lib.names(paths), paths):
-    m = models_lib.load(path, name, max_num, max_batch, max_music)
-    print(f"loading {name}: {m.manifest['model']}, step {m.step}; compiling batch sizes "
-          f"{list(m.buckets)}", file=sys.stderr, flush=True)
-    m.warm_up()
-    models[name] = m
+  models, tools = _load(paths, max_num, max_batch, max_music, image_size)
   settings = app_lib.Settings(token=token, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                              timeout_s=timeout_s)
-  app = app_lib.create_app(models, settings)
-  print(f"serving {', '.join(models)} on http://{host}:{port}/ (auth: "
-        f"{'bearer token' if token else 'none, loopback only'}); Ctrl-C or SIGTERM stops",
-        file=sys.stderr, flush=True)
+                              timeout_s=timeout_s, max_upload=int(max_upload_mb * 2**20), auth=auth)
+  app = app_lib.create_app(models, settings, tools)
+  print(f"serving {', '.join([*models, *tools])} on http://{host}:{port}/ (auth: "
+        f"{auth.describe()}); Ctrl-C or SIGTERM stops"
+        + ("; SIGHUP reloads the tokens" if tokens else ""), file=sys.stderr, flush=True)
   # Limits against idle or oversized clients: idle keep-alive connections close after 5 s,
   # request headers above 16 KB are refused (h11), connections beyond MAX_CONNECTIONS get
   # 503 instead of exhausting the process's file limit.
@@ -113,6 +152,7 @@ def serve(paths, *, host="127.0.0.1", port=8080, token=None, max_batch=64, max_w
                           timeout_keep_alive=KEEP_ALIVE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                           limit_concurrency=MAX_CONNECTIONS,
                           timeout_graceful_shutdown=max(5, int(timeout_s)))
-  _server_class()(config).run(sockets=[sock])
+  with _reload_on_sighup(auth):
+    _server_class()(config).run(sockets=[sock])
   print("stopped: in-flight requests finished", file=sys.stderr, flush=True)
   return 0

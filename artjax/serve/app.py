@@ -2,8 +2,13 @@
 
     GET  /            the web page (static/index.html; calls the API below)
     GET  /healthz     JSON status; 200 once every model is warmed up, 503 before
-    GET  /metrics     Prometheus text
-    POST /v1/generate bearer token; JSON in, PNG / npz / MIDI / WAV / zip out
+    GET  /metrics     Prometheus text (behind the "metrics" scope with --protect_metrics)
+    POST /v1/generate JSON in, PNG / npz / MIDI / WAV / zip out   (scope "generate")
+    POST /v1/stylize  multipart `image` in, PNG out                  (scope "stylize")
+    POST /v1/repair   multipart `image` + `mask` in, PNG out         (scope "repair")
+
+Access (artjax.serve.auth): no token (loopback clients only), one --token, or a --tokens file
+of hashed tokens with scopes and rate limits.
 
 Bad input never reaches a model: it is a 4xx with a JSON body {"error": ...}. Nothing in a
 request names a file; the models are fixed at start-up.
@@ -14,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hmac
 import io
-import json
 import secrets
 import time
 import zipfile
@@ -29,11 +32,14 @@ from PIL import Image
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from artjax.music import encoding as enc, render
+from artjax.serve.auth import Auth, Denied
+from artjax.serve.http import (BadRequest, LoopbackGuard, decode_image, field, form_body,
+                               json_body)
 from artjax.serve.batcher import Batcher
 from artjax.serve.models import COMPILES, FORMATS
 from artjax.engine.writers import image_grid
@@ -50,18 +56,19 @@ class Settings:
   max_wait_ms: float = 5.0
   max_body: int = 16384
   timeout_s: float = 30.0
+  max_upload: int = 8 * 2**20       # bytes of one multipart upload (/v1/stylize, /v1/repair)
+  auth: Auth | None = None          # None: the single `token` (or none: loopback only)
 
-
-class BadRequest(Exception):
-  def __init__(self, status: int, message: str):
-    super().__init__(message)
-    self.status, self.message = status, message
+  def access(self) -> Auth:
+    return self.auth if self.auth is not None else Auth(token=self.token)
 
 
 def _metrics():
   r = prom.CollectorRegistry()
   return r, {
       "requests": prom.Counter("artjax_requests", "HTTP requests", ["endpoint", "status"], registry=r),
+      "clients": prom.Counter("artjax_client_requests", "HTTP requests per client (token name)",
+                              ["client", "endpoint", "status"], registry=r),
       "latency": prom.Histogram("artjax_request_seconds", "Request latency", ["endpoint"],
                                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30),
                                 registry=r),
@@ -70,21 +77,11 @@ def _metrics():
       "queue": prom.Gauge("artjax_queue_depth", "Chunks waiting", ["model"], registry=r),
       "compiles": prom.Gauge("artjax_compiles", "XLA compilations and compilation-cache loads "
                              "since start-up", registry=r),
+      "compiles_ready": prom.Gauge("artjax_compiles_since_ready", "Compilations after warm-up "
+                                   "(0 in a healthy service)", registry=r),
+      "ready": prom.Gauge("artjax_ready", "1 once every model is warmed up and serving", registry=r),
       "images": prom.Counter("artjax_items", "Images or pieces generated", ["model"], registry=r),
   }
-
-
-def _field(body: dict, name: str, kind, default, lo=None, hi=None):
-  v = body.get(name, default)
-  if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
-    raise BadRequest(422, f"'{name}' must be an integer, got {json.dumps(v)}")
-  if kind is float and (isinstance(v, bool) or not isinstance(v, (int, float))):
-    raise BadRequest(422, f"'{name}' must be a number, got {json.dumps(v)}")
-  if kind is str and not isinstance(v, str):
-    raise BadRequest(422, f"'{name}' must be a string, got {json.dumps(v)}")
-  if lo is not None and not lo <= v <= hi:
-    raise BadRequest(422, f"'{name}' must be in {lo}..{hi}, got {v}")
-  return v
 
 
 KNOWN = {"images": {"model", "num", "seed", "labels", "format"},
@@ -95,7 +92,9 @@ def parse_request(body, models: dict) -> dict:
   """The validated request (BadRequest with the first problem)."""
   if not isinstance(body, dict):
     raise BadRequest(400, "the body must be a JSON object")
-  name = _field(body, "model", str, next(iter(models)))
+  if not models:
+    raise BadRequest(404, "this service serves no generative model (see GET /healthz)")
+  name = field(body, "model", str, next(iter(models)))
   if name not in models:
     raise BadRequest(404, f"unknown model {name!r}; served: {', '.join(models)}")
   m = models[name]
@@ -103,21 +102,21 @@ def parse_request(body, models: dict) -> dict:
   if unknown:
     raise BadRequest(422, f"unknown field {unknown[0]!r} for a {m.describe()['kind']} model; "
                           f"fields: {', '.join(sorted(KNOWN[m.kind]))}")
-  req = {"model": m, "num": _field(body, "num", int, 1, 1, m.max_num),
-         "seed": _field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
-         "format": _field(body, "format", str, "png" if m.kind == "images" else "zip")}
+  req = {"model": m, "num": field(body, "num", int, 1, 1, m.max_num),
+         "seed": field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
+         "format": field(body, "format", str, "png" if m.kind == "images" else "zip")}
   if req["format"] not in FORMATS[m.kind]:
     raise BadRequest(422, f"unknown format {req['format']!r}; choose one of "
                           f"{', '.join(FORMATS[m.kind])}")
   if m.kind == "images":
     req["labels"] = _labels(body, req["num"], m.num_classes)
   else:
-    mode = _field(body, "mode", str, "alternate")
+    mode = field(body, "mode", str, "alternate")
     if mode not in ("alternate", "major", "minor"):
       raise BadRequest(422, f"'mode' must be alternate, major or minor, got {mode!r}")
     req["modes"] = (np.arange(req["num"]) % 2 if mode == "alternate" else
                     np.full(req["num"], 0 if mode == "major" else 1))
-    req["key_guidance"] = float(_field(body, "key_guidance", float, 0.0, 0.0, 10.0))
+    req["key_guidance"] = float(field(body, "key_guidance", float, 0.0, 0.0, 10.0))
     if req["format"] in ("midi", "wav") and req["num"] != 1:
       raise BadRequest(422, f"format {req['format']!r} holds one piece: use num=1 or format 'zip'")
   return req
@@ -170,180 +169,166 @@ def encode_music(tokens, fmt: str) -> bytes:
   return buf.getvalue()
 
 
-def _authorised(request: Request, token: str | None) -> None:
-  if token is None:
-    return
-  header = request.headers.get("authorization", "")
-  if not header.lower().startswith("bearer "):
-    raise BadRequest(401, "missing bearer token (Authorization: Bearer TOKEN)")
-  if not hmac.compare_digest(header[7:].strip().encode(), token.encode()):
-    raise BadRequest(403, "wrong token")
+def encode_png(image) -> bytes:
+  buf = io.BytesIO()
+  a = np.asarray(image)
+  Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(buf, format="PNG")
+  return buf.getvalue()
 
 
-MAX_JSON_DEPTH = 32
-BODY_TIMEOUT_S = 10.0
+def _tool(tools: dict, kind: str, name: str | None):
+  mine = {n: t for n, t in tools.items() if t.kind == kind}
+  if not mine:
+    raise BadRequest(404, f"this service has no {kind} model (serve a "
+                          f"{'style' if kind == 'stylize' else 'repair'} run with --workdir)")
+  name = name or next(iter(mine))
+  if name not in mine:
+    raise BadRequest(404, f"unknown {kind} model {name!r}; served: {', '.join(mine)}")
+  return mine[name]
 
 
-def json_depth(data: bytes) -> int:
-  """Deepest nesting of arrays/objects in JSON text (strings and escapes skipped), found
-  without parsing: a guard against recursion in the parser."""
-  depth = best = 0
-  in_str = esc = False
-  for ch in data:
-    if in_str:
-      if esc:
-        esc = False
-      elif ch == 0x5C:        # backslash
-        esc = True
-      elif ch == 0x22:        # quote
-        in_str = False
-    elif ch == 0x22:
-      in_str = True
-    elif ch in (0x5B, 0x7B):  # [ {
-      depth += 1
-      best = max(best, depth)
-    elif ch in (0x5D, 0x7D):
-      depth -= 1
-  return best
+class Service:
+  """The routes of create_app over `models` (generation) and `tools` (stylize / repair)."""
 
+  def __init__(self, models: dict, settings: Settings, tools: dict):
+    self.models, self.settings, self.tools = models, settings, tools
+    self.auth = settings.access()
+    self.registry, self.metric = _metrics()
+    self.state = {"ready": False, "batchers": {}, "arriving": 0, "compiles_at_start": 0}
 
-async def _body(request: Request, limit: int):
-  declared = request.headers.get("content-length")
-  if declared and declared.isdigit() and int(declared) > limit:
-    raise BadRequest(413, f"body over {limit} bytes")
-  async def read():
-    data = b""
-    async for part in request.stream():
-      data += part
-      if len(data) > limit:
-        raise BadRequest(413, f"body over {limit} bytes")
-    return data
-  try:   # a stalled upload holds nobody else up, nor shutdown, beyond BODY_TIMEOUT_S
-    data = await asyncio.wait_for(read(), BODY_TIMEOUT_S)
-  except asyncio.TimeoutError:
-    raise BadRequest(408, f"the body did not arrive within {BODY_TIMEOUT_S} s") from None
-  except ClientDisconnect:
-    raise BadRequest(400, "the client went away before its body arrived") from None
-  if json_depth(data) > MAX_JSON_DEPTH:
-    raise BadRequest(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
-  try:
-    return json.loads(data or b"null")
-  except (ValueError, UnicodeDecodeError) as e:
-    raise BadRequest(400, f"the body is not valid JSON: {e}") from e
-
-
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-
-
-def _hostname(value: str) -> str:
-  """The host of a Host header ("127.0.0.1:8080", "[::1]:80") or of an Origin URL."""
-  from urllib.parse import urlsplit
-  if "//" in value:
-    return (urlsplit(value).hostname or "").lower()
-  value = value.strip().lower()
-  if value.startswith("["):
-    return value[1:value.find("]")] if "]" in value else value
-  return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-
-
-class LoopbackGuard:
-  """Without a token the service trusts only this machine: a request must name a loopback
-  Host, and an Origin (a web page's request) must be a loopback page too. Otherwise a page
-  the user visits could drive the service (DNS rebinding, cross-origin POSTs): 403 JSON."""
-
-  def __init__(self, app):
-    self.app = app
-
-  async def __call__(self, scope, receive, send):
-    if scope["type"] == "http":
-      headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-      host, origin = headers.get("host", ""), headers.get("origin")
-      bad = ("Host" if _hostname(host) not in LOOPBACK_NAMES else
-             "Origin" if origin is not None and _hostname(origin) not in LOOPBACK_NAMES else None)
-      if bad:
-        resp = JSONResponse({"error": f"{bad} {headers.get(bad.lower())!r} refused: without a "
-                             "token this service answers loopback clients only"}, 403)
-        await resp(scope, receive, send)
-        return
-    await self.app(scope, receive, send)
-
-
-def create_app(models: dict, settings: Settings) -> Starlette:
-  """The ASGI app serving `models` ({name: artjax.serve.models.Model}, warmed up)."""
-  registry, metric = _metrics()
-  state = {"ready": False, "batchers": {}, "arriving": 0}
-  observe = lambda name, rows, depth: (metric["batch"].labels(name).observe(rows),
-                                       metric["queue"].labels(name).set(depth))
+  def observe(self, name, rows, depth):
+    self.metric["batch"].labels(name).observe(rows)
+    self.metric["queue"].labels(name).set(depth)
 
   @contextlib.asynccontextmanager
-  async def lifespan(app):
-    for name, m in models.items():
-      b = Batcher(m, settings.max_batch, settings.max_wait_ms, observe,
-                  arriving=lambda: state["arriving"])
+  async def lifespan(self, app):
+    st = self.state
+    for name, m in self.models.items():
+      b = Batcher(m, self.settings.max_batch, self.settings.max_wait_ms, self.observe,
+                  arriving=lambda: st["arriving"])
       b.start()
-      state["batchers"][name] = b
-    state["compiles_at_start"] = COMPILES["count"]
-    state["ready"] = True
+      st["batchers"][name] = b
+    st["compiles_at_start"] = COMPILES["count"]
+    st["ready"] = True
+    self.metric["ready"].set(1)
     yield
-    state["ready"] = False
-    for b in state["batchers"].values():
+    st["ready"] = False
+    self.metric["ready"].set(0)
+    for b in st["batchers"].values():
       await b.stop()
 
-  def done(endpoint, status, t0):
-    metric["requests"].labels(endpoint, str(status)).inc()
-    metric["latency"].labels(endpoint).observe(time.perf_counter() - t0)
-
-  async def generate(request: Request):
-    t0 = time.perf_counter()
-    state["arriving"] += 1      # read and checked, not yet queued: batches wait for these
+  async def handle(self, endpoint: str, request: Request, work):
+    """Access control, errors as JSON, metrics around `work(request) -> Response`."""
+    t0, client = time.perf_counter(), "unknown"
     try:
-      try:
-        _authorised(request, settings.token)
-        req = parse_request(await _body(request, settings.max_body), models)
-      finally:
-        state["arriving"] -= 1
-      m = req["model"]
-      b = state["batchers"][m.name]
-      if m.kind == "images":
-        out = await asyncio.wait_for(b.images(req["seed"], req["labels"]), settings.timeout_s)
-        content = encode_images(out, req["labels"], req["seed"], req["format"],
-                                m.num_classes or 10)
-      else:
-        out = await asyncio.wait_for(b.music(req["seed"], req["modes"], req["key_guidance"]),
-                                     settings.timeout_s)
-        content = await asyncio.get_running_loop().run_in_executor(
-            None, encode_music, out, req["format"])
+      client = self.auth.check(request.headers, endpoint)
+      resp = await work(request)
+    except Denied as e:
+      client, resp = e.client, JSONResponse({"error": e.message}, e.status, headers=e.headers)
     except BadRequest as e:
-      done("generate", e.status, t0)
-      return JSONResponse({"error": e.message}, e.status)
+      resp = JSONResponse({"error": e.message}, e.status, headers=e.headers)
     except asyncio.TimeoutError:
-      done("generate", 504, t0)
-      return JSONResponse({"error": f"timed out after {settings.timeout_s} s"}, 504)
-    metric["images"].labels(m.name).inc(req["num"])
-    done("generate", 200, t0)
+      resp = JSONResponse({"error": f"timed out after {self.settings.timeout_s} s"}, 504)
+    status = str(resp.status_code)
+    self.metric["requests"].labels(endpoint, status).inc()
+    self.metric["clients"].labels(client, endpoint, status).inc()
+    self.metric["latency"].labels(endpoint).observe(time.perf_counter() - t0)
+    return resp
+
+  async def generate(self, request: Request):
+    st, settings = self.state, self.settings
+    st["arriving"] += 1      # read and checked, not yet queued: batches wait for these
+    try:
+      req = parse_request(await json_body(request, settings.max_body), self.models)
+    finally:
+      st["arriving"] -= 1
+    m = req["model"]
+    b = st["batchers"][m.name]
+    if m.kind == "images":
+      out = await asyncio.wait_for(b.images(req["seed"], req["labels"]), settings.timeout_s)
+      content = encode_images(out, req["labels"], req["seed"], req["format"], m.num_classes or 10)
+    else:
+      out = await asyncio.wait_for(b.music(req["seed"], req["modes"], req["key_guidance"]),
+                                   settings.timeout_s)
+      content = await asyncio.get_running_loop().run_in_executor(None, encode_music, out, req["format"])
+    self.metric["images"].labels(m.name).inc(req["num"])
     return Response(content, media_type=MEDIA[req["format"]], headers={
         "X-Artjax-Model": m.name, "X-Artjax-Step": str(m.step), "X-Artjax-Seed": str(req["seed"])})
 
-  async def healthz(request: Request):
-    body = {"ready": state["ready"], "device": str(jax.devices()[0]),
-            "models": [m.describe() for m in models.values()],
-            "compiles_since_ready": COMPILES["count"] - state.get("compiles_at_start", 0)}
-    return JSONResponse(body, 200 if state["ready"] else 503)
+  async def _run_tool(self, tool, fn, *args):
+    loop = asyncio.get_running_loop()
+    return await asyncio.wait_for(loop.run_in_executor(None, fn, *args), self.settings.timeout_s)
 
-  async def metrics(request: Request):
-    metric["compiles"].set(COMPILES["count"])
-    for name, b in state["batchers"].items():
-      metric["queue"].labels(name).set(b.depth())
-    return Response(prom.generate_latest(registry), media_type=prom.CONTENT_TYPE_LATEST)
+  async def stylize(self, request: Request):
+    parts = await form_body(request, self.settings.max_upload, ("image",), ("model",))
+    tool = _tool(self.tools, "stylize", parts.get("model"))
+    if "image" not in parts:
+      raise BadRequest(422, "missing the 'image' file part (curl -F image=@photo.png)")
+    image = decode_image(parts["image"], "image")
+    out = await self._run_tool(tool, tool.stylize, image)
+    self.metric["images"].labels(tool.name).inc()
+    return Response(encode_png(out), media_type="image/png",
+                    headers={"X-Artjax-Model": tool.name, "X-Artjax-Step": str(tool.step)})
 
-  async def page(request: Request):
-    return HTMLResponse(resources.files("artjax.serve").joinpath("static/index.html").read_text())
+  async def repair(self, request: Request):
+    parts = await form_body(request, self.settings.max_upload, ("image", "mask"), ("model",))
+    tool = _tool(self.tools, "repair", parts.get("model"))
+    for need in ("image", "mask"):
+      if need not in parts:
+        raise BadRequest(422, f"missing the '{need}' file part (curl -F image=@x.png -F mask=@m.png)")
+    image, mask = decode_image(parts["image"], "image"), decode_image(parts["mask"], "mask")
+    if mask.shape[:2] != image.shape[:2]:
+      raise BadRequest(422, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                            f"{image.shape[1]}x{image.shape[0]}: they must match")
+    try:
+      out, missing = await self._run_tool(tool, tool.repair, image, mask.mean(-1))
+    except ValueError as e:
+      raise BadRequest(422, str(e)) from None
+    self.metric["images"].labels(tool.name).inc()
+    return Response(encode_png(out), media_type="image/png", headers={
+        "X-Artjax-Model": tool.name, "X-Artjax-Step": str(tool.step),
+        "X-Artjax-Missing-Pixels": str(int(missing.sum()))})
 
-  async def http_error(request: Request, exc: HTTPException):
-    return JSONResponse({"error": exc.detail}, exc.status_code)
+  async def healthz(self, request: Request):
+    st = self.state
+    body = {"ready": st["ready"], "device": str(jax.devices()[0]),
+            "models": [m.describe() for m in (*self.models.values(), *self.tools.values())],
+            "compiles_since_ready": COMPILES["count"] - st["compiles_at_start"]}
+    return JSONResponse(body, 200 if st["ready"] else 503)
 
-  return Starlette(
-      routes=[Route("/", page), Route("/healthz", healthz), Route("/metrics", metrics),
-              Route("/v1/generate", generate, methods=["POST"])],
-      lifespan=lifespan, middleware=[] if settings.token else [Middleware(LoopbackGuard)],
-      exception_handlers={HTTPException: http_error})
+  async def metrics(self, request: Request):
+    self.metric["compiles"].set(COMPILES["count"])
+    if self.state["ready"]:
+      self.metric["compiles_ready"].set(COMPILES["count"] - self.state["compiles_at_start"])
+    for name, b in self.state["batchers"].items():
+      self.metric["queue"].labels(name).set(b.depth())
+    return Response(prom.generate_latest(self.registry), media_type=prom.CONTENT_TYPE_LATEST)
+
+  def routes(self) -> list:
+    def wrap(endpoint, fn):
+      async def route(request: Request):
+        return await self.handle(endpoint, request, fn)
+      return route
+    return [Route("/", page), Route("/healthz", self.healthz),
+            Route("/metrics", wrap("metrics", self.metrics)),
+            Route("/v1/generate", wrap("generate", self.generate), methods=["POST"]),
+            Route("/v1/stylize", wrap("stylize", self.stylize), methods=["POST"]),
+            Route("/v1/repair", wrap("repair", self.repair), methods=["POST"])]
+
+
+async def page(request: Request):
+  return HTMLResponse(resources.files("artjax.serve").joinpath("static/index.html").read_text())
+
+
+async def http_error(request: Request, exc: HTTPException):
+  return JSONResponse({"error": exc.detail}, exc.status_code)
+
+
+def create_app(models: dict, settings: Settings, tools: dict | None = None) -> Starlette:
+  """The ASGI app serving `models` ({name: artjax.serve.models.Model}, warmed up) and `tools`
+  ({name: artjax.serve.tools.Tool}, warmed up)."""
+  service = Service(models, settings, tools or {})
+  open_access = service.auth.open
+  return Starlette(routes=service.routes(), lifespan=service.lifespan,
+                   middleware=[Middleware(LoopbackGuard)] if open_access else [],
+                   exception_handlers={HTTPException: http_error})

@@ -111,8 +111,8 @@ def _from_export_dir(path: str):
 def _from_workdir(path: str):
   exps, manifest = deploy.exported(path)
   if manifest["kind"] not in FORMATS:
-    raise ConfigError(f"{path!r} is a {manifest['task']} run: only image GANs and music "
-                      "Transformers can be served")
+    raise ConfigError(f"{path!r} is a {manifest['task']} run: serve image GANs, music "
+                      "Transformers, style networks or inpainting networks")
   return exps["rows"] if manifest["kind"] == "images" else exps["sampler"], manifest
 
 

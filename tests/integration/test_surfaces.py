@@ -242,8 +242,8 @@ def test_a_stalled_or_abandoned_upload_is_a_4xx_in_bounded_time(monkeypatch):
   import asyncio
   import time
   from starlette.requests import Request
-  from artjax.serve import app
-  monkeypatch.setattr(app, "BODY_TIMEOUT_S", 0.3)
+  from artjax.serve import http
+  monkeypatch.setattr(http, "BODY_TIMEOUT_S", 0.3)
   scope = {"type": "http", "method": "POST", "path": "/v1/generate", "headers": [(b"content-length", b"100")]}
 
   async def stalled():
@@ -253,8 +253,8 @@ def test_a_stalled_or_abandoned_upload_is_a_4xx_in_bounded_time(monkeypatch):
     return {"type": "http.disconnect"}
   for receive, status in ((stalled, 408), (gone, 400)):
     t = time.perf_counter()
-    with pytest.raises(app.BadRequest) as e:
-      asyncio.run(app._body(Request(scope, receive), 16384))
+    with pytest.raises(http.BadRequest) as e:
+      asyncio.run(http.json_body(Request(scope, receive), 16384))
     assert e.value.status == status and time.perf_counter() - t < 2.0
 
 

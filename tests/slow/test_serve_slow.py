@@ -69,6 +69,25 @@ def test_web_page_in_headless_chromium(live):
     wait.until(lambda d: d.execute_script(
         "const a = document.getElementById('audio'); return a.src && a.readyState >= 1 && a.duration > 0"))
     assert d.find_element("id", "midi").get_attribute("href").startswith("blob:")
+    # repair an uploaded picture with its mask (multipart through the page)
+    from PIL import Image
+    from artjax.image.data import load_images
+    folder = os.path.dirname(str(live[2]))
+    x = load_images("digits").images("test")[5][..., 0]
+    m = np.zeros((8, 8), np.uint8)
+    m[:, 4:] = 255
+    Image.fromarray(x).resize((64, 64), Image.NEAREST).save(os.path.join(folder, "digit.png"))
+    Image.fromarray(m).resize((64, 64), Image.NEAREST).save(os.path.join(folder, "mask.png"))
+    Select(d.find_element("id", "model")).select_by_index(2)     # the inpainting network
+    assert d.find_element("id", "generate").text == "Repair"
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: "choose a picture file first" in d.find_element("id", "error").text)
+    d.find_element("id", "image").send_keys(os.path.join(folder, "digit.png"))
+    d.find_element("id", "mask").send_keys(os.path.join(folder, "mask.png"))
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: d.execute_script(
+        "const i = document.getElementById('picture'); return i.complete && i.naturalWidth === 8"))
+    assert d.find_element("id", "error").text == "" and d.find_element("id", "status").text == "repaired"
   finally:
     d.quit()
 

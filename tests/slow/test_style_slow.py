@@ -122,3 +122,23 @@ def test_style_network_trains_on_the_loop_and_stylizes(files, tmp_path):
   assert "flicker" in r.stdout and "input" in r.stdout
   r = run_cli("stylize", f"--workdir={wd}", f"--video={clip}", f"--out={clip}")
   assert r.returncode != 0 and "never overwritten" in r.stderr
+
+  # served: POST /v1/stylize of an upload equals run.py stylize --workdir at that size
+  from starlette.testclient import TestClient
+  from artjax.serve import app, tools
+  import io
+  tool = tools.load(wd, "gravel", 64)
+  tool.warm_up()
+  sq = str(tmp_path / "sq.png")
+  Image.fromarray(cat[100:164, 100:164]).save(sq)
+  assert run_cli("stylize", f"--workdir={wd}", f"--content={sq}", f"--out={tmp_path / 'sq_out.png'}").returncode == 0
+  with TestClient(app.create_app({}, app.Settings(token="t0k3n-abcdefgh"), {"gravel": tool})) as c:
+    r = c.post("/v1/stylize", files={"image": open(sq, "rb").read()},
+               headers={"Authorization": "Bearer t0k3n-abcdefgh"})
+    assert r.status_code == 200, r.text
+    served = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert np.abs(served.astype(int) - np.asarray(Image.open(tmp_path / "sq_out.png")).astype(int)).max() <= 1
+    r = c.post("/v1/stylize", files={"image": open(p["content"], "rb").read()},      # 113 x 75
+               headers={"Authorization": "Bearer t0k3n-abcdefgh"})
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (64, 42)
+    assert c.post("/v1/generate", json={}, headers={"Authorization": "Bearer t0k3n-abcdefgh"}).status_code == 404

@@ -1,0 +1,186 @@
+"""Reading requests safely: bounded bodies (JSON or multipart uploads), typed fields, uploaded
+images, and the loopback guard of a service without a token. Every problem is a BadRequest
+(a 4xx with a JSON body), never a 500; uploads stay in memory (nothing is written to disk)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+
+MAX_JSON_DEPTH = 32
+BODY_TIMEOUT_S = 10.0
+#: an uploaded picture may have at most this many pixels (checked from its header, before
+#: decoding: a decompression bomb is refused without being expanded)
+MAX_UPLOAD_PIXELS = 4096 * 4096
+
+
+class BadRequest(Exception):
+  def __init__(self, status: int, message: str, headers: dict | None = None):
+    super().__init__(message)
+    self.status, self.message, self.headers = status, message, headers or {}
+
+
+def field(body: dict, name: str, kind, default, lo=None, hi=None):
+  v = body.get(name, default)
+  if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
+    raise BadRequest(422, f"'{name}' must be an integer, got {json.dumps(v)}")
+  if kind is float and (isinstance(v, bool) or not isinstance(v, (int, float))):
+    raise BadRequest(422, f"'{name}' must be a number, got {json.dumps(v)}")
+  if kind is str and not isinstance(v, str):
+    raise BadRequest(422, f"'{name}' must be a string, got {json.dumps(v)}")
+  if lo is not None and not lo <= v <= hi:
+    raise BadRequest(422, f"'{name}' must be in {lo}..{hi}, got {v}")
+  return v
+
+
+def json_depth(data: bytes) -> int:
+  """Deepest nesting of arrays/objects in JSON text (strings and escapes skipped), found
+  without parsing: a guard against recursion in the parser."""
+  depth = best = 0
+  in_str = esc = False
+  for ch in data:
+    if in_str:
+      if esc:
+        esc = False
+      elif ch == 0x5C:        # backslash
+        esc = True
+      elif ch == 0x22:        # quote
+        in_str = False
+    elif ch == 0x22:
+      in_str = True
+    elif ch in (0x5B, 0x7B):  # [ {
+      depth += 1
+      best = max(best, depth)
+    elif ch in (0x5D, 0x7D):
+      depth -= 1
+  return best
+
+
+async def raw_body(request: Request, limit: int) -> bytes:
+  """The body, at most `limit` bytes (413 past it), within BODY_TIMEOUT_S (408)."""
+  declared = request.headers.get("content-length")
+  if declared and declared.isdigit() and int(declared) > limit:
+    raise BadRequest(413, f"body over {limit} bytes")
+  async def read():
+    data = b""
+    async for part in request.stream():
+      data += part
+      if len(data) > limit:
+        raise BadRequest(413, f"body over {limit} bytes")
+    return data
+  try:   # a stalled upload holds nobody else up, nor shutdown, beyond BODY_TIMEOUT_S
+    return await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+  except asyncio.TimeoutError:
+    raise BadRequest(408, f"the body did not arrive within {BODY_TIMEOUT_S} s") from None
+  except ClientDisconnect:
+    raise BadRequest(400, "the client went away before its body arrived") from None
+
+
+async def json_body(request: Request, limit: int):
+  data = await raw_body(request, limit)
+  if json_depth(data) > MAX_JSON_DEPTH:
+    raise BadRequest(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+  try:
+    return json.loads(data or b"null")
+  except (ValueError, UnicodeDecodeError) as e:
+    raise BadRequest(400, f"the body is not valid JSON: {e}") from e
+
+
+async def form_body(request: Request, limit: int, files: tuple, fields: tuple) -> dict:
+  """A multipart/form-data body: {name: bytes} for the file parts in `files` and {name: str}
+  for the text fields in `fields` (anything else is a 422). Held in memory only."""
+  ctype = request.headers.get("content-type", "")
+  if not ctype.lower().startswith("multipart/form-data"):
+    raise BadRequest(415, "send multipart/form-data (a file upload), e.g. curl -F image=@photo.png")
+  data = await raw_body(request, limit)
+
+  async def stream():
+    yield data
+  parser = MultiPartParser(request.headers, stream(), max_files=len(files) + 1, max_fields=len(fields) + 1,
+                           max_part_size=4096)
+  parser.spool_max_size = limit + 1           # never spilled to a temporary file
+  try:
+    form = await parser.parse()
+  except MultiPartException as e:
+    raise BadRequest(400, f"malformed multipart body: {e.message}") from None
+  try:
+    out = {}
+    for name, value in form.multi_items():
+      if name in out or name not in files + fields:
+        raise BadRequest(422, f"unexpected or repeated part {name!r}; parts: {', '.join(files + fields)}")
+      is_file = not isinstance(value, str)
+      if is_file != (name in files):
+        raise BadRequest(422, f"part {name!r} must be {'a file' if name in files else 'a text field'}")
+      out[name] = await value.read() if is_file else value
+    return out
+  finally:
+    await form.close()
+
+
+def decode_image(data: bytes, what: str, max_pixels: int = MAX_UPLOAD_PIXELS) -> np.ndarray:
+  """An uploaded PNG/JPEG -> float32 [H, W, 3] in [0, 1] (alpha composited on white); the
+  pixel count is checked from the header before decoding."""
+  if not data:
+    raise BadRequest(422, f"{what}: the file is empty")
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      im = Image.open(io.BytesIO(data))
+      if im.format not in ("PNG", "JPEG"):
+        raise BadRequest(415, f"{what}: a {im.format} file; send a PNG or JPEG")
+      if im.width * im.height > max_pixels:
+        raise BadRequest(413, f"{what}: {im.width}x{im.height} is more than {max_pixels:,} pixels")
+      im.load()
+  except BadRequest:
+    raise
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    raise BadRequest(413, f"{what}: claims more pixels than allowed") from None
+  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    raise BadRequest(422, f"{what}: not a readable PNG or JPEG ({' '.join(str(e).split())[:120]})") from None
+  rgba = np.asarray(im.convert("RGBA"), np.float32) / 255.0
+  alpha = rgba[..., 3:]
+  return rgba[..., :3] * alpha + (1.0 - alpha)
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def hostname(value: str) -> str:
+  """The host of a Host header ("127.0.0.1:8080", "[::1]:80") or of an Origin URL."""
+  from urllib.parse import urlsplit
+  if "//" in value:
+    return (urlsplit(value).hostname or "").lower()
+  value = value.strip().lower()
+  if value.startswith("["):
+    return value[1:value.find("]")] if "]" in value else value
+  return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class LoopbackGuard:
+  """Without a token the service trusts only this machine: a request must name a loopback
+  Host, and an Origin (a web page's request) must be a loopback page too. Otherwise a page
+  the user visits could drive the service (DNS rebinding, cross-origin POSTs): 403 JSON."""
+
+  def __init__(self, app):
+    self.app = app
+
+  async def __call__(self, scope, receive, send):
+    if scope["type"] == "http":
+      headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+      host, origin = headers.get("host", ""), headers.get("origin")
+      bad = ("Host" if hostname(host) not in LOOPBACK_NAMES else
+             "Origin" if origin is not None and hostname(origin) not in LOOPBACK_NAMES else None)
+      if bad:
+        resp = JSONResponse({"error": f"{bad} {headers.get(bad.lower())!r} refused: without a "
+                             "token this service answers loopback clients only"}, 403)
+        await resp(scope, receive, send)
+        return
+    await self.app(scope, receive, send)
