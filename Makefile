@@ -25,18 +25,19 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" -n 2 --dist loadfile   # two workers: one per core
 
 # Debian tools the slow tests use: chromium + chromium-driver (the web page in a real browser),
-# prometheus (promtool proves the alert rules). Installed with apt-get as root when missing (as
+# prometheus (promtool proves the alert rules), fluidsynth + fluid-soundfont-gm (real instruments). Installed with apt-get as root when missing (as
 # on CI); otherwise those tests skip with a note.
-DEBS := chromium chromium-driver prometheus
+DEBS := chromium chromium-driver prometheus fluidsynth fluid-soundfont-gm
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || \
-	    ! command -v promtool >/dev/null 2>&1; then \
+	    ! command -v promtool >/dev/null 2>&1 || ! command -v fluidsynth >/dev/null 2>&1 || \
+	    [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
-	  else echo "note: $(DEBS) missing and no root apt-get: the browser and alert tests will skip"; fi; fi
+	  else echo "note: $(DEBS) missing and no root apt-get: the browser, alert and instrument tests will skip"; fi; fi
 
 test-slow: $(STAMP) system-deps
-	$(BIN)/python -m pip install -q -e ".[bench]"  # torch: the PyTorch twins (Inception port)
+	$(BIN)/python -m pip install -q -e ".[bench,ray]"  # torch: the PyTorch twins; ray: serve --backend=ray
 	$(BIN)/python -m pytest tests -m slow
 
 bench: $(STAMP)

@@ -5,7 +5,10 @@ when the previous one returns) at several concurrencies for a fixed time each, r
 p50/p95/p99 latency, errors, and the mean rows per compiled call (from /metrics).
 
   python benchmarks/serve_load.py [--workdir=runs/digits] [--seconds=20]
-                                  [--concurrency=1,8,32,64] [--num=8]
+                                  [--concurrency=1,8,32,64] [--num=8] [--backend=ray]
+
+--backend=ray compares the single process with Ray Serve (1 and 1-2 model replicas; rows per
+call are then not reported: the batch metrics live in the model replicas).
 
 The clients are asyncio streams in this process (HTTP/1.1 keep-alive, one connection per
 client); the server is a subprocess. Both share this machine's cores.
@@ -30,6 +33,11 @@ from benchmarks import common
 TOKEN = "load-test-token"
 MODES = {"micro-batching on": ["--max_batch=64", "--max_wait_ms=5"],
          "micro-batching off": ["--max_batch=1", "--max_wait_ms=0"]}
+# --backend=ray: the single process beside Ray Serve (ingress + model replicas), batching on
+RAY_MODES = {"uvicorn, 1 process": MODES["micro-batching on"],
+             "ray, 1 model replica": ["--backend=ray", *MODES["micro-batching on"]],
+             "ray, 1-2 model replicas": ["--backend=ray", "--max_replicas=2", "--target_ongoing=4",
+                                         *MODES["micro-batching on"]]}
 
 
 def free_port() -> int:
@@ -42,7 +50,7 @@ def start(workdir: str, flags, port: int):
   proc = subprocess.Popen([sys.executable, "run.py", "serve", f"--workdir={workdir}",
                            f"--port={port}", f"--token={TOKEN}", *flags], cwd=common.ROOT,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
+  deadline = time.time() + 600
   while time.time() < deadline:
     try:
       with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
@@ -98,23 +106,28 @@ def call_stats(port: int) -> tuple[float, float]:
   return get("artjax_batch_rows_sum"), get("artjax_batch_rows_count")
 
 
+def _rows_per_call(before, after):
+  calls = after[1] - before[1]
+  return (after[0] - before[0]) / calls if calls > 0 else None
+
+
 def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("--workdir", default="runs/digits")
   p.add_argument("--seconds", type=float, default=20)
   p.add_argument("--concurrency", default="1,8,32,64")
   p.add_argument("--num", type=int, default=8)
+  p.add_argument("--backend", default="uvicorn", choices=("uvicorn", "ray"))
   args = p.parse_args(argv)
   rows = []
-  for mode, flags in MODES.items():
+  for mode, flags in (RAY_MODES if args.backend == "ray" else MODES).items():
     port = free_port()
     proc = start(args.workdir, flags, port)
     try:
       for c in (int(x) for x in args.concurrency.split(",")):
-        rows0, calls0 = call_stats(port)
+        before = call_stats(port)
         r = {"mode": mode, **asyncio.run(load(port, c, args.seconds, args.num))}
-        rows1, calls1 = call_stats(port)
-        r["rows_per_call"] = (rows1 - rows0) / max(calls1 - calls0, 1)
+        r["rows_per_call"] = _rows_per_call(before, call_stats(port))
         rows.append(r)
         print(json.dumps(r), flush=True)
     finally:
@@ -126,15 +139,16 @@ def main(argv=None):
   speedup = {c: on[c]["images_per_s"] / off[c]["images_per_s"] for c in on if c in off}
   result = {"machine": common.machine(), "args": vars(args), "rows": rows,
             "images_per_s_speedup_from_batching": speedup}
-  common.save("serve_load", result)
+  common.save("serve_load" if args.backend == "uvicorn" else "serve_load_ray", result)
   print("| mode | clients | requests/s | images/s | p50 ms | p95 ms | p99 ms | errors | rows/call |")
   print("|---|---|---|---|---|---|---|---|---|")
   for r in rows:
     print(f"| {r['mode']} | {r['concurrency']} | {r['requests_per_s']:.0f} | {r['images_per_s']:.0f} | "
           f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | "
-          f"{r['rows_per_call']:.1f} |")
-  print("images/s speed-up from micro-batching: " +
-        ", ".join(f"{c} clients {s:.1f}x" for c, s in speedup.items()))
+          f"{'-' if r['rows_per_call'] is None else format(r['rows_per_call'], '.1f')} |")
+  if speedup:
+    print("images/s speed-up from micro-batching: " +
+          ", ".join(f"{c} clients {s:.1f}x" for c, s in speedup.items()))
 
 
 if __name__ == "__main__":

@@ -34,10 +34,14 @@ def get_config(arg: str = "default"):
   # guidance: classifier-free guidance scale for the mode token (1 = plain conditional);
   # key_guidance: weight of key-profile steering towards (tonic, mode) (0 = off); tonic:
   # pitch class 0-11 (0 = C), -1 = the opening's lowest note, else random per sample;
-  # max_tokens: cap on sampled tokens (0 = 8 per frame).
+  # max_tokens: cap on sampled tokens (0 = 8 per frame). instruments: General MIDI
+  # instruments of soprano..bass (one name: every voice; e.g. violin,viola,cello,contrabass),
+  # rendered by FluidSynth with the GM SoundFont (the built-in synthesiser when absent);
+  # audio: wav | ogg | mp3.
   c.sample = common.ConfigDict({"num_frames": 64, "temperature": 1.0, "top_p": 0.95,
                                 "mode": "alternate", "max_tokens": 0, "guidance": 1.0,
-                                "key_guidance": 0.0, "tonic": -1})
+                                "key_guidance": 0.0, "tonic": -1, "instruments": "choir",
+                                "audio": "wav"})
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
   if name == "uncond":
     c.model.update(conditional=False, cond_dropout=0.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -166,23 +167,21 @@ def _music_run(music: str, mode: str | None):
 
 def soundtrack(task, state, seconds: float, seed: int, path: str) -> float:
   """A chorale sampled from the music run, rendered (artjax.music.render) and cut to exactly
-  `seconds` (looped when the model's sample is shorter); a mono WAV at `path`. Returns its
+  `seconds` (looped when the model's sample is shorter); a WAV at `path` (FluidSynth with the
+  GM SoundFont when installed, sample.instruments). Returns its
   length in seconds."""
-  import wave
   from artjax.music import encoding as enc, render
   need = math.ceil(seconds * BPM / 60.0) + 1                  # frames are beats
   task.config.sample.num_frames = int(min(need, task.config.sample.num_frames))
   s = jax.device_get(jax.jit(lambda st: task.sample(st, seed, 1))(state))
   roll = enc.tokens_to_roll(np.asarray(s["tokens"])[0])
   roll = np.concatenate([roll] * math.ceil(need / max(len(roll), 1)))
-  pcm = render.synthesize(roll, BPM)
+  pcm, how = render.render_audio(roll, task.config.sample.get("instruments", "choir"), BPM)
+  if how == "numpy":
+    print(render.FALLBACK_NOTE, file=sys.stderr)
   n = int(round(seconds * render.SAMPLE_RATE))
-  pcm = np.pad(pcm, (0, max(0, n - len(pcm))))[:n]
-  with wave.open(path, "wb") as w:
-    w.setnchannels(1)
-    w.setsampwidth(2)
-    w.setframerate(render.SAMPLE_RATE)
-    w.writeframes(np.round(pcm * 32767).astype("<i2").tobytes())
+  pcm = np.pad(pcm, ((0, max(0, n - len(pcm))), (0, 0)))[:n]
+  render.write_audio(path, pcm)
   return n / render.SAMPLE_RATE
 
 

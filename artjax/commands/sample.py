@@ -51,7 +51,7 @@ SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: te
 USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
 OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
-           "form", "acrostic", "author", "rhyme", "truncation", "class")
+           "instruments", "audio", "form", "acrostic", "author", "rhyme", "truncation", "class")
 
 
 def define(fv, argv):
@@ -71,6 +71,9 @@ def define(fv, argv):
   flags.DEFINE_string("mode", None, "Music: alternate | major | minor (the requested mode).", **d)
   flags.DEFINE_float("key_guidance", None, "Music: key-profile steering weight towards --mode.", **d)
   flags.DEFINE_integer("tonic", None, "Music: tonic pitch class 0-11 (0 = C) for key steering.", **d)
+  flags.DEFINE_string("instruments", None, "Music: General MIDI instruments of soprano..bass "
+                      "(e.g. choir, or violin,viola,cello,contrabass), rendered by FluidSynth.", **d)
+  flags.DEFINE_string("audio", None, "Music: audio file format wav | ogg | mp3.", **d)
   flags.DEFINE_string("form", None, "Poetry: wujue | qijue | wulu | qilu.", **d)
   flags.DEFINE_string("acrostic", None, "Poetry: each verse's first character (藏头诗).", **d)
   flags.DEFINE_string("author", None, "Poetry: write as this poet (a control token).", **d)

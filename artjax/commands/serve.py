@@ -27,6 +27,17 @@ def define(fv, argv):
   flags.DEFINE_integer("image_size", 256, "Style networks: an upload's longest side is scaled "
                        "to this (one compiled size).", **d)
   flags.DEFINE_float("max_upload_mb", 8.0, "Largest upload (/v1/stylize, /v1/repair) in MiB.", **d)
+  flags.DEFINE_enum("backend", "uvicorn", ["uvicorn", "ray"], "uvicorn: one process; ray: the "
+                    "same app as an autoscaling Ray Serve deployment (pip install 'ray[serve]').", **d)
+  flags.DEFINE_string("address", None, "Ray only: an existing Ray cluster (e.g. auto or "
+                      "ray://HOST:10001); default: start a local Ray and stop it on exit.", **d)
+  flags.DEFINE_integer("min_replicas", 1, "Ray only: fewest replicas.", **d)
+  flags.DEFINE_integer("max_replicas", 1, "Ray only: most replicas (autoscaling between).", **d)
+  flags.DEFINE_float("target_ongoing", 8.0, "Ray only: ongoing requests per replica the "
+                     "autoscaler aims at.", **d)
+  flags.DEFINE_float("replica_cpus", 1.0, "Ray only: CPUs reserved per replica.", **d)
+  flags.DEFINE_float("downscale_delay_s", 30.0, "Ray only: idle time before a replica is "
+                     "removed.", **d)
   flags.DEFINE_integer("max_batch", 64, "Most image rows merged into one call.", **d)
   flags.DEFINE_float("max_wait_ms", 5.0, "How long a call waits for more requests.", **d)
   flags.DEFINE_integer("max_num", 64, "Most images (pieces: at most 8) per request.", **d)
@@ -38,4 +49,8 @@ def run(FLAGS, args, argv):
                      token=FLAGS.token, tokens=FLAGS.tokens, protect_metrics=FLAGS.protect_metrics,
                      max_batch=FLAGS.max_batch, max_wait_ms=FLAGS.max_wait_ms,
                      max_num=FLAGS.max_num, image_size=FLAGS.image_size,
-                     max_upload_mb=FLAGS.max_upload_mb)
+                     max_upload_mb=FLAGS.max_upload_mb, backend=FLAGS.backend,
+                     ray={"address": FLAGS.address, "min_replicas": FLAGS.min_replicas,
+                          "max_replicas": FLAGS.max_replicas, "target_ongoing": FLAGS.target_ongoing,
+                          "replica_cpus": FLAGS.replica_cpus,
+                          "downscale_delay_s": FLAGS.downscale_delay_s})

@@ -120,10 +120,15 @@ def _reload_on_sighup(auth):
     signal.signal(signal.SIGHUP, prev)
 
 
+BACKENDS = ("uvicorn", "ray")
+
+
 def serve(paths, *, host="127.0.0.1", port=8080, token=None, tokens=None, protect_metrics=False,
           max_batch=64, max_wait_ms=5.0, max_num=64, max_music=8, timeout_s=30.0,
-          image_size=256, max_upload_mb=8.0) -> int:
-  """Loads and warms up every model, then serves until SIGTERM / SIGINT (exit 0)."""
+          image_size=256, max_upload_mb=8.0, backend="uvicorn", ray=None) -> int:
+  """Loads and warms up every model, then serves until SIGTERM / SIGINT (exit 0).
+  backend="ray": the same app as a Ray Serve deployment; `ray` holds its options
+  (address, min_replicas, max_replicas, target_ongoing, replica_cpus, downscale_delay_s)."""
   token = token or os.environ.get(TOKEN_ENV) or None
   check(paths, host, port, token, max_batch, max_wait_ms, max_num, tokens)
   if protect_metrics and token is None and tokens is None:
@@ -132,26 +137,49 @@ def serve(paths, *, host="127.0.0.1", port=8080, token=None, tokens=None, protec
     raise ConfigError(f"--image_size must be in 16..2048, got {image_size}")
   if not 0 < max_upload_mb <= 256:
     raise ConfigError(f"--max_upload_mb must be in (0, 256], got {max_upload_mb}")
-  import uvicorn
-  from artjax.serve import app as app_lib, auth as auth_lib
+  if backend not in BACKENDS:
+    raise ConfigError(f"--backend={backend!r}: choose one of {BACKENDS}")
+  from artjax.serve import auth as auth_lib
   auth = auth_lib.Auth(token=token, tokens_file=tokens, metrics_protected=protect_metrics)
+  args = {"paths": [os.path.abspath(p) for p in paths], "token": token,
+          "tokens": tokens and os.path.abspath(tokens), "protect_metrics": protect_metrics,
+          "max_num": max_num, "max_batch": max_batch, "max_music": max_music,
+          "image_size": image_size, "max_wait_ms": max_wait_ms, "timeout_s": timeout_s,
+          "max_upload": int(max_upload_mb * 2**20)}
+  if backend == "ray":
+    from artjax.serve import ray_backend
+    opts = dict(ray or {})
+    ray_backend.check(opts.get("min_replicas", 1), opts.get("max_replicas", 1),
+                      opts.get("target_ongoing", 8.0), opts.get("replica_cpus", 1.0))
+    sock = bind(host, port)               # a busy port is one line, before Ray starts
+    port = sock.getsockname()[1]
+    sock.close()
+    return ray_backend.run(args, host=host, port=port, **opts)
+  return _serve_uvicorn(args, auth, host, port)
+
+
+def _serve_uvicorn(args: dict, auth, host: str, port: int) -> int:
+  import uvicorn
+  from artjax.serve import app as app_lib
   sock = bind(host, port)                 # a busy port is one line, before models load
   port = sock.getsockname()[1]
   print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
-  models, tools = _load(paths, max_num, max_batch, max_music, image_size)
-  settings = app_lib.Settings(token=token, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                              timeout_s=timeout_s, max_upload=int(max_upload_mb * 2**20), auth=auth)
+  models, tools = _load(args["paths"], args["max_num"], args["max_batch"], args["max_music"],
+                        args["image_size"])
+  settings = app_lib.Settings(token=args["token"], max_batch=args["max_batch"],
+                              max_wait_ms=args["max_wait_ms"], timeout_s=args["timeout_s"],
+                              max_upload=args["max_upload"], auth=auth)
   app = app_lib.create_app(models, settings, tools)
   print(f"serving {', '.join([*models, *tools])} on http://{host}:{port}/ (auth: "
         f"{auth.describe()}); Ctrl-C or SIGTERM stops"
-        + ("; SIGHUP reloads the tokens" if tokens else ""), file=sys.stderr, flush=True)
+        + ("; SIGHUP reloads the tokens" if auth.tokens_file else ""), file=sys.stderr, flush=True)
   # Limits against idle or oversized clients: idle keep-alive connections close after 5 s,
   # request headers above 16 KB are refused (h11), connections beyond MAX_CONNECTIONS get
   # 503 instead of exhausting the process's file limit.
   config = uvicorn.Config(app, log_level="warning", access_log=False, http="h11",
                           timeout_keep_alive=KEEP_ALIVE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                           limit_concurrency=MAX_CONNECTIONS,
-                          timeout_graceful_shutdown=max(5, int(timeout_s)))
+                          timeout_graceful_shutdown=max(5, int(args["timeout_s"])))
   with _reload_on_sighup(auth):
     _server_class()(config).run(sockets=[sock])
   print("stopped: in-flight requests finished", file=sys.stderr, flush=True)

@@ -40,8 +40,8 @@ from artjax.music import encoding as enc, render
 from artjax.serve.auth import Auth, Denied
 from artjax.serve.http import (BadRequest, LoopbackGuard, decode_image, field, form_body,
                                json_body)
-from artjax.serve.batcher import Batcher
 from artjax.serve.models import COMPILES, FORMATS
+from artjax.serve.work import LocalWork
 from artjax.engine.writers import image_grid
 
 MAX_SEED = 2**31 - 1
@@ -85,7 +85,7 @@ def _metrics():
 
 
 KNOWN = {"images": {"model", "num", "seed", "labels", "format"},
-         "tokens": {"model", "num", "seed", "mode", "key_guidance", "format"}}
+         "tokens": {"model", "num", "seed", "mode", "key_guidance", "format", "instruments"}}
 
 
 def parse_request(body, models: dict) -> dict:
@@ -117,6 +117,11 @@ def parse_request(body, models: dict) -> dict:
     req["modes"] = (np.arange(req["num"]) % 2 if mode == "alternate" else
                     np.full(req["num"], 0 if mode == "major" else 1))
     req["key_guidance"] = float(field(body, "key_guidance", float, 0.0, 0.0, 10.0))
+    req["instruments"] = field(body, "instruments", str, "choir")
+    try:
+      render.parse_instruments(req["instruments"])
+    except ValueError as e:
+      raise BadRequest(422, str(e)) from None
     if req["format"] in ("midi", "wav") and req["num"] != 1:
       raise BadRequest(422, f"format {req['format']!r} holds one piece: use num=1 or format 'zip'")
   return req
@@ -148,24 +153,25 @@ def encode_images(images, labels, seed: int, fmt: str, columns: int) -> bytes:
   return buf.getvalue()
 
 
-def _piece(tokens, kind: str) -> bytes:
+def _piece(tokens, kind: str, instruments: str = "choir") -> bytes:
+  """MIDI (a track and GM program per voice) or WAV (FluidSynth when installed)."""
   buf = io.BytesIO()
   roll = enc.tokens_to_roll(tokens)
   if kind == "midi":
-    render.write_midi(buf, roll)
+    render.voiced_midi_file(roll, render.parse_instruments(instruments)).save(file=buf)
   else:
-    render.write_wav(buf, roll)
+    render.write_audio(buf, render.render_audio(roll, instruments)[0])
   return buf.getvalue()
 
 
-def encode_music(tokens, fmt: str) -> bytes:
+def encode_music(tokens, fmt: str, instruments: str = "choir") -> bytes:
   if fmt in ("midi", "wav"):
-    return _piece(tokens[0], fmt)
+    return _piece(tokens[0], fmt, instruments)
   buf = io.BytesIO()
   with zipfile.ZipFile(buf, "w") as z:
     for i, row in enumerate(tokens):
-      z.writestr(f"piece_{i:03d}.mid", _piece(row, "midi"))
-      z.writestr(f"piece_{i:03d}.wav", _piece(row, "wav"))
+      z.writestr(f"piece_{i:03d}.mid", _piece(row, "midi", instruments))
+      z.writestr(f"piece_{i:03d}.wav", _piece(row, "wav", instruments))
   return buf.getvalue()
 
 
@@ -188,13 +194,17 @@ def _tool(tools: dict, kind: str, name: str | None):
 
 
 class Service:
-  """The routes of create_app over `models` (generation) and `tools` (stylize / repair)."""
+  """The routes of create_app; the model work is `work`'s (artjax.serve.work: in this process,
+  or on Ray Serve replicas). `models` / `tools` (name -> Info) are known once it started."""
 
-  def __init__(self, models: dict, settings: Settings, tools: dict):
-    self.models, self.settings, self.tools = models, settings, tools
+  def __init__(self, settings: Settings, work):
+    self.settings, self.work = settings, work
+    self.models, self.tools = {}, {}
     self.auth = settings.access()
     self.registry, self.metric = _metrics()
-    self.state = {"ready": False, "batchers": {}, "arriving": 0, "compiles_at_start": 0}
+    self.state = {"ready": False, "arriving": 0}
+    if hasattr(work, "observe") and work.observe is None:   # local work reports its batches
+      work.observe, work.arriving = self.observe, lambda: self.state["arriving"]
 
   def observe(self, name, rows, depth):
     self.metric["batch"].labels(name).observe(rows)
@@ -202,20 +212,13 @@ class Service:
 
   @contextlib.asynccontextmanager
   async def lifespan(self, app):
-    st = self.state
-    for name, m in self.models.items():
-      b = Batcher(m, self.settings.max_batch, self.settings.max_wait_ms, self.observe,
-                  arriving=lambda: st["arriving"])
-      b.start()
-      st["batchers"][name] = b
-    st["compiles_at_start"] = COMPILES["count"]
-    st["ready"] = True
+    self.models, self.tools = await self.work.start()
+    self.state["ready"] = True
     self.metric["ready"].set(1)
     yield
-    st["ready"] = False
+    self.state["ready"] = False
     self.metric["ready"].set(0)
-    for b in st["batchers"].values():
-      await b.stop()
+    await self.work.stop()
 
   async def handle(self, endpoint: str, request: Request, work):
     """Access control, errors as JSON, metrics around `work(request) -> Response`."""
@@ -235,6 +238,9 @@ class Service:
     self.metric["latency"].labels(endpoint).observe(time.perf_counter() - t0)
     return resp
 
+  def _within(self, coro):
+    return asyncio.wait_for(coro, self.settings.timeout_s)
+
   async def generate(self, request: Request):
     st, settings = self.state, self.settings
     st["arriving"] += 1      # read and checked, not yet queued: batches wait for these
@@ -243,21 +249,16 @@ class Service:
     finally:
       st["arriving"] -= 1
     m = req["model"]
-    b = st["batchers"][m.name]
     if m.kind == "images":
-      out = await asyncio.wait_for(b.images(req["seed"], req["labels"]), settings.timeout_s)
+      out = await self._within(self.work.images(m.name, req["seed"], req["labels"]))
       content = encode_images(out, req["labels"], req["seed"], req["format"], m.num_classes or 10)
     else:
-      out = await asyncio.wait_for(b.music(req["seed"], req["modes"], req["key_guidance"]),
-                                   settings.timeout_s)
-      content = await asyncio.get_running_loop().run_in_executor(None, encode_music, out, req["format"])
+      out = await self._within(self.work.music(m.name, req["seed"], req["modes"], req["key_guidance"]))
+      content = await asyncio.get_running_loop().run_in_executor(
+          None, encode_music, out, req["format"], req["instruments"])
     self.metric["images"].labels(m.name).inc(req["num"])
     return Response(content, media_type=MEDIA[req["format"]], headers={
         "X-Artjax-Model": m.name, "X-Artjax-Step": str(m.step), "X-Artjax-Seed": str(req["seed"])})
-
-  async def _run_tool(self, tool, fn, *args):
-    loop = asyncio.get_running_loop()
-    return await asyncio.wait_for(loop.run_in_executor(None, fn, *args), self.settings.timeout_s)
 
   async def stylize(self, request: Request):
     parts = await form_body(request, self.settings.max_upload, ("image",), ("model",))
@@ -265,7 +266,7 @@ class Service:
     if "image" not in parts:
       raise BadRequest(422, "missing the 'image' file part (curl -F image=@photo.png)")
     image = decode_image(parts["image"], "image")
-    out = await self._run_tool(tool, tool.stylize, image)
+    out = await self._within(self.work.stylize(tool.name, image))
     self.metric["images"].labels(tool.name).inc()
     return Response(encode_png(out), media_type="image/png",
                     headers={"X-Artjax-Model": tool.name, "X-Artjax-Step": str(tool.step)})
@@ -281,7 +282,7 @@ class Service:
       raise BadRequest(422, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                             f"{image.shape[1]}x{image.shape[0]}: they must match")
     try:
-      out, missing = await self._run_tool(tool, tool.repair, image, mask.mean(-1))
+      out, missing = await self._within(self.work.repair(tool.name, image, mask.mean(-1)))
     except ValueError as e:
       raise BadRequest(422, str(e)) from None
     self.metric["images"].labels(tool.name).inc()
@@ -290,18 +291,20 @@ class Service:
         "X-Artjax-Missing-Pixels": str(int(missing.sum()))})
 
   async def healthz(self, request: Request):
-    st = self.state
-    body = {"ready": st["ready"], "device": str(jax.devices()[0]),
+    ready = self.state["ready"]
+    stats = await self.work.stats() if ready else {"compiles_since_ready": 0}
+    body = {"ready": ready, "device": str(jax.devices()[0]),
             "models": [m.describe() for m in (*self.models.values(), *self.tools.values())],
-            "compiles_since_ready": COMPILES["count"] - st["compiles_at_start"]}
-    return JSONResponse(body, 200 if st["ready"] else 503)
+            "compiles_since_ready": stats["compiles_since_ready"]}
+    return JSONResponse(body, 200 if ready else 503)
 
   async def metrics(self, request: Request):
     self.metric["compiles"].set(COMPILES["count"])
     if self.state["ready"]:
-      self.metric["compiles_ready"].set(COMPILES["count"] - self.state["compiles_at_start"])
-    for name, b in self.state["batchers"].items():
-      self.metric["queue"].labels(name).set(b.depth())
+      stats = await self.work.stats()
+      self.metric["compiles_ready"].set(stats["compiles_since_ready"])
+      for name, depth in stats["queue"].items():
+        self.metric["queue"].labels(name).set(depth)
     return Response(prom.generate_latest(self.registry), media_type=prom.CONTENT_TYPE_LATEST)
 
   def routes(self) -> list:
@@ -324,11 +327,13 @@ async def http_error(request: Request, exc: HTTPException):
   return JSONResponse({"error": exc.detail}, exc.status_code)
 
 
-def create_app(models: dict, settings: Settings, tools: dict | None = None) -> Starlette:
+def create_app(models: dict, settings: Settings, tools: dict | None = None, work=None) -> Starlette:
   """The ASGI app serving `models` ({name: artjax.serve.models.Model}, warmed up) and `tools`
-  ({name: artjax.serve.tools.Tool}, warmed up)."""
-  service = Service(models, settings, tools or {})
-  open_access = service.auth.open
+  ({name: artjax.serve.tools.Tool}, warmed up) in this process, or, given `work` (an object
+  with artjax.serve.work.LocalWork's methods), whatever that serves."""
+  if work is None:
+    work = LocalWork(models, tools or {}, settings.max_batch, settings.max_wait_ms)
+  service = Service(settings, work)
   return Starlette(routes=service.routes(), lifespan=service.lifespan,
-                   middleware=[Middleware(LoopbackGuard)] if open_access else [],
+                   middleware=[Middleware(LoopbackGuard)] if service.auth.open else [],
                    exception_handlers={HTTPException: http_error})

@@ -10,7 +10,8 @@ A token file (`run.py serve --tokens=FILE`) is JSON; it holds token hashes, neve
 `printf %s "$TOKEN" | sha256sum` gives the hash. Scopes name endpoints (SCOPES); `admin`
 grants every scope. `rate_per_s` / `burst` (optional) are a token bucket per name: past it a
 request is 429 with `Retry-After`. The file is re-read on SIGHUP without a restart; a bad file
-then keeps the tokens in force and says why on stderr. The single `--token` is a client named
+then keeps the tokens in force and says why on stderr (Ray Serve replicas, which no signal
+reaches, re-read the file when it changes). The single `--token` is a client named
 "token" with every scope and no rate limit.
 """
 
@@ -23,6 +24,7 @@ import json
 import math
 import os
 import re
+import sys
 import threading
 import time
 
@@ -128,10 +130,13 @@ class Auth:
   Prometheus scraping the host."""
 
   def __init__(self, token: str | None = None, tokens_file: str | None = None,
-               metrics_protected: bool = False, clock=time.monotonic):
+               metrics_protected: bool = False, clock=time.monotonic, watch: bool = False):
     self.token, self.tokens_file, self.clock = token, tokens_file, clock
     self.metrics_protected = metrics_protected
     self.clients = read_token_file(tokens_file) if tokens_file else {}
+    # watch: re-read the file when it changes (checked at most once a second): how replicas
+    # that no signal reaches (Ray Serve) follow an edited token file
+    self.watch, self._seen, self._checked = watch and bool(tokens_file), self._mtime(), 0.0
     self.buckets: dict[str, Bucket] = {}
     self.lock = threading.Lock()
 
@@ -161,6 +166,22 @@ class Auth:
                       if any(c.name == n for c in clients.values())}
     return f"reloaded {len(clients)} token(s) from {self.tokens_file}"
 
+  def _mtime(self):
+    try:
+      return os.stat(self.tokens_file).st_mtime_ns if self.tokens_file else None
+    except OSError:
+      return None
+
+  def _follow(self) -> None:
+    now = time.monotonic()
+    if now - self._checked < 1.0:
+      return
+    self._checked = now
+    seen = self._mtime()
+    if seen != self._seen:
+      self._seen = seen
+      print(self.reload(), file=sys.stderr, flush=True)
+
   def _client(self, headers) -> Client | None:
     header = headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
@@ -175,6 +196,8 @@ class Auth:
     """The client's name if the request may use `scope`; Denied (401/403/429) otherwise."""
     if self.open or (scope == "metrics" and not self.metrics_protected):
       return ANONYMOUS
+    if self.watch:
+      self._follow()
     client = self._client(headers)
     if client is None:
       raise Denied(403, "wrong token")

@@ -454,8 +454,7 @@ class GANTask(Task):
       os.makedirs(folder, exist_ok=True)
       for i, im in enumerate(np.asarray(samples["images"])):
         roll = (im[..., 0] >= 128).astype(np.uint8)
-        render.write_midi(os.path.join(folder, f"sample_{i:03d}.mid"), roll)
-        render.write_wav(os.path.join(folder, f"sample_{i:03d}.wav"), roll)
+        render.save_piece(os.path.join(folder, f"sample_{i:03d}"), roll)
     if grid:
       save_png(grid, image_grid(np.asarray(samples["images"]), ncol=self.grid_columns(),
                                 scale=max(1, 64 // self.image_shape[0])))

@@ -17,6 +17,7 @@ vectors per layer); the base weights of lora/prefix runs stay frozen (no optimiz
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +40,8 @@ SAMPLE_MODES = ("alternate", "major", "minor")
 class MusicLMTask(TransformerLM):
   eval_key = "val_nll_per_frame"
   sample_kind = "tokens"
-  sample_options = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic")
+  sample_options = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
+                    "instruments", "audio")
 
   def validate(self):
     c = self.config
@@ -69,6 +71,13 @@ class MusicLMTask(TransformerLM):
 
   @staticmethod
   def _validate_sample(sm, m):
+    from artjax.music import render
+    try:
+      render.parse_instruments(sm.get("instruments", "choir"))
+    except ValueError as e:
+      raise ConfigError(f"sample.instruments: {e}") from None
+    if sm.get("audio", "wav") not in render.AUDIO_FORMATS:
+      raise ConfigError(f"sample.audio={sm.get('audio')!r}: choose one of {render.AUDIO_FORMATS}")
     if sm.guidance != 1.0 and not (m.conditional and m.cond_dropout > 0):
       raise ConfigError("sample.guidance != 1 needs a conditional model trained with "
                         "model.cond_dropout > 0 (it uses the model's unconditional mode)")
@@ -318,9 +327,12 @@ class MusicLMTask(TransformerLM):
     os.makedirs(out, exist_ok=True)
     tokens = np.asarray(samples["tokens"])
     np.savez(os.path.join(out, "samples.npz"), tokens=tokens, modes=np.asarray(samples["modes"]))
+    sm = self.config.sample
+    how = None
     for i, row in enumerate(tokens):
       roll = enc.tokens_to_roll(row)
       base = os.path.join(out, f"sample_{i:03d}")
-      render.write_midi(base + ".mid", roll)
-      render.write_wav(base + ".wav", roll)
+      how = render.save_piece(base, roll, sm.get("instruments", "choir"), sm.get("audio", "wav"))
       save_png(base + ".png", render.roll_image(roll))
+    if how == "numpy":
+      print(render.FALLBACK_NOTE, file=sys.stderr)

@@ -404,3 +404,47 @@ def test_bf16_attention_products_compile_as_bf16():
   assert len(batched) >= 3 * c.model.num_layers * 2, len(batched)   # QK^T, PV: fwd + 2 bwd
   types = _dot_types(hlo)
   assert types and all(t == ("bf16", "bf16", "f32") for t in types), types
+
+
+def _chorale_roll(chorales, frames=24):
+  return np.asarray(chorales.rolls("test")[0][:frames])
+
+
+def test_voices_split_satb_and_the_voiced_midi_reads_back_the_same_roll(chorales, tmp_path):
+  import mido
+  roll = _chorale_roll(chorales)
+  voices = render.voices_of(roll)
+  assert sum(len(v) for v in voices) == len(render.notes_of(roll)) and all(voices)
+  mean = [np.mean([p for p, _, _ in v]) for v in voices]
+  assert mean == sorted(mean, reverse=True)                  # soprano above alto above ... bass
+  programs = render.parse_instruments("violin,viola,cello,contrabass")
+  assert programs == (40, 41, 42, 43) and render.parse_instruments("choir") == (52,) * 4
+  path = str(tmp_path / "v.mid")
+  render.voiced_midi_file(roll, programs).save(path)
+  assert np.array_equal(render.read_midi(path), (roll > 0).astype(np.uint8))
+  mid = mido.MidiFile(path)
+  got = [[m.program for m in t if m.type == "program_change"] for t in mid.tracks]
+  assert got == [[40], [41], [42], [43]]
+  for bad, words in (("kazoo", "unknown instrument 'kazoo'"), ("", "1 to 4 names"),
+                     ("choir,choir,choir,choir,choir", "1 to 4 names")):
+    with pytest.raises(ValueError, match=words):
+      render.parse_instruments(bad)
+
+
+def test_audio_is_loudness_normalised_in_every_format_and_falls_back_with_a_note(chorales, tmp_path, monkeypatch):
+  import subprocess
+  import imageio_ffmpeg
+  monkeypatch.setattr(render, "fluidsynth_available", lambda: False)
+  roll = _chorale_roll(chorales, 8)
+  pcm, how = render.render_audio(roll, "organ", bpm=120)
+  assert how == "numpy" and pcm.ndim == 2
+  rms_db = 20 * np.log10(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
+  assert abs(rms_db - render.TARGET_RMS_DBFS) < 0.1 and np.abs(pcm).max() <= 10 ** (-1 / 20) + 1e-6
+  for ext in render.AUDIO_FORMATS:
+    path = str(tmp_path / f"a.{ext}")
+    render.write_audio(path, pcm)
+    r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", path, "-f", "null", "-"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "Duration: 00:00:0" in r.stderr, r.stderr[-500:]
+  with pytest.raises(ValueError, match="audio files are"):
+    render.write_audio(str(tmp_path / "a.flac"), pcm)

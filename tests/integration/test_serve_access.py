@@ -245,3 +245,13 @@ def test_alert_rules_and_dashboard_name_only_exported_metrics():
     known |= {fam.name, f"{fam.name}_total", f"{fam.name}_bucket", f"{fam.name}_sum", f"{fam.name}_count"}
   assert used and used <= known, sorted(used - known)
   assert {"artjax_ready", "artjax_compiles_since_ready", "artjax_client_requests_total"} <= used
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--backend=ray", "--min_replicas=3", "--max_replicas=2"], "need 1 <= --min_replicas (3) <= --max_replicas (2)"),
+    (["--backend=ray", "--target_ongoing=0"], "--target_ongoing must be > 0"),
+    (["--backend=grpc"], "--backend"),
+])
+def test_bad_ray_options_are_one_line_before_ray_starts(trained_workdir, args, words):
+  r = run_cli("serve", f"--workdir={trained_workdir}", "--port=0", *args)
+  assert r.returncode != 0 and words in r.stderr, r.stderr

@@ -102,7 +102,7 @@ def test_busy_port_is_one_line_before_loading_and_port_0_is_reported():
 def test_server_limits_are_configured():
   import inspect
   from artjax import serve
-  src = inspect.getsource(serve.serve)
+  src = inspect.getsource(serve._serve_uvicorn)
   assert serve.MAX_HEADER_BYTES <= 64 * 1024 and serve.KEEP_ALIVE_S <= 10 and serve.MAX_CONNECTIONS <= 1024
   for name in ("timeout_keep_alive", "h11_max_incomplete_event_size", "limit_concurrency", 'http="h11"'):
     assert name in src

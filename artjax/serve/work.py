@@ -1,0 +1,88 @@
+"""Where a request's model work runs, behind one interface the HTTP app awaits.
+
+LocalWork: in this process (a micro-batcher per generator, style / inpainting tools one call at
+a time on a worker thread). The Ray backend's model replicas each hold a LocalWork, and the
+HTTP ingress holds a `RemoteWork` (artjax.serve.ray_backend) with the same methods.
+
+`start()` returns the served models and tools as `Info`s: what the app validates requests
+against (kind, limits, classes) without holding the models themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from artjax.serve.batcher import Batcher
+from artjax.serve.models import COMPILES
+
+
+@dataclasses.dataclass(frozen=True)
+class Info:
+  """What the HTTP layer knows of a served model: its `describe()` dict and the fields that
+  requests are checked against."""
+  name: str
+  kind: str              # "images" | "tokens" | "stylize" | "repair"
+  step: int
+  max_num: int
+  num_classes: int
+  description: dict
+
+  def describe(self) -> dict:
+    return dict(self.description)
+
+  @staticmethod
+  def of(description: dict) -> "Info":
+    d = description
+    kind = "tokens" if d["kind"] == "music" else d["kind"]
+    return Info(d["name"], kind, int(d["step"]), int(d.get("max_num", 1)),
+                int(d.get("num_classes", 0)), dict(d))
+
+
+def describe_all(models: dict, tools: dict) -> tuple[list, list]:
+  return [m.describe() for m in models.values()], [t.describe() for t in tools.values()]
+
+
+class LocalWork:
+  """Runs requests in this process (see the module docstring)."""
+
+  def __init__(self, models: dict, tools: dict, max_batch: int, max_wait_ms: float,
+               observe=None, arriving=None):
+    self.models, self.tools = models, tools
+    self.max_batch, self.max_wait_ms = max_batch, max_wait_ms
+    self.observe, self.arriving = observe, arriving
+    self.batchers: dict[str, Batcher] = {}
+    self.compiles_at_start = COMPILES["count"]
+
+  async def start(self) -> tuple[dict, dict]:
+    for name, m in self.models.items():
+      b = Batcher(m, self.max_batch, self.max_wait_ms, self.observe, arriving=self.arriving)
+      b.start()
+      self.batchers[name] = b
+    self.compiles_at_start = COMPILES["count"]
+    models, tools = describe_all(self.models, self.tools)
+    return ({d["name"]: Info.of(d) for d in models}, {d["name"]: Info.of(d) for d in tools})
+
+  async def stop(self) -> None:
+    for b in self.batchers.values():
+      await b.stop()
+
+  async def images(self, name: str, seed: int, labels):
+    return await self.batchers[name].images(seed, labels)
+
+  async def music(self, name: str, seed: int, modes, key_guidance: float):
+    return await self.batchers[name].music(seed, modes, key_guidance)
+
+  async def _thread(self, fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+  async def stylize(self, name: str, image):
+    return await self._thread(self.tools[name].stylize, image)
+
+  async def repair(self, name: str, image, mask):
+    """(repaired uint8, missing) or ValueError(reason) for a mask with nothing to do."""
+    return await self._thread(self.tools[name].repair, image, mask)
+
+  async def stats(self) -> dict:
+    return {"compiles_since_ready": COMPILES["count"] - self.compiles_at_start,
+            "queue": {n: b.depth() for n, b in self.batchers.items()}}

@@ -1,0 +1,110 @@
+"""`run.py serve --backend=ray`: the same app on Ray Serve. Scale-out from 1 to 2 model
+replicas under load and back when idle, kill -9 of a model replica under load (every request
+answered: retried on the other replica, or a 503 JSON; nothing hangs; the replica replaced),
+results equal to the single process's, and SIGTERM drains and exits 0."""
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from helpers import ROOT
+from test_serve import AUTH, TOKEN, _free_port, _get, _npz
+
+MODEL_REPLICA = "ServeReplica:artjax:models"
+
+
+def _replicas(ready_only=True):
+  out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+  rows = [l.split(None, 1) for l in out.splitlines() if MODEL_REPLICA in l]
+  return [int(p) for p, a in rows if not ready_only or "initialize" not in a]
+
+
+def _until(cond, timeout, what):
+  t = time.time()
+  while not cond():
+    assert time.time() - t < timeout, f"timed out waiting for {what}"
+    time.sleep(0.5)
+
+
+class Load:
+  """Closed-loop clients sending image requests until stopped; every answer is kept."""
+
+  def __init__(self, url, clients=12):
+    self.url, self.stop, self.answers = url, False, []
+    self.pool = concurrent.futures.ThreadPoolExecutor(clients)
+    self.futures = [self.pool.submit(self._client, i) for i in range(clients)]
+
+  def _client(self, i):
+    seed = i
+    while not self.stop:
+      status, body, headers = _get(self.url + "/v1/generate", {"num": 16, "seed": seed % 4, "format": "npz"},
+                                   AUTH, timeout=60)
+      self.answers.append((status, body if status != 200 else b"", headers.get("content-type", "")))
+      seed += 1
+
+  def finish(self):
+    self.stop = True
+    for f in self.futures:
+      f.result(timeout=120)        # nothing hangs
+    self.pool.shutdown()
+    return self.answers
+
+
+@pytest.mark.slow
+def test_ray_backend_scales_survives_kill_9_and_drains(trained_workdir, repair_workdir, tmp_path):
+  pytest.importorskip("ray.serve")
+  from artjax.serve import models
+  port = _free_port()
+  log = open(tmp_path / "ray.log", "w")
+  proc = subprocess.Popen([sys.executable, "run.py", "serve", "--backend=ray", f"--workdir={trained_workdir}",
+                           f"--workdir={repair_workdir}", f"--port={port}", "--max_replicas=2",
+                           "--target_ongoing=2", "--downscale_delay_s=8", "--max_num=16", "--max_batch=16"],
+                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ARTJAX_TOKEN": TOKEN})
+  url = f"http://127.0.0.1:{port}"
+  try:
+    def ready():
+      assert proc.poll() is None, (tmp_path / "ray.log").read_text()[-3000:]
+      try:
+        return _get(url + "/healthz", timeout=5)[0] == 200
+      except OSError:
+        return False
+    _until(ready, 300, "the Ray deployment")
+    assert len(_replicas()) == 1
+    # the same app: auth, validation and results as the single process
+    assert _get(url + "/v1/generate", {"num": 1})[0] == 401
+    assert _get(url + "/v1/generate", {"num": 99}, AUTH)[0] == 422
+    status, body, _ = _get(url + "/v1/generate", {"num": 6, "seed": 3, "format": "npz"}, AUTH)
+    m = models.load(trained_workdir, "x", max_num=16, max_batch=16, max_music=1)
+    assert status == 200 and np.array_equal(_npz(body)["images"],
+                                            m.run_images(np.full(6, 3), np.arange(6), np.arange(6) % 10))
+
+    load = Load(url)
+    _until(lambda: len(_replicas()) == 2, 180, "a second model replica under load")
+    time.sleep(3)
+    victim = _replicas()[0]
+    os.kill(victim, 9)                                     # kill -9 under load
+    _until(lambda: len(_replicas()) >= 1 and victim not in _replicas(), 30, "the killed replica gone")
+    time.sleep(5)
+    answers = load.finish()
+    codes = sorted({s for s, _, _ in answers})
+    assert answers and set(codes) <= {200, 503}, codes
+    bad = [(s, b, c) for s, b, c in answers if s != 200]
+    assert all(c == "application/json" and b"error" in b for _, b, c in bad), bad[:3]
+    assert len(bad) <= 0.05 * len(answers), (len(bad), len(answers))
+    _until(lambda: len(_replicas()) >= 1, 120, "a replacement replica")
+    _until(lambda: len(_replicas(ready_only=False)) == 1, 120, "scale-down to one replica when idle")
+    assert _get(url + "/v1/generate", {"num": 2, "format": "npz"}, AUTH)[0] == 200
+
+    proc.send_signal(15)
+    assert proc.wait(timeout=120) == 0
+    text = (tmp_path / "ray.log").read_text()
+    assert "stopped: in-flight requests finished" in text and TOKEN not in text
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+    log.close()
