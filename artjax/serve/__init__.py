@@ -87,26 +87,6 @@ def bind(host: str, port: int):
   return sock
 
 
-def _load(paths, max_num, max_batch, max_music, image_size):
-  """({name: generator Model}, {name: Tool}), each warmed up (compiled) before serving."""
-  from artjax.engine import workdir as runs
-  from artjax import deploy
-  from artjax.serve import models as models_lib, tools as tools_lib
-  models, tools = {}, {}
-  for name, path in zip(models_lib.names(paths), paths):
-    is_export = os.path.exists(os.path.join(path, deploy.MANIFEST))
-    if not is_export and tools_lib.is_tool(runs.load_config(path)):
-      m = tools[name] = tools_lib.load(path, name, image_size)
-      what = f"{m.kind} {m.shape[0]}x{m.shape[1]}"
-    else:
-      m = models[name] = models_lib.load(path, name, max_num, max_batch, max_music)
-      what = f"batch sizes {list(m.buckets)}"
-    print(f"loading {name}: {m.manifest['model']}, step {m.step}; compiling {what}",
-          file=sys.stderr, flush=True)
-    m.warm_up()
-  return models, tools
-
-
 @contextlib.contextmanager
 def _reload_on_sighup(auth):
   """SIGHUP re-reads the token file (a bad file keeps the tokens in force)."""
@@ -164,7 +144,8 @@ def _serve_uvicorn(args: dict, auth, host: str, port: int) -> int:
   sock = bind(host, port)                 # a busy port is one line, before models load
   port = sock.getsockname()[1]
   print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
-  models, tools = _load(args["paths"], args["max_num"], args["max_batch"], args["max_music"],
+  from artjax.serve.loading import load_all
+  models, tools = load_all(args["paths"], args["max_num"], args["max_batch"], args["max_music"],
                         args["image_size"])
   settings = app_lib.Settings(token=args["token"], max_batch=args["max_batch"],
                               max_wait_ms=args["max_wait_ms"], timeout_s=args["timeout_s"],

@@ -55,9 +55,9 @@ class ModelReplica:
   LocalWork (its own micro-batcher), called by the ingress through a DeploymentHandle."""
 
   def __init__(self, args: dict):
-    from artjax import serve as serve_lib
+    from artjax.serve.loading import load_all
     from artjax.serve.work import LocalWork
-    models, tools = serve_lib._load(args["paths"], args["max_num"], args["max_batch"],
+    models, tools = load_all(args["paths"], args["max_num"], args["max_batch"],
                                     args["max_music"], args["image_size"])
     self.work = LocalWork(models, tools, args["max_batch"], args["max_wait_ms"])
     self.infos = None
