@@ -31,8 +31,12 @@ def get_config(arg: str = "default"):
   # decoding follows; unconstrained also: other); acrostic: each verse's first character;
   # author: a poet's control token ("" = any); rhyme: the even verses end on level-tone
   # characters of one rhyme group, drawn per poem (constrained decoding only).
+  # strict: every poem passes the 平水韻 rhyme and tone tests (artjax.poetry.strict), of a
+  # template (平起 | 仄起 | 平起首句入韻 ... ; "" = drawn per poem) and a rhyme group (e.g.
+  # 上平聲一東; "" = drawn per poem).
   c.sample = common.ConfigDict({"form": "wujue", "constrained": True, "temperature": 1.0,
-                                "top_p": 0.9, "acrostic": "", "author": "", "rhyme": False})
+                                "top_p": 0.9, "acrostic": "", "author": "", "rhyme": False,
+                                "strict": False, "template": "", "rhyme_group": ""})
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
   if name != "default":
     c.finetune.method = name.split("_")[0]

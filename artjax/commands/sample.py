@@ -51,7 +51,8 @@ SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: te
 USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
 OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
-           "instruments", "audio", "form", "acrostic", "author", "rhyme", "truncation", "class")
+           "instruments", "audio", "form", "acrostic", "author", "rhyme", "strict", "template", "rhyme_group",
+           "truncation", "class")
 
 
 def define(fv, argv):
@@ -78,6 +79,12 @@ def define(fv, argv):
   flags.DEFINE_string("acrostic", None, "Poetry: each verse's first character (藏头诗).", **d)
   flags.DEFINE_string("author", None, "Poetry: write as this poet (a control token).", **d)
   flags.DEFINE_bool("rhyme", None, "Poetry: even verses rhyme (one group per poem).", **d)
+  flags.DEFINE_bool("strict", None, "Poetry: every poem passes the 平水韻 rhyme and tone tests "
+                    "(per-position tone masks, one rhyme group, no repeated characters).", **d)
+  flags.DEFINE_string("template", None, "Poetry, --strict: 平起 | 仄起 | 平起首句入韻 | "
+                      "平起首句不入韻 | 仄起首句入韻 | 仄起首句不入韻 (default: drawn per poem).", **d)
+  flags.DEFINE_string("rhyme_group", None, "Poetry, --strict: a 平聲 group of the 平水韻, e.g. "
+                      "上平聲一東 (default: drawn per poem).", **d)
   flags.DEFINE_float("truncation", None, "StyleGAN: truncation psi (1 = none, 0 = the mean "
                      "image; 0.7 trades variety for fidelity).", **d)
   flags.DEFINE_string("class", None, "Conditional image GANs: every sample of this class (a "

@@ -48,9 +48,11 @@ def _both(prompt, uncond_prompt):
 def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
                   max_frames=1 << 30, prefix=None, cache_dtype=jnp.float32,
                   guidance=None, uncond_prompt=None, logit_bias=None, allowed=None,
-                  eof=-1, pad=0):
+                  eof=-1, pad=0, constraint=None):
   """prompt int32 [B, P] -> sampled tokens [B, steps] with the model's KV cache, one jitted
   scan. `allowed(last [B], t)` -> bool [B, V]: the tokens allowed at step t (None = all);
+  `constraint`: a stateful grammar instead (init(B) -> state, mask(state, t) -> bool [B, V],
+  update(state, tokens [B], t) -> state; its state rides in the scan's carry);
   `guidance` with `uncond_prompt`: classifier-free guidance; after `max_frames` `eof`
   tokens a row writes `pad`."""
   b, p = prompt.shape
@@ -61,15 +63,20 @@ def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
   logits, cache = model.decode(full, cache, 0, prefix)
 
   def body(carry, k):
-    cache, logits, last, frames, t = carry
+    cache, logits, last, frames, t, cstate = carry
     mask = None if allowed is None else allowed(last, t)
+    if constraint is not None:
+      mask = constraint.mask(cstate, t)
     tok, frames = _advance(pick(_guided(logits, b, g) + bias, k, temperature, top_p, mask),
                            frames, max_frames, eof, pad)
+    if constraint is not None:
+      cstate = constraint.update(cstate, tok, t)
     logits, cache = model.decode(_both(tok[:, None], None if g is None else tok[:, None]),
                                  cache, p + t, prefix)
-    return (cache, logits[:, 0], tok, frames, t + 1), tok
+    return (cache, logits[:, 0], tok, frames, t + 1, cstate), tok
 
-  carry = (cache, logits[:, -1], prompt[:, -1], jnp.zeros(b, jnp.int32), jnp.int32(0))
+  cstate = None if constraint is None else constraint.init(b)
+  carry = (cache, logits[:, -1], prompt[:, -1], jnp.zeros(b, jnp.int32), jnp.int32(0), cstate)
   _, toks = jax.lax.scan(body, carry, jax.random.split(key, steps))
   return toks.T
 

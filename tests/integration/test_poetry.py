@@ -1,6 +1,7 @@
 """Poetry: the builder (on JSON files made here), the constrained decoder (every sample
 obeys its form), the rhyme and tone measures on known poems, and the bad inputs."""
 
+import collections
 import json
 import os
 
@@ -132,6 +133,15 @@ def test_constrained_decoding_obeys_the_form(poetry_run, tmp_path, form, extra):
     (["--author=莎士比亞"], "is not one of the model's"),
     (["--form=wujue", "--acrostic=山水風月", "--prime=水"], "breaks --acrostic '山水風月': verse 1 must begin with '山'"),
     (["--form=wujue", "--acrostic=山水風月", "--prime=山水風月日，月"], "verse 2 must begin with '水'"),
+    (["--form=wujue", "--acrostic=山a風月"], "must be a Han character"),
+    (["--form=wujue", "--strict", "--template=中起"], "unknown template '中起'"),
+    (["--form=wujue", "--strict", "--rhyme_group=上平聲九十東"], "unknown rhyme group"),
+    (["--form=wujue", "--template=平起"], "apply to --strict decoding"),
+    (["--form=wujue", "--strict", "--template=平起", "--prime=國破山河在"],
+     "no 平起 template of a wujue fits --prime '國破山河在'"),
+    (["--form=wujue", "--strict", "--prime=國國國國國"], "no regulated template"),
+    (["--form=wujue", "--strict", "--rhyme_group=下平聲十五咸"], "characters in the model's vocabulary"),
+    (["--num=0"], "--num must be in 1.."),
 ])
 def test_bad_sample_requests(poetry_run, tmp_path, args, words):
   r = run_cli("sample", f"--workdir={poetry_run}", "--num=2", f"--out={tmp_path / 'p.txt'}", *args)
@@ -160,12 +170,9 @@ def test_rhyme_constraint_makes_even_verses_rhyme(poetry_run, tmp_path):
   out = tmp_path / "r.txt"
   r = run_cli("sample", f"--workdir={poetry_run}", "--num=8", "--form=wujue", "--rhyme", f"--out={out}")
   assert r.returncode == 0, r.stderr
-  poems = out.read_text(encoding="utf-8").strip().split("\n\n")
-  for p in poems:
-    lines = p.split("\n")
-    ends = [lines[1][-2], lines[3][-2]]
-    keys = {metrics.rhyme_key(f) for f in metrics._pinyin("".join(ends), metrics.Style.FINALS)}
-    assert len(keys) == 1 and metrics.tone_classes("".join(ends)) == ["p", "p"], p
+  from artjax.poetry import pingshui
+  for p in _poems(out):          # the even verses end in one 平聲 group of the 平水韻
+    assert pingshui.check(p, "wujue")["rhyme"], p
 
 
 def test_tone_rules_on_known_regulated_poems():
@@ -185,3 +192,54 @@ def test_eval_reports_the_pingshui_measure_beside_held_out_poems(poetry_run):
       assert set(f["pingshui"][who]) == {"n", "rhyme", "tones", "regulated", "unknown_chars"}
     assert f["pingshui"]["samples"]["n"] == 4       # constrained decoding: every sample has the form
   assert "平水韻" in r.stdout
+
+
+def _poems(path):
+  return ["".join(p.split("\n")) for p in path.read_text(encoding="utf-8").strip().split("\n\n")]
+
+
+@pytest.mark.parametrize("form, extra", [
+    ("wujue", []), ("qijue", ["--template=仄起"]), ("wulu", ["--rhyme_group=下平聲七陽"]),
+    ("qilu", []), ("wujue", ["--acrostic=山水風月"]), ("wulu", ["--prime=國破山河在，城"]),
+    ("wujue", ["--template=平起首句入韻", "--temperature=0"])])
+def test_strict_decoding_passes_the_pingshui_checker(poetry_run, tmp_path, form, extra):
+  """An untrained model knows no rule: every poem still rhymes in one 平聲 group, keeps a
+  template's tones, and repeats no rhyme character."""
+  from artjax.poetry import pingshui
+  out = tmp_path / "poems.txt"
+  r = run_cli("sample", f"--workdir={poetry_run}", "--num=16", f"--form={form}", "--strict",
+              f"--out={out}", *extra)
+  assert r.returncode == 0, r.stderr
+  poems = _poems(out)
+  assert len(poems) == 16
+  checks = [pingshui.check(p, form) for p in poems]
+  assert all(c is not None and c["rhyme"] and c["tones"] and c["unknown"] == 0 for c in checks), \
+      [(p, c) for p, c in zip(poems, checks) if not (c and c["rhyme"] and c["tones"])][:2]
+  verses_n, n = text.SHAPES[form]
+  for p in poems:
+    ends = [v[-1] for v in pingshui.verses(p)[1::2]]
+    assert len(set(ends)) == len(ends)                            # no 重韻
+  opts = dict(a.lstrip("-").split("=", 1) for a in extra)
+  if "template" in opts:
+    assert all(any(t.startswith(opts["template"]) for t in c["templates"]) for c in checks)
+  if "rhyme_group" in opts:
+    assert all(opts["rhyme_group"] in pingshui.dictionary()[1][pingshui.verses(p)[1][-1]]
+               for p in poems)
+  if "acrostic" in opts:
+    assert all("".join(v[0] for v in pingshui.verses(p)) == opts["acrostic"] for p in poems)
+  if "prime" in opts:
+    assert all(p.startswith(opts["prime"]) for p in poems)
+  if form == "wujue" and not extra:         # the templates and groups are drawn per poem
+    assert len({c["group"] for c in checks}) > 1
+
+
+def test_strict_draws_a_template_per_poem_and_avoids_repeats(poetry_run, tmp_path):
+  out = tmp_path / "poems.txt"
+  r = run_cli("sample", f"--workdir={poetry_run}", "--num=24", "--form=wulu", "--strict", f"--out={out}")
+  assert r.returncode == 0, r.stderr
+  from artjax.poetry import pingshui
+  poems = _poems(out)
+  assert len({pingshui.check(p, "wulu")["template"] for p in poems}) >= 2
+  repeats = [sum(n - 1 for n in collections.Counter(pingshui.verses(p) and "".join(pingshui.verses(p))).values())
+             for p in poems]
+  assert np.mean(repeats) < 2, repeats          # repeats only where no fresh character fits
