@@ -25,16 +25,17 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" -n 2 --dist loadfile   # two workers: one per core
 
 # Debian tools the slow tests use: chromium + chromium-driver (the web page in a real browser),
-# prometheus (promtool proves the alert rules), fluidsynth + fluid-soundfont-gm (real instruments). Installed with apt-get as root when missing (as
-# on CI); otherwise those tests skip with a note.
-DEBS := chromium chromium-driver prometheus fluidsynth fluid-soundfont-gm
+# prometheus (promtool proves the alert rules), fluidsynth + fluid-soundfont-gm (real instruments),
+# fonts-arphic-ukai (the brush font of poem sheets). Installed with apt-get as root when missing
+# (as on CI); otherwise those tests skip with a note.
+DEBS := chromium chromium-driver prometheus fluidsynth fluid-soundfont-gm fonts-arphic-ukai
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || \
 	    ! command -v promtool >/dev/null 2>&1 || ! command -v fluidsynth >/dev/null 2>&1 || \
-	    [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then \
+	    [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || [ ! -f /usr/share/fonts/truetype/arphic/ukai.ttc ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
-	  else echo "note: $(DEBS) missing and no root apt-get: the browser, alert and instrument tests will skip"; fi; fi
+	  else echo "note: $(DEBS) missing and no root apt-get: the browser, alert, instrument and calligraphy tests will skip"; fi; fi
 
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pip install -q -e ".[bench,ray]"  # torch: the PyTorch twins; ray: serve --backend=ray

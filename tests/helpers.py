@@ -1,5 +1,6 @@
 import contextlib
 import io
+import json
 import os
 import types
 
@@ -63,3 +64,43 @@ def random_inception_file(path, seed=0):
   out["fc.bias"] = np.zeros(1008, np.float32)
   np.savez(path, **out)
   return str(path)
+
+
+# --- poetry: a fake chinese-poetry checkout ----------------------------------------
+POEMS = [
+    ("李白", "靜夜思", ["床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"]),
+    ("孟浩然", "春曉", ["春眠不覺曉，處處聞啼鳥。", "夜來風雨聲，花落知多少。"]),
+    ("王之渙", "登鸛雀樓", ["白日依山盡，黃河入海流。", "欲窮千里目，更上一層樓。"]),
+    ("王維", "相思", ["紅豆生南國，春來發幾枝。", "願君多採擷，此物最相思。"]),
+    ("柳宗元", "江雪", ["千山鳥飛絕，萬徑人蹤滅。", "孤舟蓑笠翁，獨釣寒江雪。"]),
+    ("李白", "黃鶴樓送孟浩然之廣陵", ["故人西辭黃鶴樓，煙花三月下揚州。", "孤帆遠影碧空盡，唯見長江天際流。"]),
+    ("李白", "早發白帝城", ["朝辭白帝彩雲間，千里江陵一日還。", "兩岸猿聲啼不住，輕舟已過萬重山。"]),
+    ("杜甫", "春望", ["國破山河在，城春草木深。", "感時花濺淚，恨別鳥驚心。", "烽火連三月，家書抵萬金。",
+                    "白頭搔更短，渾欲不勝簪。"]),
+    ("杜甫", "登高", ["風急天高猿嘯哀，渚清沙白鳥飛迴。", "無邊落木蕭蕭下，不盡長江滾滾來。",
+                    "萬里悲秋常作客，百年多病獨登臺。", "艱難苦恨繁霜鬢，潦倒新停濁酒杯。"]),
+    ("無名", "六言", ["山中日月長久，水上風雲去來。"]),
+    ("無名", "空", []),
+]
+
+
+def poetry_source(root, copies: int = 6):
+  """A fake checkout: 全唐诗/poet.tang.0.json with the poems, retitled copies for volume."""
+  d = root / "全唐诗"
+  d.mkdir(parents=True)
+  rows = [{"author": a, "title": t if i == 0 else f"{t}{i}", "paragraphs": p}
+          for i in range(copies) for a, t, p in POEMS]
+  (d / "poet.tang.0.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+  return root
+
+
+def poetry_run(root, steps: int = 40):
+  """A smoke poetry model trained briefly on the fake checkout; returns its workdir."""
+  from artjax.tasks.training import train
+  from configs.poetry import get_config
+  c = get_config("default,smoke")
+  c.data.update(source_dir=str(poetry_source(root / "src")), data_dir=str(root / "data"), min_count=1)
+  c.train.update(steps=steps)
+  wd = str(root / "run")
+  train(c, wd, quiet=True)
+  return wd

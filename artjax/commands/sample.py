@@ -25,6 +25,8 @@ def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str
   check_outputs({"--out": out if out.endswith((".npz", ".txt")) else None, "--grid": grid},
                 {"--prime": (options or {}).get("prime")})
   task, state = open_run(workdir, replica=replica)
+  if grid:
+    task.check_grid(grid)
   if task.sample_kind == "images" and not out.endswith(".npz"):
     raise ConfigError(f"--out={out}: image samples are written as an .npz file (e.g. {out.rstrip('/')}.npz)")
   options = {k: v for k, v in (options or {}).items() if v is not None}
@@ -62,7 +64,10 @@ def define(fv, argv):
   flags.DEFINE_string("out", None, "Output: .npz (images), a directory of MIDI/WAV/PNG (music) "
                       "or a .txt file (poems).", **d)
   flags.DEFINE_integer("seed", 0, "Random seed.", **d)
-  flags.DEFINE_string("grid", None, "Optional PNG grid of the samples.", **d)
+  flags.DEFINE_string("grid", None, "Optional PNG grid of the samples (poems: calligraphy "
+                      "sheets, the same as --png).", **d)
+  flags.DEFINE_string("png", None, "Poetry: the poems as vertical calligraphy sheets in a "
+                      "brush font (one PNG).", **d)
   flags.DEFINE_integer("replica", None, "Which replica of a population.", **d)
   flags.DEFINE_string("prime", None, "Music: a MIDI file whose frames open every sample; "
                       "poetry: the first characters of every poem.", **d)
@@ -93,5 +98,7 @@ def define(fv, argv):
 
 def run(FLAGS, args, argv):
   need(FLAGS, "workdir", "out", command="sample")
-  sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid,
+  if FLAGS.png and FLAGS.grid:
+    raise ConfigError("give --png or --grid, not both (for poems they are the same picture)")
+  sample_to_file(FLAGS.workdir, FLAGS.num, FLAGS.out, seed=FLAGS.seed, grid=FLAGS.grid or FLAGS.png,
                  replica=FLAGS.replica, options={k: FLAGS[k].value for k in OPTIONS})

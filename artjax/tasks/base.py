@@ -204,6 +204,9 @@ class Task(abc.ABC):
     raise ConfigError(f"run.py eval: a {type(self).__name__} has no samples to evaluate")
 
   # --- host side, after sampling -----------------------------------------------------
+  def check_grid(self, grid: str) -> None:
+    """ConfigError, before anything is sampled, when this task cannot draw the `grid` PNG."""
+
   def write_samples(self, samples: dict, out: str, grid: str | None = None) -> None:
     np.savez(out, **{k: np.asarray(v) for k, v in samples.items()})
 

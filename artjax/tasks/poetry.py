@@ -27,7 +27,7 @@ from artjax.poetry import data as data_lib
 from artjax.poetry.data.poetry import VERSE_END
 from artjax.nn.transformer import CausalTransformer
 from artjax.nn import sampling
-from artjax.poetry import pingshui, strict, text
+from artjax.poetry import calligraphy, pingshui, strict, text
 from artjax.tasks.base import cast_floating
 from artjax.tasks.lm import TransformerLM
 from artjax.tasks import poetry_report
@@ -45,6 +45,9 @@ class PoetryTask(TransformerLM):
     c = self.config
     self._check_common()
     s = c.sample
+    for key, value in (("strict", False), ("template", ""), ("rhyme_group", "")):
+      if key not in s:          # a run saved before these options existed
+        s[key] = value
     self._check_model(FT_METHODS)
     if not 8 <= c.data.max_chars <= 128:
       raise ConfigError(f"data.max_chars must be in 8..128, got {c.data.max_chars}")
@@ -276,10 +279,18 @@ class PoetryTask(TransformerLM):
   def report(self, state, num, seed, workdir, suffix="", checkpoint="latest", options=None):
     return poetry_report.evaluate_poetry(self, state, workdir, num or 32, seed)
 
+  def check_grid(self, grid):
+    calligraphy.find_font()
+
   def write_samples(self, samples, out, grid=None):
-    """UTF-8 text: one verse per line, poems separated by blank lines."""
+    """UTF-8 text: one verse per line, poems separated by blank lines; `grid`: the poems as
+    calligraphy sheets in one PNG (artjax.poetry.calligraphy)."""
+    bodies = self.decode(samples["tokens"])
+    if grid:
+      forms = [text.FORMS[int(f)] for f in np.asarray(samples["form"])]
+      calligraphy.write_sheets(bodies, forms, grid)
     poems = []
-    for body in self.decode(samples["tokens"]):
+    for body in bodies:
       lines, cur = [], ""
       for ch in body:
         cur += ch

@@ -123,6 +123,9 @@ class Wrapper(Task):
   def write_samples(self, samples, out, grid=None):
     return self.inner.write_samples(samples, out, grid)
 
+  def check_grid(self, grid):
+    return self.inner.check_grid(grid)
+
   def report(self, state, num, seed, workdir, suffix="", checkpoint="latest", options=None):
     return self.inner.report(state, num, seed, workdir, suffix, checkpoint, options)
 
