@@ -42,6 +42,20 @@ if "sha256:" + hashlib.sha256(blob).hexdigest() != manifest["files"]["sampler.ja
 sampler = export.deserialize(blob)
 out = sampler.call(np.int32(0), np.arange(16, dtype=np.int32) % 10)   # (seed, labels | modes)
 print(np.asarray(out).shape)"""
+POEM_LOADER = """import json, numpy as np
+from jax import export
+d = "DIR"   # the export directory (check the sha256 digests as above)
+sampler = export.deserialize(open(f"{d}/sampler.jaxexport", "rb").read())
+t = np.load(f"{d}/poetry.npz")
+form, decoding, num = "qilu", "strict", 4      # decoding: strict | template
+tables = [t[f"{form}/{decoding}/{k}"] for k in
+          ("tone", "template_ok", "rhyme_pos", "groups", "group_ok", "no_repeat")]
+prompt = np.tile(np.int32([1, 5 + list(t["forms"]).index(form), 4]), (num, 1))  # BOS FORM ANY
+tokens = np.asarray(sampler.call(np.int32(0), prompt, *tables))
+chars, c0 = t["chars"], int(t["char0"])
+for row in tokens:
+    end = list(row).index(2) if 2 in row else len(row)   # EOS
+    print("".join(chars[i - c0] for i in row[:end] if i >= c0))"""
 
 
 def _fresh_out(out: str, what: str) -> None:
@@ -121,6 +135,11 @@ def exported(workdir: str, platforms=("cpu",), best: bool = False):
     out["rows"] = _export(lambda *a: task.row_sampler(unpack(stored), ROWS_MAX_NUM).fn(*a),
                           rows, platforms)
     manifest["rows"] = {"artifact": ROWS, "max_num": ROWS_MAX_NUM, **_signature(rows)}
+  files = task.export_files()
+  if files:
+    out["files"] = files
+  if task.sample_kind == "poems":
+    manifest["loader"] = POEM_LOADER
   if task.sample_kind == "images":   # image GANs: 0 = unconditional
     manifest["num_classes"] = int(task.num_classes) if task.conditional else 0
   return out, manifest
@@ -135,6 +154,8 @@ def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = Fals
   blobs = {ARTIFACT: exps["sampler"].serialize()}
   if "rows" in exps:
     blobs[ROWS] = exps["rows"].serialize()
+  extras = exps.get("files", {})
+  blobs.update(extras)
   manifest["artifact_bytes"] = len(blobs[ARTIFACT])
   manifest["files"] = {name: {"sha256": _sha256(blob), "bytes": len(blob)} for name, blob in blobs.items()}
   manifest["manifest_sha256"] = manifest_digest(manifest)
@@ -184,7 +205,7 @@ def load_export(d: str, names=None) -> tuple[dict, dict]:
   manifest = _read_manifest(d)
   files = manifest["files"]
   out = {}
-  for name in names or files:
+  for name in names or [n for n in files if n.endswith(".jaxexport")]:
     path = os.path.join(d, name)
     if name not in files or not os.path.isfile(path):
       raise ConfigError(f"export directory {d!r} has no {name} (export it again with this "

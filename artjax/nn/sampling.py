@@ -48,11 +48,12 @@ def _both(prompt, uncond_prompt):
 def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
                   max_frames=1 << 30, prefix=None, cache_dtype=jnp.float32,
                   guidance=None, uncond_prompt=None, logit_bias=None, allowed=None,
-                  eof=-1, pad=0, constraint=None):
+                  eof=-1, pad=0, constraint=None, fold_keys=False):
   """prompt int32 [B, P] -> sampled tokens [B, steps] with the model's KV cache, one jitted
   scan. `allowed(last [B], t)` -> bool [B, V]: the tokens allowed at step t (None = all);
   `constraint`: a stateful grammar instead (init(B) -> state, mask(state, t) -> bool [B, V],
-  update(state, tokens [B], t) -> state; its state rides in the scan's carry);
+  update(state, tokens [B], t) -> state; its state rides in the scan's carry); `fold_keys`:
+  step t's key is fold_in(key, t), so a longer decode begins with the same tokens;
   `guidance` with `uncond_prompt`: classifier-free guidance; after `max_frames` `eof`
   tokens a row writes `pad`."""
   b, p = prompt.shape
@@ -77,7 +78,9 @@ def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
 
   cstate = None if constraint is None else constraint.init(b)
   carry = (cache, logits[:, -1], prompt[:, -1], jnp.zeros(b, jnp.int32), jnp.int32(0), cstate)
-  _, toks = jax.lax.scan(body, carry, jax.random.split(key, steps))
+  keys = (jax.vmap(lambda t: jax.random.fold_in(key, t))(jnp.arange(steps)) if fold_keys
+          else jax.random.split(key, steps))
+  _, toks = jax.lax.scan(body, carry, keys)
   return toks.T
 
 

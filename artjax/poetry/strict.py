@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from artjax import ConfigError
+from artjax.nn import sampling
 from artjax.poetry import pingshui, text
 
 TEMPLATE_NAMES = ("平起", "仄起", "平起首句入韻", "平起首句不入韻", "仄起首句入韻", "仄起首句不入韻")
@@ -79,11 +80,17 @@ def line_rules(kind: str, n: int, fixed: dict) -> list[str] | None:
 
 @dataclasses.dataclass(frozen=True)
 class Tables:
-  tone: np.ndarray        # bool [K, steps, V]
-  rhyme_pos: np.ndarray   # bool [K, steps]
-  groups: np.ndarray      # bool [G, V]
-  kinds: tuple            # the K templates' first-verse types
-  group_names: tuple      # the G groups
+  """The masks of a request, in the fixed shapes the exported poetry sampler takes."""
+  tone: np.ndarray        # bool [4, T, V]: the templates whose first verse is A, B, C, D
+  ok: np.ndarray          # bool [4]: which of them the request allows (drawn per poem)
+  rhyme_pos: np.ndarray   # bool [4, T]
+  groups: np.ndarray      # bool [30, V]: the 平聲 groups of pingshui.level_groups()
+  group_ok: np.ndarray    # bool [30]
+  no_repeat: bool         # 犯重 and 重韻 avoided (strict decoding)
+
+  def arrays(self) -> tuple:
+    return (self.tone, self.ok, self.rhyme_pos, self.groups, self.group_ok,
+            np.asarray(self.no_repeat))
 
 
 def tone_masks(vocab: text.Vocab, size: int) -> dict:
@@ -152,10 +159,19 @@ def _describe(form, acrostic, prime, name):
   return f"no {name or 'regulated'} template of a {form} fits {what or 'the request'}"
 
 
+def _padded(table: np.ndarray, steps: int) -> np.ndarray:
+  """[T, V] rows of a table, then rows allowing only PAD (after the poem's EOS)."""
+  out = np.zeros((steps,) + table.shape[1:], bool)
+  out[:, text.PAD] = True
+  out[:len(table)] = table
+  return out
+
+
 @functools.lru_cache(maxsize=32)
 def build(vocab: text.Vocab, form: str, size: int, template: str = "", group: str = "",
-          acrostic: str = "", prime: str = "", min_group: int = 20) -> Tables:
-  """The strict tables of a request (ConfigError when nothing can meet it)."""
+          acrostic: str = "", prime: str = "", min_group: int = 20, steps: int = 0) -> Tables:
+  """The strict tables of a request, `steps` (>= the form's length + EOS) rows each;
+  ConfigError when nothing can meet the request."""
   if form not in pingshui.SHAPES:
     raise ConfigError(f"--strict needs a regulated form (wujue, qijue, wulu, qilu), got {form!r}")
   name = canonical_template(template)
@@ -164,85 +180,137 @@ def build(vocab: text.Vocab, form: str, size: int, template: str = "", group: st
     if unknown:
       raise ConfigError(f"{what} {chars!r}: {unknown[0]!r} is not in the 平水韻 dictionary "
                         "(its tone is unknown), so --strict cannot place it")
-  steps = len(text.template(form)) + 1
-  base = text.constraint_table(vocab, form, steps, acrostic, prime, size)
+  length = len(text.template(form)) + 1
+  base = text.constraint_table(vocab, form, length, acrostic, prime, size)
   masks, fixed = tone_masks(vocab, size), _fixed(form, acrostic, prime)
-  tables = [(k, _template_table(vocab, form, k, steps, size, base, fixed, masks))
-            for k in kinds_for(form, name)]
-  tables = [(k, t) for k, t in tables if t is not None]
-  if not tables:
+  wanted = kinds_for(form, name)
+  tables = {k: _template_table(vocab, form, k, length, size, base, fixed, masks) if k in wanted
+            else None for k in "ABCD"}
+  if all(t is None for t in tables.values()):
     raise ConfigError(_describe(form, acrostic, prime, name) + " (the tones of its fixed "
                       "characters contradict the template's)")
-  groups = _groups(vocab, form, size, group, prime, min_group, steps)
-  rpos = np.stack([_rhyme_positions(k, form, steps, len(prime)) for k, _ in tables])
-  tone = np.stack([t for _, t in tables])
-  empty = ~tone.any(-1)
-  if empty.any():
-    k, t = map(int, np.argwhere(empty)[0])
-    raise ConfigError(f"the model's vocabulary has no character for position {t + 1} of the "
-                      f"{pingshui.template_name(tables[k][0], pingshui.SHAPES[form][1])} template")
-  return Tables(tone, rpos, np.stack([m for _, m in groups]), tuple(k for k, _ in tables),
-                tuple(g for g, _ in groups))
+  for k, t in tables.items():
+    if t is not None and not t.any(-1).all():
+      raise ConfigError(f"the model's vocabulary has no character for position "
+                        f"{int(np.argmin(t.any(-1))) + 1} of the "
+                        f"{pingshui.template_name(k, pingshui.SHAPES[form][1])} template")
+  steps = max(steps, length)
+  groups, group_ok = _groups(vocab, form, size, group, prime, min_group)
+  return Tables(
+      tone=np.stack([_padded(base if t is None else t, steps) for t in tables.values()]),
+      ok=np.asarray([t is not None for t in tables.values()]),
+      rhyme_pos=np.stack([_rhyme_positions(k, form, steps, len(prime)) for k in "ABCD"]),
+      groups=groups, group_ok=group_ok, no_repeat=True)
 
 
-def _groups(vocab, form, size, group, prime, min_group, steps):
-  """[(name, bool [V])] of the rhyme groups a poem may use."""
+def free(vocab: text.Vocab, form: str, size: int, steps: int, *, constrained: bool = True,
+         acrostic: str = "", prime: str = "", rhyme: bool = False) -> Tables:
+  """Tables of the other decodings in the same shapes: the form's template (constrained;
+  `rhyme`: the even verses end in one group of >= 20 characters, fewer for a tiny
+  vocabulary), or any character or EOS at every step (not constrained)."""
+  if constrained:
+    length = len(text.template(form)) + 1
+    table = _padded(text.constraint_table(vocab, form, length, acrostic, prime, size), steps)
+  else:
+    table = np.zeros((steps, size), bool)
+    table[:, vocab.char0:vocab.size] = True
+    table[:, text.EOS] = True
+  tone = np.broadcast_to(table, (4,) + table.shape)
   masks = group_masks(vocab, size)
+  groups = np.stack([masks.get(g, np.zeros(size, bool)) for g in pingshui.level_groups()])
+  pos = np.zeros((4, steps), bool)
+  if rhyme and constrained:
+    verses, n = pingshui.SHAPES[form]
+    pos[:, [v * (n + 1) + n - 1 for v in range(1, verses, 2)]] = True
+    pos[:, :len(prime)] = False
+    group_ok = groups.sum(-1) >= max(2, min(20, len(vocab.chars) // 100))
+    if not group_ok.any():
+      raise ConfigError("--rhyme: the vocabulary has no 平聲 rhyme group of level-tone characters")
+  else:
+    group_ok = np.arange(len(groups)) == 0
+  return Tables(np.ascontiguousarray(tone), np.asarray([True, False, False, False]), pos,
+                groups, group_ok, no_repeat=False)
+
+
+def _groups(vocab, form, size, group, prime, min_group):
+  """(bool [30, V] every 平聲 group's characters, bool [30] those a poem may rhyme in)."""
+  masks = group_masks(vocab, size)
+  names = pingshui.level_groups()
+  groups = np.stack([masks.get(g, np.zeros(size, bool)) for g in names])
+  counts = groups.sum(-1)
   verses, n = pingshui.SHAPES[form]
   need = verses // 2 + 2              # more characters than rhyme positions
   if group:
-    if group not in pingshui.level_groups():
+    if group not in names:
       raise ConfigError(f"unknown rhyme group {group!r}; the 平聲 groups are "
-                        f"{', '.join(pingshui.level_groups()[:3])} ... {pingshui.level_groups()[-1]}")
-    if masks.get(group, np.zeros(1)).sum() < need:
-      raise ConfigError(f"rhyme group {group!r} has {int(masks.get(group, np.zeros(1)).sum())} "
+                        f"{', '.join(names[:3])} ... {names[-1]}")
+    if counts[names.index(group)] < need:
+      raise ConfigError(f"rhyme group {group!r} has {int(counts[names.index(group)])} "
                         f"characters in the model's vocabulary; a {form} needs >= {need}")
-    out = [(group, masks[group])]
+    ok = np.asarray([g == group for g in names])
   else:
-    out = [(g, m) for g, m in sorted(masks.items(), key=lambda kv: pingshui.group_order(kv[0]))
-           if m.sum() >= max(need, min(min_group, len(vocab.chars) // 100))]
+    ok = counts >= max(need, min(min_group, len(vocab.chars) // 100))
   ends = [prime[t] for t in range(len(prime)) if t % (n + 1) == n - 1 and (t // (n + 1)) % 2 == 1]
   if len(set(ends)) < len(ends):
     raise ConfigError(f"--prime {prime!r} repeats a rhyme character (重韻)")
-  out = [(g, m) for g, m in out if all(m[vocab.index[c]] for c in ends)]
-  if not out:
+  for c in ends:
+    ok &= groups[:, vocab.index[c]]
+  if not ok.any():
     raise ConfigError(f"no 平聲 rhyme group{' ' + group if group else ''} fits"
                       + (f" the rhyme characters {''.join(ends)!r} of --prime" if ends else
                          " the model's vocabulary"))
-  return out
+  return groups, ok
 
 
 class Constraint:
-  """The per-step masks of a batch of strict poems (the sampler's constraint protocol:
-  init(batch) -> state, mask(state, t) -> bool [B, V], update(state, tok, t) -> state).
-  `kind` and `group` [B]: each poem's template and rhyme group (indices into the tables)."""
+  """The per-step masks of a batch of poems (the sampler's constraint protocol:
+  init(batch) -> state, mask(state, t) -> bool [B, V], update(state, tok, t) -> state), from
+  the arrays of a Tables (jax arrays: they may be a traced function's inputs). `kind` and
+  `group` [B]: each poem's template and rhyme group; `han` bool [V]: the characters that may
+  not repeat. After EOS a poem writes PAD."""
 
-  def __init__(self, tables: Tables, kind, group, han):
-    self.tone = jnp.asarray(tables.tone)
-    self.rhyme_pos = jnp.asarray(tables.rhyme_pos)
-    self.groups = jnp.asarray(tables.groups)
-    self.kind, self.group, self.han = kind, group, jnp.asarray(han)
+  def __init__(self, tone, rhyme_pos, groups, no_repeat, kind, group, han):
+    self.tone, self.rhyme_pos, self.groups = tone, rhyme_pos, groups
+    self.no_repeat, self.kind, self.group, self.han = no_repeat, kind, group, jnp.asarray(han)
 
   def init(self, b):
     v = self.tone.shape[-1]
-    return jnp.zeros((b, v), bool), jnp.zeros((b, v), bool)
+    return jnp.zeros((b, v), bool), jnp.zeros((b, v), bool), jnp.zeros((b,), bool)
 
   def mask(self, state, t):
-    used, rhymed = state
+    used, rhymed, ended = state
     at_rhyme = self.rhyme_pos[self.kind, t][:, None]
     base = self.tone[self.kind, t] & jnp.where(at_rhyme, self.groups[self.group], True)
     fresh = base & ~(used & self.han)
     fallback = jnp.where(at_rhyme, base & ~rhymed, base)
-    return jnp.where(fresh.any(-1, keepdims=True), fresh, fallback)
+    out = jnp.where(self.no_repeat & fresh.any(-1, keepdims=True), fresh,
+                    jnp.where(self.no_repeat, fallback, base))
+    only_pad = jnp.arange(out.shape[-1]) == text.PAD
+    return jnp.where(ended[:, None], only_pad, out)
 
   def update(self, state, tok, t):
-    used, rhymed = state
+    used, rhymed, ended = state
     hot = jax.nn.one_hot(tok, used.shape[-1], dtype=bool)
-    return used | hot, rhymed | (hot & self.rhyme_pos[self.kind, t][:, None])
+    return (used | hot, rhymed | (hot & self.rhyme_pos[self.kind, t][:, None]),
+            ended | (tok == text.EOS) | (tok == text.PAD))
 
 
-def draw(tables: Tables, key, num: int):
-  """(kind, group) [num] each: every poem's template and rhyme group, from `key`."""
+def draw(ok, group_ok, key, num: int):
+  """(kind, group) [num] each: every poem's template and rhyme group, drawn uniformly among
+  the allowed ones from `key`."""
   k1, k2 = jax.random.split(key)
-  return (jax.random.randint(k1, (num,), 0, len(tables.kinds)),
-          jax.random.randint(k2, (num,), 0, len(tables.group_names)))
+  pick = lambda k, allowed: jax.random.categorical(  # noqa: E731
+      k, jnp.where(allowed, 0.0, -jnp.inf), shape=(num,)).astype(jnp.int32)
+  return pick(k1, ok), pick(k2, group_ok)
+
+
+def constrained_sample(model, prompt, key, arrays, han, *, temperature, top_p, prefix=None):
+  """tokens [B, T]: one jitted KV-cache decode under a Tables' `arrays` (what both
+  `run.py sample` and the exported poetry sampler run; per-step keys are folded from `key`,
+  so decoding more steps than a form needs leaves its poem unchanged)."""
+  tone, ok, rhyme_pos, groups, group_ok, no_repeat = arrays
+  kind, group = draw(ok, group_ok, jax.random.fold_in(key, 7), prompt.shape[0])
+  constraint = Constraint(tone, rhyme_pos, groups, no_repeat, kind, group, han)
+  return sampling.sample_cached(model, prompt, tone.shape[1], key, temperature=temperature,
+                                top_p=top_p, prefix=prefix, constraint=constraint,
+                                fold_keys=True)

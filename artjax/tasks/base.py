@@ -174,6 +174,11 @@ class Task(abc.ABC):
     raise ConfigError(f"a {type(self).__name__} run has no exportable sampler (export and serve "
                       "know image GANs and music Transformers)")
 
+  def export_files(self) -> dict:
+    """{file name: bytes} that `run.py export` writes beside the sampler (e.g. poetry's
+    vocabulary and masks); none by default."""
+    return {}
+
   def row_sampler(self, state: dict, max_num: int) -> Sampler | None:
     """For a service that merges requests into one call: a Sampler whose rows each carry
     their own request's seed and row index (row r equals row rows[r] of `sample` with seed

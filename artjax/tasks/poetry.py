@@ -26,9 +26,8 @@ from artjax import ConfigError
 from artjax.poetry import data as data_lib
 from artjax.poetry.data.poetry import VERSE_END
 from artjax.nn.transformer import CausalTransformer
-from artjax.nn import sampling
 from artjax.poetry import calligraphy, pingshui, strict, text
-from artjax.tasks.base import cast_floating
+from artjax.tasks.base import Sampler, cast_floating
 from artjax.tasks.lm import TransformerLM
 from artjax.tasks import poetry_report
 
@@ -75,7 +74,7 @@ class PoetryTask(TransformerLM):
                         f"{groups[0]}, {groups[1]} ... {groups[-1]}")
     self.vocab_size = text.AUTHOR0 + c.data.num_authors + c.data.vocab_chars
     self.seq_len = text.PREFIX + c.data.max_chars + 1
-    self._vocab = self._rhyme = None
+    self._vocab = None
     self._init_model()
 
   def build(self, key):
@@ -190,84 +189,96 @@ class PoetryTask(TransformerLM):
       raise ConfigError(f"--author {s.author!r} is not one of the model's {len(v.authors)} poets "
                         f"(e.g. {', '.join(v.authors[:8])})")
 
-  def rhyme_table(self) -> np.ndarray:
-    """bool [groups, V]: the vocabulary's characters of each 平聲 group of the 平水韻 (groups
-    of >= 20 characters, fewer for a tiny vocabulary, so a poem has a choice), once per task."""
-    if self._rhyme is not None:
-      return self._rhyme
-    v = self.vocab
-    masks = strict.group_masks(v, self.vocab_size)
-    least = max(2, min(20, len(v.chars) // 100))
-    out = [m for m in masks.values() if m.sum() >= least]
-    if not out:
-      raise ConfigError("--rhyme: the vocabulary has no 平聲 rhyme group of level-tone characters")
-    self._rhyme = np.stack(out)
-    return self._rhyme
+  def tables(self, opening=None, steps: int = 0) -> strict.Tables:
+    """The masks of the sample settings, `steps` rows (0: as many as the form needs):
+    strict (artjax.poetry.strict), the form's template, or open (not constrained)."""
+    s, v = self.config.sample, self.vocab
+    if s.strict:
+      return strict.build(v, s.form, self.vocab_size, s.template, s.rhyme_group, s.acrostic,
+                          opening or "", steps=steps)
+    length = (len(text.template(s.form)) + 1 if s.constrained else self.config.data.max_chars + 1)
+    return strict.free(v, s.form, self.vocab_size, max(steps, length), constrained=s.constrained,
+                       acrostic=s.acrostic, prime=opening or "", rhyme=s.rhyme)
 
-  def strict_tables(self, opening=None) -> strict.Tables:
-    """The strict-decoding tables of the sample settings (ConfigError if none can meet them)."""
-    s = self.config.sample
-    return strict.build(self.vocab, s.form, self.vocab_size, s.template, s.rhyme_group,
-                        s.acrostic, opening or "")
-
-  def strict_constraint(self, key, num, opening=None) -> strict.Constraint:
-    tables = self.strict_tables(opening)
-    kind, group = strict.draw(tables, key, num)
+  def han_mask(self) -> np.ndarray:
     v = self.vocab
     han = np.zeros(self.vocab_size, bool)
     han[v.char0:v.size] = [text.is_han(c) for c in v.chars]
-    return strict.Constraint(tables, kind, group, han)
+    return han
 
-  def _allowed(self, opening, rhyme=None):
-    """(steps, allowed(last, t) -> [B, V]): sample.form's template, or (not
-    sample.constrained) any character or EOS, then PAD. `rhyme` [B, V]: the characters
-    each poem's even verses may end on (sample.rhyme)."""
+  def prompt(self, num):
+    """[num, 3] BOS FORM AUTHOR of the sample settings."""
     s, v = self.config.sample, self.vocab
-    if not s.constrained:
-      steps = self.config.data.max_chars + 1
-      open_ = np.ones(self.vocab_size, bool)
-      open_[[text.PAD, text.BOS, text.UNK, text.ANY_AUTHOR]] = False
-      open_[text.FORM0:v.char0] = False
-      open_[v.size:] = False
-      only_pad = np.eye(self.vocab_size, dtype=bool)[text.PAD]
-      return steps, lambda last, t: jnp.where(((last == text.EOS) | (last == text.PAD))[:, None],
-                                              only_pad, open_)
-    steps = len(text.template(s.form)) + 1
-    table = jnp.asarray(text.constraint_table(v, s.form, steps, s.acrostic, opening or "",
-                                                 self.vocab_size))
-    if rhyme is None:
-      return steps, lambda last, t: jnp.broadcast_to(table[t], (last.shape[0], self.vocab_size))
-    verses, n = text.SHAPES[s.form]
-    ends = np.zeros(steps, bool)
-    ends[[(i + 1) * (n + 1) - 2 for i in range(1, verses, 2)]] = True   # even verses' last chars
-    ends[:len(opening or "")] = False
-    ends = jnp.asarray(ends)
-    return steps, lambda last, t: table[t][None] & jnp.where(ends[t], rhyme, True)
+    author = v.author_token(s.author) if s.author else text.ANY_AUTHOR
+    return jnp.tile(jnp.asarray([[text.BOS, text.FORM0 + text.FORMS.index(s.form), author]],
+                                jnp.int32), (num, 1))
+
+  def decode_tables(self, state, seed, prompt, arrays):
+    """tokens [B, T] of one jitted KV-cache decode under a Tables' arrays (jax values: the
+    exported sampler's inputs)."""
+    s = self.config.sample
+    params, prefix = self.model_params(state)
+    return strict.constrained_sample(
+        self.model(params), prompt, jax.random.key(seed), tuple(jnp.asarray(a) for a in arrays),
+        self.han_mask(), temperature=s.temperature, top_p=s.top_p,
+        prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
 
   def sample(self, state, seed, num, opening=None):
     """{"tokens": [num, steps] (EOS, then PAD), "form": [num]}: poems with sample.form's
-    control token, decoded under its template unless sample.constrained is off."""
+    control token, decoded under its masks (`tables`)."""
     self.check_sample(opening)      # at trace time: before anything compiles
-    s, v = self.config.sample, self.vocab
-    form = text.FORMS.index(s.form)
-    author = v.author_token(s.author) if s.author else text.ANY_AUTHOR
-    prompt = jnp.tile(jnp.asarray([[text.BOS, text.FORM0 + form, author]], jnp.int32), (num, 1))
-    rhyme = None
-    if s.rhyme and s.constrained:   # one rhyme group per poem, drawn from the seed
-      groups = jnp.asarray(self.rhyme_table())
-      rhyme = groups[jax.random.randint(jax.random.fold_in(jax.random.key(seed), 5), (num,), 0,
-                                        groups.shape[0])]
-    steps, allowed = self._allowed(opening, rhyme)
-    constraint = None
-    if s.strict:      # per-position tones, one 平水韻 group, no repeats (artjax.poetry.strict)
-      constraint = self.strict_constraint(jax.random.fold_in(jax.random.key(seed), 7), num, opening)
-      allowed = None
-    params, prefix = self.model_params(state)
-    toks = sampling.sample_cached(
-        self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
-        top_p=s.top_p, prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype),
-        allowed=allowed, constraint=constraint)
-    return {"tokens": toks, "form": jnp.full((num,), form, jnp.int32)}
+    toks = self.decode_tables(state, seed, self.prompt(num), self.tables(opening).arrays())
+    return {"tokens": toks,
+            "form": jnp.full((num,), text.FORMS.index(self.config.sample.form), jnp.int32)}
+
+  # --- export --------------------------------------------------------------------------
+  @property
+  def export_steps(self) -> int:
+    """Rows of the exported sampler's tables: the longest form (qilu, 64 + EOS) or poem."""
+    return max(self.config.data.max_chars, len(text.template("qilu"))) + 1
+
+  def sampler(self, state):
+    t, v = self.export_steps, self.vocab_size
+    s = self.config.sample
+    return Sampler(
+        fn=lambda seed, prompt, *arrays: self.decode_tables(state, seed, prompt, arrays),
+        inputs=(("seed", "int32", (), "random seed (run.py sample --seed)"),
+                ("prompt", "int32", ("B", 3), f"BOS={text.BOS}, the form token (FORM0={text.FORM0}"
+                 f" + index in {list(text.FORMS)}), the author token (ANY_AUTHOR={text.ANY_AUTHOR})"),
+                ("tone", "bool", (4, t, v), "the tokens allowed at each step under each of the 4 "
+                 "templates (first verse A, B, C, D): poetry.npz's <form>/<decoding>/tone"),
+                ("template_ok", "bool", (4,), "the templates each poem may draw"),
+                ("rhyme_pos", "bool", (4, t), "the rhyme positions of each template"),
+                ("groups", "bool", (30, v), "the characters of the 30 平聲 groups of the 平水韻"),
+                ("group_ok", "bool", (30,), "the groups each poem may rhyme in"),
+                ("no_repeat", "bool", (), "avoid repeated characters and rhymes (strict)")),
+        outputs=(("tokens", "int32", ("B", t), f"characters from token {self.vocab.char0} "
+                  f"(poetry.npz's chars), EOS={text.EOS} ends the poem, PAD={text.PAD} after"),),
+        notes=(f"KV-cache poetry decoder with the run's temperature {s.temperature} and top_p "
+               f"{s.top_p}; the masks of every form for strict and template decoding are in "
+               "poetry.npz (an acrostic or a prime: set those steps' rows to the character "
+               "alone). With the tables and prompt `run.py sample --seed=S --num=B` uses, the "
+               "tokens equal its poems"))
+
+  def export_files(self) -> dict:
+    """{"poetry.npz": the vocabulary and the masks of each form's strict and template
+    decodings (what the exported sampler takes), for a process without artjax}."""
+    import io
+    out = {"chars": np.asarray(self.vocab.chars), "authors": np.asarray(self.vocab.authors or ("",)),
+           "char0": np.int32(self.vocab.char0), "forms": np.asarray(text.FORMS)}
+    old = {k: self.config.sample[k] for k in ("form", "strict", "constrained", "rhyme")}
+    try:
+      for form in text.SHAPES:
+        for name, strict_ in (("strict", True), ("template", False)):
+          self.config.sample.update(form=form, strict=strict_, constrained=True, rhyme=False)
+          for key, arr in zip(("tone", "template_ok", "rhyme_pos", "groups", "group_ok",
+                               "no_repeat"), self.tables(steps=self.export_steps).arrays()):
+            out[f"{form}/{name}/{key}"] = arr
+    finally:
+      self.config.sample.update(old)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **out)
+    return {"poetry.npz": buf.getvalue()}
 
   def read_opening(self, prime: str):
     """--prime is text (the poem's first characters), not a file."""

@@ -222,3 +222,22 @@ def test_png_without_a_cjk_font_is_one_error(poetry_run, tmp_path, monkeypatch):
     calligraphy.find_font.cache_clear()
   assert r.returncode == 2 and "needs a CJK font" in r.stderr and "fonts-arphic-ukai" in r.stderr
   assert not (tmp_path / "p.txt").exists() and not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("form, decoding", [("qilu", "strict"), ("wujue", "template")])
+def test_the_poetry_export_reproduces_sample_without_artjax(poetry_run, tmp_path, form, decoding):
+  import subprocess
+  import sys
+  exp = tmp_path / "exp"
+  if not exp.exists():
+    r = run_cli("export", f"--workdir={poetry_run}", f"--out={exp}")
+    assert r.returncode == 0, r.stderr
+  out = tmp_path / "s.txt"
+  r = run_cli("sample", f"--workdir={poetry_run}", "--num=4", f"--form={form}", "--seed=3",
+              f"--out={out}", *(["--strict"] if decoding == "strict" else []))
+  assert r.returncode == 0, r.stderr
+  script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "poems_outside.py")
+  p = subprocess.run([sys.executable, "-I", script, str(exp), "3", form, decoding, "4"],
+                     capture_output=True, text=True, cwd=tmp_path, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  assert p.stdout.split() == _poems(out)
