@@ -12,7 +12,8 @@ import jax.numpy as jnp
 
 def pick(logits, key, temperature: float, top_p: float, allowed=None):
   """One token per row from logits [B, V]: greedy at temperature 0, else nucleus (top-p)
-  sampling; `allowed` [B, V] (None = every token) masks the rest out."""
+  sampling; `allowed` [B, V] (None = every token) masks the rest out. `key`: one key, or
+  one per row ([B]: then a row's token does not depend on the others or on B)."""
   if allowed is not None:
     logits = jnp.where(allowed, logits, -jnp.inf)
   if temperature <= 0:
@@ -25,6 +26,8 @@ def pick(logits, key, temperature: float, top_p: float, allowed=None):
     keep_sorted = (jnp.cumsum(sorted_p, -1) - sorted_p) < top_p   # smallest set reaching p
     keep = jnp.take_along_axis(keep_sorted, jnp.argsort(order, axis=-1), -1)   # unsort
     logits = jnp.where(keep, logits, -jnp.inf)
+  if key.ndim == 1:
+    return jax.vmap(lambda k, lg: jax.random.categorical(k, lg))(key, logits).astype(jnp.int32)
   return jax.random.categorical(key, logits, -1).astype(jnp.int32)
 
 
@@ -78,8 +81,9 @@ def sample_cached(model, prompt, steps: int, key, *, temperature=1.0, top_p=1.0,
 
   cstate = None if constraint is None else constraint.init(b)
   carry = (cache, logits[:, -1], prompt[:, -1], jnp.zeros(b, jnp.int32), jnp.int32(0), cstate)
-  keys = (jax.vmap(lambda t: jax.random.fold_in(key, t))(jnp.arange(steps)) if fold_keys
-          else jax.random.split(key, steps))
+  fold = lambda k, i: jax.random.fold_in(k, i)  # noqa: E731
+  keys = (jax.vmap(lambda t: jax.vmap(lambda r: fold(fold(key, t), r))(jnp.arange(b)))(
+      jnp.arange(steps)) if fold_keys else jax.random.split(key, steps))
   _, toks = jax.lax.scan(body, carry, keys)
   return toks.T
 

@@ -262,6 +262,39 @@ def _groups(vocab, form, size, group, prime, min_group):
   return groups, ok
 
 
+def tables_for(vocab: text.Vocab, size: int, steps: int, *, form: str, strict_: bool,
+               constrained: bool = True, template: str = "", rhyme_group: str = "",
+               acrostic: str = "", prime: str = "", rhyme: bool = False,
+               max_chars: int = 64) -> Tables:
+  """The masks of a request, `steps` rows (0: as many as the form needs): strict, the
+  form's template, or open (not constrained: poems of up to `max_chars` characters)."""
+  if strict_:
+    return build(vocab, form, size, template, rhyme_group, acrostic, prime, steps=steps)
+  length = len(text.template(form)) + 1 if constrained else max_chars + 1
+  return free(vocab, form, size, max(steps, length), constrained=constrained,
+              acrostic=acrostic, prime=prime, rhyme=rhyme)
+
+
+def check_request(vocab: text.Vocab, form: str, acrostic: str, prime: str,
+                  constrained: bool = True) -> None:
+  """ConfigError for an acrostic or prime the vocabulary or the form cannot honour."""
+  for what, chars in (("--acrostic", acrostic), ("--prime", prime)):
+    missing = vocab.missing(chars)
+    if missing:
+      raise ConfigError(f"{what} {chars!r}: {''.join(missing)!r} not in the model's vocabulary")
+  if prime and acrostic and form in text.SHAPES:
+    for k, i in enumerate(text.verse_starts(form)[:len(acrostic)]):
+      if i < len(prime) and prime[i] != acrostic[k]:
+        raise ConfigError(f"--prime {prime!r} breaks --acrostic {acrostic!r}: verse "
+                          f"{k + 1} must begin with {acrostic[k]!r}")
+  if prime and constrained:
+    tpl = text.template(form)
+    bad = [i for i, ch in enumerate(prime)
+           if i >= len(tpl) or (tpl[i] == "c") != text.is_han(ch) or (tpl[i] != "c" and tpl[i] != ch)]
+    if bad:
+      raise ConfigError(f"--prime {prime!r} does not fit a {form} ({tpl}) at character {bad[0] + 1}")
+
+
 class Constraint:
   """The per-step masks of a batch of poems (the sampler's constraint protocol:
   init(batch) -> state, mask(state, t) -> bool [B, V], update(state, tok, t) -> state), from
@@ -297,11 +330,14 @@ class Constraint:
 
 def draw(ok, group_ok, key, num: int):
   """(kind, group) [num] each: every poem's template and rhyme group, drawn uniformly among
-  the allowed ones from `key`."""
-  k1, k2 = jax.random.split(key)
-  pick = lambda k, allowed: jax.random.categorical(  # noqa: E731
-      k, jnp.where(allowed, 0.0, -jnp.inf), shape=(num,)).astype(jnp.int32)
-  return pick(k1, ok), pick(k2, group_ok)
+  the allowed ones from `key` and the row's index (so a row does not depend on `num`)."""
+  rows = jnp.arange(num)
+
+  def pick(salt, allowed):
+    logits = jnp.where(allowed, 0.0, -jnp.inf)
+    return jax.vmap(lambda r: jax.random.categorical(
+        jax.random.fold_in(jax.random.fold_in(key, salt), r), logits))(rows).astype(jnp.int32)
+  return pick(0, ok), pick(1, group_ok)
 
 
 def constrained_sample(model, prompt, key, arrays, han, *, temperature, top_p, prefix=None):

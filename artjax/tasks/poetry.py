@@ -169,36 +169,19 @@ class PoetryTask(TransformerLM):
   def check_sample(self, opening=None):
     """ConfigError for sample settings the vocabulary or form cannot honour."""
     s, v = self.config.sample, self.vocab
-    for what, chars in (("--acrostic", s.acrostic), ("--prime", opening or "")):
-      missing = v.missing(chars)
-      if missing:
-        raise ConfigError(f"{what} {chars!r}: {''.join(missing)!r} not in the model's vocabulary")
-    if opening and s.acrostic and s.form in text.SHAPES:
-      for k, i in enumerate(text.verse_starts(s.form)[:len(s.acrostic)]):
-        if i < len(opening) and opening[i] != s.acrostic[k]:
-          raise ConfigError(f"--prime {opening!r} breaks --acrostic {s.acrostic!r}: verse "
-                            f"{k + 1} must begin with {s.acrostic[k]!r}")
-    if opening and s.constrained:
-      tpl = text.template(s.form)
-      bad = [i for i, ch in enumerate(opening)
-             if i >= len(tpl) or (tpl[i] == "c") != text.is_han(ch) or (tpl[i] != "c" and tpl[i] != ch)]
-      if bad:
-        raise ConfigError(f"--prime {opening!r} does not fit a {s.form} ({tpl}) at character "
-                          f"{bad[0] + 1}")
+    strict.check_request(v, s.form, s.acrostic, opening or "", s.constrained)
     if s.author and s.author not in v.authors:
       raise ConfigError(f"--author {s.author!r} is not one of the model's {len(v.authors)} poets "
                         f"(e.g. {', '.join(v.authors[:8])})")
 
   def tables(self, opening=None, steps: int = 0) -> strict.Tables:
-    """The masks of the sample settings, `steps` rows (0: as many as the form needs):
-    strict (artjax.poetry.strict), the form's template, or open (not constrained)."""
-    s, v = self.config.sample, self.vocab
-    if s.strict:
-      return strict.build(v, s.form, self.vocab_size, s.template, s.rhyme_group, s.acrostic,
-                          opening or "", steps=steps)
-    length = (len(text.template(s.form)) + 1 if s.constrained else self.config.data.max_chars + 1)
-    return strict.free(v, s.form, self.vocab_size, max(steps, length), constrained=s.constrained,
-                       acrostic=s.acrostic, prime=opening or "", rhyme=s.rhyme)
+    """The masks of the sample settings, `steps` rows (0: as many as the form needs)."""
+    s = self.config.sample
+    return strict.tables_for(self.vocab, self.vocab_size, steps, form=s.form, strict_=s.strict,
+                             constrained=s.constrained, template=s.template,
+                             rhyme_group=s.rhyme_group, acrostic=s.acrostic,
+                             prime=opening or "", rhyme=s.rhyme,
+                             max_chars=self.config.data.max_chars)
 
   def han_mask(self) -> np.ndarray:
     v = self.vocab
