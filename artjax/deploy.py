@@ -222,6 +222,20 @@ def load_export(d: str, names=None) -> tuple[dict, dict]:
   return out, manifest
 
 
+def read_file(d: str, name: str) -> bytes:
+  """The bytes of a file an export directory's manifest lists (e.g. poetry.npz), checked
+  against its sha256; ConfigError when it is missing or damaged."""
+  files = _read_manifest(d)["files"]
+  path = os.path.join(d, name)
+  if name not in files or not os.path.isfile(path):
+    raise ConfigError(f"export directory {d!r} has no {name} (export it again with this version)")
+  with open(path, "rb") as f:
+    blob = f.read()
+  if _sha256(blob) != files[name].get("sha256"):
+    raise ConfigError(f"{path} is damaged: its sha256 is not the manifest's (export it again)")
+  return blob
+
+
 def _model_task(workdir: str, config, command: str):
   if config.train.num_replicas != 1:
     raise ConfigError(f"{command}: {workdir!r} holds a population; {command} a single run")

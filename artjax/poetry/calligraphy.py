@@ -110,4 +110,4 @@ def write_sheets(bodies, forms, path: str, titles=None, per_row: int = 4):
     r, c = divmod(i, per_row)
     x = (ncol - 1 - c) * ww                              # the first poem on the right
     canvas[r * hh:r * hh + s.shape[0], x + ww - s.shape[1]:x + ww] = s
-  Image.fromarray(canvas).save(path)
+  Image.fromarray(canvas).save(path, format="PNG")   # a path or a binary file

@@ -4,6 +4,8 @@
     GET  /healthz     JSON status; 200 once every model is warmed up, 503 before
     GET  /metrics     Prometheus text (behind the "metrics" scope with --protect_metrics)
     POST /v1/generate JSON in, PNG / npz / MIDI / WAV / zip out   (scope "generate")
+    POST /v1/poems    JSON in (form, strict, acrostic, prime, author, num, seed), JSON /
+                      text / calligraphy PNG out                     (scope "generate")
     POST /v1/stylize  multipart `image` in, PNG out                  (scope "stylize")
     POST /v1/repair   multipart `image` + `mask` in, PNG out         (scope "repair")
 
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import io
+import json
 import secrets
 import time
 import zipfile
@@ -36,7 +39,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from artjax import ConfigError
 from artjax.music import encoding as enc, render
+from artjax.poetry import calligraphy, pingshui, text
 from artjax.serve.auth import Auth, Denied
 from artjax.serve.http import (BadRequest, LoopbackGuard, decode_image, field, form_body,
                                json_body)
@@ -46,7 +51,9 @@ from artjax.engine.writers import image_grid
 
 MAX_SEED = 2**31 - 1
 MEDIA = {"png": "image/png", "npz": "application/octet-stream", "midi": "audio/midi",
-         "wav": "audio/wav", "zip": "application/zip"}
+         "wav": "audio/wav", "zip": "application/zip", "text": "text/plain; charset=utf-8"}
+SCOPE = {"poems": "generate"}     # endpoints sharing another's scope
+POEM_FIELDS = {"model", "form", "strict", "acrostic", "prime", "author", "num", "seed", "format"}
 
 
 @dataclasses.dataclass
@@ -94,10 +101,8 @@ def parse_request(body, models: dict) -> dict:
     raise BadRequest(400, "the body must be a JSON object")
   if not models:
     raise BadRequest(404, "this service serves no generative model (see GET /healthz)")
-  name = field(body, "model", str, next(iter(models)))
-  if name not in models:
-    raise BadRequest(404, f"unknown model {name!r}; served: {', '.join(models)}")
-  m = models[name]
+  m = _model(body, {n: m for n, m in models.items() if m.kind != "poems"}, "/v1/generate",
+             "poems: use POST /v1/poems")
   unknown = sorted(set(body) - KNOWN[m.kind])
   if unknown:
     raise BadRequest(422, f"unknown field {unknown[0]!r} for a {m.describe()['kind']} model; "
@@ -125,6 +130,67 @@ def parse_request(body, models: dict) -> dict:
     if req["format"] in ("midi", "wav") and req["num"] != 1:
       raise BadRequest(422, f"format {req['format']!r} holds one piece: use num=1 or format 'zip'")
   return req
+
+
+def _model(body, models: dict, path: str, elsewhere: str):
+  """The request's model among `models` (404 when it is unknown or served elsewhere)."""
+  if not models:
+    raise BadRequest(404, f"this service serves no model for {path} ({elsewhere}; see GET /healthz)")
+  name = field(body, "model", str, next(iter(models)))
+  if name not in models:
+    raise BadRequest(404, f"unknown model {name!r} for {path}; served: {', '.join(models)}")
+  return models[name]
+
+
+def parse_poems(body, models: dict) -> dict:
+  """A validated /v1/poems request (BadRequest with the first problem)."""
+  if not isinstance(body, dict):
+    raise BadRequest(400, "the body must be a JSON object")
+  m = _model(body, {n: m for n, m in models.items() if m.kind == "poems"}, "/v1/poems",
+             "images and music: use POST /v1/generate")
+  unknown = sorted(set(body) - POEM_FIELDS)
+  if unknown:
+    raise BadRequest(422, f"unknown field {unknown[0]!r} for a poetry model; fields: "
+                          f"{', '.join(sorted(POEM_FIELDS))}")
+  req = {"model": m, "form": field(body, "form", str, "wujue"),
+         "strict": body.get("strict", False), "acrostic": field(body, "acrostic", str, ""),
+         "prime": field(body, "prime", str, ""), "author": field(body, "author", str, ""),
+         "num": field(body, "num", int, 1, 1, m.max_num),
+         "seed": field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
+         "format": field(body, "format", str, "json")}
+  if not isinstance(req["strict"], bool):
+    raise BadRequest(422, f"'strict' must be true or false, got {json.dumps(req['strict'])}")
+  if req["form"] not in text.SHAPES:
+    raise BadRequest(422, f"unknown form {req['form']!r}; choose one of {', '.join(text.SHAPES)}")
+  verses = text.SHAPES[req["form"]][0]
+  if req["acrostic"] and (len(req["acrostic"]) != verses or not all(map(text.is_han, req["acrostic"]))):
+    raise BadRequest(422, f"'acrostic' must be {verses} Han characters (one per verse of a "
+                          f"{req['form']}), got {req['acrostic']!r}")
+  if len(req["prime"]) > len(text.template(req["form"])):
+    raise BadRequest(422, f"'prime' is longer than a {req['form']}")
+  if req["format"] not in FORMATS["poems"]:
+    raise BadRequest(422, f"unknown format {req['format']!r}; choose one of {', '.join(FORMATS['poems'])}")
+  return req
+
+
+def encode_poems(bodies, req: dict) -> tuple[bytes, str]:
+  """(content, format) of a /v1/poems answer: JSON with each poem's 平水韻 check, plain
+  text, or calligraphy sheets (PNG)."""
+  if req["format"] == "text":
+    return ("\n\n".join("\n".join(pingshui.verses(b)) for b in bodies) + "\n").encode(), "text"
+  if req["format"] == "png":
+    buf = io.BytesIO()
+    calligraphy.write_sheets(bodies, [req["form"]] * len(bodies), buf)
+    return buf.getvalue(), "png"
+  poems = [{"text": b, "verses": pingshui.verses(b), **_checked(b, req["form"])} for b in bodies]
+  return json.dumps({"model": req["model"].name, "seed": req["seed"], "form": req["form"],
+                     "strict": req["strict"], "poems": poems}, ensure_ascii=False).encode(), "json"
+
+
+def _checked(body: str, form: str) -> dict:
+  c = pingshui.check(body, form)
+  return {"rhyme": None, "tones": None} if c is None else {
+      "rhyme": c["rhyme"], "tones": c["tones"], "template": c["template"], "group": c["group"]}
 
 
 def _labels(body, num: int, classes: int):
@@ -224,7 +290,7 @@ class Service:
     """Access control, errors as JSON, metrics around `work(request) -> Response`."""
     t0, client = time.perf_counter(), "unknown"
     try:
-      client = self.auth.check(request.headers, endpoint)
+      client = self.auth.check(request.headers, SCOPE.get(endpoint, endpoint))
       resp = await work(request)
     except Denied as e:
       client, resp = e.client, JSONResponse({"error": e.message}, e.status, headers=e.headers)
@@ -258,6 +324,24 @@ class Service:
           None, encode_music, out, req["format"], req["instruments"])
     self.metric["images"].labels(m.name).inc(req["num"])
     return Response(content, media_type=MEDIA[req["format"]], headers={
+        "X-Artjax-Model": m.name, "X-Artjax-Step": str(m.step), "X-Artjax-Seed": str(req["seed"])})
+
+  async def poems(self, request: Request):
+    req = parse_poems(await json_body(request, self.settings.max_body), self.models)
+    if req["format"] == "png":
+      try:
+        calligraphy.find_font()
+      except ConfigError as e:
+        raise BadRequest(422, str(e)) from None
+    m = req["model"]
+    wire = {k: v for k, v in req.items() if k not in ("model", "format")}
+    try:
+      bodies = await self._within(self.work.poems(m.name, wire))
+    except ValueError as e:
+      raise BadRequest(422, str(e)) from None
+    content, fmt = await asyncio.get_running_loop().run_in_executor(None, encode_poems, bodies, req)
+    self.metric["images"].labels(m.name).inc(req["num"])
+    return Response(content, media_type=MEDIA.get(fmt, "application/json"), headers={
         "X-Artjax-Model": m.name, "X-Artjax-Step": str(m.step), "X-Artjax-Seed": str(req["seed"])})
 
   async def stylize(self, request: Request):
@@ -315,6 +399,7 @@ class Service:
     return [Route("/", page), Route("/healthz", self.healthz),
             Route("/metrics", wrap("metrics", self.metrics)),
             Route("/v1/generate", wrap("generate", self.generate), methods=["POST"]),
+            Route("/v1/poems", wrap("poems", self.poems), methods=["POST"]),
             Route("/v1/stylize", wrap("stylize", self.stylize), methods=["POST"]),
             Route("/v1/repair", wrap("repair", self.repair), methods=["POST"])]
 

@@ -122,6 +122,9 @@ class RemoteWork:
   async def stylize(self, name, image):
     return await self._call("stylize", name, image)
 
+  async def poems(self, name, request):
+    return await self._call("poems", name, request)
+
   async def repair(self, name, image, mask):
     return await self._call("repair", name, image, mask)
 

@@ -73,6 +73,21 @@ class LocalWork:
   async def music(self, name: str, seed: int, modes, key_guidance: float):
     return await self.batchers[name].music(seed, modes, key_guidance)
 
+  async def poems(self, name: str, request: dict) -> list[str]:
+    """The poems of a /v1/poems request (form, strict, acrostic, prime, author, num, seed),
+    or ValueError(reason) for one the model cannot write."""
+    return await self._thread(self._poems, self.models[name], request)
+
+  @staticmethod
+  def _poems(m, r):
+    from artjax import ConfigError
+    try:
+      arrays = m.poem_tables(r["form"], r["strict"], r["acrostic"], r["prime"])
+      author = m.author_token(r["author"])
+    except ConfigError as e:
+      raise ValueError(str(e)) from None
+    return m.decode_poems(m.run_poems(r["seed"], r["form"], author, r["num"], arrays))
+
   async def _thread(self, fn, *args):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
