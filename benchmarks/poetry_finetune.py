@@ -64,6 +64,8 @@ def main(argv=None):
   p.add_argument("--num", type=int, default=64)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--methods", default="full,lora,prefix")
+  p.add_argument("--set", default="", help="config overrides for every method, e.g. "
+                 "optim.lr=5e-3,finetune.lora_rank=16 (the work dir should differ per setting)")
   args = p.parse_args(argv)
   task, state = open_run(args.pretrained)
   poems = task.poems()
@@ -79,6 +81,13 @@ def main(argv=None):
     c.data.update(source_dir=base.data.source_dir, data_dir=base.data.data_dir)
     c.finetune.init_from = os.path.abspath(args.pretrained)
     c.train.update(steps=args.steps, eval_every=0, ckpt_every=0)
+    for item in filter(None, args.set.split(",")):
+      key, value = item.split("=", 1)
+      *path, leaf = key.split(".")
+      node = c
+      for k in path:
+        node = node[k]
+      node[leaf] = type(node[leaf])(value)
     wd = os.path.join(args.work, method)
     if not (os.path.isdir(wd) and checkpoint.steps(wd)):
       train(c, wd, quiet=True)

@@ -35,14 +35,17 @@ def bits_per_char(task, state) -> dict:
           "kneser_ney_4gram": kn.bits(te, scored_from=1), "test_poems": int(len(test))}
 
 
-def _sample_bodies(task, state, form: str, num: int, seed: int, rhyme: bool = False) -> list[str]:
+def _sample_bodies(task, state, form: str, num: int, seed: int, rhyme: bool = False,
+                   strict: bool = False) -> list[str]:
   c = task.config.sample
-  old = (c.form, c.acrostic, c.constrained, c.rhyme)
-  c.form, c.acrostic, c.constrained, c.rhyme = form, "", True, rhyme
+  old = {k: c[k] for k in ("form", "acrostic", "constrained", "rhyme", "strict", "template",
+                           "rhyme_group")}
+  c.update(form=form, acrostic="", constrained=True, rhyme=rhyme, strict=strict, template="",
+           rhyme_group="")
   try:
     s = jax.jit(lambda st: task.sample(st, seed, num))(state)
   finally:
-    c.form, c.acrostic, c.constrained, c.rhyme = old
+    c.update(old)
   return task.decode(s["tokens"])
 
 
@@ -74,8 +77,7 @@ def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> 
                                  task, state, form, num, seed),
                              "rhyme_rate_with_rhyme_constraint": poem_stats(_sample_bodies(
                                  task, state, form, num, seed, rhyme=True), corpus)["rhyme_rate"],
-                             "pingshui": {"samples": pingshui.rates(constrained, form),
-                                          "held_out": pingshui.rates(held, form)},
+                             "pingshui": _pingshui(task, state, form, num, seed, constrained, held),
                              "examples": constrained[:3]}
   with open(os.path.join(workdir, "eval.json"), "w", encoding="utf-8") as f:
     json.dump(result, f, indent=2, ensure_ascii=False)
@@ -84,6 +86,17 @@ def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> 
     f.write(md)
   print(md)
   return result
+
+
+def _pingshui(task, state, form, num, seed, samples, held) -> dict:
+  """The 平水韻 rates of samples (the form's template only), held-out poems, --strict
+  samples, and the samples' share of the held-out rate (issue #31's bar: 0.8)."""
+  out = {"samples": pingshui.rates(samples, form), "held_out": pingshui.rates(held, form),
+         "strict": pingshui.rates(_sample_bodies(task, state, form, num, seed, strict=True), form)}
+  h = out["held_out"]
+  out["share_of_held_out"] = {k: (out["samples"][k] / h[k] if h[k] else None)
+                              for k in ("rhyme", "tones", "regulated")}
+  return out
 
 
 def unconstrained_compliance(task, state, form: str, num: int, seed: int) -> float:
@@ -120,11 +133,17 @@ def report_md(r: dict) -> str:
                  f"{fmt0(h['longest_common_with_train_median'])}/{h['longest_common_with_train_max']} | "
                  f"{fmt(s['quotes_a_training_verse'])} / {fmt(h['quotes_a_training_verse'])} |")
   lines += ["", "By the 平水韻 (artjax/poetry/pingshui.py: one 平聲 group at the even verse ends; "
-            "a standard tonal template, 一三五不論, no 孤平 or 三平尾), samples / held-out poems:", "",
-            "| form | rhyme | tones | both |", "|---|---|---|---|"]
+            "a standard tonal template, 一三五不論, no 孤平 or 三平尾), samples (the form's "
+            "template only) / held-out poems / --strict samples, and the samples' share of the "
+            "held-out rate:", "",
+            "| form | rhyme | tones | both | samples / held-out: rhyme, tones |",
+            "|---|---|---|---|---|"]
   for form, f in r["forms"].items():
-    s, h = f["pingshui"]["samples"], f["pingshui"]["held_out"]
-    lines.append(f"| {form} | " + " | ".join(f"{fmt(s[k])} / {fmt(h[k])}" for k in ("rhyme", "tones", "regulated")) + " |")
+    p = f["pingshui"]
+    s, h, st, share = p["samples"], p["held_out"], p["strict"], p["share_of_held_out"]
+    lines.append(f"| {form} | " + " | ".join(f"{fmt(s[k])} / {fmt(h[k])} / {fmt(st[k])}"
+                                             for k in ("rhyme", "tones", "regulated"))
+                 + f" | {fmt(share['rhyme'])}, {fmt(share['tones'])} |")
   lines += ["", "Examples (constrained decoding):", ""]
   for form, f in r["forms"].items():
     lines += [f"- {form}: " + " / ".join(f["examples"][:2])]

@@ -154,9 +154,10 @@ def test_eval_reports_the_pingshui_measure_beside_held_out_poems(poetry_run):
   assert r.returncode == 0, r.stderr
   result = json.load(open(os.path.join(poetry_run, "eval.json"), encoding="utf-8"))
   for form, f in result["forms"].items():
-    for who in ("samples", "held_out"):
+    for who in ("samples", "held_out", "strict"):
       assert set(f["pingshui"][who]) == {"n", "rhyme", "tones", "regulated", "unknown_chars"}
     assert f["pingshui"]["samples"]["n"] == 4       # constrained decoding: every sample has the form
+    assert f["pingshui"]["strict"]["regulated"] == 1.0    # strict decoding: every sample passes
   assert "平水韻" in r.stdout
 
 
