@@ -8,7 +8,7 @@
 
 from configs import common
 
-VARIANTS = ("default", "full_libai", "lora_libai", "prefix_libai")
+VARIANTS = ("default", "regulated", "full_libai", "lora_libai", "prefix_libai")
 
 
 def get_config(arg: str = "default"):
@@ -16,9 +16,12 @@ def get_config(arg: str = "default"):
   # source_dir: a chinese-poetry checkout or unpacked npm package ("" = fetch it with npm
   # into the data dir once); vocab_chars: the most frequent training characters kept (seen
   # >= min_count times; others are UNK); num_authors: poets with their own control token;
-  # max_chars: longest poem body trained on; author: train on one poet's poems only.
+  # max_chars: longest poem body trained on; author: train on one poet's poems only;
+  # regulated_only: train only on regulated-form poems that pass the 平水韻 rhyme and tone
+  # tests (artjax.poetry.pingshui; validation and test splits unchanged).
   c = common.base("poetry", {"name": "poetry", "source_dir": "", "vocab_chars": 5000,
-                             "min_count": 2, "num_authors": 64, "max_chars": 64, "author": ""})
+                             "min_count": 2, "num_authors": 64, "max_chars": 64, "author": "",
+                             "regulated_only": False})
   c.model = common.ConfigDict({"name": "transformer", "d_model": 192, "num_layers": 4,
                                "num_heads": 4, "d_ff": 768, "dropout": 0.1, "cond_dropout": 0.2,
                                "remat": "none"})
@@ -38,7 +41,9 @@ def get_config(arg: str = "default"):
                                 "top_p": 0.9, "acrostic": "", "author": "", "rhyme": False,
                                 "strict": False, "template": "", "rhyme_group": ""})
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
-  if name != "default":
+  if name == "regulated":      # issue #31's data-selection experiment
+    c.data.regulated_only = True
+  elif name != "default":
     c.finetune.method = name.split("_")[0]
     c.data.author = "李白"
     c.sample.author = "李白"

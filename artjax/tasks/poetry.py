@@ -109,13 +109,22 @@ class PoetryTask(TransformerLM):
     """[N, seq_len] int32 of a split's poems (<= data.max_chars; of `author` if given)."""
     sp, d, v = self.poems().splits[split], self.config.data, self.vocab
     author = d.author if author is None else author
+    keep = (self._regulated if split == "train" and d.get("regulated_only", False)
+            else lambda body, form: True)
     rows = [text.sequence(v, b, int(f), v.author_token(a), self.seq_len)
             for b, f, a in zip(sp["body"], sp["form"], sp["author"])
-            if len(b) <= d.max_chars and (not author or a == author)]
+            if len(b) <= d.max_chars and (not author or a == author) and keep(b, int(f))]
     if not rows:
       raise ConfigError(f"no {split} poems of <= {d.max_chars} characters"
                         + (f" by {author!r}" if author else ""))
     return np.stack(rows)
+
+  @staticmethod
+  def _regulated(body: str, form: int) -> bool:
+    """A regulated form that passes the 平水韻 rhyme and tone tests (data.regulated_only)."""
+    name = text.FORMS[form]
+    c = pingshui.check(body, name) if name in pingshui.SHAPES else None
+    return bool(c and c["rhyme"] and c["tones"])
 
   def device_data(self):
     out = {"train": {"tokens": self.sequences("train")}}

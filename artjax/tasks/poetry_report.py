@@ -11,7 +11,7 @@ import os
 import jax
 import numpy as np
 
-from artjax.poetry import metrics, pingshui, text
+from artjax.poetry import metrics, pingshui, strict, text
 
 FORMS = ("wujue", "qijue", "wulu", "qilu")
 
@@ -66,7 +66,8 @@ def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> 
   poems = task.poems().splits
   corpus = metrics.Corpus(poems["train"]["body"])
   result = {"workdir": os.path.abspath(workdir), "step": int(state["step"]), "seed": seed,
-            "bits_per_char": bits_per_char(task, state), "forms": {}}
+            "bits_per_char": bits_per_char(task, state), "rhyme_probe": rhyme_probe(task, state),
+            "forms": {}}
   for form in FORMS:
     constrained = _sample_bodies(task, state, form, num, seed)
     held = [b for b, f in zip(poems["test"]["body"], poems["test"]["form"])
@@ -144,7 +145,62 @@ def report_md(r: dict) -> str:
     lines.append(f"| {form} | " + " | ".join(f"{fmt(s[k])} / {fmt(h[k])} / {fmt(st[k])}"
                                              for k in ("rhyme", "tones", "regulated"))
                  + f" | {fmt(share['rhyme'])}, {fmt(share['tones'])} |")
+  p = r["rhyme_probe"]
+  if p["positions"]:
+    lines += ["", f"Rhyme probe ({p['poems']} held-out poems that rhyme, {p['positions']} later rhyme "
+            f"positions): the model puts {p['model_mass_on_group']:.3f} of its probability on the "
+            f"poem's rhyme group, against the group's prior {p['prior_of_group']:.3f} "
+            f"({p['ratio']:.1f}x).", ""]
   lines += ["", "Examples (constrained decoding):", ""]
   for form, f in r["forms"].items():
     lines += [f"- {form}: " + " / ".join(f["examples"][:2])]
   return "\n".join(lines) + "\n"
+
+
+def rhyme_targets(bodies, forms, vocab: text.Vocab) -> list:
+  """[(body, form, [(character index, group)])]: each regulated-rhyming poem's later rhyme
+  positions (the 2nd even verse's end on), with the group its earlier rhymes set."""
+  out = []
+  for body, form in zip(bodies, forms):
+    if form not in pingshui.SHAPES:
+      continue
+    c = pingshui.check(body, form)
+    if not c or not c["rhyme"]:
+      continue
+    verses, n = pingshui.SHAPES[form]
+    pos = [v * (n + 1) + n - 1 for v in range(3, verses, 2)]   # verse 4, 6, 8's last character
+    out.append((body, form, [(p, c["group"]) for p in pos]))
+  return out
+
+
+def rhyme_probe(task, state, split: str = "test", num: int = 256) -> dict:
+  """Does the model predict a rhyming final character better than chance? Over held-out
+  poems that rhyme by the 平水韻: the model's probability mass on the rhyme group at each
+  later rhyme position (given the poem so far), beside the group's prior (its share of the
+  same positions' characters in the training split's rhyming poems)."""
+  v, sp = task.vocab, task.poems().splits
+  groups = {g: np.flatnonzero(m) for g, m in strict.group_masks(v, task.vocab_size).items()}
+  train = rhyme_targets(sp["train"]["body"], [text.FORMS[int(f)] for f in sp["train"]["form"]], v)
+  counts = {}
+  for body, _, targets in train:
+    for p, _ in targets:
+      for g in pingshui.dictionary()[1].get(body[p], ()):
+        counts[g] = counts.get(g, 0) + 1
+  total = sum(len(t) for _, _, t in train)
+  held = rhyme_targets(sp[split]["body"], [text.FORMS[int(f)] for f in sp[split]["form"]], v)
+  held = [h for h in held if len(h[0]) <= task.config.data.max_chars][:num]
+  if not held:
+    return {"positions": 0, "poems": 0, "model_mass_on_group": None, "prior_of_group": None,
+            "ratio": None}
+  seqs = np.stack([text.sequence(v, b, text.FORMS.index(f), text.ANY_AUTHOR, task.seq_len)
+                   for b, f, _ in held])
+  probs = np.asarray(jax.jit(lambda st, s: jax.nn.softmax(
+      task.model(task.model_params(st)[0])(s[:, :-1]).astype(np.float32), -1))(state, seqs))
+  model, prior = [], []
+  for i, (_, _, targets) in enumerate(held):
+    for p, g in targets:           # logits at index PREFIX - 1 + p predict character p
+      model.append(float(probs[i, text.PREFIX - 1 + p][groups.get(g, [])].sum()))
+      prior.append(counts.get(g, 0) / max(total, 1))
+  return {"positions": len(model), "poems": len(held),
+          "model_mass_on_group": float(np.mean(model)), "prior_of_group": float(np.mean(prior)),
+          "ratio": float(np.mean(model) / max(np.mean(prior), 1e-9))}

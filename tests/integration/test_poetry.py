@@ -161,6 +161,16 @@ def test_eval_reports_the_pingshui_measure_beside_held_out_poems(poetry_run):
   assert "平水韻" in r.stdout
 
 
+def test_rhyme_probe_reads_the_model_at_the_rhyme_positions(poetry_run):
+  from artjax.tasks import open_run, poetry_report
+  task, state = open_run(poetry_run)
+  p = poetry_report.rhyme_probe(task, state, split="train", num=32)
+  # the fake corpus's rhyming regulated poems (春望, 登高, ... in copies) give later rhyme positions
+  assert p["poems"] > 0 and p["positions"] >= p["poems"]
+  assert 0 < p["model_mass_on_group"] < 1 and 0 < p["prior_of_group"] <= 1
+  assert abs(p["ratio"] - p["model_mass_on_group"] / p["prior_of_group"]) < 1e-6
+
+
 def _poems(path):
   return ["".join(p.split("\n")) for p in path.read_text(encoding="utf-8").strip().split("\n\n")]
 
@@ -312,3 +322,18 @@ def test_v1_generate_points_poems_elsewhere_and_png(poems_client):
     assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
   else:
     assert r.status_code == 422 and "CJK font" in r.json()["error"]
+
+
+def test_regulated_only_keeps_the_poems_that_pass_the_pingshui_tests(poetry_run):
+  from artjax.poetry import pingshui
+  from artjax.tasks import open_run
+  task, _ = open_run(poetry_run)
+  everything, test = task.sequences("train"), len(task.sequences("test"))
+  task.config.data.regulated_only = True
+  kept = task.sequences("train")
+  assert 0 < len(kept) < len(everything)
+  for row in kept:
+    body, form = task.vocab.decode(row[text.PREFIX:]), text.FORMS[row[1] - text.FORM0]
+    c = pingshui.check(body, form)
+    assert c and c["rhyme"] and c["tones"], body
+  assert len(task.sequences("test")) == test            # held-out splits are not filtered
