@@ -63,6 +63,13 @@ def data_dir():
 
 
 @pytest.fixture(scope="session")
+def poetry_workdir(tmp_path_factory):
+  """A smoke poetry model on a fake chinese-poetry checkout (served by the live tests)."""
+  from helpers import poetry_run
+  return poetry_run(tmp_path_factory.mktemp("poetry_session"))
+
+
+@pytest.fixture(scope="session")
 def trained_workdir(tmp_path_factory, data_dir):
   """A small conditional GAN trained briefly on digits, shared by sampling tests."""
   from helpers import small_config

@@ -159,12 +159,13 @@ def _get(url, body=None, headers=None, timeout=60):
 
 
 @pytest.fixture(scope="module")
-def live(trained_workdir, music_workdir, repair_workdir, tmp_path_factory):
+def live(trained_workdir, music_workdir, repair_workdir, poetry_workdir, tmp_path_factory):
   port = _free_port()
   log = tmp_path_factory.mktemp("live") / "server.log"
   f = open(log, "w")
   proc = subprocess.Popen([sys.executable, "run.py", "serve", f"--workdir={trained_workdir}",
-                           f"--workdir={music_workdir}", f"--workdir={repair_workdir}", f"--port={port}", "--max_batch=16",
+                           f"--workdir={music_workdir}", f"--workdir={repair_workdir}",
+                           f"--workdir={poetry_workdir}", f"--port={port}", "--max_batch=16",
                            "--max_num=16", "--max_wait_ms=20"], cwd=ROOT, stdout=f,
                           stderr=subprocess.STDOUT, env={**os.environ, "ARTJAX_TOKEN": TOKEN})
   url = f"http://127.0.0.1:{port}"

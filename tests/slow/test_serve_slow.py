@@ -36,6 +36,12 @@ def test_live_concurrency_batches_and_results_do_not_depend_on_batch_mates(live)
 
 
 @pytest.mark.slow
+def _select_kind(d, kind):
+  from selenium.webdriver.support.ui import Select
+  select = Select(d.find_element("id", "model"))
+  select.select_by_visible_text(next(o.text for o in select.options if f"({kind}," in o.text))
+
+
 def test_web_page_in_headless_chromium(live):
   from selenium import webdriver
   from selenium.webdriver.chrome.service import Service
@@ -64,6 +70,7 @@ def test_web_page_in_headless_chromium(live):
     wait.until(lambda d: d.execute_script(
         "const i = document.getElementById('grid'); return i.complete && i.naturalWidth > 0"))
     assert d.find_element("id", "error").text == ""
+    assert d.find_element("id", "grid").is_displayed()         # shown, not only drawn
     Select(d.find_element("id", "model")).select_by_index(1)     # the music model
     d.find_element("id", "generate").click()
     wait.until(lambda d: d.execute_script(
@@ -78,7 +85,7 @@ def test_web_page_in_headless_chromium(live):
     m[:, 4:] = 255
     Image.fromarray(x).resize((64, 64), Image.NEAREST).save(os.path.join(folder, "digit.png"))
     Image.fromarray(m).resize((64, 64), Image.NEAREST).save(os.path.join(folder, "mask.png"))
-    Select(d.find_element("id", "model")).select_by_index(2)     # the inpainting network
+    _select_kind(d, "repair")                                   # the inpainting network
     assert d.find_element("id", "generate").text == "Repair"
     d.find_element("id", "generate").click()
     wait.until(lambda d: "choose a picture file first" in d.find_element("id", "error").text)
@@ -88,6 +95,20 @@ def test_web_page_in_headless_chromium(live):
     wait.until(lambda d: d.execute_script(
         "const i = document.getElementById('picture'); return i.complete && i.naturalWidth === 8"))
     assert d.find_element("id", "error").text == "" and d.find_element("id", "status").text == "repaired"
+    _select_kind(d, "poems")                                    # the poetry model
+    Select(d.find_element("id", "form")).select_by_value("wujue")
+    d.find_element("id", "strict").click()
+    d.find_element("id", "acrostic").send_keys("山水風月")
+    d.find_element("id", "num").clear()
+    d.find_element("id", "num").send_keys("2")
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: "generated" in d.find_element("id", "status").text)
+    poems = [p.text for p in d.find_elements("css selector", "#verses p")]
+    assert len(poems) == 2 and all(p.count("✓") == 2 for p in poems), poems   # rhyme and tones
+    assert all("".join(v[0] for v in p.split("\n")[:4]) == "山水風月" for p in poems)
+    if os.path.exists("/usr/share/fonts/truetype/arphic/ukai.ttc"):
+      wait.until(lambda d: d.execute_script(
+          "const i = document.getElementById('sheet'); return i.complete && i.naturalWidth > 0"))
   finally:
     d.quit()
 
