@@ -27,7 +27,8 @@ from artjax.tasks import open_run
 SUMMARY = "a looping latent walk, class morph or style-mixing sweep as MP4 or GIF"
 USAGE = ("animate --workdir=DIR --out=walk.mp4|walk.gif [--keyframes=N] [--seconds=S] "
          "[--fps=F] [--size=PX] [--grid=RxC] [--space=z|w] [--interp=slerp|lerp|cubic] "
-         "[--classes=A,B] [--mixing=coarse|fine] [--truncation=PSI] [--seed=S]")
+         "[--classes=A,B] [--mixing=coarse|fine] [--truncation=PSI] [--seed=S]; or a style "
+         "morph: animate --content=C.png --styles=A.png,B.png --out=morph.mp4 [--steps=N]")
 MAX_FRAMES = 30 * 60 * 10          # ten minutes at 30 fps
 MAX_GIF_FRAMES = 600
 MAX_SIDE = 2048
@@ -246,9 +247,28 @@ def define(fv, argv):
   flags.DEFINE_string("music", None, "A Music Transformer run: a chorale as long as the video, "
                       "rendered and muxed into the MP4 as AAC.", **d)
   flags.DEFINE_string("mode", None, "With --music: major | minor | alternate.", **d)
+  flags.DEFINE_string("content", None, "A style morph instead of a walk: this picture, "
+                      "morphing through --styles (no --workdir).", **d)
+  flags.DEFINE_string("styles", None, "With --content: A.png,B.png[,C.png...] in order.", **d)
+  flags.DEFINE_integer("steps", 40, "With --content: optimisation steps per frame after the first.", **d)
+  flags.DEFINE_integer("first_steps", 300, "With --content: steps of the first frame.", **d)
+  flags.DEFINE_bool("warm_start", True, "With --content: each frame starts from the one before "
+                    "(false: from the content, the flicker baseline).", **d)
 
 
 def run(FLAGS, args, argv):
+  if FLAGS.content is not None:
+    if FLAGS.workdir:
+      raise ConfigError("give --workdir (a latent walk) or --content with --styles (a style "
+                        "morph), not both")
+    need(FLAGS, "content", "styles", "out", command="animate")
+    from artjax.commands import style_morph
+    d = check_args({k: FLAGS[k].value for k in (
+        "out", "fps", "keyframes", "size", "seconds", "interp", "truncation", "mixing", "grid")})
+    return style_morph.morph_video(
+        FLAGS.content, [p for p in FLAGS.styles.split(",") if p], FLAGS.out, d, fps=FLAGS.fps,
+        size=FLAGS.size, seed=FLAGS.seed, steps=FLAGS.steps, first_steps=FLAGS.first_steps,
+        warm=FLAGS.warm_start)
   need(FLAGS, "workdir", "out", command="animate")
   if FLAGS.resize not in ("nearest", "bilinear"):
     raise ConfigError(f"--resize must be nearest or bilinear, got {FLAGS.resize!r}")

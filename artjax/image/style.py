@@ -14,6 +14,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -204,3 +205,31 @@ def stylize(net, params, s: Settings, contents, styles, style_mix, masks, noise,
     v, trace = _optimise(loss_fn, v, steps, s, tick)
     traces.append(trace)
   return read(v), traces
+
+
+def morph_weights(num_styles: int, num_frames: int) -> np.ndarray:
+  """[F, S] style weights of a morph through the styles in order: frame f sits at
+  t = f / (F - 1) of the way, linear between the two styles around it."""
+  t = np.linspace(0.0, num_styles - 1.0, num_frames)
+  lo = np.minimum(np.floor(t).astype(int), num_styles - 2)
+  out = np.zeros((num_frames, num_styles), np.float32)
+  out[np.arange(num_frames), lo] = 1.0 - (t - lo)
+  out[np.arange(num_frames), lo + 1] = t - lo
+  return out
+
+
+def morph(net, params, s: Settings, content, styles, mixes, v0, steps: int, warm: bool = True):
+  """Frames of a style morph (pure; one scan): for each row of `mixes` [F, S] (the weights
+  of the target feature statistics), `steps` iterations at one scale, from the previous
+  frame's image when `warm` (so the morph does not flicker), else from the content.
+  content: [1, h, w, 3]; styles: a list of [1, h', w', 3]; v0: the image the first frame
+  starts from. Returns (the last image, frames [F, h, w, 3] in [0, 1])."""
+  def frame(v, mix):
+    loss_fn, fixed, read = _scale_problem(net, params, s, content, styles, mix, None)
+    start = v if warm else fixed
+    if s.preserve_color and warm:
+      start = color.rgb_to_yiq(v)[..., :1]
+    out, _ = _optimise(loss_fn, start, steps, s, lambda i: None)
+    image = read(out)
+    return image, image[0]
+  return lax.scan(frame, v0, jnp.asarray(mixes))

@@ -110,3 +110,34 @@ def test_music_is_muxed_for_the_length_of_the_video(trained_workdir, music_workd
   r = run_cli("animate", f"--workdir={trained_workdir}", f"--out={tmp_path / 'y.mp4'}",
               f"--music={trained_workdir}")
   assert r.returncode != 0 and "Music Transformer" in r.stderr and not (tmp_path / "y.mp4").exists()
+
+
+def _photos(tmp_path):
+  import imageio.v3 as iio
+  import skimage.data
+  paths = {}
+  for name in ("chelsea", "rocket", "coffee"):
+    paths[name] = str(tmp_path / f"{name}.png")
+    iio.imwrite(paths[name], getattr(skimage.data, name)())
+  return paths
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--styles=S1"], "at least two pictures"),
+    (["--styles=S1,S2", "--workdir=W"], "not both"),
+    (["--styles=S1,missing.png"], "missing.png"),
+    (["--styles=S1,S2", "--fps=0"], "--fps must be in 1..60"),
+    (["--styles=S1,S2", "--steps=0"], "--steps must be in 1..2000"),
+    (["--styles=S1,S2", "--out=OUT.avi"], "--out must end in"),
+])
+def test_bad_style_morph_arguments(trained_workdir, tmp_path, extra, needle):
+  p = _photos(tmp_path)
+  out = tmp_path / "out" / "m.mp4"
+  sub = {"S1": p["rocket"], "S2": p["coffee"], "W": trained_workdir, "OUT": str(tmp_path / "out" / "m")}
+  args = [a.replace("S1", sub["S1"]).replace("S2", sub["S2"]).replace("=W", "=" + sub["W"])
+          .replace("OUT", sub["OUT"]) for a in extra]
+  if not any(a.startswith("--out") for a in args):
+    args.append(f"--out={out}")
+  r = run_cli("animate", f"--content={p['chelsea']}", "--seconds=1", "--fps=4", "--size=32", *args)
+  assert r.returncode != 0 and needle in r.stderr and r.stderr.count("error:") == 1, r.stderr
+  assert not (tmp_path / "out").exists()
