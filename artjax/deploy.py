@@ -30,6 +30,7 @@ from artjax.tasks.training import train
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 ARTIFACT, ROWS, MANIFEST = "sampler.jaxexport", "rows.jaxexport", "manifest.json"
+WALK = "walk.jaxexport"
 #: rows per seed of the exported row sampler (the service's most images per request)
 ROWS_MAX_NUM = 64
 LOADER = """import hashlib, json, numpy as np
@@ -135,6 +136,11 @@ def exported(workdir: str, platforms=("cpu",), best: bool = False):
     out["rows"] = _export(lambda *a: task.row_sampler(unpack(stored), ROWS_MAX_NUM).fn(*a),
                           rows, platforms)
     manifest["rows"] = {"artifact": ROWS, "max_num": ROWS_MAX_NUM, **_signature(rows)}
+  walk = getattr(task, "walk_sampler", None)
+  if walk is not None:
+    spec = walk(abstract)
+    out["walk"] = _export(lambda *a: walk(unpack(stored)).fn(*a), spec, platforms)
+    manifest["walk"] = {"artifact": WALK, **_signature(spec)}
   files = task.export_files()
   if files:
     out["files"] = files
@@ -154,6 +160,8 @@ def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = Fals
   blobs = {ARTIFACT: exps["sampler"].serialize()}
   if "rows" in exps:
     blobs[ROWS] = exps["rows"].serialize()
+  if "walk" in exps:
+    blobs[WALK] = exps["walk"].serialize()
   extras = exps.get("files", {})
   blobs.update(extras)
   manifest["artifact_bytes"] = len(blobs[ARTIFACT])

@@ -4,6 +4,8 @@
     GET  /healthz     JSON status; 200 once every model is warmed up, 503 before
     GET  /metrics     Prometheus text (behind the "metrics" scope with --protect_metrics)
     POST /v1/generate JSON in, PNG / npz / MIDI / WAV / zip out   (scope "generate")
+    POST /v1/animate  JSON in (seed, seconds, fps, size, label, format), MP4 / GIF out: a
+                      looping latent walk of an image GAN         (scope "generate")
     POST /v1/poems    JSON in (form, strict, acrostic, prime, author, num, seed), JSON /
                       text / calligraphy PNG out                     (scope "generate")
     POST /v1/stylize  multipart `image` in, PNG out                  (scope "stylize")
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import io
+import os
 import json
 import secrets
 import time
@@ -52,7 +55,9 @@ from artjax.engine.writers import image_grid
 MAX_SEED = 2**31 - 1
 MEDIA = {"png": "image/png", "npz": "application/octet-stream", "midi": "audio/midi",
          "wav": "audio/wav", "zip": "application/zip", "text": "text/plain; charset=utf-8"}
-SCOPE = {"poems": "generate"}     # endpoints sharing another's scope
+SCOPE = {"poems": "generate", "animate": "generate"}     # endpoints sharing another's scope
+ANIMATE_FIELDS = {"model", "seed", "seconds", "fps", "size", "label", "format"}
+MEDIA.update({"mp4": "video/mp4", "gif": "image/gif"})
 POEM_FIELDS = {"model", "form", "strict", "acrostic", "prime", "author", "num", "seed", "format"}
 
 
@@ -64,6 +69,8 @@ class Settings:
   max_body: int = 16384
   timeout_s: float = 30.0
   max_upload: int = 8 * 2**20       # bytes of one multipart upload (/v1/stylize, /v1/repair)
+  max_frames: int = 240             # /v1/animate: frames of one video (seconds x fps)
+  max_video_pixels: int = 240 * 256 * 256    # /v1/animate: frames x size^2
   auth: Auth | None = None          # None: the single `token` (or none: loopback only)
 
   def access(self) -> Auth:
@@ -171,6 +178,53 @@ def parse_poems(body, models: dict) -> dict:
   if req["format"] not in FORMATS["poems"]:
     raise BadRequest(422, f"unknown format {req['format']!r}; choose one of {', '.join(FORMATS['poems'])}")
   return req
+
+
+def parse_animate(body, models: dict, settings) -> dict:
+  """A validated /v1/animate request (BadRequest with the first problem)."""
+  if not isinstance(body, dict):
+    raise BadRequest(400, "the body must be a JSON object")
+  m = _model(body, {n: m for n, m in models.items() if m.kind == "images"
+                    and m.describe().get("animates")}, "/v1/animate",
+             "only image GANs exported with a walk animate")
+  unknown = sorted(set(body) - ANIMATE_FIELDS)
+  if unknown:
+    raise BadRequest(422, f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(ANIMATE_FIELDS))}")
+  req = {"model": m, "seed": field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
+         "seconds": float(field(body, "seconds", float, 2.0, 0.1, 600.0)),
+         "fps": field(body, "fps", int, 12, 1, 30), "size": field(body, "size", int, 128, 8, 512),
+         "label": field(body, "label", int, 0, 0, max(m.num_classes - 1, 0)),
+         "format": field(body, "format", str, "mp4")}
+  if req["format"] not in ("mp4", "gif"):
+    raise BadRequest(422, f"unknown format {req['format']!r}; choose mp4 or gif")
+  req["frames"] = int(round(req["seconds"] * req["fps"]))
+  if not 2 <= req["frames"] <= settings.max_frames:
+    raise BadRequest(422, f"seconds x fps = {req['frames']} frames; this service makes videos "
+                          f"of 2..{settings.max_frames} frames")
+  if req["frames"] * req["size"] ** 2 > settings.max_video_pixels:
+    raise BadRequest(422, f"{req['frames']} frames of {req['size']}x{req['size']} are above this "
+                          f"service's {settings.max_video_pixels:,} pixels per video: lower size, "
+                          "seconds or fps")
+  return req
+
+
+def encode_video(frames, size: int, fps: int, fmt: str) -> bytes:
+  """MP4 (H.264) or GIF bytes of uint8 frames [F, h, w, C], nearest-upscaled to size x size
+  (the same pixels as `run.py animate --size`'s nearest resize)."""
+  import tempfile
+  from artjax.engine.video import VideoWriter
+  f = np.asarray(frames)
+  if f.shape[-1] == 1:
+    f = np.repeat(f, 3, -1)
+  rows = np.minimum((np.arange(size) * f.shape[1]) // size, f.shape[1] - 1)
+  cols = np.minimum((np.arange(size) * f.shape[2]) // size, f.shape[2] - 1)
+  f = f[:, rows][:, :, cols]
+  with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, f"walk.{fmt}")
+    with VideoWriter(path, fps, (size + size % 2, size + size % 2)) as video:
+      video.write(np.pad(f, ((0, 0), (0, size % 2), (0, size % 2), (0, 0)), mode="edge"))
+    with open(path, "rb") as fh:
+      return fh.read()
 
 
 def encode_poems(bodies, req: dict) -> tuple[bytes, str]:
@@ -326,6 +380,17 @@ class Service:
     return Response(content, media_type=MEDIA[req["format"]], headers={
         "X-Artjax-Model": m.name, "X-Artjax-Step": str(m.step), "X-Artjax-Seed": str(req["seed"])})
 
+  async def animate(self, request: Request):
+    req = parse_animate(await json_body(request, self.settings.max_body), self.models, self.settings)
+    m = req["model"]
+    frames = await self._within(self.work.animate(m.name, req["seed"], req["frames"], req["label"]))
+    content = await asyncio.get_running_loop().run_in_executor(
+        None, encode_video, frames, req["size"], req["fps"], req["format"])
+    self.metric["images"].labels(m.name).inc(req["frames"])
+    return Response(content, media_type=MEDIA[req["format"]], headers={
+        "X-Artjax-Model": m.name, "X-Artjax-Step": str(m.step), "X-Artjax-Seed": str(req["seed"]),
+        "X-Artjax-Frames": str(req["frames"])})
+
   async def poems(self, request: Request):
     req = parse_poems(await json_body(request, self.settings.max_body), self.models)
     if req["format"] == "png":
@@ -400,6 +465,7 @@ class Service:
             Route("/metrics", wrap("metrics", self.metrics)),
             Route("/v1/generate", wrap("generate", self.generate), methods=["POST"]),
             Route("/v1/poems", wrap("poems", self.poems), methods=["POST"]),
+            Route("/v1/animate", wrap("animate", self.animate), methods=["POST"]),
             Route("/v1/stylize", wrap("stylize", self.stylize), methods=["POST"]),
             Route("/v1/repair", wrap("repair", self.repair), methods=["POST"])]
 

@@ -44,6 +44,9 @@ jax.monitoring.register_event_duration_secs_listener(_count_compile)
 jax.monitoring.register_event_listener(_count_cache_hit)
 
 
+WALK_BATCH = 16      # frames per call of an animation
+
+
 def buckets(max_rows: int) -> tuple:
   out, b = [], 1
   while b < max_rows:
@@ -63,6 +66,7 @@ class Model:
   max_num: int           # most rows (images / pieces) one request may ask for
   num_classes: int = 0   # image GANs: 0 = unconditional
   poetry: dict | None = None   # poems: {"vocab": text.Vocab, "steps": T, "size": V}
+  walk: object = None          # image GANs: the jitted exported walk (/v1/animate), or None
 
   @property
   def step(self) -> int:
@@ -73,7 +77,7 @@ class Model:
             "model": self.manifest["model"], "step": self.step,
             "weights_bits": self.manifest["weights"]["bits"], "max_num": self.max_num,
             "num_classes": self.num_classes, "buckets": list(self.buckets),
-            "formats": list(FORMATS[self.kind])}
+            "formats": list(FORMATS[self.kind]), "animates": self.walk is not None}
 
   def bucket(self, rows: int) -> int:
     return next(b for b in self.buckets if b >= rows)
@@ -84,6 +88,15 @@ class Model:
     b = self.bucket(n)
     pad = lambda a: np.concatenate([np.asarray(a, np.int32), np.zeros(b - n, np.int32)])
     return np.asarray(self.fn(pad(seeds), pad(rows), pad(labels)))[:n]
+
+  def run_walk(self, seed: int, frames: int, label: int):
+    """uint8 [frames, H, W, C]: the walk `run.py animate --seed` renders, WALK_BATCH frames
+    per call of one compiled program."""
+    out = []
+    for i in range(0, frames, WALK_BATCH):
+      idx = np.minimum(np.arange(i, i + WALK_BATCH), frames - 1).astype(np.int32)
+      out.append(np.asarray(self.walk(np.int32(seed), np.int32(frames), np.int32(label), idx)))
+    return np.concatenate(out)[:frames]
 
   def run_music(self, seed: int, modes, key_guidance: float):
     n = len(modes)
@@ -120,6 +133,8 @@ class Model:
       for b in self.buckets:
         jax.block_until_ready(self.run_poems(0, "wujue", text.ANY_AUTHOR, b, arrays))
       return
+    if self.walk is not None:
+      jax.block_until_ready(self.run_walk(0, 2, 0))
     for b in self.buckets:
       z = np.zeros(b, np.int32)
       if self.kind == "images":
@@ -150,9 +165,10 @@ def _from_export_dir(path: str):
     raise ConfigError(f"{path!r} exports a {manifest['kind']!r} sampler: only image GANs, "
                       "music and poetry Transformers can be served")
   name = deploy.ROWS if manifest["kind"] == "images" else deploy.ARTIFACT
-  exps, manifest = deploy.load_export(path, names=(name,))
+  names = (name,) + ((deploy.WALK,) if deploy.WALK in manifest["files"] else ())
+  exps, manifest = deploy.load_export(path, names=names)
   files = {n: deploy.read_file(path, n) for n in manifest["files"] if not n.endswith(".jaxexport")}
-  return exps[name], manifest, files
+  return exps[name], manifest, dict(files, walk=exps.get(deploy.WALK))
 
 
 def _from_workdir(path: str):
@@ -161,7 +177,7 @@ def _from_workdir(path: str):
     raise ConfigError(f"{path!r} is a {manifest['task']} run: serve image GANs, music or "
                       "poetry Transformers, style networks or inpainting networks")
   return (exps["rows"] if manifest["kind"] == "images" else exps["sampler"], manifest,
-          exps.get("files", {}))
+          dict(exps.get("files", {}), walk=exps.get("walk")))
 
 
 def load(path: str, name: str, max_num: int, max_batch: int, max_music: int) -> Model:
@@ -179,8 +195,9 @@ def load(path: str, name: str, max_num: int, max_batch: int, max_music: int) -> 
     if max_num > limit:
       raise ConfigError(f"--max_num={max_num} exceeds the {limit} rows per request the "
                         f"exported row sampler of {path!r} draws")
+    walk = files.get("walk")
     return Model(name, "images", manifest, fn, buckets(max_batch), max_num,
-                 int(manifest.get("num_classes", 0)))
+                 int(manifest.get("num_classes", 0)), walk=None if walk is None else jax.jit(walk.call))
   n = min(max_num, max_music)
   if manifest["kind"] == "poems":
     if "poetry.npz" not in files:

@@ -122,6 +122,9 @@ class RemoteWork:
   async def stylize(self, name, image):
     return await self._call("stylize", name, image)
 
+  async def animate(self, name, seed, frames, label):
+    return await self._call("animate", name, seed, frames, label)
+
   async def poems(self, name, request):
     return await self._call("poems", name, request)
 

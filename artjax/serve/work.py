@@ -73,6 +73,10 @@ class LocalWork:
   async def music(self, name: str, seed: int, modes, key_guidance: float):
     return await self.batchers[name].music(seed, modes, key_guidance)
 
+  async def animate(self, name: str, seed: int, frames: int, label: int):
+    """uint8 [frames, H, W, C] of a model's latent walk (/v1/animate)."""
+    return await self._thread(self.models[name].run_walk, seed, frames, label)
+
   async def poems(self, name: str, request: dict) -> list[str]:
     """The poems of a /v1/poems request (form, strict, acrostic, prime, author, num, seed),
     or ValueError(reason) for one the model cannot write."""

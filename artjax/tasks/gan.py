@@ -20,7 +20,7 @@ import numpy as np
 from flax import nnx
 
 from artjax import ConfigError
-from artjax.image import augment
+from artjax.image import animation, augment
 from artjax.tasks import datasets as data_lib
 from artjax.image import data as image_data
 from artjax.music import data as music_data
@@ -403,6 +403,27 @@ class GANTask(Task):
         outputs=(("images", "uint8", ("B", h, w, ch), "images, pixel values 0..255"),),
         notes=f"rows of `run.py sample --seed=S` for any mix of seeds; at most {max_num} rows "
               "per seed")
+
+  def walk_sampler(self, state, keyframes: int = 4):
+    """For the service's /v1/animate: fn(seed, frames, label, idx[B]) -> frames idx of the
+    looping slerp walk in z through `keyframes` latents drawn from `seed` that
+    `run.py animate --seed=S --keyframes=K` renders for a 1x1 grid of `frames` frames (its
+    label is class 0; here any class), at the model's resolution."""
+    def fn(seed, frames, label, idx):
+      z = jax.random.normal(jax.random.key(seed), (1, keyframes, self.latent_dim))[0]
+      lab = jnp.full((keyframes,), label, jnp.int32) if self.conditional else None
+      keys = self.keyframes(state, z, lab, "z")
+      lat = animation.walk(keys, frames, "slerp", idx)
+      return self.render(state, lat, jnp.full(idx.shape, label, jnp.int32) if self.conditional else None, "z")
+    h, w, ch = self.image_shape
+    return Sampler(
+        fn=fn,
+        inputs=(("seed", "int32", (), "random seed of the keyframes (run.py animate --seed)"),
+                ("frames", "int32", (), "the video's length in frames (seconds x fps)"),
+                ("label", "int32", (), "the class of every frame (ignored if unconditional)"),
+                ("idx", "int32", ("B",), "which frames to render, 0..frames-1")),
+        outputs=(("images", "uint8", ("B", h, w, ch), "frames, pixel values 0..255"),),
+        notes=f"a looping slerp walk through {keyframes} keyframes in z")
 
   def sampler(self, state):
     params = self.sampling_params(state)

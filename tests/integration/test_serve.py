@@ -194,3 +194,42 @@ def test_quantised_workdir_is_served_like_run_py_sample(trained_workdir, tmp_pat
   assert m.describe()["weights_bits"] == 8
   got = m.run_images(np.full(6, 9), np.arange(6), np.arange(6) % 10)
   assert np.array_equal(got, np.load(tmp_path / "s.npz")["images"])
+
+
+def _gif_frames(content):
+  from PIL import Image, ImageSequence
+  return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(io.BytesIO(content)))])
+
+
+def test_v1_animate_equals_run_py_animate(client, trained_workdir, tmp_path):
+  before = client.get("/healthz").json()["compiles_since_ready"]
+  body = {"model": "digits", "seed": 3, "seconds": 1, "fps": 6, "size": 8, "format": "gif"}
+  r = client.post("/v1/animate", json=body, headers=AUTH)
+  assert r.status_code == 200 and r.headers["content-type"] == "image/gif", r.text
+  served = _gif_frames(r.content)
+  mp4 = client.post("/v1/animate", json={**body, "model": "exported", "format": "mp4", "size": 32},
+                    headers=AUTH)
+  assert mp4.status_code == 200 and mp4.content[4:8] == b"ftyp"
+  assert client.get("/healthz").json()["compiles_since_ready"] == before   # no request compiles
+  out = tmp_path / "walk.gif"
+  assert run_cli("animate", f"--workdir={trained_workdir}", f"--out={out}", "--seconds=1",
+                 "--fps=6", "--size=8", "--seed=3").returncode == 0
+  from PIL import Image
+  expected = _gif_frames(out.read_bytes())
+  assert served.shape == expected.shape == (6, 8, 8, 3)
+  assert np.array_equal(served, expected)
+  assert np.abs(np.diff(served.astype(int), axis=0)).mean() > 0     # it moves
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"fps": 0}, 422, "'fps' must be in 1..30"),
+    ({"seconds": 100, "fps": 30}, 422, "frames; this service makes videos of 2..240"),
+    ({"seconds": 10, "fps": 24, "size": 512}, 422, "pixels per video"),
+    ({"format": "avi"}, 422, "choose mp4 or gif"),
+    ({"label": 10}, 422, "'label' must be in 0..9"),
+    ({"model": "music"}, 404, "unknown model 'music' for /v1/animate"),
+    ({"loop": True}, 422, "unknown field 'loop'"),
+])
+def test_v1_animate_bad_requests(client, body, status, words):
+  r = client.post("/v1/animate", json={"model": "digits", **body}, headers=AUTH)
+  assert r.status_code == status and words in r.json()["error"], r.text

@@ -71,6 +71,10 @@ def test_web_page_in_headless_chromium(live):
         "const i = document.getElementById('grid'); return i.complete && i.naturalWidth > 0"))
     assert d.find_element("id", "error").text == ""
     assert d.find_element("id", "grid").is_displayed()         # shown, not only drawn
+    d.find_element("id", "animate").click()                    # POST /v1/animate: an MP4 plays
+    wait.until(lambda d: d.execute_script(
+        "const v = document.getElementById('video'); return v.readyState >= 2 && v.videoWidth === 128"))
+    assert d.find_element("id", "status").text.startswith("animated")
     Select(d.find_element("id", "model")).select_by_index(1)     # the music model
     d.find_element("id", "generate").click()
     wait.until(lambda d: d.execute_script(
