@@ -65,9 +65,12 @@ def dispatch(argv) -> int:
     flags_lib.fail(f"usage: run.py {mod.USAGE}; got unexpected arguments {args}")
   absl_logging.set_verbosity(absl_logging.WARNING)
   try:
-    return mod.run(fv, args, cmd_argv) or 0
+    code = mod.run(fv, args, cmd_argv)
   except ConfigError as e:
     flags_lib.fail(str(e))
+  if code is not None and not isinstance(code, int):  # a command's result leaking out as a status
+    raise TypeError(f"run.py {name} returned {type(code).__name__}, not an exit code")
+  return code or 0
 
 
 def main(argv) -> int:

@@ -265,10 +265,11 @@ def run(FLAGS, args, argv):
     from artjax.commands import style_morph
     d = check_args({k: FLAGS[k].value for k in (
         "out", "fps", "keyframes", "size", "seconds", "interp", "truncation", "mixing", "grid")})
-    return style_morph.morph_video(
+    style_morph.morph_video(
         FLAGS.content, [p for p in FLAGS.styles.split(",") if p], FLAGS.out, d, fps=FLAGS.fps,
         size=FLAGS.size, seed=FLAGS.seed, steps=FLAGS.steps, first_steps=FLAGS.first_steps,
         warm=FLAGS.warm_start)
+    return 0
   need(FLAGS, "workdir", "out", command="animate")
   if FLAGS.resize not in ("nearest", "bilinear"):
     raise ConfigError(f"--resize must be nearest or bilinear, got {FLAGS.resize!r}")
