@@ -1,6 +1,7 @@
 # python run.py train --config=configs/music.py --workdir=runs/music
 # Variants: default (mode-conditional: major/minor control token), uncond (no control
-# token), and fine-tuning an unconditional model to minor-mode chorales:
+# token), keynorm / keynorm_uncond (the same on chorales moved to C: the mode token is
+# obeyed, see docs/music.md), and fine-tuning an unconditional model to minor-mode chorales:
 #   python run.py finetune --config=configs/music.py:prefix_minor --init_from=runs/music_uncond --workdir=DIR
 #   python run.py finetune --config=configs/music.py:lora_minor   --init_from=runs/music_uncond --workdir=DIR
 #   large: a 12 x 768 model on 1024-token windows meant for accelerators (FSDP over every
@@ -11,7 +12,8 @@
 
 from configs import common
 
-VARIANTS = ("default", "uncond", "prefix_minor", "lora_minor", "full_minor", "large")
+VARIANTS = ("default", "uncond", "keynorm", "keynorm_uncond", "prefix_minor", "lora_minor",
+            "full_minor", "large")
 
 
 def get_config(arg: str = "default"):
@@ -19,8 +21,10 @@ def get_config(arg: str = "default"):
   # window: training example length in tokens (about 4.7 tokens per quarter-note frame);
   # transpose: random transposition of up to +-N semitones per example; mode: all|major|minor;
   # start_prob: share of windows that open at the chorale's first frame (else a random frame).
+  # key_normalise: every chorale moved to the tonic C (needs transpose=0); samples are moved
+  # to sample.tonic afterwards, so the mode token is the only key information the model needs.
   c = common.base("music", {"name": "chorales", "window": 256, "transpose": 5, "mode": "all",
-                            "start_prob": 0.0})
+                            "start_prob": 0.0, "key_normalise": False})
   # attn_chunks / attn_block: speed only, exact (causal query blocks; flash-style fp32
   # attention over that many (sequence, head) pairs at a time, 0 = XLA's batched products).
   c.model = common.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
@@ -43,8 +47,10 @@ def get_config(arg: str = "default"):
                                 "key_guidance": 0.0, "tonic": -1, "instruments": "choir",
                                 "audio": "wav"})
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
-  if name == "uncond":
+  if name in ("uncond", "keynorm_uncond"):
     c.model.update(conditional=False, cond_dropout=0.0)
+  if name.startswith("keynorm"):   # mood through the model: key-normalised chorales + mode token
+    c.data.update(key_normalise=True, transpose=0)
   elif name in ("prefix_minor", "lora_minor", "full_minor"):
     c.model.update(conditional=False, cond_dropout=0.0)
     c.data.mode = "minor"

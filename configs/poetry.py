@@ -8,7 +8,7 @@
 
 from configs import common
 
-VARIANTS = ("default", "regulated", "full_libai", "lora_libai", "prefix_libai")
+VARIANTS = ("default", "regulated", "plan", "full_libai", "lora_libai", "prefix_libai")
 
 
 def get_config(arg: str = "default"):
@@ -18,10 +18,12 @@ def get_config(arg: str = "default"):
   # >= min_count times; others are UNK); num_authors: poets with their own control token;
   # max_chars: longest poem body trained on; author: train on one poet's poems only;
   # regulated_only: train only on regulated-form poems that pass the 平水韻 rhyme and tone
-  # tests (artjax.poetry.pingshui; validation and test splits unchanged).
+  # tests (artjax.poetry.pingshui; validation and test splits unchanged); rhyme_plan: two
+  # tokens before each poem, its 平水韻 rhyme group and tonal template, which the model learns
+  # to choose first and its samples then follow (artjax.poetry.text; docs/poetry.md).
   c = common.base("poetry", {"name": "poetry", "source_dir": "", "vocab_chars": 5000,
                              "min_count": 2, "num_authors": 64, "max_chars": 64, "author": "",
-                             "regulated_only": False})
+                             "regulated_only": False, "rhyme_plan": False})
   c.model = common.ConfigDict({"name": "transformer", "d_model": 192, "num_layers": 4,
                                "num_heads": 4, "d_ff": 768, "dropout": 0.1, "cond_dropout": 0.2,
                                "remat": "none"})
@@ -45,6 +47,8 @@ def get_config(arg: str = "default"):
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp|head", prefix_len=16)
   if name == "regulated":      # issue #31's data-selection experiment
     c.data.regulated_only = True
+  elif name == "plan":         # each poem opens with its rhyme group and tonal template
+    c.data.rhyme_plan = True
   elif name != "default":
     c.finetune.method = name.split("_")[0]
     c.data.author = "李白"

@@ -69,6 +69,28 @@ def transpose(tokens, shift):
   return jnp.where(tokens < NUM_KEYS, tokens + shift, tokens)
 
 
+def tonic_shift(tonic):
+  """Semitones (-5..6) that move a piece in `tonic` (pitch class, 0 = C) to C: the nearest
+  way, so key-normalised pieces stay in their register."""
+  return -((tonic + 6) % 12 - 6)
+
+
+def shift_roll(roll, shift: int) -> np.ndarray:
+  """A piano roll [T, 88] moved by `shift` semitones (keys pushed off the piano dropped)."""
+  roll = np.asarray(roll)
+  out = np.zeros_like(roll)
+  if shift >= 0:
+    out[:, shift:] = roll[:, :NUM_KEYS - shift]
+  else:
+    out[:, :shift] = roll[:, -shift:]
+  return out
+
+
+def transpose_clipped(tokens, shift):
+  """`transpose` that keeps every key on the piano (keys past an end are pinned to it)."""
+  return jnp.where(tokens < NUM_KEYS, jnp.clip(tokens + shift, 0, NUM_KEYS - 1), tokens)
+
+
 def pitch_class_profiles(rolls, tonics, modes) -> np.ndarray:
   """[2, 12] share of sounding notes on each pitch class relative to the tonic (0 = tonic,
   3 = minor third, 4 = major third, ...), for major (row 0) and minor (row 1) pieces, counted

@@ -7,7 +7,10 @@
   smoothing; and beside published JSB Chorales results (different split: "JSB-like").
 * Copying: the longest run of consecutive frames of a sample found verbatim in a training
   chorale, against the same statistic for held-out (test) chorales of the sample length.
-* Mode: the share of samples music21's key analysis calls minor.
+* Mode: the share of samples music21's key analysis calls minor (Krumhansl-Schmuckler: it
+  reads the pitch-class profile), and a second, independent test that never looks at the
+  profile (`ChordModeTest`): the shares of frames that sound a major, a minor and a
+  diminished triad, read by a logistic regression fitted on the training chorales' labels.
 """
 
 from __future__ import annotations
@@ -115,3 +118,46 @@ def key_of(roll) -> tuple[str, str]:
 def minor_share(rolls) -> float:
   modes = [key_of(r)[1] for r in rolls if np.asarray(r).any()]
   return float(np.mean([m == "minor" for m in modes])) if modes else float("nan")
+
+
+_PC = (np.arange(88) + 21) % 12
+_TRIADS = ((0, 4, 7), (0, 3, 7), (0, 3, 6))   # major, minor, diminished (any root, any voicing)
+
+
+def triad_shares(roll, frames: int = 64) -> np.ndarray:
+  """[3] shares of the first `frames` frames whose pitch classes hold a major / a minor / a
+  diminished triad (the first of those found; inversions and doublings count)."""
+  roll = np.asarray(roll)[:frames]
+  counts = np.zeros(3)
+  for frame in roll:
+    pcs = np.zeros(12, bool)
+    pcs[_PC[frame > 0]] = True
+    for q, triad in enumerate(_TRIADS):
+      if any(all(pcs[(r + i) % 12] for i in triad) for r in range(12)):
+        counts[q] += 1
+        break
+  return counts / max(len(roll), 1)
+
+
+class ChordModeTest:
+  """Major vs minor from chord qualities alone: a class-balanced logistic regression on
+  `triad_shares`, fitted on labelled rolls (the training chorales). It does not read the
+  pitch-class profile, so steering the profile cannot fool it the way it fools key analysis."""
+
+  def __init__(self, rolls, modes, frames: int = 64):
+    from sklearn.linear_model import LogisticRegression
+    self.frames = frames
+    x = np.stack([triad_shares(r, frames) for r in rolls])
+    self.model = LogisticRegression(class_weight="balanced").fit(x, np.asarray(modes))
+
+  def minor(self, rolls) -> np.ndarray:
+    """Bool [N]: is each roll (with any sounding frame) called minor."""
+    x = np.stack([triad_shares(r, self.frames) for r in rolls])
+    return self.model.predict(x) == 1
+
+  def minor_share(self, rolls) -> float:
+    rolls = [r for r in rolls if np.asarray(r).any()]
+    return float(np.mean(self.minor(rolls))) if rolls else float("nan")
+
+  def accuracy(self, rolls, modes) -> float:
+    return float(np.mean(self.minor(rolls) == (np.asarray(modes) == 1)))

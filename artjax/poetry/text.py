@@ -3,7 +3,11 @@
 A poem is the sequence  BOS FORM AUTHOR c_1 ... c_n EOS  (then PAD): FORM is one of the five
 form tokens (artjax.poetry.data.poetry.FORMS), AUTHOR one of the most prolific poets' tokens or
 ANY_AUTHOR; c_i are the body's characters, punctuation included. Characters seen fewer
-than `min_count` times in the training split map to UNK.
+than `min_count` times in the training split map to UNK. A model with a plan
+(`data.rhyme_plan`) reads two more tokens before the body: GROUP, the 平水韻 level-tone
+group the poem rhymes in (or "no group"), and KIND, the tonal template it keeps (or "none")
+(tokens after the characters: `plan_tokens`); the model predicts them like any other
+token, so its samples choose their rhyme and their template once, at the start.
 
 A form's template fixes where the verses' characters and punctuation go: wujue is
 "ccccc，ccccc。ccccc，ccccc。" then EOS. `constraint_table` turns a template (plus an
@@ -64,6 +68,19 @@ class Vocab:
     return [c for c in dict.fromkeys(text) if c not in self.index]
 
 
+PLAN_GROUPS = 31               # the 30 平聲 groups of the 平水韻, then "no group"
+PLAN_KINDS = 5                 # the 4 tonal templates (first verse A-D), then "none"
+PLAN_TOKENS = PLAN_GROUPS + PLAN_KINDS
+
+
+def plan_tokens(vocab: Vocab, group_index: int | None, kind_index: int | None) -> list[int]:
+  """The plan of a poem: its rhyme group's token (level-tone group 0..29, or "no group")
+  and its tonal template's (0..3 for A-D, or "none"), after the characters."""
+  g = PLAN_GROUPS - 1 if group_index is None else group_index
+  k = PLAN_KINDS - 1 if kind_index is None else kind_index
+  return [vocab.size + g, vocab.size + PLAN_GROUPS + k]
+
+
 def build_vocab(bodies, authors, min_count: int, num_authors: int, max_chars: int) -> Vocab:
   """The `max_chars` most frequent characters seen >= `min_count` times, and the
   `num_authors` poets with the most poems."""
@@ -75,9 +92,11 @@ def build_vocab(bodies, authors, min_count: int, num_authors: int, max_chars: in
   return Vocab(chars, poets)
 
 
-def sequence(vocab: Vocab, body: str, form: int, author_token: int, length: int) -> np.ndarray:
-  """[length] int32: BOS FORM AUTHOR chars EOS PAD..."""
-  ids = np.concatenate([[BOS, FORM0 + form, author_token], vocab.encode(body), [EOS]])
+def sequence(vocab: Vocab, body: str, form: int, author_token: int, length: int,
+             plan: list | None = None) -> np.ndarray:
+  """[length] int32: BOS FORM AUTHOR [GROUP KIND] chars EOS PAD... (`plan_tokens`)"""
+  head = [BOS, FORM0 + form, author_token] + list(plan or [])
+  ids = np.concatenate([head, vocab.encode(body), [EOS]])
   out = np.full(length, PAD, np.int32)
   out[:min(len(ids), length)] = ids[:length]
   return out

@@ -54,6 +54,10 @@ class MusicLMTask(TransformerLM):
       raise ConfigError(f"data.window must be >= 8 tokens, got {c.data.window}")
     if not 0 <= c.data.transpose <= 12:
       raise ConfigError(f"data.transpose must be in 0..12 semitones, got {c.data.transpose}")
+    self.key_normalised = bool(c.data.get("key_normalise", False))
+    if self.key_normalised and c.data.transpose:
+      raise ConfigError("data.key_normalise moves every chorale to C: it needs data.transpose=0 "
+                        f"(random transposition would undo it), got {c.data.transpose}")
     self._check_model(FT_METHODS)
     self._validate_model(c.model)
     self._validate_sample(c.sample, c.model)
@@ -106,12 +110,16 @@ class MusicLMTask(TransformerLM):
     return enc.prefix_tokens(mode if self.conditional else None)
 
   def split_tokens(self, split: str):
-    """(token rows, modes) of a split, filtered by data.mode."""
+    """(token rows, modes) of a split, filtered by data.mode; with data.key_normalise every
+    chorale is first moved to the tonic C (the nearest way, `encoding.tonic_shift`)."""
     ds = data_lib.load_chorales(self.config.data.data_dir or None)
     want = MODES[self.config.data.mode]
     rows, modes = [], []
-    for roll, mode in zip(ds.rolls(split), ds.modes(split)):
+    tonics = ds.splits[split]["tonic"]
+    for roll, mode, tonic in zip(ds.rolls(split), ds.modes(split), tonics):
       if want is None or mode == want:
+        if self.key_normalised:
+          roll = enc.shift_roll(roll, int(enc.tonic_shift(tonic)))
         rows.append(enc.roll_to_tokens(roll))
         modes.append(int(mode))
     if not rows:
@@ -247,8 +255,9 @@ class MusicLMTask(TransformerLM):
     cols = [jnp.full((num, 1), enc.BOS, jnp.int32)]
     if self.conditional:
       cols.append(jnp.asarray(enc.MODE_TOKENS)[modes][:, None])
-    if opening is not None:
-      cols.append(jnp.broadcast_to(jnp.asarray(opening, jnp.int32), (num, len(opening))))
+    if opening is not None:   # [L] for every row, or [num, L]
+      opening = jnp.asarray(opening, jnp.int32)
+      cols.append(jnp.broadcast_to(opening, (num, opening.shape[-1])))
     return jnp.concatenate(cols, 1), modes
 
   def sample(self, state, seed, num, opening=None, cached: bool = True, modes=None,
@@ -259,9 +268,13 @@ class MusicLMTask(TransformerLM):
     `modes`: [num] requested modes (default: `sample.mode`'s); `key_guidance`: a (traced)
     weight in place of `sample.key_guidance`'s."""
     s = self.config.sample
+    frames = s.num_frames - (0 if opening is None else int(np.sum(np.asarray(opening) == enc.EOF)))
+    tonics = self.sample_tonics(seed, num, opening)
+    to_c = jnp.asarray(enc.tonic_shift(tonics)) if self.key_normalised else None
+    if to_c is not None and opening is not None:   # the model plays in C: so must the opening
+      opening = enc.transpose_clipped(jnp.asarray(opening, jnp.int32)[None], to_c[:, None])
     prompt, modes = self.prompt(num, opening, modes)
     params, prefix = self.model_params(state)
-    frames = s.num_frames - (0 if opening is None else int(np.sum(np.asarray(opening) == enc.EOF)))
     steps = s.max_tokens or 8 * frames
     fn = sampling.sample_cached if cached else sampling.sample_recompute
     guide = {}
@@ -269,13 +282,15 @@ class MusicLMTask(TransformerLM):
       guide = dict(guidance=s.guidance, uncond_prompt=prompt.at[:, 1].set(enc.NOMODE))
     bias = None
     if key_guidance is not None or s.key_guidance > 0:
-      bias = enc.key_bias(self.key_profiles(), self.sample_tonics(seed, num, opening), modes,
-                          s.key_guidance if key_guidance is None else key_guidance)
+      bias = enc.key_bias(self.key_profiles(), tonics if to_c is None else jnp.zeros_like(tonics),
+                          modes, s.key_guidance if key_guidance is None else key_guidance)
     toks = fn(self.model(params), prompt, steps, jax.random.key(seed), temperature=s.temperature,
               top_p=s.top_p, max_frames=frames, logit_bias=bias,
               prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype), **guide)
     if opening is not None:
       toks = jnp.concatenate([prompt[:, self.prefix_len:], toks], 1)
+    if to_c is not None:                  # from C to each piece's tonic
+      toks = enc.transpose_clipped(toks, -to_c[:, None])
     return {"tokens": toks, "modes": modes}
 
   def sampler(self, state):

@@ -43,6 +43,21 @@ def mode_token_nll(task, state, split: str = "test") -> dict:
   return out
 
 
+def _mode_tests(result, task, ds, rolls, modes, test_rolls) -> None:
+  """The samples' and the held-out chorales' minor shares by music21's key analysis and by
+  chord qualities (`ChordModeTest`, fitted on every training chorale), overall and by the
+  requested mode, into result["samples"] / result["held_out"]."""
+  chord = mus.ChordModeTest(ds.rolls("train"), ds.modes("train"))
+  modes = np.asarray(modes)
+  for name, test in (("minor_share", mus.minor_share), ("chord_minor_share", chord.minor_share)):
+    result["samples"][name] = test(rolls)
+    result["samples"][name + "_by_requested_mode"] = {
+        label: test([r for r, m in zip(rolls, modes) if m == i])
+        for i, label in enumerate(("major", "minor")) if task.conditional and np.any(modes == i)}
+    result["held_out"][name] = test(test_rolls)
+  result["held_out"]["chord_test_accuracy"] = chord.accuracy(ds.rolls("test"), ds.modes("test"))
+
+
 def evaluate_music(task, state, workdir: str, num: int, seed: int = 0) -> dict:
   t0 = time.perf_counter()
   nll, frames = test_nll_per_frame(task, state)
@@ -64,15 +79,10 @@ def evaluate_music(task, state, workdir: str, num: int, seed: int = 0) -> dict:
                     "per_key_markov": mus.markov_baseline(train_rolls, test_rolls)},
       "published_jsb_chorales": mus.PUBLISHED,
       "samples": {"num": num, "median_frames": length,
-                  "copy_run_frames": mus.copy_stats(index, rolls),
-                  "minor_share": mus.minor_share(rolls),
-                  "minor_share_by_requested_mode": {
-                      name: mus.minor_share([r for r, m in zip(rolls, samples["modes"]) if m == i])
-                      for i, name in enumerate(("major", "minor"))
-                      if task.conditional and np.any(samples["modes"] == i)}},
-      "held_out": {"copy_run_frames": mus.copy_stats(index, held_out),
-                   "minor_share": mus.minor_share(test_rolls)},
+                  "copy_run_frames": mus.copy_stats(index, rolls)},
+      "held_out": {"copy_run_frames": mus.copy_stats(index, held_out)},
   }
+  _mode_tests(result, task, ds, rolls, samples["modes"], test_rolls)
   if task.conditional:
     result["mode_token_nll"] = mode_token_nll(task, state)
   result["eval_seconds"] = round(time.perf_counter() - t0, 1)
@@ -94,6 +104,12 @@ def evaluate_music(task, state, workdir: str, num: int, seed: int = 0) -> dict:
   if result["samples"]["minor_share_by_requested_mode"]:
     lines.append("By requested mode: " + ", ".join(
         f"{k} -> {v:.2f} minor" for k, v in result["samples"]["minor_share_by_requested_mode"].items()))
+  sa, ho = result["samples"], result["held_out"]
+  lines.append(f"Minor share by chord qualities (a second test, fitted on the training chorales; "
+               f"{ho['chord_test_accuracy']:.2f} right on the held-out ones): samples "
+               f"{sa['chord_minor_share']:.2f}, held-out chorales {ho['chord_minor_share']:.2f}"
+               + ("" if not sa["chord_minor_share_by_requested_mode"] else "; by requested mode: " + ", ".join(
+                   f"{k} -> {v:.2f}" for k, v in sa["chord_minor_share_by_requested_mode"].items())) + ".")
   if "mode_token_nll" in result:
     lines += ["", "Mode token (test NLL per frame when the control token is the true mode / the "
               "opposite mode / none):"]

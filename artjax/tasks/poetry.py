@@ -72,8 +72,11 @@ class PoetryTask(TransformerLM):
       groups = pingshui.level_groups()
       raise ConfigError(f"unknown rhyme group {s.rhyme_group!r}; the 平聲 groups are "
                         f"{groups[0]}, {groups[1]} ... {groups[-1]}")
-    self.vocab_size = text.AUTHOR0 + c.data.num_authors + c.data.vocab_chars
-    self.seq_len = text.PREFIX + c.data.max_chars + 1
+    self.plan = bool(c.data.get("rhyme_plan", False))
+    self.prefix_len = text.PREFIX + (2 if self.plan else 0)
+    self.vocab_size = (text.AUTHOR0 + c.data.num_authors + c.data.vocab_chars
+                       + (text.PLAN_TOKENS if self.plan else 0))
+    self.seq_len = self.prefix_len + c.data.max_chars + 1
     self._vocab = None
     self._init_model()
 
@@ -111,13 +114,27 @@ class PoetryTask(TransformerLM):
     author = d.author if author is None else author
     keep = (self._regulated if split == "train" and d.get("regulated_only", False)
             else lambda body, form: True)
-    rows = [text.sequence(v, b, int(f), v.author_token(a), self.seq_len)
+    rows = [self.sequence(b, int(f), v.author_token(a))
             for b, f, a in zip(sp["body"], sp["form"], sp["author"])
             if len(b) <= d.max_chars and (not author or a == author) and keep(b, int(f))]
     if not rows:
       raise ConfigError(f"no {split} poems of <= {d.max_chars} characters"
                         + (f" by {author!r}" if author else ""))
     return np.stack(rows)
+
+  def sequence(self, body: str, form: int, author_token: int) -> np.ndarray:
+    """[seq_len] tokens of one poem (with its rhyme-plan token when data.rhyme_plan)."""
+    plan = None
+    if self.plan:
+      name = text.FORMS[form]
+      c = pingshui.check(body, name) if name in pingshui.SHAPES else None
+      g = c["group"] if c and c["rhyme"] else None
+      levels = pingshui.level_groups()
+      kinds = ([pingshui.template_name(k, pingshui.SHAPES[name][1]) for k in "ABCD"]
+               if c and c["tones"] else [])
+      plan = text.plan_tokens(self.vocab, levels.index(g) if g in levels else None,
+                              kinds.index(c["template"]) if kinds else None)
+    return text.sequence(self.vocab, body, form, author_token, self.seq_len, plan)
 
   @staticmethod
   def _regulated(body: str, form: int) -> bool:
@@ -139,6 +156,7 @@ class PoetryTask(TransformerLM):
     logits = self.model(params)(inputs, train=rng is not None, rng=rng,
                                 prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), targets[..., None], -1)[..., 0]
+    # scored: the characters and EOS, and the rhyme-plan token (a model must learn to choose it)
     weight = ((targets != text.PAD) & (jnp.arange(targets.shape[1]) >= text.PREFIX - 1)).astype(jnp.float32)
     return nll, weight
 
@@ -158,14 +176,18 @@ class PoetryTask(TransformerLM):
     return {"bits_per_char": loss / math.log(2)}
 
   def nll_sum(self, state, seqs, batch: int = 128):
-    """(summed NLL in nats, scored characters) over [N, L] sequences."""
+    """(summed NLL in nats, scored characters) over [N, L] sequences. With a rhyme plan the
+    plan token's NLL is in the sum but not a character: -log p(plan, poem) >= -log p(poem),
+    so the bits per character are an upper bound on the poem's own."""
     params, prefix = self.model_params(state)
     pad = (-seqs.shape[0]) % batch
     seqs = jnp.pad(seqs, ((0, pad), (0, 0)), constant_values=text.PAD)
 
+    chars = jnp.arange(seqs.shape[1] - 1) >= self.prefix_len - 1   # the plan is no character
+
     def body(acc, chunk):
       nll, w = self.token_nll(params, prefix, chunk)
-      return (acc[0] + jnp.sum(nll * w), acc[1] + jnp.sum(w)), None
+      return (acc[0] + jnp.sum(nll * w), acc[1] + jnp.sum(w * chars)), None
     (total, n), _ = jax.lax.scan(body, (jnp.zeros(()), jnp.zeros(())),
                                  seqs.reshape((-1, batch) + seqs.shape[1:]))
     return total, n
@@ -210,10 +232,40 @@ class PoetryTask(TransformerLM):
     exported sampler's inputs)."""
     s = self.config.sample
     params, prefix = self.model_params(state)
+    prefix = None if prefix is None else cast_floating(prefix, self.compute_dtype)
+    arrays, key = tuple(jnp.asarray(a) for a in arrays), jax.random.key(seed)
+    if self.plan:
+      prompt = self.planned(self.model(params), prompt, key, arrays, prefix)
     return strict.constrained_sample(
-        self.model(params), prompt, jax.random.key(seed), tuple(jnp.asarray(a) for a in arrays),
-        self.han_mask(), temperature=s.temperature, top_p=s.top_p,
-        prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
+        self.model(params), prompt, key, arrays, self.han_mask(), temperature=s.temperature,
+        top_p=s.top_p, prefix=prefix)
+
+  def planned(self, model, prompt, key, arrays, prefix):
+    """[B, 5]: the prompt and each poem's plan (rhyme group, tonal template): what the
+    decoding enforces (strict or --rhyme: the group and template `strict.constrained_sample`
+    draws), else the model's own choice, drawn at the sampling temperature (per-row keys:
+    rows do not depend on B)."""
+    tone, ok, rhyme_pos, _, group_ok, _ = arrays
+    kind, group = strict.draw(ok, group_ok, jax.random.fold_in(key, 7), prompt.shape[0])
+    v0 = self.vocab.size
+    for i, (start, n, forced, enforced) in enumerate((
+        (v0, text.PLAN_GROUPS, group, rhyme_pos.any()),
+        (v0 + text.PLAN_GROUPS, text.PLAN_KINDS, kind, jnp.any(tone != tone[:1])))):
+      drawn = self._draw_plan(model(prompt, prefix=prefix)[:, -1], start, n,
+                              jax.random.fold_in(key, 11 + i))
+      tok = jnp.where(enforced, start + forced, drawn)
+      prompt = jnp.concatenate([prompt, tok[:, None]], 1)
+    return prompt
+
+  def _draw_plan(self, logits, start: int, n: int, key):
+    """[B] a token in start..start+n-1 from `logits` [B, V] at the sampling temperature."""
+    ids = jnp.arange(logits.shape[-1])
+    logits = jnp.where((ids >= start) & (ids < start + n), logits.astype(jnp.float32), -jnp.inf)
+    t = self.config.sample.temperature
+    if t == 0:
+      return jnp.argmax(logits, -1).astype(jnp.int32)
+    return jax.vmap(lambda r, lg: jax.random.categorical(jax.random.fold_in(key, r), lg / t))(
+        jnp.arange(logits.shape[0]), logits).astype(jnp.int32)
 
   def sample(self, state, seed, num, opening=None):
     """{"tokens": [num, steps] (EOS, then PAD), "form": [num]}: poems with sample.form's

@@ -16,19 +16,19 @@ from artjax.poetry import metrics, pingshui, strict, text
 FORMS = ("wujue", "qijue", "wulu", "qilu")
 
 
-def _scored(seqs) -> list:
+def _scored(seqs, prefix_len: int = text.PREFIX) -> list:
   """Per poem: FORM, then the scored tokens (characters and EOS) -- the baselines' input."""
   out = []
   for s in np.asarray(seqs):
     end = int(np.flatnonzero(s == text.EOS)[0]) + 1 if np.any(s == text.EOS) else len(s)
-    out.append(np.concatenate([[s[1]], s[text.PREFIX:end]]))
+    out.append(np.concatenate([[s[1]], s[prefix_len:end]]))
   return out
 
 
 def bits_per_char(task, state) -> dict:
   test, train = task.sequences("test", author=""), task.sequences("train", author="")
   total, n = jax.jit(task.nll_sum)(state, test)
-  tr, te = _scored(train), _scored(test)
+  tr, te = _scored(train, task.prefix_len), _scored(test, task.prefix_len)
   kn = metrics.KneserNey(tr, order=4, vocab_size=task.vocab_size)
   return {"model": float(total) / float(n) / math.log(2), "scored_chars": int(n),
           "unigram": metrics.unigram_bits([t[1:] for t in tr], [t[1:] for t in te], task.vocab_size),
@@ -177,7 +177,8 @@ def rhyme_probe(task, state, split: str = "test", num: int = 256) -> dict:
   """Does the model predict a rhyming final character better than chance? Over held-out
   poems that rhyme by the 平水韻: the model's probability mass on the rhyme group at each
   later rhyme position (given the poem so far), beside the group's prior (its share of the
-  same positions' characters in the training split's rhyming poems)."""
+  same positions' characters in the training split's rhyming poems). A model with a rhyme
+  plan reads the poem's true plan token first (as its samples read the plan they drew)."""
   v, sp = task.vocab, task.poems().splits
   groups = {g: np.flatnonzero(m) for g, m in strict.group_masks(v, task.vocab_size).items()}
   train = rhyme_targets(sp["train"]["body"], [text.FORMS[int(f)] for f in sp["train"]["form"]], v)
@@ -192,14 +193,13 @@ def rhyme_probe(task, state, split: str = "test", num: int = 256) -> dict:
   if not held:
     return {"positions": 0, "poems": 0, "model_mass_on_group": None, "prior_of_group": None,
             "ratio": None}
-  seqs = np.stack([text.sequence(v, b, text.FORMS.index(f), text.ANY_AUTHOR, task.seq_len)
-                   for b, f, _ in held])
+  seqs = np.stack([task.sequence(b, text.FORMS.index(f), text.ANY_AUTHOR) for b, f, _ in held])
   probs = np.asarray(jax.jit(lambda st, s: jax.nn.softmax(
       task.model(task.model_params(st)[0])(s[:, :-1]).astype(np.float32), -1))(state, seqs))
   model, prior = [], []
   for i, (_, _, targets) in enumerate(held):
-    for p, g in targets:           # logits at index PREFIX - 1 + p predict character p
-      model.append(float(probs[i, text.PREFIX - 1 + p][groups.get(g, [])].sum()))
+    for p, g in targets:           # logits at index prefix_len - 1 + p predict character p
+      model.append(float(probs[i, task.prefix_len - 1 + p][groups.get(g, [])].sum()))
       prior.append(counts.get(g, 0) / max(total, 1))
   return {"positions": len(model), "poems": len(held),
           "model_mass_on_group": float(np.mean(model)), "prior_of_group": float(np.mean(prior)),
