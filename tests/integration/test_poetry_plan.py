@@ -93,3 +93,23 @@ def test_strict_samples_of_a_plan_model_pass_the_checker(plan_run, tmp_path):
   r = run_cli("sample", f"--workdir={plan_run}", "--num=4", "--form=qijue", f"--out={out}")
   assert r.returncode == 0, r.stderr
   assert len(out.read_text(encoding="utf-8").strip().split("\n\n")) == 4
+
+
+def test_the_export_of_a_plan_model_reproduces_sample_without_artjax(plan_run, tmp_path):
+  """The plan is drawn inside the exported decoder: the artifact's inputs stay those of
+  every poetry model (prompt BOS FORM AUTHOR), and its poems equal run.py sample's."""
+  import os
+  import subprocess
+  import sys
+  exp = tmp_path / "exp"
+  r = run_cli("export", f"--workdir={plan_run}", f"--out={exp}")
+  assert r.returncode == 0, r.stderr
+  out = tmp_path / "s.txt"
+  r = run_cli("sample", f"--workdir={plan_run}", "--num=4", "--form=wujue", "--seed=3", f"--out={out}")
+  assert r.returncode == 0, r.stderr
+  script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "poems_outside.py")
+  p = subprocess.run([sys.executable, "-I", script, str(exp), "3", "wujue", "template", "4"],
+                     capture_output=True, text=True, cwd=tmp_path, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  poems = ["".join(x.split("\n")) for x in out.read_text(encoding="utf-8").strip().split("\n\n")]
+  assert p.stdout.split() == poems
