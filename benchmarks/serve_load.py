@@ -7,8 +7,10 @@ p50/p95/p99 latency, errors, and the mean rows per compiled call (from /metrics)
   python benchmarks/serve_load.py [--workdir=runs/digits] [--seconds=20]
                                   [--concurrency=1,8,32,64] [--num=8] [--backend=ray]
 
---backend=ray compares the single process with Ray Serve (1 and 1-2 model replicas; rows per
-call are then not reported: the batch metrics live in the model replicas).
+--backend=ray compares the single process with Ray Serve: 1 model replica batching with
+artjax's micro-batcher or with Ray Serve's @serve.batch (`--ray_batching=serve`), and 1-2
+replicas. Rows per call come from /metrics, where the ingress sums the model replicas'
+reports (sent every second: the benchmark waits for the next one before reading).
 
 The clients are asyncio streams in this process (HTTP/1.1 keep-alive, one connection per
 client); the server is a subprocess. Both share this machine's cores.
@@ -36,6 +38,8 @@ MODES = {"micro-batching on": ["--max_batch=64", "--max_wait_ms=5"],
 # --backend=ray: the single process beside Ray Serve (ingress + model replicas), batching on
 RAY_MODES = {"uvicorn, 1 process": MODES["micro-batching on"],
              "ray, 1 model replica": ["--backend=ray", *MODES["micro-batching on"]],
+             "ray, 1 model replica, @serve.batch": ["--backend=ray", "--ray_batching=serve",
+                                                    *MODES["micro-batching on"]],
              "ray, 1-2 model replicas": ["--backend=ray", "--max_replicas=2", "--target_ongoing=4",
                                          *MODES["micro-batching on"]]}
 
@@ -127,6 +131,8 @@ def main(argv=None):
       for c in (int(x) for x in args.concurrency.split(",")):
         before = call_stats(port)
         r = {"mode": mode, **asyncio.run(load(port, c, args.seconds, args.num))}
+        if args.backend == "ray":
+          time.sleep(2.5)          # the replicas' next report (ray_replica.REPORT_S)
         r["rows_per_call"] = _rows_per_call(before, call_stats(port))
         rows.append(r)
         print(json.dumps(r), flush=True)

@@ -38,6 +38,10 @@ def define(fv, argv):
   flags.DEFINE_float("replica_cpus", 1.0, "Ray only: CPUs reserved per replica.", **d)
   flags.DEFINE_float("downscale_delay_s", 30.0, "Ray only: idle time before a replica is "
                      "removed.", **d)
+  flags.DEFINE_enum("ray_batching", "artjax", ["artjax", "serve"], "Ray only: who merges "
+                    "image requests in a model replica: artjax's micro-batcher (waits only while "
+                    "requests are arriving) or Ray Serve's @serve.batch (waits --max_wait_ms "
+                    "unless the batch is full).", **d)
   flags.DEFINE_integer("max_batch", 64, "Most image rows merged into one call.", **d)
   flags.DEFINE_float("max_wait_ms", 5.0, "How long a call waits for more requests.", **d)
   flags.DEFINE_integer("max_num", 64, "Most images (pieces: at most 8) per request.", **d)
@@ -53,4 +57,5 @@ def run(FLAGS, args, argv):
                      ray={"address": FLAGS.address, "min_replicas": FLAGS.min_replicas,
                           "max_replicas": FLAGS.max_replicas, "target_ongoing": FLAGS.target_ongoing,
                           "replica_cpus": FLAGS.replica_cpus,
-                          "downscale_delay_s": FLAGS.downscale_delay_s})
+                          "downscale_delay_s": FLAGS.downscale_delay_s,
+                          "ray_batching": FLAGS.ray_batching})

@@ -108,7 +108,8 @@ def serve(paths, *, host="127.0.0.1", port=8080, token=None, tokens=None, protec
           image_size=256, max_upload_mb=8.0, backend="uvicorn", ray=None) -> int:
   """Loads and warms up every model, then serves until SIGTERM / SIGINT (exit 0).
   backend="ray": the same app as a Ray Serve deployment; `ray` holds its options
-  (address, min_replicas, max_replicas, target_ongoing, replica_cpus, downscale_delay_s)."""
+  (address, min_replicas, max_replicas, target_ongoing, replica_cpus, downscale_delay_s,
+  ray_batching)."""
   token = token or os.environ.get(TOKEN_ENV) or None
   check(paths, host, port, token, max_batch, max_wait_ms, max_num, tokens)
   if protect_metrics and token is None and tokens is None:
@@ -129,8 +130,10 @@ def serve(paths, *, host="127.0.0.1", port=8080, token=None, tokens=None, protec
   if backend == "ray":
     from artjax.serve import ray_backend
     opts = dict(ray or {})
+    args["ray_batching"] = opts.pop("ray_batching", "artjax")
     ray_backend.check(opts.get("min_replicas", 1), opts.get("max_replicas", 1),
-                      opts.get("target_ongoing", 8.0), opts.get("replica_cpus", 1.0))
+                      opts.get("target_ongoing", 8.0), opts.get("replica_cpus", 1.0),
+                      args["ray_batching"])
     sock = bind(host, port)               # a busy port is one line, before Ray starts
     port = sock.getsockname()[1]
     sock.close()

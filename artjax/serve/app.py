@@ -34,6 +34,7 @@ from importlib import resources
 import jax
 import numpy as np
 import prometheus_client as prom
+from prometheus_client.core import HistogramMetricFamily
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -49,6 +50,7 @@ from artjax.serve.auth import Auth, Denied
 from artjax.serve.http import (BadRequest, LoopbackGuard, decode_image, field, form_body,
                                json_body)
 from artjax.serve.models import COMPILES, FORMATS
+from artjax.serve.counts import BATCH_BUCKETS
 from artjax.serve.work import LocalWork
 from artjax.engine.writers import image_grid
 
@@ -77,8 +79,32 @@ class Settings:
     return self.auth if self.auth is not None else Auth(token=self.token)
 
 
-def _metrics():
+class ReplicaBatches:
+  """`artjax_batch_rows` for the Ray backend: the model replicas' own counts (their batches
+  run in other processes), summed, as the same histogram the single process observes."""
+
+  def __init__(self):
+    self.counts: dict = {}
+
+  def describe(self):
+    return [HistogramMetricFamily("artjax_batch_rows", "Rows per compiled call", labels=["model"])]
+
+  def collect(self):
+    family = HistogramMetricFamily("artjax_batch_rows", "Rows per compiled call", labels=["model"])
+    for name, c in sorted(self.counts.items()):
+      buckets = [(str(float(le)), n) for le, n in zip(BATCH_BUCKETS, c["buckets"])]
+      family.add_metric([name], buckets + [("+Inf", c["count"])], c["sum"])
+    yield family
+
+
+def _metrics(local: bool = True):
   r = prom.CollectorRegistry()
+  remote = {} if local else {
+      "batch": ReplicaBatches(),
+      "replicas": prom.Gauge("artjax_model_replicas", "Model replicas that reported in the "
+                             "last 10 s (Ray backend)", registry=r)}
+  if not local:
+    r.register(remote["batch"])
   return r, {
       "requests": prom.Counter("artjax_requests", "HTTP requests", ["endpoint", "status"], registry=r),
       "clients": prom.Counter("artjax_client_requests", "HTTP requests per client (token name)",
@@ -86,8 +112,8 @@ def _metrics():
       "latency": prom.Histogram("artjax_request_seconds", "Request latency", ["endpoint"],
                                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30),
                                 registry=r),
-      "batch": prom.Histogram("artjax_batch_rows", "Rows per compiled call", ["model"],
-                              buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r),
+      **({"batch": prom.Histogram("artjax_batch_rows", "Rows per compiled call", ["model"],
+                                  buckets=BATCH_BUCKETS, registry=r)} if local else remote),
       "queue": prom.Gauge("artjax_queue_depth", "Chunks waiting", ["model"], registry=r),
       "compiles": prom.Gauge("artjax_compiles", "XLA compilations and compilation-cache loads "
                              "since start-up", registry=r),
@@ -321,7 +347,7 @@ class Service:
     self.settings, self.work = settings, work
     self.models, self.tools = {}, {}
     self.auth = settings.access()
-    self.registry, self.metric = _metrics()
+    self.registry, self.metric = _metrics(local=isinstance(work, LocalWork))
     self.state = {"ready": False, "arriving": 0}
     if hasattr(work, "observe") and work.observe is None:   # local work reports its batches
       work.observe, work.arriving = self.observe, lambda: self.state["arriving"]
@@ -454,6 +480,9 @@ class Service:
       self.metric["compiles_ready"].set(stats["compiles_since_ready"])
       for name, depth in stats["queue"].items():
         self.metric["queue"].labels(name).set(depth)
+      if "batch" in stats:        # the Ray backend: the model replicas' reports
+        self.metric["batch"].counts = stats["batch"]
+        self.metric["replicas"].set(stats["replicas"])
     return Response(prom.generate_latest(self.registry), media_type=prom.CONTENT_TYPE_LATEST)
 
   def routes(self) -> list:

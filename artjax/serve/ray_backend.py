@@ -3,10 +3,11 @@
 Two deployments behind Ray Serve's HTTP proxy on --host:--port:
   artjax  the ingress: the very app the single process serves (`app.create_app`: auth,
           validation, metrics, page), one replica holding no model; its work goes to
-  models  the model replicas (`ModelReplica`): each loads and compiles the same exported
-          functions and runs requests through its own micro-batcher (LocalWork). They
-          autoscale on ongoing requests between --min_replicas and --max_replicas (Ray
-          Serve's autoscaler, --target_ongoing per replica).
+  models  the model replicas (`ray_replica.ModelReplica`): each loads and compiles the same
+          exported functions and batches image requests with artjax's micro-batcher or with
+          Ray Serve's `@serve.batch` (--ray_batching). They autoscale on ongoing requests
+          between --min_replicas and --max_replicas (Ray Serve's autoscaler, --target_ongoing
+          per replica), and report their batches to a named actor that /metrics reads.
 A call whose model replica dies (kill -9, a lost node) is retried on another (requests are
 pure functions of their seed and inputs, so a retry gives the same answer); the controller
 replaces the replica; when no replica answers after the retries the client gets a 503 JSON. The command starts a local Ray (or
@@ -25,11 +26,15 @@ import threading
 import time
 
 from artjax import ConfigError
+from artjax.serve import ray_replica
 
 APP_NAME = "artjax"
 
 
-def check(min_replicas: int, max_replicas: int, target_ongoing: float, replica_cpus: float) -> None:
+def check(min_replicas: int, max_replicas: int, target_ongoing: float, replica_cpus: float,
+          ray_batching: str = "artjax") -> None:
+  if ray_batching not in ray_replica.BATCHING:
+    raise ConfigError(f"--ray_batching={ray_batching!r}: choose one of {ray_replica.BATCHING}")
   if not 1 <= min_replicas <= max_replicas <= 64:
     raise ConfigError(f"need 1 <= --min_replicas ({min_replicas}) <= --max_replicas "
                       f"({max_replicas}) <= 64")
@@ -50,41 +55,12 @@ INGRESS = "artjax"       # the HTTP app (auth, validation, metrics, page): no mo
 RETRIES = 3              # a call whose replica died is retried on another this often
 
 
-class ModelReplica:
-  """One model replica: the models and tools loaded and compiled, requests run by a
-  LocalWork (its own micro-batcher), called by the ingress through a DeploymentHandle."""
-
-  def __init__(self, args: dict):
-    from artjax.serve.loading import load_all
-    from artjax.serve.work import LocalWork
-    models, tools = load_all(args["paths"], args["max_num"], args["max_batch"],
-                                    args["max_music"], args["image_size"])
-    self.work = LocalWork(models, tools, args["max_batch"], args["max_wait_ms"])
-    self.infos = None
-
-  async def _started(self):
-    if self.infos is None:     # batchers need the replica's event loop: started on first call
-      self.infos = await self.work.start()
-    return self.infos
-
-  async def describe(self):
-    models, tools = await self._started()
-    return [m.describe() for m in models.values()], [t.describe() for t in tools.values()]
-
-  async def call(self, method: str, *args):
-    await self._started()
-    try:
-      return ("ok", await getattr(self.work, method)(*args))
-    except ValueError as e:    # a request the model cannot do (e.g. an empty mask): a 422
-      return ("bad", str(e))
-
-
 class RemoteWork:
   """LocalWork's interface over the model replicas: a call whose replica died (kill -9, a
   lost node) is retried on another replica; when none answers, a 503 JSON."""
 
-  def __init__(self, handle):
-    self.handle = handle
+  def __init__(self, handle, board):
+    self.handle, self.board = handle, board
 
   async def start(self):
     from artjax.serve.work import Info
@@ -132,7 +108,8 @@ class RemoteWork:
     return await self._call("repair", name, image, mask)
 
   async def stats(self):
-    return await self._call("stats")
+    """Every model replica's last report, merged (ray_replica.StatsBoard)."""
+    return await self.board.merged.remote()
 
 
 def build_ingress(args: dict):
@@ -144,7 +121,9 @@ def build_ingress(args: dict):
   settings = app_lib.Settings(token=args["token"], max_batch=args["max_batch"],
                               max_wait_ms=args["max_wait_ms"], timeout_s=args["timeout_s"],
                               max_upload=args["max_upload"], auth=auth)
-  work = RemoteWork(serve.get_deployment_handle(MODELS, app_name=APP_NAME))
+  import ray
+  work = RemoteWork(serve.get_deployment_handle(MODELS, app_name=APP_NAME),
+                    ray.get_actor(ray_replica.STATS, namespace=ray_replica.NAMESPACE))
   return app_lib.create_app({}, settings, work=work)
 
 
@@ -158,7 +137,7 @@ def application(args: dict, min_replicas: int, max_replicas: int, target_ongoing
   """Ingress (1 replica, no CPU reserved) -> ModelReplica (autoscaled)."""
   from ray import serve
   models = serve.deployment(
-      ModelReplica, name=MODELS,
+      ray_replica.ModelReplica, name=MODELS,
       autoscaling_config={"min_replicas": min_replicas, "initial_replicas": min_replicas,
                           "max_replicas": max_replicas, "target_ongoing_requests": target_ongoing,
                           "upscale_delay_s": 3.0, "downscale_delay_s": downscale_delay_s,
@@ -198,6 +177,9 @@ def run(args: dict, *, host: str, port: int, address: str | None, min_replicas: 
            **({"num_cpus": os.cpu_count()} if started else {}))
   try:
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    board = ray.remote(ray_replica.StatsBoard).options(  # noqa: F841  (lives while we hold it)
+        name=ray_replica.STATS, namespace=ray_replica.NAMESPACE, num_cpus=0,
+        get_if_exists=True).remote()
     t0 = time.time()
     print(f"deploying {min_replicas}..{max_replicas} replica(s) on Ray "
           f"({'local' if started else address}); each loads and compiles its models",

@@ -15,6 +15,8 @@ import pytest
 from helpers import ROOT
 from test_serve import AUTH, TOKEN, _free_port, _get, _npz
 
+from artjax.serve import ray_replica
+
 MODEL_REPLICA = "ServeReplica:artjax:models"
 
 
@@ -24,11 +26,40 @@ def _replicas(ready_only=True):
   return [int(p) for p, a in rows if not ready_only or "initialize" not in a]
 
 
+def _metric(text, name, le=None):
+  """The sum of a metric's samples in /metrics text (one bucket: le='"1.0"')."""
+  rows = [l for l in text.splitlines() if l.startswith(name) and (le is None or f"le={le}" in l)]
+  return sum(float(l.split()[-1]) for l in rows)
+
+
 def _until(cond, timeout, what):
   t = time.time()
   while not cond():
     assert time.time() - t < timeout, f"timed out waiting for {what}"
     time.sleep(0.5)
+
+
+def _start(tmp_path, *flags):
+  """`run.py serve --backend=ray *flags` on a free port, waited for until ready."""
+  port = _free_port()
+  log = open(tmp_path / "ray.log", "w")
+  proc = subprocess.Popen([sys.executable, "run.py", "serve", "--backend=ray", f"--port={port}", *flags],
+                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ARTJAX_TOKEN": TOKEN})
+  url = f"http://127.0.0.1:{port}"
+
+  def ready():
+    assert proc.poll() is None, (tmp_path / "ray.log").read_text()[-3000:]
+    try:
+      return _get(url + "/healthz", timeout=5)[0] == 200
+    except OSError:
+      return False
+  try:
+    _until(ready, 300, "the Ray deployment")
+  except BaseException:
+    proc.kill()
+    log.close()
+    raise
+  return proc, url, log
 
 
 class Load:
@@ -59,21 +90,10 @@ class Load:
 def test_ray_backend_scales_survives_kill_9_and_drains(trained_workdir, repair_workdir, tmp_path):
   pytest.importorskip("ray.serve")
   from artjax.serve import models
-  port = _free_port()
-  log = open(tmp_path / "ray.log", "w")
-  proc = subprocess.Popen([sys.executable, "run.py", "serve", "--backend=ray", f"--workdir={trained_workdir}",
-                           f"--workdir={repair_workdir}", f"--port={port}", "--max_replicas=2",
-                           "--target_ongoing=2", "--downscale_delay_s=8", "--max_num=16", "--max_batch=16"],
-                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ARTJAX_TOKEN": TOKEN})
-  url = f"http://127.0.0.1:{port}"
+  proc, url, log = _start(tmp_path, f"--workdir={trained_workdir}", f"--workdir={repair_workdir}",
+                          "--max_replicas=2", "--target_ongoing=2", "--downscale_delay_s=8",
+                          "--max_num=16", "--max_batch=16")
   try:
-    def ready():
-      assert proc.poll() is None, (tmp_path / "ray.log").read_text()[-3000:]
-      try:
-        return _get(url + "/healthz", timeout=5)[0] == 200
-      except OSError:
-        return False
-    _until(ready, 300, "the Ray deployment")
     assert len(_replicas()) == 1
     # the same app: auth, validation and results as the single process
     assert _get(url + "/v1/generate", {"num": 1})[0] == 401
@@ -96,6 +116,10 @@ def test_ray_backend_scales_survives_kill_9_and_drains(trained_workdir, repair_w
     bad = [(s, b, c) for s, b, c in answers if s != 200]
     assert all(c == "application/json" and b"error" in b for _, b, c in bad), bad[:3]
     assert len(bad) <= 0.05 * len(answers), (len(bad), len(answers))
+    time.sleep(2 * ray_replica.REPORT_S)      # the replicas' batches reach /metrics
+    text = _get(url + "/metrics")[1].decode()
+    assert _metric(text, "artjax_batch_rows_count") > _metric(text, "artjax_batch_rows_bucket", '"1.0"')
+    assert _metric(text, "artjax_model_replicas ") >= 1
     _until(lambda: len(_replicas()) >= 1, 120, "a replacement replica")
     _until(lambda: len(_replicas(ready_only=False)) == 1, 120, "scale-down to one replica when idle")
     assert _get(url + "/v1/generate", {"num": 2, "format": "npz"}, AUTH)[0] == 200
@@ -104,6 +128,44 @@ def test_ray_backend_scales_survives_kill_9_and_drains(trained_workdir, repair_w
     assert proc.wait(timeout=120) == 0
     text = (tmp_path / "ray.log").read_text()
     assert "stopped: in-flight requests finished" in text and TOKEN not in text
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+    log.close()
+
+
+@pytest.mark.slow
+def test_ray_serve_batch_merges_requests_into_the_same_rows(trained_workdir, tmp_path):
+  """--ray_batching=serve: Ray Serve's @serve.batch merges concurrent requests (rows per call
+  above 1, read from the replica's reports in /metrics), each request gets its own rows."""
+  pytest.importorskip("ray.serve")
+  from artjax.serve import models
+  proc, url, log = _start(tmp_path, "--ray_batching=serve", f"--workdir={trained_workdir}",
+                          "--max_num=16", "--max_batch=16", "--max_wait_ms=300")
+  try:
+    # Ray's queue holds a lone request for --max_wait_ms (artjax's batcher would not: nothing
+    # else is arriving), so these requests did go through @serve.batch
+    assert _get(url + "/v1/generate", {"num": 1}, AUTH)[0] == 200
+    t = time.perf_counter()
+    assert _get(url + "/v1/generate", {"num": 1}, AUTH)[0] == 200
+    assert time.perf_counter() - t >= 0.3
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+      answers = list(pool.map(lambda i: _get(url + "/v1/generate", {"num": 3, "seed": i, "format": "npz"},
+                                             AUTH), range(24)))
+    m = models.load(trained_workdir, "x", max_num=16, max_batch=16, max_music=1)
+    for i, (status, body, _) in enumerate(answers):
+      assert status == 200, body
+      want = m.run_images(np.full(3, i), np.arange(3), np.arange(3) % 10)
+      diff = np.abs(_npz(body)["images"].astype(int) - want.astype(int))   # a 3-row call vs a merged one
+      assert diff.max() <= 2 and (diff == 0).mean() > 0.98, (i, diff.max())
+    time.sleep(2 * ray_replica.REPORT_S)
+    text = _get(url + "/metrics")[1].decode()
+    rows, calls = _metric(text, "artjax_batch_rows_sum"), _metric(text, "artjax_batch_rows_count")
+    assert rows == 74 and 3 <= calls < 26, (rows, calls)      # every row counted, calls merged
+    assert _metric(text, "artjax_model_replicas ") == 1
+    assert _get(url + "/v1/generate", {"num": 99}, AUTH)[0] == 422
+    proc.send_signal(15)
+    assert proc.wait(timeout=120) == 0
   finally:
     if proc.poll() is None:
       proc.kill()
