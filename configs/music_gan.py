@@ -11,10 +11,10 @@ from configs.gan import get_config as gan_config, shrink
 
 
 def get_config(arg: str = "default"):
-  name, opts = common.parse_arg(arg, "default", ("default", "seed"))
+  name, opts = common.parse_arg(arg, "default", ("default", "seed", "bars4"))
   c = gan_config("digits")
-  c.data.name = "chorale_rolls"
-  c.evaluator = evaluator_config("chorale_rolls")
+  c.data.name = "chorale_rolls16" if name == "bars4" else "chorale_rolls"
+  c.evaluator = evaluator_config(c.data.name)
   c.model.update(name="mlp", latent_dim=10, width=512, depth=2, conditional=True)
   c.gan.update(diffaugment="", ema_decay=0.999)
   c.train.update(steps=4000, batch_size=128, steps_per_dispatch=100, log_every=500,

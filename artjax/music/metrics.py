@@ -161,3 +161,28 @@ class ChordModeTest:
 
   def accuracy(self, rolls, modes) -> float:
     return float(np.mean(self.minor(rolls) == (np.asarray(modes) == 1)))
+
+
+def roll_mode_following(rolls, modes, train_rolls, train_modes, limit: int = 200) -> dict:
+  """How often piano rolls (bool [N, T, 88]) are heard in their mode label (0 major, 1 minor)
+  by the two tests of mode: music21's key analysis and ChordModeTest (fitted on the training
+  segments, reading chord qualities only). Per mode: the share called that mode, over `limit`
+  rolls with any sounding note spread evenly over the set (neighbours share a piece)."""
+  rolls, modes = np.asarray(rolls), np.asarray(modes)
+  chords = ChordModeTest(train_rolls, train_modes, frames=rolls.shape[1])
+  out = {}
+  for mode, name in ((0, "major"), (1, "minor")):
+    pick = [r for r, m in zip(rolls, modes) if m == mode and r.any()]
+    if not pick:
+      continue
+    pick = [pick[i] for i in np.unique(np.linspace(0, len(pick) - 1, limit).astype(int))]
+    m21 = np.mean([key_of(r)[1] == name for r in pick])
+    ch = np.mean(chords.minor(pick) == (mode == 1))
+    out[name] = {"music21": float(m21), "chords": float(ch), "n": len(pick)}
+  return out
+
+
+def exact_copy_share(rolls, train_rolls) -> float:
+  """Share of rolls (bool [N, T, 88]) identical to some training roll."""
+  seen = {np.packbits(np.asarray(r, bool)).tobytes() for r in train_rolls}
+  return float(np.mean([np.packbits(np.asarray(r, bool)).tobytes() in seen for r in rolls]))

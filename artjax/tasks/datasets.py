@@ -29,5 +29,5 @@ def load(d) -> image_data.ImageDataset:
   """The whole image dataset of data config `d` in host memory (cached per process)."""
   check_dataset_name(d.name)
   if d.name in ROLLS:
-    return music_data.chorale_rolls(d.data_dir or None)
+    return music_data.chorale_rolls(d.data_dir or None, d.name)
   return image_data.load(d)

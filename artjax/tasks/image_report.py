@@ -12,6 +12,7 @@ import numpy as np
 from artjax.engine.writers import image_grid, save_png
 from artjax.evaluation import metrics
 from artjax.evaluation.images import evaluate_images, standard_metrics
+from artjax.music import data as music_data, metrics as music_metrics
 from artjax.tasks.evaluator import Evaluator, InceptionFeatures
 
 HEADLINE = ("fdd", "kdd_x1000", "inception_score", "precision", "recall", "density", "coverage",
@@ -46,6 +47,36 @@ def _inception_lines(result) -> list:
   return lines
 
 
+def _roll_music(dataset, images, labels) -> dict:
+  """A piano-roll GAN's samples in their asked mode and their exact copies, beside the real
+  validation segments in their labelled mode (artjax.music.metrics)."""
+  roll = lambda x: np.asarray(x)[..., 0] >= 128
+  train = roll(dataset.images("train"))
+  real, real_modes = roll(dataset.images("validation")), dataset.labels("validation")
+  return {"samples": music_metrics.roll_mode_following(roll(images), labels, train,
+                                                       dataset.labels("train")),
+          "floor": music_metrics.roll_mode_following(real, real_modes, train,
+                                                     dataset.labels("train")),
+          "exact_copies": {"samples": music_metrics.exact_copy_share(roll(images), train),
+                           "floor": music_metrics.exact_copy_share(real, train)}}
+
+
+def _roll_lines(m) -> list:
+  lines = ["", "Mode: the share of samples asked a mode that are heard in it (music21's key "
+           "analysis / chord qualities), beside held-out segments in their labelled mode:", "",
+           "| asked | samples: music21 | samples: chords | real: music21 | real: chords |",
+           "|---|---|---|---|---|"]
+  for mode in ("major", "minor"):
+    a, b = m["samples"].get(mode), m["floor"].get(mode)
+    if a and b:
+      lines.append(f"| {mode} | {a['music21']:.2f} | {a['chords']:.2f} | {b['music21']:.2f} | "
+                   f"{b['chords']:.2f} |")
+  c = m["exact_copies"]
+  lines += ["", f"Exact copies of a training segment: samples {c['samples']:.3f}, held-out "
+            f"segments {c['floor']:.3f}."]
+  return lines
+
+
 def report_images(task, state, num: int | None, seed: int, workdir: str, suffix: str = "",
                   checkpoint: str = "latest", inception: str | None = None) -> dict:
   """eval{suffix}.json / .md and eval_nearest{suffix}.png of an image generator's samples:
@@ -77,6 +108,9 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
             "eval_nearest.png: samples (odd columns) beside their nearest training image."]
   if "inception" in result:
     lines += _inception_lines(result["inception"])
+  if task.config.data.name in music_data.ROLL_DATASETS and "labels" in s:
+    result["music"] = _roll_music(ev.dataset, np.asarray(s["images"]), np.asarray(s["labels"]))
+    lines += _roll_lines(result["music"])
   report = "\n".join(lines)
   with open(os.path.join(workdir, f"eval{suffix}.md"), "w") as f:
     f.write(report + "\n")

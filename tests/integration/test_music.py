@@ -448,3 +448,27 @@ def test_audio_is_loudness_normalised_in_every_format_and_falls_back_with_a_note
     assert r.returncode == 0 and "Duration: 00:00:0" in r.stderr, r.stderr[-500:]
   with pytest.raises(ValueError, match="audio files are"):
     render.write_audio(str(tmp_path / "a.flac"), pcm)
+
+
+def test_four_bar_segments_and_the_mode_tests_of_a_roll_gan(chorales, data_dir):
+  """chorale_rolls16: 4-bar segments of each chorale (stride 2 frames) labelled by mode; the
+  eval's mode-following measure hears held-out segments in their labelled mode, not in the
+  opposite one; exact copies are found exactly."""
+  from artjax.music import data as music_data, metrics
+  ds = music_data.chorale_rolls(data_dir, "chorale_rolls16")
+  images, labels = ds.splits["train"]
+  assert images.shape[1:] == (16, 88, 1) and ds.name == "chorale_rolls16"
+  first = chorales.rolls("train")[0]
+  np.testing.assert_array_equal(images[0, ..., 0] >= 128, first[:16] > 0)
+  np.testing.assert_array_equal(images[1, ..., 0] >= 128, first[2:18] > 0)
+  assert labels[0] == chorales.modes("train")[0]
+  train = images[..., 0] >= 128
+  val, val_modes = ds.splits["validation"][0][..., 0] >= 128, ds.splits["validation"][1]
+  right = metrics.roll_mode_following(val, val_modes, train[::4], labels[::4], limit=30)
+  wrong = metrics.roll_mode_following(val, 1 - val_modes, train[::4], labels[::4], limit=30)
+  for mode in ("major", "minor"):
+    assert right[mode]["n"] == 30
+    assert right[mode]["music21"] > 0.6 and wrong[mode]["music21"] < 0.4, (right, wrong)
+  assert right["major"]["chords"] > 0.6 and wrong["major"]["chords"] < 0.4
+  assert metrics.exact_copy_share(train[:40], train) == 1.0
+  assert metrics.exact_copy_share(np.zeros((3, 16, 88), bool) | (np.arange(88) % 2 == 0), train) == 0.0
