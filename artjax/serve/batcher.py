@@ -18,6 +18,14 @@ import dataclasses
 import numpy as np
 
 
+def row_chunks(seed: int, labels, max_batch: int) -> list:
+  """One request's rows as (seeds, rows, labels) int32 chunks of at most `max_batch` rows."""
+  n = len(labels)
+  return [(np.full(min(n, lo + max_batch) - lo, seed, np.int32),
+           np.arange(lo, min(n, lo + max_batch), dtype=np.int32),
+           np.asarray(labels[lo:lo + max_batch], np.int32)) for lo in range(0, n, max_batch)]
+
+
 @dataclasses.dataclass
 class Chunk:
   rows: int
@@ -49,13 +57,10 @@ class Batcher:
 
   async def images(self, seed: int, labels) -> np.ndarray:
     """uint8 images of one request: rows 0..n-1 of seed `seed` with `labels`."""
-    n, loop = len(labels), asyncio.get_running_loop()
-    chunks = []
-    for lo in range(0, n, self.max_batch):
-      hi = min(n, lo + self.max_batch)
-      c = Chunk(hi - lo, (np.full(hi - lo, seed, np.int32), np.arange(lo, hi, dtype=np.int32),
-                          np.asarray(labels[lo:hi], np.int32)), loop.create_future())
-      chunks.append(c)
+    loop = asyncio.get_running_loop()
+    chunks = [Chunk(len(args[0]), args, loop.create_future())
+              for args in row_chunks(seed, labels, self.max_batch)]
+    for c in chunks:
       self.queue.put_nowait(c)
     parts = await asyncio.gather(*(c.future for c in chunks))
     return np.concatenate(parts, 0)

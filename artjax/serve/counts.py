@@ -1,6 +1,6 @@
 """Rows-per-call counts that travel between processes (no jax, no numpy): a Ray model
 replica counts its compiled calls here and reports the snapshot; the ingress's /metrics sums
-every replica's (artjax.serve.ray_backend.StatsBoard) into the same `artjax_batch_rows`
+every replica's (artjax.serve.ray_replica.StatsBoard) into the same `artjax_batch_rows`
 histogram the single process exports."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ class BatchCounts:
   def __init__(self):
     self.models: dict[str, dict] = {}
 
-  def observe(self, name: str, rows: int, depth: int) -> None:
+  def observe(self, name: str, rows: int, depth: int = 0) -> None:
+    """A Batcher's `observe` callback (the queue depth is reported apart: work.stats)."""
     m = self.models.setdefault(name, {"buckets": [0] * len(BATCH_BUCKETS), "sum": 0,
-                                      "count": 0, "depth": 0})
+                                      "count": 0})
     for i, le in enumerate(BATCH_BUCKETS):
       m["buckets"][i] += rows <= le
     m["sum"] += rows
     m["count"] += 1
-    m["depth"] = depth
 
   def snapshot(self) -> dict:
     return {n: {**m, "buckets": list(m["buckets"])} for n, m in self.models.items()}

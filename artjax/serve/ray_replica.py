@@ -19,6 +19,7 @@ import uuid
 
 import numpy as np
 
+from artjax.serve.batcher import row_chunks
 from artjax.serve.counts import BatchCounts, merge_counts
 
 STATS = "artjax_stats"     # the StatsBoard actor's name ...
@@ -65,7 +66,8 @@ class ModelReplica:
                           observe=self.counts.observe)
     self.max_batch = args["max_batch"]
     self.batching = args.get("ray_batching", "artjax")
-    self.rows = self._serve_batch(args["max_batch"], args["max_wait_ms"] / 1000.0)
+    self.rows = (self._serve_batch(args["max_batch"], args["max_wait_ms"] / 1000.0)
+                 if self.batching == "serve" else None)
     self.pending = {n: 0 for n in models}   # chunks in Ray's batch queue (--ray_batching=serve)
     self.infos, self.reporter = None, None
     self.id = uuid.uuid4().hex[:12]
@@ -93,11 +95,7 @@ class ModelReplica:
     return out
 
   async def _serve_images(self, name: str, seed: int, labels):
-    n = len(labels)
-    chunks = [(name, np.full(min(n, lo + self.max_batch) - lo, seed, np.int32),
-               np.arange(lo, min(n, lo + self.max_batch), dtype=np.int32),
-               np.asarray(labels[lo:lo + self.max_batch], np.int32))
-              for lo in range(0, n, self.max_batch)]
+    chunks = [(name, *c) for c in row_chunks(seed, labels, self.max_batch)]
     self.pending[name] += len(chunks)
     return np.concatenate(await asyncio.gather(*(self.rows(c) for c in chunks)), 0)
 
@@ -114,7 +112,11 @@ class ModelReplica:
       stats = await self.work.stats()
       if self.batching == "serve":
         stats["queue"] = {n: self.pending.get(n, d) for n, d in stats["queue"].items()}
-      await board.report.remote(self.id, {**stats, "batch": self.counts.snapshot()})
+      try:
+        await board.report.remote(self.id, {**stats, "batch": self.counts.snapshot()})
+      except Exception as e:   # a lost report costs a second of metrics, never the replica
+        print(f"artjax replica {self.id}: report failed ({type(e).__name__}); retrying",
+              flush=True)
       await asyncio.sleep(REPORT_S)
 
   async def describe(self):
