@@ -19,7 +19,7 @@ from artjax.commands import options as flags_lib
 #: run.py's commands, in the order `run.py --help` lists them: name -> module
 COMMANDS = {name: f"artjax.commands.{name.replace('eval', 'evaluate')}" for name in (
     "train", "finetune", "sample", "eval", "compare", "merge", "stylize", "repair", "project",
-    "animate", "export",
+    "translate", "animate", "export",
     "quantize", "prune", "serve", "sweep")}
 HELP = ("-h", "--help", "-help", "--helpfull")
 

@@ -6,7 +6,6 @@ table of pixel PSNR and evaluator-feature distance beside the mean-w image's (th
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 
 import jax
@@ -25,20 +24,8 @@ from artjax.tasks import open_run
 SUMMARY = "project real pictures into a StyleGAN-class generator (w + noise per image)"
 USAGE = ("project --workdir=DIR --images=DIR|FILE.npz|FILE.png|split:test --out=OUT.npz "
          "[--steps=N] [--num=N]")
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 MAX_IMAGES = 4096
 BATCH = 64
-
-
-def _fit(image, shape):
-  """float [H, W, 3] in [0, 1] -> uint8 of the run's (h, w, c): centre crop, bilinear resize."""
-  h, w = image.shape[:2]
-  s = min(h, w)
-  image = image[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-  image = image_io.resize_to(image, shape[:2])
-  if shape[-1] == 1:
-    image = image.mean(-1, keepdims=True)
-  return image_io.to_uint8(image)
 
 
 def split_targets(task, spec: str, num: int) -> np.ndarray:
@@ -53,9 +40,7 @@ def split_targets(task, spec: str, num: int) -> np.ndarray:
 
 def read_targets(path: str, shape) -> np.ndarray:
   """uint8 [N, H, W, C] at the run's shape from a folder of pictures, one picture or an .npz."""
-  if not path or not os.path.exists(path):
-    raise ConfigError(f"--images: {path} does not exist")
-  if path.endswith(".npz"):
+  if path.endswith(".npz") and os.path.isfile(path):
     try:
       with np.load(path) as z:
         x = np.asarray(z["images"]) if "images" in z.files else None
@@ -64,14 +49,8 @@ def read_targets(path: str, shape) -> np.ndarray:
     if x is None or x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != tuple(shape):
       raise ConfigError(f"--images: {path} needs 'images' uint8 {[None, *shape]} (the run's shape)")
     return x
-  files = ([path] if os.path.isfile(path) else
-           sorted(f for f in glob.glob(os.path.join(path, "**", "*"), recursive=True)
-                  if f.lower().endswith(EXTENSIONS)))
-  if not files:
-    raise ConfigError(f"--images: no pictures ({', '.join(EXTENSIONS)}) in {path}")
-  if len(files) > MAX_IMAGES:
-    raise ConfigError(f"--images: {len(files)} pictures; project at most {MAX_IMAGES} per call")
-  return np.stack([_fit(image_io.read_image(f, "--images"), shape) for f in files])
+  files = image_io.picture_files(path, "--images", MAX_IMAGES)
+  return np.stack([image_io.fit_square(image_io.read_image(f, "--images"), shape) for f in files])
 
 
 def _settings(steps, lr):

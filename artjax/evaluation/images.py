@@ -75,3 +75,30 @@ def evaluate_images(ev, images, labels=None, *, floor_split="validation",
           "samples": image_metrics(ev, images, labels, heldout_split=heldout_split),
           "floor": image_metrics(ev, ds.images(floor_split), ds.labels(floor_split),
                                  heldout_split=heldout_split)}
+
+
+def ssim(images, truth) -> np.ndarray:
+  """Per-image SSIM of colour images (uint8 NHWC, 7x7 windows, every channel) against the truth."""
+  from skimage.metrics import structural_similarity
+  win = min(7, images.shape[1] - (1 - images.shape[1] % 2))
+  return np.asarray([structural_similarity(a, b, channel_axis=-1, data_range=255, win_size=win)
+                     for a, b in zip(np.asarray(images), np.asarray(truth))])
+
+
+def paired_scores(images, truth, features=None, style_prob=None, labels=None,
+                  predict=None) -> dict:
+  """Means over pairs of `images` against the true drawings `truth` (uint8 NHWC, row for row):
+  pixel L1 (0..1, lower is better), SSIM (higher), the feature distance (mean squared
+  difference of `features(images)` rows, lower), the probability that each image is in the
+  target style (`style_prob(images) -> [N]`) and, given the subjects' `labels`, the share the
+  classifier `predict(images) -> [N]` still names right (the subject kept)."""
+  a, b = np.asarray(images, np.float32), np.asarray(truth, np.float32)
+  out = {"n": int(len(a)), "l1": float(np.mean(np.abs(a - b)) / 255.0),
+         "ssim": float(np.mean(ssim(images, truth)))}
+  if features is not None:
+    out["feature_dist"] = float(np.mean(np.mean((features(images) - features(truth)) ** 2, -1)))
+  if style_prob is not None:
+    out["style_prob"] = float(np.mean(style_prob(images)))
+  if labels is not None and predict is not None:
+    out["category_kept"] = float(np.mean(predict(images) == np.asarray(labels)))
+  return out

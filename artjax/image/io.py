@@ -142,3 +142,33 @@ def panel(images, height: int = 256, pad: int = 4) -> np.ndarray:
     out[pad:pad + height, x:x + c.shape[1]] = c
     x += c.shape[1] + pad
   return out
+
+
+PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+
+
+def fit_square(image: np.ndarray, shape) -> np.ndarray:
+  """float [H, W, 3] in [0, 1] -> uint8 of `shape` (h, w, c): centre crop to a square, then
+  Lanczos resize (antialiased when shrinking); c = 1 takes the mean of the channels."""
+  h, w = image.shape[:2]
+  s = min(h, w)
+  image = image[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+  image = resize(image, shape[0]) if shape[0] == shape[1] else resize_to(image, shape[:2])
+  if shape[-1] == 1:
+    image = image.mean(-1, keepdims=True)
+  return to_uint8(image)
+
+
+def picture_files(path: str, what: str, max_files: int) -> list:
+  """One picture, or every picture under a folder (recursive, sorted by path)."""
+  import glob
+  if not path or not os.path.exists(path):
+    raise ConfigError(f"{what}: {path} does not exist")
+  files = ([path] if os.path.isfile(path) else
+           sorted(f for f in glob.glob(os.path.join(path, "**", "*"), recursive=True)
+                  if f.lower().endswith(PICTURES)))
+  if not files:
+    raise ConfigError(f"{what}: no pictures ({', '.join(PICTURES)}) in {path}")
+  if len(files) > max_files:
+    raise ConfigError(f"{what}: {len(files)} pictures; at most {max_files} per call")
+  return files

@@ -59,6 +59,9 @@ class Task(abc.ABC):
   transforms_images: bool = False
   #: `repair(state, images_u8, missing, key, settings)` fills the missing pixels of images.
   repairs_images: bool = False
+  #: `translate(state, images_u8)` turns pictures in one style into another (paired
+  #: image-to-image translation, `run.py translate`).
+  translates_images: bool = False
 
   #: artjax.engine.peft.FineTune when the config fine-tunes, else None (set by `validate`).
   finetune = None
@@ -145,6 +148,11 @@ class Task(abc.ABC):
     """Pure: uint8 images [N, H, W, C] with bool `missing` [N, H, W] -> {"images": uint8, the
     visible pixels unchanged, ("labels": the inferred classes)} (see `repairs_images`)."""
     raise ConfigError(f"a {type(self).__name__} does not repair images")
+
+  def translate(self, state: dict, images_u8) -> dict:
+    """Pure: uint8 images [N, H, W, C] -> {"images": uint8 of the same shape} in the target
+    style (see `translates_images`)."""
+    raise ConfigError(f"a {type(self).__name__} does not translate images")
 
   def weight_keys(self) -> tuple:
     """State keys holding the weights of the model that `sample` draws from, the sampled

@@ -12,9 +12,10 @@ from artjax.tasks.wrap import Population, Pruned, hparams
 from artjax.tasks.repair import RepairTask
 from artjax.tasks.style import StyleTask
 from artjax.tasks.stylegan import StyleGANTask
+from artjax.tasks.translate import TranslateTask
 
 TASKS = {"gan": GANTask, "classifier": ClassifierTask, "music": MusicLMTask, "style": StyleTask, "repair": RepairTask,
-         "poetry": PoetryTask, "stylegan": StyleGANTask}
+         "poetry": PoetryTask, "stylegan": StyleGANTask, "translate": TranslateTask}
 
 
 def build_task(config) -> Task:

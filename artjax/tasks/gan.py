@@ -149,7 +149,8 @@ class GANTask(Task):
       raise ConfigError(f"dataset {ds.name} has images {ds.image_shape}, expected {self.image_shape}")
     classes, shots = tuple(self.config.data.classes), self.config.data.shots
     if classes or shots:
-      ds = image_data.subset(ds, classes, shots)
+      seed = self.config.data.shots_seed if "shots_seed" in self.config.data else -1
+      ds = image_data.subset(ds, classes, shots, seed)
     n, batch = len(ds.labels("train")), self.config.train.batch_size
     if self.config.data.name.startswith(image_data.folder_data.PREFIX) and n < batch:
       raise ConfigError(f"{self.config.data.name}: {n} training pictures, fewer than a batch "

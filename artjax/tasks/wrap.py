@@ -40,7 +40,7 @@ from artjax.tasks.base import Task
 MASK = "prune_mask"
 #: the capabilities a task declares on its class (see artjax.tasks.base.Task)
 DECLARED = ("eval_key", "sample_kind", "sample_options", "hparams", "opt_keys", "members",
-            "transforms_images", "repairs_images", "finetune")
+            "transforms_images", "repairs_images", "translates_images", "finetune")
 
 
 def _forward(name):
@@ -101,6 +101,9 @@ class Wrapper(Task):
 
   def repair(self, state, images_u8, missing, key=None, settings=None):
     return self.inner.repair(state, images_u8, missing, key, settings)
+
+  def translate(self, state, images_u8):
+    return self.inner.translate(state, images_u8)
 
   def weight_keys(self):
     return self.inner.weight_keys()

@@ -131,3 +131,25 @@ def test_adapters_start_at_identity_and_train_alone(pretrained, tmp_path):
     assert moved, f"{net} adapters did not train"
   share = sum(x.size for k, x in _flat(st["g"]).items() if "adapters" in k) / task.num_params["g"]
   assert share < 0.3   # width-64 test model; ~5% at the default width 512
+
+
+def test_emoji_style_configs_and_seeded_shots():
+  from artjax.image import data as image_data
+  from artjax.image.data.dataset import ImageDataset
+  from configs.finetune import get_config
+  c = get_config("emoji_twitter_lora,shots=10,seed=2")
+  assert (c.task, c.data.name, c.finetune.method, c.data.shots, c.data.shots_seed) == (
+      "stylegan", "emoji:twitter", "lora", 10, 2)
+  s = get_config("emoji_twitter_scratch,shots=500")
+  assert s.finetune.method == "none" and s.data.shots == 500 and s.train.steps == c.train.steps
+  for bad in ("emoji_twitter_adapter", "emoji_twitter_lora,shots=5,k=3", "emoji_twitter_lora,tiny"):
+    with pytest.raises(ValueError):
+      get_config(bad)
+  # K shots: the first K in the dataset's order (seed -1, the digits recipe), or a seeded draw
+  ims = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1)
+  ds = ImageDataset("x", {"train": (ims, np.zeros(20, np.int32))}, 1)
+  first = image_data.subset(ds, (), 5).images("train").ravel().tolist()
+  drawn = image_data.subset(ds, (), 5, seed=3).images("train").ravel().tolist()
+  assert first == [0, 1, 2, 3, 4] and drawn != first and drawn == sorted(drawn)
+  assert drawn == sorted(np.random.default_rng(3).permutation(20)[:5].tolist())
+  assert drawn == image_data.subset(ds, (), 5, seed=3).images("train").ravel().tolist()

@@ -105,16 +105,20 @@ def load_images(name: str, data_dir: str | None = None) -> ImageDataset:
   return ds
 
 
-def subset(ds: ImageDataset, classes=(), shots: int = 0) -> ImageDataset:
-  """Only `classes` (all when empty) in every split; the first `shots` train examples
-  (all when 0) -- the few-shot "new style" set. Deterministic."""
+def subset(ds: ImageDataset, classes=(), shots: int = 0, seed: int = -1) -> ImageDataset:
+  """Only `classes` (all when empty) in every split; `shots` train examples (all when 0) --
+  the few-shot "new style" set: the first ones, or with `seed` >= 0 a random draw by
+  numpy's PCG64 with that seed (kept in the dataset's order). Deterministic."""
   splits, meta = {}, {}
   for k, (ims, lbs) in ds.splits.items():
     keep = np.isin(lbs, classes) if len(classes) else np.ones(len(lbs), bool)
     if k == "train" and shots:
       if shots > keep.sum():
         raise ConfigError(f"data.shots={shots} but only {keep.sum()} training examples remain")
-      keep[np.flatnonzero(keep)[shots:]] = False
+      rows = np.flatnonzero(keep)
+      if seed >= 0:
+        rows = np.random.default_rng(seed).permutation(rows)
+      keep[rows[shots:]] = False
     if not keep.any():
       raise ConfigError(f"data.classes={tuple(classes)} leaves the {k} split empty")
     splits[k] = (ims[keep], lbs[keep])
@@ -146,7 +150,7 @@ def num_classes(d) -> int:
   check_dataset_name(d.name)
   if d.name.startswith(folder_data.PREFIX):
     return folder_data.num_classes(d)
-  return emoji_data.NUM_CLASSES if d.name in emoji_data.NAMES else KNOWN_CLASSES[d.name]
+  return emoji_data.num_classes(d.name) if d.name in emoji_data.NAMES else KNOWN_CLASSES[d.name]
 
 
 def load(d) -> ImageDataset:

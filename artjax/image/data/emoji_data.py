@@ -1,5 +1,7 @@
 """`emoji`, `emoji:google`, `emoji:twitter`: the emoji builder's images (image/data/emoji/)
 at `data.resolution` 16, 32 or 64, composited on white (or RGBA with `data.alpha`).
+`emoji:style`: both styles labelled by style (0 google, 1 twitter): the style evaluator's
+data ("is it Twitter?").
 
 Splits: the builder's `test` (sha256(key) % 10 == 0) is the test split; of its `train`, the
 keys with sha256(key) % 10 == 1 are held out as `validation` (model selection, the
@@ -20,9 +22,13 @@ from artjax.engine import data as data_lib
 from artjax.image.data import emoji as builder_lib
 from artjax.image.data.dataset import ImageDataset
 
-NAMES = ("emoji", "emoji:google", "emoji:twitter")
+NAMES = ("emoji", "emoji:google", "emoji:twitter", "emoji:style")
 RESOLUTIONS = (16, 32, 64)
 NUM_CLASSES = len(builder_lib.CATEGORIES)
+
+
+def num_classes(name: str) -> int:
+  return len(builder_lib.STYLES) if name == "emoji:style" else NUM_CLASSES
 
 
 def shape(d) -> tuple:
@@ -97,7 +103,8 @@ def load(name: str, data_dir: str | None, resolution: int, alpha: bool) -> Image
   if cache_key in data_lib.CACHE:
     return data_lib.CACHE[cache_key]
   raw = _raw(data_dir)
-  styles = range(len(builder_lib.STYLES)) if name == "emoji" else [
+  both = name in ("emoji", "emoji:style")
+  styles = range(len(builder_lib.STYLES)) if both else [
       builder_lib.STYLES.index(name.split(":", 1)[1])]
   parts = {}
   for k, (ims, cats, sty, keys) in raw.items():
@@ -111,8 +118,22 @@ def load(name: str, data_dir: str | None, resolution: int, alpha: bool) -> Image
   for split, sel in parts.items():
     ims, cats, sty, keys = (a[sel] for a in raw["test" if split == "test" else "train"])
     ims = resize(ims, resolution)
-    splits[split] = (ims if alpha else on_white(ims), cats)
-    meta[split] = {"style": sty, "key": keys}
-  ds = ImageDataset(name, splits, NUM_CLASSES, meta, class_names=builder_lib.CATEGORIES)
+    by_style = name == "emoji:style"
+    splits[split] = (ims if alpha else on_white(ims), sty if by_style else cats)
+    meta[split] = {"style": sty, "key": keys, "category": cats}
+  names = tuple(builder_lib.STYLES) if name == "emoji:style" else builder_lib.CATEGORIES
+  ds = ImageDataset(name, splits, num_classes(name), meta, class_names=names)
   data_lib.CACHE[cache_key] = ds
   return ds
+
+
+def pairs(ds: ImageDataset, split: str, source: str, target: str):
+  """(source images, target images, keys, categories): the subjects of `split` drawn in both
+  styles, the same subject in the same row, sorted by key (the file name)."""
+  meta, ims = ds.meta[split], ds.images(split)
+  s, t = builder_lib.STYLES.index(source), builder_lib.STYLES.index(target)
+  rows = {style: {k: i for i, (k, st) in enumerate(zip(meta["key"], meta["style"])) if st == style}
+          for style in (s, t)}
+  keys = sorted(set(rows[s]) & set(rows[t]))
+  a, b = [rows[s][k] for k in keys], [rows[t][k] for k in keys]
+  return ims[a], ims[b], np.asarray(keys), np.asarray(meta["category"])[a]
