@@ -142,6 +142,10 @@ class TranslateTask(Task):
                opt=opt, d=optax.apply_updates(state["d"], d_upd), d_opt=d_opt)
     return new, {"loss": loss, "l1": l1, "adv": adv, "d_loss": dl}
 
+  def sample(self, state, seed, num, opening=None):
+    raise ConfigError("a translation run draws nothing from noise: turn pictures with "
+                      "`run.py translate --workdir=W --images=IN.npz|DIR --out=OUT.npz`")
+
   def translate(self, state, images_u8):
     """Pure: uint8 [N, H, W, C] in the source style -> {"images": uint8, the target style}."""
     return {"images": to_uint8(self._g(state["g"], to_pixels(images_u8)))}
