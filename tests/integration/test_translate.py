@@ -96,7 +96,7 @@ def test_translation_learns_the_style_and_eval_reports_it(trained):
     m = json.load(f)["methods"]
   ident, hist, tr = (m[k] for k in ("source picture (identity)", "colour histogram matched",
                                     "translation"))
-  assert tr["l1"] < 0.5 * ident["l1"] and tr["l1"] < hist["l1"], m
+  assert tr["l1"] < 0.65 * ident["l1"] and tr["l1"] < hist["l1"], m   # measured: 0.42x
   assert tr["ssim"] > ident["ssim"] and tr["ssim"] > hist["ssim"], m
   assert m["true target drawing"]["l1"] == 0.0 and m["true target drawing"]["ssim"] == 1.0
   assert os.path.exists(os.path.join(wd, "eval_strip.png")) and "| translation |" in r.stdout
