@@ -1,6 +1,8 @@
 # python run.py train --config=configs/music_gan.py --workdir=runs/music_gan
 # python run.py sample --workdir=runs/music_gan --num=20 --out=runs/music_gan/samples.npz
 #   (writes samples.npz, a PNG grid with --grid, and samples_midi/ with MIDI and WAV files)
+# Variants: default (2 bars), seed (the seed's networks), bars4 (4 bars: chorale_rolls16),
+# bars4c (4 bars, each chorale moved to C: chorale_rolls16c; follows the asked mode, docs/music.md).
 """The seed's noise-to-music generator made real: 10-d noise -> a 2-bar piano-roll segment
 (8 quarter-note frames x 88 keys), trained adversarially against real chorale segments by
 the same GAN task as the paintings, conditioned on mode (major / minor)."""
@@ -11,9 +13,9 @@ from configs.gan import get_config as gan_config, shrink
 
 
 def get_config(arg: str = "default"):
-  name, opts = common.parse_arg(arg, "default", ("default", "seed", "bars4"))
+  name, opts = common.parse_arg(arg, "default", ("default", "seed", "bars4", "bars4c"))
   c = gan_config("digits")
-  c.data.name = "chorale_rolls16" if name == "bars4" else "chorale_rolls"
+  c.data.name = {"bars4": "chorale_rolls16", "bars4c": "chorale_rolls16c"}.get(name, "chorale_rolls")
   c.evaluator = evaluator_config(c.data.name)
   c.model.update(name="mlp", latent_dim=10, width=512, depth=2, conditional=True)
   c.gan.update(diffaugment="", ema_decay=0.999)

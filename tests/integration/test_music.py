@@ -472,3 +472,27 @@ def test_four_bar_segments_and_the_mode_tests_of_a_roll_gan(chorales, data_dir):
   assert right["major"]["chords"] > 0.6 and wrong["major"]["chords"] < 0.4
   assert metrics.exact_copy_share(train[:40], train) == 1.0
   assert metrics.exact_copy_share(np.zeros((3, 16, 88), bool) | (np.arange(88) % 2 == 0), train) == 0.0
+
+
+def test_segments_in_c_move_each_chorale_by_its_tonic(chorales, data_dir):
+  """chorale_rolls16c: the same segments as chorale_rolls16, each chorale moved by the nearest
+  shift of its tonic to C (the keynorm rule); labels unchanged; the tonic's pitch class is
+  then C, so the pitch-class profile of major segments puts E (4) above E-flat (3) and minor
+  ones the reverse."""
+  from artjax.music import data as music_data
+  from artjax.music.encoding import tonic_shift
+  plain = music_data.chorale_rolls(data_dir, "chorale_rolls16")
+  in_c = music_data.chorale_rolls(data_dir, "chorale_rolls16c")
+  np.testing.assert_array_equal(plain.labels("train"), in_c.labels("train"))
+  first, tonic = chorales.rolls("train")[0], int(chorales.splits["train"]["tonic"][0])
+  k = int(tonic_shift(tonic))
+  moved = in_c.images("train")[0, ..., 0] >= 128
+  if k >= 0:
+    np.testing.assert_array_equal(moved[:, k:], first[:16, :88 - k] > 0)
+  else:
+    np.testing.assert_array_equal(moved[:, :k], first[:16, -k:] > 0)
+  pcs = (np.arange(88) + 9) % 12          # key 0 is A0
+  for mode in (0, 1):
+    rolls = in_c.images("train")[in_c.labels("train") == mode][..., 0] >= 128
+    profile = np.bincount(np.broadcast_to(pcs, rolls.shape)[rolls], minlength=12)
+    assert (profile[4] > profile[3]) == (mode == 0), (mode, profile)

@@ -14,8 +14,10 @@ from artjax.image.data import ImageDataset
 
 # images that are piano rolls [quarter-note frames, 88 keys]: 2 bars, or 4 bars (music21
 # hears 0.77 of held-out minor 4-bar segments as minor, 0.66 of 2-bar ones: docs/music.md)
-ROLL_DATASETS = ("chorale_rolls", "chorale_rolls16")
-ROLL_FRAMES = {"chorale_rolls": 8, "chorale_rolls16": 16}
+# chorale_rolls16c: the 4-bar segments moved to C (each chorale by the nearest shift of its
+# tonic to C, as configs/music.py:keynorm does), so the mode is the only thing the key tells
+ROLL_DATASETS = ("chorale_rolls", "chorale_rolls16", "chorale_rolls16c")
+ROLL_FRAMES = {"chorale_rolls": 8, "chorale_rolls16": 16, "chorale_rolls16c": 16}
 ROLL_SHAPES = {n: (f, 88, 1) for n, f in ROLL_FRAMES.items()}
 ROLL_CLASSES = {n: 2 for n in ROLL_DATASETS}
 
@@ -63,15 +65,32 @@ def load_chorales(data_dir: str | None = None) -> Chorales:
 SEGMENT_FRAMES, SEGMENT_STRIDE = 8, 2
 
 
+def _in_c(roll, tonic):
+  """A piano roll [T, 88] moved by encoding.tonic_shift(tonic) semitones (keys pushed off the
+  keyboard are dropped)."""
+  from artjax.music.encoding import tonic_shift
+  k = int(tonic_shift(int(tonic)))
+  out = np.zeros_like(roll)
+  if k >= 0:
+    out[:, k:] = roll[:, :roll.shape[1] - k]
+  else:
+    out[:, :k] = roll[:, -k:]
+  return out
+
+
 def chorale_segments(ch: Chorales, frames: int = SEGMENT_FRAMES, stride: int = SEGMENT_STRIDE,
-                     name: str = "chorale_rolls") -> ImageDataset:
+                     name: str = "chorale_rolls", in_c: bool = False) -> ImageDataset:
   """Piano-roll segments as images: 2 bars of 4/4 (8 quarter-note frames) x 88 keys, uint8
   0/255, labelled by the chorale's mode (0 major, 1 minor), every `stride` frames of every
-  chorale of each split. The music GAN's data ("chorale_rolls")."""
+  chorale of each split. The music GAN's data ("chorale_rolls"); `in_c`: each chorale moved
+  to C first."""
   splits = {}
   for k in ("train", "validation", "test"):
     ims, lbs = [], []
-    for roll, mode in zip(ch.rolls(k), ch.modes(k)):
+    rolls = ch.rolls(k)
+    if in_c:
+      rolls = [_in_c(r, t) for r, t in zip(rolls, ch.splits[k]["tonic"])]
+    for roll, mode in zip(rolls, ch.modes(k)):
       for s in range(0, len(roll) - frames + 1, stride):
         ims.append(roll[s:s + frames])
         lbs.append(mode)
@@ -86,5 +105,5 @@ def chorale_rolls(data_dir: str | None = None, name: str = "chorale_rolls") -> I
   key = (name, data_dir or data_lib.default_data_dir())
   if key not in data_lib.CACHE:
     data_lib.CACHE[key] = chorale_segments(load_chorales(data_dir), frames=ROLL_FRAMES[name],
-                                           name=name)
+                                           name=name, in_c=name.endswith("c"))
   return data_lib.CACHE[key]
