@@ -23,6 +23,7 @@ from benchmarks import common
 from artjax.engine import workdir as workdir_lib
 from artjax.evaluation import metrics
 from artjax.image import data as image_data
+from artjax.image.data.emoji import CATEGORIES
 from artjax.tasks import datasets as data_lib
 from artjax.tasks import evaluator as evaluator_lib
 from artjax.tasks import open_run, translate_report
@@ -55,11 +56,12 @@ def shots_of(config):
 def scores(images, fns, refs, shots) -> dict:
   features, p_twitter, predict = fns
   f = features(images)
-  shares = metrics.class_shares(np.eye(9)[predict(images)], 9)
+  k = len(CATEGORIES)
+  shares = metrics.class_shares(np.eye(k)[predict(images)], k)
   out = {"fid_twitter_test": float(metrics.frechet_distance(f, refs["twitter_test"])),
          "fid_google_test": float(metrics.frechet_distance(f, refs["google_test"])),
          "p_twitter": float(np.mean(p_twitter(images))),
-         "categories_present": int(np.sum(shares >= 0.2 / 9))}
+         "categories_present": int(np.sum(shares >= 0.2 / k))}
   if shots is not None:
     d = metrics.nn_distances(_flat(images), _flat(shots))
     out["nn_to_shots_median"] = float(np.median(d))

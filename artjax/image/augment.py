@@ -76,3 +76,15 @@ def diff_augment(key, x, policy: str, pixel_range=(-1.0, 1.0)):
     k = jax.random.fold_in(key, i)
     x = {"color": _color, "translation": _translation, "cutout": _cutout}[p](k, x)
   return x * half + mid
+
+
+def random_shift(key, x, pixels: int, mode: str = "constant"):
+  """Each image of x [B, H, W, C] moved by its own random integer offset of up to `pixels` in
+  each direction, the border filled by `mode` (jnp.pad: constant = zeros, edge = repeated).
+  Shift several images together by concatenating them on channels first."""
+  if not pixels:
+    return x
+  b, h, w, c = x.shape
+  pad = jnp.pad(x, ((0, 0), (pixels, pixels), (pixels, pixels), (0, 0)), mode=mode)
+  dy, dx = jax.random.randint(key, (2, b), 0, 2 * pixels + 1)
+  return jax.vmap(lambda im, y, z: jax.lax.dynamic_slice(im, (y, z, 0), (h, w, c)))(pad, dy, dx)

@@ -9,6 +9,7 @@ from flax import nnx
 
 from artjax.tasks import datasets as data_lib
 from artjax.engine import optim, parallel
+from artjax.image import augment
 from artjax.nn.classifier import MLPClassifier
 from artjax.tasks.base import Task, split_rng
 
@@ -63,13 +64,7 @@ class ClassifierTask(Task):
 
   def _augment(self, key, x):
     """Random integer shifts of up to `data.shift` pixels (zero padded)."""
-    s = self.config.data.shift
-    if not s:
-      return x
-    b, h, w, c = x.shape
-    pad = jnp.pad(x, ((0, 0), (s, s), (s, s), (0, 0)))
-    dy, dx = jax.random.randint(key, (2, b), 0, 2 * s + 1)
-    return jax.vmap(lambda im, y, z: jax.lax.dynamic_slice(im, (y, z, 0), (h, w, c)))(pad, dy, dx)
+    return augment.random_shift(key, x, self.config.data.shift)
 
   def train_step(self, state, data):
     b = self.config.train.batch_size

@@ -15,6 +15,7 @@ from flax import nnx
 
 from artjax import ConfigError
 from artjax.engine import optim, parallel
+from artjax.image import augment
 from artjax.image.data import emoji_data
 from artjax.image.data.emoji import STYLES
 from artjax.image.models.unet import PatchDiscriminator, UNet
@@ -102,16 +103,12 @@ class TranslateTask(Task):
 
   def _augment(self, key, src, dst):
     """The same random shift (edge-padded) and left-right flip for both sides of a pair."""
-    s = self.config.translate.shift
-    b, h, w, c = src.shape
+    c = src.shape[-1]
     k_shift, k_flip = jax.random.split(key)
-    both = jnp.concatenate([src, dst], -1)
-    if s:
-      pad = jnp.pad(both, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
-      dy, dx = jax.random.randint(k_shift, (2, b), 0, 2 * s + 1)
-      both = jax.vmap(lambda im, y, z: jax.lax.dynamic_slice(im, (y, z, 0), (h, w, 2 * c)))(pad, dy, dx)
+    both = augment.random_shift(k_shift, jnp.concatenate([src, dst], -1),
+                                self.config.translate.shift, mode="edge")
     if self.config.translate.flip:
-      flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
+      flip = jax.random.bernoulli(k_flip, 0.5, (both.shape[0], 1, 1, 1))
       both = jnp.where(flip, both[:, :, ::-1], both)
     return both[..., :c], both[..., c:]
 

@@ -103,3 +103,21 @@ def test_the_check_sees_violations(tmp_path, monkeypatch):
   monkeypatch.setattr(__import__(__name__), "ROOT", str(tmp_path))
   bad = violations()
   assert len(bad) == 3 and any("configs" in b for b in bad), bad
+
+
+def test_random_shift_moves_each_image_by_at_most_the_given_pixels():
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from artjax.image.augment import random_shift
+  x = jnp.arange(2 * 6 * 6, dtype=jnp.float32).reshape(2, 6, 6, 1) + 1
+  assert random_shift(jax.random.key(0), x, 0) is x
+  for mode in ("constant", "edge"):
+    y = np.asarray(random_shift(jax.random.key(1), x, 2, mode))
+    pad = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)), mode=mode)
+    for i in range(2):   # every output is one 6x6 window of the padded image, offsets in 0..4
+      hits = [(a, b) for a in range(5) for b in range(5)
+              if np.array_equal(pad[i, a:a + 6, b:b + 6], y[i])]
+      assert hits, (mode, i)
+  ys = {tuple(np.asarray(random_shift(jax.random.key(k), x, 2))[0, :, :, 0].ravel()) for k in range(8)}
+  assert len(ys) > 1          # the offset is random, not fixed

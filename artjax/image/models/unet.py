@@ -56,7 +56,7 @@ def widths(resolution: int, width: int, max_width: int) -> list:
 class UNet(nnx.Module):
   """pix2pix's U-Net: image in, image out (tanh); a skip connection at every level."""
 
-  def __init__(self, image_shape, *, width=32, max_width=256, channels_out=None, rngs):
+  def __init__(self, image_shape, *, width=32, max_width=256, rngs):
     h, _, c = image_shape
     ws = widths(h, width, max_width)
     self.down = nnx.List([Down(c if i == 0 else ws[i - 1], w, norm=0 < i < len(ws) - 1,
@@ -68,7 +68,7 @@ class UNet(nnx.Module):
       cin = 2 * ws[i - 1]
     self.up = nnx.List(ups)
     self.final = Up(cin, width, rngs=rngs)
-    self.out = PatchConv(width, channels_out or c, 3, rngs=rngs)
+    self.out = PatchConv(width, c, 3, rngs=rngs)
 
   def __call__(self, x):
     skips = []
@@ -85,8 +85,8 @@ class PatchDiscriminator(nnx.Module):
   """PatchGAN: (input, output) concatenated on channels; two stride-2 levels, one stride-1
   level and a 1-channel head: a logit per overlapping patch ([B, H/4, W/4])."""
 
-  def __init__(self, image_shape, *, width=32, channels_out=None, rngs):
-    c = image_shape[-1] + (channels_out or image_shape[-1])
+  def __init__(self, image_shape, *, width=32, rngs):
+    c = 2 * image_shape[-1]
     self.a = Down(c, width, norm=False, rngs=rngs)
     self.b = Down(width, 2 * width, rngs=rngs)
     self.c = PatchConv(2 * width, 4 * width, 3, rngs=rngs)
