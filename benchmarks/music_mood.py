@@ -1,7 +1,7 @@
 """Mood through the model: does a mode-conditional Music Transformer obey its major/minor token?
 
   python -m benchmarks.music_mood --cond=runs/music_keynorm --uncond=runs/music_keynorm_uncond
-      [--base=runs/music] [--guidance=1,2,3] [--num=64] [--seed=1234]
+      [--base=runs/music] [--guidance=1,2,3] [--num=64] [--seed=1234] [--best]
 
 Trains what is missing (configs/music.py:keynorm and :keynorm_uncond, `train.steps` of the
 config), then, key-profile steering off, for each guidance scale w: --num samples of
@@ -39,9 +39,10 @@ def _ensure(workdir: str, variant: str) -> None:
     train(get_config(variant), workdir)
 
 
-def obedience(workdir: str, chord: mus.ChordModeTest, guidance: float, num: int, seed: int) -> dict:
+def obedience(workdir: str, chord: mus.ChordModeTest, guidance: float, num: int, seed: int,
+              best: bool = False) -> dict:
   """Share of samples called the asked mode, by each test, asked major and asked minor."""
-  task, state = open_run(workdir)
+  task, state = open_run(workdir, best=best)
   task.config.sample.update(guidance=guidance, key_guidance=0.0, mode="alternate")
   modes = np.arange(num) % 2
   s = jax.device_get(jax.jit(task.sample, static_argnums=2)(state, seed, num))
@@ -55,14 +56,14 @@ def obedience(workdir: str, chord: mus.ChordModeTest, guidance: float, num: int,
   return out
 
 
-def measure(workdir: str, chord, guidances, num: int, seed: int) -> dict:
-  task, state = open_run(workdir)
+def measure(workdir: str, chord, guidances, num: int, seed: int, best: bool = False) -> dict:
+  task, state = open_run(workdir, best=best)
   nll, frames = test_nll_per_frame(task, state)
-  row = {"workdir": workdir, "key_normalised": task.key_normalised,
+  row = {"workdir": workdir, "step": int(state["step"]), "key_normalised": task.key_normalised,
          "conditional": task.conditional, "test_nll_per_frame": nll, "test_frames": frames}
   if task.conditional:
     row["mode_token_nll"] = mode_token_nll(task, state)
-    row["by_guidance"] = {f"{w:g}": obedience(workdir, chord, w, num, seed) for w in guidances
+    row["by_guidance"] = {f"{w:g}": obedience(workdir, chord, w, num, seed, best) for w in guidances
                           if w == 1.0 or task.config.model.cond_dropout > 0}
   return row
 
@@ -90,6 +91,8 @@ def main(argv=None):
   p.add_argument("--guidance", default="1,2,3")
   p.add_argument("--num", type=int, default=64)
   p.add_argument("--seed", type=int, default=1234)
+  p.add_argument("--best", action="store_true",
+                 help="judge each run's best checkpoint (by validation NLL), not its last")
   args = p.parse_args(argv)
   t0 = time.perf_counter()
   _ensure(args.cond, "keynorm")
@@ -100,7 +103,8 @@ def main(argv=None):
           "music21_accuracy": float(np.mean([(mus.key_of(r)[1] == "minor") == (m == 1)
                                              for r, m in zip([r[:64] for r in ch.rolls("test")], ch.modes("test"))]))}
   ws = [float(x) for x in args.guidance.split(",")]
-  rows = [measure(wd, chord, ws, args.num, args.seed) for wd in (args.cond, args.uncond, args.base) if wd]
+  rows = [measure(wd, chord, ws, args.num, args.seed, args.best)
+          for wd in (args.cond, args.uncond, args.base) if wd]
   result = {"rows": rows, "held_out_tests": held, "num_samples": args.num,
             "wall_s": round(time.perf_counter() - t0, 1), "table": table(rows)}
   common.save("music_mood", result)

@@ -99,11 +99,13 @@ def image_data(name: str, resolution: int) -> ConfigDict:
   32 or 64; alpha keeps RGBA instead of compositing on white) or `folder:PATH` (a folder or
   .zip; fit crop|pad to square; labels from first-level subfolders; mirror doubles train with
   left-right flips; strict: unreadable files are errors, not skipped; max_pixels: larger
-  pictures are refused). classes/shots: a class subset and the first `shots` training
-  pictures (few-shot), drawn at random with `shots_seed` (-1: in the dataset's order)."""
+  pictures are refused; split_by path|name: name keeps A/x.png and B/x.png in one split, for
+  paired folders). classes/shots: a class subset and the first `shots` training pictures
+  (few-shot), drawn at random with `shots_seed` (-1: in the dataset's order)."""
   return ConfigDict({"name": name, "data_dir": "", "classes": (), "shots": 0, "shots_seed": -1,
                      "resolution": resolution, "alpha": False, "fit": "crop", "labels": False,
-                     "mirror": False, "strict": False, "max_pixels": 89_478_485})
+                     "mirror": False, "strict": False, "max_pixels": 89_478_485,
+                     "split_by": "path"})
 
 
 def prune() -> ConfigDict:

@@ -1,7 +1,8 @@
 # python run.py train --config=configs/music.py --workdir=runs/music
 # Variants: default (mode-conditional: major/minor control token), uncond (no control
 # token), keynorm / keynorm_uncond (the same on chorales moved to C: the mode token is
-# obeyed, see docs/music.md), and fine-tuning an unconditional model to minor-mode chorales:
+# obeyed, see docs/music.md), keynorm_every (keynorm with the mode added at every
+# position), and fine-tuning an unconditional model to minor-mode chorales:
 #   python run.py finetune --config=configs/music.py:prefix_minor --init_from=runs/music_uncond --workdir=DIR
 #   python run.py finetune --config=configs/music.py:lora_minor   --init_from=runs/music_uncond --workdir=DIR
 #   large: a 12 x 768 model on 1024-token windows meant for accelerators (FSDP over every
@@ -12,8 +13,8 @@
 
 from configs import common
 
-VARIANTS = ("default", "uncond", "keynorm", "keynorm_uncond", "prefix_minor", "lora_minor",
-            "full_minor", "large")
+VARIANTS = ("default", "uncond", "keynorm", "keynorm_every", "keynorm_uncond", "prefix_minor",
+            "lora_minor", "full_minor", "large")
 
 
 def get_config(arg: str = "default"):
@@ -27,9 +28,11 @@ def get_config(arg: str = "default"):
                             "start_prob": 0.0, "key_normalise": False})
   # attn_chunks / attn_block: speed only, exact (causal query blocks; flash-style fp32
   # attention over that many (sequence, head) pairs at a time, 0 = XLA's batched products).
+  # cond_every: the mode token's embedding is also added at every position (not only read
+  # where it stands, at the start, where a long context can outweigh it)
   c.model = common.ConfigDict({"name": "transformer", "d_model": 128, "num_layers": 4,
                                "num_heads": 4, "d_ff": 512, "dropout": 0.2,
-                               "conditional": True, "cond_dropout": 0.2,
+                               "conditional": True, "cond_dropout": 0.2, "cond_every": False,
                                "attn_chunks": 4, "attn_block": 16, "remat": "none"})
   c.optim = common.optim(name="adamw", lr=1e-3, b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.1,
                          schedule="cosine", warmup_steps=200, end_lr_frac=0.05, clip_norm=1.0)
@@ -51,6 +54,7 @@ def get_config(arg: str = "default"):
     c.model.update(conditional=False, cond_dropout=0.0)
   if name.startswith("keynorm"):   # mood through the model: key-normalised chorales + mode token
     c.data.update(key_normalise=True, transpose=0)
+    c.model.cond_every = name == "keynorm_every"
   elif name in ("prefix_minor", "lora_minor", "full_minor"):
     c.model.update(conditional=False, cond_dropout=0.0)
     c.data.mode = "minor"

@@ -3,20 +3,24 @@
 # python run.py eval --workdir=runs/translate     (held-out pairs: translation vs identity
 #                                                 and colour-histogram matching)
 # Variants: emoji32 (google -> twitter at 32 px; --config.translate.source=twitter
-# --config.translate.target=google for the other way), emoji64. Option `smoke`: seconds.
+# --config.translate.target=google for the other way), emoji64, folder (your own pairs:
+# --config.data.name=folder:PATH with PATH/A/NAME.png and PATH/B/NAME.png, the same subject
+# under the same NAME; --config.translate.source=A --config.translate.target=B;
+# --config.data.resolution=64 ...). Option `smoke`: seconds.
 """Paired image-to-image translation (pix2pix: U-Net + PatchGAN, L1 + adversarial loss) from
 one emoji style to the other (task translate; artjax/tasks/translate.py)."""
 
 from configs import common
 from configs.evaluator import get_config as evaluator_config
 
-VARIANTS = ("emoji32", "emoji64")
+VARIANTS = ("emoji32", "emoji64", "folder")
 
 
 def get_config(arg: str = "emoji32"):
   name, opts = common.parse_arg(arg, "emoji32", VARIANTS)
   c = common.base("translate", {})
-  c.data = common.image_data("emoji", 64 if name == "emoji64" else 32)
+  c.data = common.image_data("folder:pairs" if name == "folder" else "emoji",
+                             64 if name == "emoji64" else 32)
   # width: channels of the U-Net's first level, doubling per level up to max_width;
   # d_width: the PatchGAN's first level.
   c.model = common.ConfigDict({"width": 32, "max_width": 256, "d_width": 32})
@@ -30,6 +34,9 @@ def get_config(arg: str = "emoji32"):
   c.evaluator = evaluator_config(c.data.name)
   if name == "emoji64":
     c.model.update(width=32, max_width=256, d_width=48)
+  elif name == "folder":   # subfolders are the sides; a NAME's pair never straddles splits
+    c.data.update(labels=True, split_by="name")
+    c.translate.update(source="A", target="B")
   if "smoke" in opts:
     c.model.update(width=8, max_width=32, d_width=8)
     c.data.resolution = 16

@@ -230,7 +230,7 @@ class CausalTransformer(nnx.Module):
   """The language model music (Music Transformer tokens) and poetry (characters) share."""
   def __init__(self, vocab: int, d_model: int = 256, num_layers: int = 4, num_heads: int = 4,
                d_ff: int = 1024, dropout: float = 0.1, attn_chunks: int = 1, attn_block: int = 0,
-               remat: str = "none", *, rngs: nnx.Rngs):
+               remat: str = "none", cond_slot: int = -1, *, rngs: nnx.Rngs):
     if remat not in REMAT_POLICIES:
       raise ValueError(f"remat={remat!r}: choose one of {tuple(REMAT_POLICIES)}")
     self.remat = remat               # rematerialise each block in the backward pass
@@ -239,6 +239,10 @@ class CausalTransformer(nnx.Module):
     self.dropout = dropout
     self.attn_chunks = attn_chunks   # causal query blocks for whole sequences (speed only)
     self.attn_block = attn_block     # >0: blocked_attention, pairs per loop step (speed only)
+    # cond_slot >= 0: the token at that position (a control token: the music's mode) is a
+    # condition at every position: its embedding is added to every position's input, so a
+    # long context cannot outweigh it; decoding keeps it in the cache's last entry.
+    self.cond_slot = cond_slot
     self.embed = Embed(vocab, d_model, rngs=rngs)
     self.blocks = nnx.List([Block(d_model, num_heads, d_ff, rngs=rngs) for _ in range(num_layers)])
     self.norm = nnx.LayerNorm(d_model, rngs=rngs)
@@ -269,21 +273,34 @@ class CausalTransformer(nnx.Module):
     pos = jnp.arange(t)
     mask = pos[None, :] <= pos[:, None]
     x = self.embed(tokens)
+    if self.cond_slot >= 0:
+      x = x + self.embed(tokens[:, self.cond_slot])[:, None]
     logits, _ = self._layers(x, pos, mask, rng if train else None, None, None, prefix,
                              self.attn_chunks, self.attn_block)
     return logits
 
   def init_cache(self, batch: int, length: int, dtype=jnp.float32):
     shape = (batch, length, self.num_heads, self.head_dim)
-    return [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
-            for _ in range(self.num_layers)]
+    layers = [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+              for _ in range(self.num_layers)]
+    if self.cond_slot >= 0:
+      layers.append({"cond": jnp.zeros((batch, self.d_model), dtype)})
+    return layers
 
   def decode(self, tokens, cache, index, prefix=None):
-    """Logits for `tokens` [B, T] placed at positions index.. (attending to the cache)."""
+    """Logits for `tokens` [B, T] placed at positions index.. (attending to the cache); the
+    prompt (index 0) first, with the condition token, when there is one."""
     t = tokens.shape[1]
     length = cache[0]["k"].shape[1]
     q_pos = index + jnp.arange(t)
     mask = jnp.arange(length)[None, :] <= q_pos[:, None]
     x = self.embed(tokens)
     x = x.astype(cache[0]["k"].dtype)
-    return self._layers(x, q_pos, mask, None, cache, index, prefix)
+    if self.cond_slot < 0:
+      return self._layers(x, q_pos, mask, None, cache, index, prefix)
+    if isinstance(index, int) and index == 0 and t > self.cond_slot:   # the prompt
+      cond = self.embed(tokens[:, self.cond_slot]).astype(x.dtype)
+    else:
+      cond = cache[-1]["cond"]
+    logits, layers = self._layers(x + cond[:, None], q_pos, mask, None, cache[:-1], index, prefix)
+    return logits, layers + [{"cond": cond}]

@@ -22,7 +22,8 @@ from artjax.tasks.classifier import ClassifierTask
 
 
 #: data fields besides name and data_dir that decide which images a dataset holds
-DATASET_FIELDS = ("resolution", "alpha", "fit", "labels", "mirror", "strict", "max_pixels")
+DATASET_FIELDS = ("resolution", "alpha", "fit", "labels", "mirror", "strict", "max_pixels",
+                  "split_by")
 
 
 class MissingEvaluator(ConfigError):
@@ -42,15 +43,17 @@ def _fingerprint(ds, config) -> str:
 
 def requirement(task_config):
   """(config, workdir) of the run that trains the evaluator of `task_config`'s dataset: its
-  `evaluator` block with the task's dataset and data dir."""
+  `evaluator` block with the task's dataset (or the block's `train_on` dataset) and data dir."""
   if "evaluator" not in task_config:
     raise ConfigError("this config has no `evaluator` block (the classifier config behind "
                       "FDD/IS: configs/evaluator.py:DATASET)")
-  dataset = task_config.data.name
+  dataset = task_config.evaluator.get("train_on") or task_config.data.name
   data_dir = task_config.data.data_dir or data_plumbing.default_data_dir()
   config = task_config.evaluator.copy_and_resolve_references()
   config.data.name, config.data.data_dir = dataset, data_dir
   with config.unlocked():
+    if "train_on" in config:   # not a classifier setting: the run and its cache ignore it
+      del config["train_on"]
     for k in DATASET_FIELDS:   # what else names the images (emoji, folder:)
       if k in task_config.data:
         config.data[k] = task_config.data[k]
@@ -66,7 +69,9 @@ class Evaluator:
   def __init__(self, task_config):
     config, self.workdir = requirement(task_config)
     dataset = config.data.name
-    self.dataset = data_lib.load(config.data)
+    judged = config.data.copy_and_resolve_references()
+    judged.name = task_config.data.name   # the data it judges (train_on: learnt elsewhere)
+    self.dataset = data_lib.load(judged)
     if checkpoint.latest_step(self.workdir) is None:
       raise MissingEvaluator(f"no trained {dataset} evaluator in {self.workdir}: train it with "
                              f"`python run.py train --config=configs/evaluator.py:{dataset} "
@@ -78,8 +83,9 @@ class Evaluator:
     self._logits = jax.jit(self.task.apply)
     info_path = os.path.join(self.workdir, "evaluator.json")
     if not os.path.exists(info_path):
-      acc = float(np.mean(np.argmax(self.probs(self.dataset.images("test")), 1)
-                          == self.dataset.labels("test")))
+      learnt = data_lib.load(config.data)
+      acc = float(np.mean(np.argmax(self.probs(learnt.images("test")), 1)
+                          == learnt.labels("test")))
       with open(info_path, "w") as f:
         json.dump({"dataset": dataset, "test_accuracy": acc}, f)
     with open(info_path) as f:

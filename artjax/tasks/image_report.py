@@ -100,11 +100,13 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
   save_png(os.path.join(workdir, f"eval_nearest{suffix}.png"),
            nearest_train_grid(np.asarray(s["images"]), ev.dataset.images("train")))
   lines = [f"# eval of {workdir} (step {result['step']}, n={num}, evaluator test accuracy "
-           f"{ev.test_accuracy:.3f})", "", "| metric | samples | real floor |", "|---|---|---|"]
+           f"{ev.test_accuracy:.3f} on {ev.info['dataset']})", "",
+           "| metric | samples | real floor |", "|---|---|---|"]
   for k in HEADLINE:
     lines.append(f"| {k} | {fmt(result['samples'].get(k))} | {fmt(result['floor'].get(k))} |")
-  lines += ["", "fdd ratio to floor: "
-            f"{result['samples']['fdd'] / max(result['floor']['fdd'], 1e-9):.2f}",
+  fl = result["floor"]["fdd"]
+  lines += ["", "fdd ratio to floor: " + (f"{result['samples']['fdd'] / fl:.2f}" if fl > 1e-3
+                                          else "- (the floor is 0: these features cannot judge)"),
             "eval_nearest.png: samples (odd columns) beside their nearest training image."]
   if "inception" in result:
     lines += _inception_lines(result["inception"])

@@ -95,8 +95,10 @@ class MusicLMTask(TransformerLM):
 
   def build(self, key):
     m = self.config.model
+    every = self.conditional and m.get("cond_every", False)   # the mode token at every position
     return CausalTransformer(enc.VOCAB, m.d_model, m.num_layers, m.num_heads, m.d_ff, m.dropout,
-                            m.attn_chunks, m.attn_block, m.remat, rngs=nnx.Rngs(key))
+                            m.attn_chunks, m.attn_block, m.remat, cond_slot=1 if every else -1,
+                            rngs=nnx.Rngs(key))
 
   def describe(self):
     m = self.config.model

@@ -2,8 +2,9 @@
 loop: a U-Net turns a picture in one style into the same subject in another, trained on
 pairs with an L1 loss plus a conditional PatchGAN's adversarial loss
 (`artjax.image.models.unet`). Data: the emoji drawn by both teams of artists, paired by file
-name (`translate.source` -> `translate.target`, e.g. google -> twitter); every split keeps its
-pairs (held-out subjects never seen in training)."""
+name (`translate.source` -> `translate.target`, e.g. google -> twitter), or a user's paired
+folder `folder:PATH` holding `SOURCE/NAME` and `TARGET/NAME` (data.labels=True,
+data.split_by=name); every split keeps its pairs (held-out subjects never seen in training)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from flax import nnx
 from artjax import ConfigError
 from artjax.engine import optim, parallel
 from artjax.image import augment
-from artjax.image.data import emoji_data
+from artjax.image.data import emoji_data, folder_data
 from artjax.image.data.emoji import STYLES
 from artjax.image.models.unet import PatchDiscriminator, UNet
 from artjax.tasks import datasets as data_lib
@@ -25,8 +26,28 @@ from artjax.tasks import translate_report
 from artjax.tasks.repair import to_pixels, to_uint8
 from artjax.tasks.base import Task, split_rng
 
-PAIRED = ("emoji",)
+PAIRED = ("emoji", "folder:PATH")
 PREVIEW = 8
+
+
+def sides(data) -> tuple:
+  """The names `translate.source` / `target` may take on `data`: the emoji styles, or a
+  paired folder's first-level subfolders; () when the dataset has no pairs."""
+  if data.name == "emoji":
+    return STYLES
+  if data.name.startswith(folder_data.PREFIX):
+    return folder_data.class_names(data)
+  return ()
+
+
+def _check_folder_pairs(data, names):
+  if len(names) < 2:
+    raise ConfigError(f"translate on {data.name}: a paired folder holds SOURCE/NAME and "
+                      f"TARGET/NAME (two first-level subfolders); found subfolders {names}")
+  if not data.labels or data.split_by != "name":
+    raise ConfigError(f"translate on {data.name}: a paired folder needs --config.data.labels=True "
+                      "--config.data.split_by=name (SOURCE/NAME and TARGET/NAME then share a "
+                      "split; configs/translate.py:folder sets both)")
 
 
 class TranslateTask(Task):
@@ -37,13 +58,16 @@ class TranslateTask(Task):
   def validate(self):
     c = self.config
     self._check_common()
-    if c.data.name not in PAIRED:
+    names = sides(c.data)
+    if c.data.name.startswith(folder_data.PREFIX):
+      _check_folder_pairs(c.data, names)
+    elif not names:
       raise ConfigError(f"translate: data.name={c.data.name!r} has no pairs; choose one of {PAIRED} "
                         "(the same subjects drawn in two styles)")
     t = c.translate
     for side in ("source", "target"):
-      if t[side] not in STYLES:
-        raise ConfigError(f"translate.{side}={t[side]!r}: choose one of {STYLES}")
+      if t[side] not in names:
+        raise ConfigError(f"translate.{side}={t[side]!r}: choose one of {names}")
     if t.source == t.target:
       raise ConfigError(f"translate.source and translate.target are both {t.source!r}")
     if t.l1_weight < 0 or t.adv_weight < 0 or t.l1_weight + t.adv_weight == 0:
@@ -74,13 +98,20 @@ class TranslateTask(Task):
     return self.evaluators() if evaluating else []
 
   def pairs(self, split):
-    """(source, target, keys, categories) of `split` (artjax.image.data.emoji_data.pairs)."""
-    t = self.config.translate
-    return emoji_data.pairs(data_lib.load(self.config.data), split, t.source, t.target)
+    """(source, target, keys, categories) of `split` (emoji_data.pairs, folder_data.pairs)."""
+    t, data = self.config.translate, self.config.data
+    lib = emoji_data if data.name == "emoji" else folder_data
+    return lib.pairs(data_lib.load(data), split, t.source, t.target)
 
   def device_data(self):
     src, dst, _, _ = self.pairs("train")
     vsrc, vdst, _, _ = self.pairs("validation")
+    t = self.config.translate
+    for split, n in (("train", len(src)), ("validation", len(vsrc))):
+      if not n:
+        raise ConfigError(f"{self.config.data.name}: no {split} pair (a NAME under both "
+                          f"{t.source}/ and {t.target}/; sha256(NAME) % 10 == 1 goes to "
+                          "validation, 0 to test, the rest to train)")
     pick = np.linspace(0, len(vsrc) - 1, min(PREVIEW, len(vsrc))).astype(int)  # across categories
     self.preview = np.stack([vsrc[pick], vdst[pick]], 1)
     return {"train": {"source": src, "target": dst}, "val_source": vsrc, "val_target": vdst}
@@ -165,5 +196,6 @@ class TranslateTask(Task):
 
   def evaluators(self):
     """(the dataset's evaluator config and workdir, the style evaluator's): trained first."""
-    return [evaluator_lib.requirement(self.config),
-            evaluator_lib.requirement(translate_report.style_config(self.config))]
+    style = translate_report.style_config(self.config)
+    return [evaluator_lib.requirement(self.config)] + (
+        [evaluator_lib.requirement(style)] if style is not None else [])

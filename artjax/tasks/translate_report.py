@@ -39,16 +39,23 @@ def histogram_baseline(source, reference) -> np.ndarray:
 
 def style_config(task_config):
   """`task_config` reading `emoji:style` (both styles labelled by style): the config whose
-  evaluator says "is it Twitter?"."""
+  evaluator says "is it Twitter?"; None for a paired folder, whose own evaluator (labelled
+  by subfolder) already says "is it TARGET?"."""
+  if task_config.data.name != "emoji":
+    return None
   c = task_config.copy_and_resolve_references()
   c.data.name = "emoji:style"
   return c
 
 
 def judges(task_config):
-  """(features, probability of the target style, category prediction): functions of uint8
-  images by the dataset's evaluator and the style evaluator (both trained before)."""
-  ev, style_ev = Evaluator(task_config), Evaluator(style_config(task_config))
+  """(features, probability of the target style, category prediction or None): functions of
+  uint8 images by the dataset's evaluator and the style evaluator (both trained before)."""
+  ev, style = Evaluator(task_config), style_config(task_config)
+  if style is None:   # a paired folder: its classes are the styles
+    target = list(ev.dataset.class_names).index(task_config.translate.target)
+    return ev.features, lambda x: ev.probs(x)[:, target], None
+  style_ev = Evaluator(style)
   target = STYLES.index(task_config.translate.target)
   return (ev.features, lambda x: style_ev.probs(x)[:, target],
           lambda x: np.argmax(ev.probs(x), 1))
@@ -93,8 +100,9 @@ def table_lines(result, workdir) -> list:
            "| method | L1 (lower) | SSIM (higher) | feature dist (lower) | "
            f"P({result['target']}) | category kept |", "|---|---|---|---|---|---|"]
   for name, s in result["methods"].items():
+    kept = f"{s['category_kept']:.3f}" if "category_kept" in s else "-"
     lines.append(f"| {name} | {s['l1']:.4f} | {s['ssim']:.3f} | {s['feature_dist']:.4f} | "
-                 f"{s['style_prob']:.3f} | {s['category_kept']:.3f} |")
+                 f"{s['style_prob']:.3f} | {kept} |")
   lines += ["", "All against the true target drawing of the same subject; the last row is "
             "the true drawing itself (its style and category figures are the evaluators' floor).",
             "eval_strip.png: source | histogram matched | translation | true target."]

@@ -111,8 +111,15 @@ def test_nll_equals_brute_force_prefix_by_prefix(chorales):
   assert len(ins) > 2 and score.sum() == len(long)
 
 
-def test_kv_cache_sampler_equals_full_recomputation():
+@pytest.mark.parametrize("every", [False, True])
+def test_kv_cache_sampler_equals_full_recomputation(every):
+  """Also with the mode token added at every position (model.cond_every: the cache carries
+  it) and with classifier-free guidance (its unconditional half carries NOMODE)."""
   task, state = _task_and_state()
+  if every:
+    task.config.model.cond_every = True
+    task.validate()
+    state = task.init_state(0)
   model = task.model(state["params"])
   prompt, _ = task.prompt(3)
   key = jax.random.key(5)
@@ -120,6 +127,15 @@ def test_kv_cache_sampler_equals_full_recomputation():
   cached = jax.jit(lambda k: sampling.sample_cached(model, prompt, 40, k, **kw))(key)
   full = jax.jit(lambda k: sampling.sample_recompute(model, prompt, 40, k, **kw))(key)
   np.testing.assert_array_equal(cached, full)
+  if every:   # the mode changes every position's logits, and guidance still matches
+    other = prompt.at[:, 1].set(enc.NOMODE)
+    a, b = (np.asarray(model(p)) for p in (jnp.concatenate([prompt, cached[:, :8]], 1),
+                                            jnp.concatenate([other, cached[:, :8]], 1)))
+    assert np.all(np.abs(a - b).max(-1)[:, 2:] > 1e-3)
+    kw.update(guidance=2.0, uncond_prompt=other)
+    cached = jax.jit(lambda k: sampling.sample_cached(model, prompt, 40, k, **kw))(key)
+    full = jax.jit(lambda k: sampling.sample_recompute(model, prompt, 40, k, **kw))(key)
+    np.testing.assert_array_equal(cached, full)
   for row in np.asarray(cached):   # at most 6 frames, keys ascending inside frames
     assert np.sum(row == enc.EOF) <= 6
     frames = np.split(row[row != enc.PAD], np.flatnonzero(row[row != enc.PAD] == enc.EOF) + 1)

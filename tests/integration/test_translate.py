@@ -165,3 +165,76 @@ def test_translate_refuses_bad_input_with_one_line_and_writes_nothing(trained, t
   assert r.returncode != 0 and ".npz" in r.stderr
   assert sorted(os.listdir(bad)) == ["empty.npz", "flat.npz", "junk.npz", "nan.npz", "nopics",
                                      "other.npz"]
+
+
+def write_paired_folder(root, n=120):
+  """root/A/NAME and root/B/NAME: the same subject in the two test styles, some in a nested
+  folder, one picture without its pair, one JPEG."""
+  for side, style in (("A", "google"), ("B", "twitter")):
+    for i in range(n):
+      sub = root / side / ("more" if i % 10 == 3 else "")
+      sub.mkdir(parents=True, exist_ok=True)
+      im = Image.fromarray(draw(i, style), "RGBA")
+      if i == 5:
+        im.convert("RGB").save(sub / f"s{i:03d}.jpg", quality=95)
+      else:
+        im.save(sub / f"s{i:03d}.png")
+  Image.fromarray(draw(999, "google"), "RGBA").save(root / "A" / "lonely.png")
+
+
+def test_translation_trains_on_a_users_paired_folder(tmp_path):
+  from artjax.image.data import folder_data
+  from artjax.image.data.folder import folder_builder
+  from artjax.tasks import datasets as data_lib
+  from configs.translate import get_config
+  pairs = tmp_path / "pairs"
+  write_paired_folder(pairs)
+  data_dir, wd = str(tmp_path / "data"), str(tmp_path / "run")
+  base = (f"--config.data.name=folder:{pairs}", f"--config.data.data_dir={data_dir}")
+  r = run_cli("train", "--config=configs/translate.py:folder,smoke", f"--workdir={wd}", *base,
+              "--config.train.steps=200", "--config.train.batch_size=16",
+              "--config.train.steps_per_dispatch=100", "--config.train.eval_every=100",
+              "--config.train.log_every=100", "--config.optim.lr=2e-3",
+              "--config.evaluator.train.steps=200")
+  assert r.returncode == 0, r.stderr[-2000:]
+  c = get_config("folder,smoke")
+  c.data.update(name=f"folder:{pairs}", data_dir=data_dir)
+  ds = data_lib.load(c.data)
+  seen = set()
+  for split in ("train", "validation", "test"):
+    src, dst, names, _ = folder_data.pairs(ds, split, "A", "B")
+    assert len(src) == len(dst) == len(names) > 0 and list(names) == sorted(names)
+    for name in names:   # a pair never straddles splits; every subject once
+      assert folder_builder.split_of(f"A/{name}", "name") == split and name not in seen
+      seen.add(name)
+  assert len(seen) == 120 and "lonely.png" not in seen and "more/s003.png" in seen
+  r = run_cli("eval", f"--workdir={wd}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  with open(os.path.join(wd, "eval.json")) as f:
+    m = json.load(f)["methods"]
+  ident, tr = m["source picture (identity)"], m["translation"]
+  assert tr["l1"] < 0.8 * ident["l1"] and tr["ssim"] > ident["ssim"], m
+  assert tr["style_prob"] > ident["style_prob"] and "category_kept" not in tr, m
+  assert "| translation |" in r.stdout and "P(B)" in r.stdout
+
+
+def test_translation_refuses_a_folder_that_is_not_paired(tmp_path):
+  pairs = tmp_path / "pairs"
+  write_paired_folder(pairs, n=12)
+  (tmp_path / "flat").mkdir()
+  Image.fromarray(draw(0, "google"), "RGBA").save(tmp_path / "flat" / "x.png")
+  data_dir = f"--config.data.data_dir={tmp_path / 'data'}"
+  cases = {
+      (f"--config.data.name=folder:{pairs}", "--config.data.split_by=path"): "split_by=name",
+      (f"--config.data.name=folder:{pairs}", "--config.translate.target=C"): "choose one of ('A', 'B')",
+      (f"--config.data.name=folder:{pairs}", "--config.data.split_by=size"): "data.split_by",
+      (f"--config.data.name=folder:{tmp_path / 'flat'}",): "found subfolders ()",
+  }
+  for args, words in cases.items():
+    wd = tmp_path / "run"
+    r = run_cli("train", "--config=configs/translate.py:folder,smoke", f"--workdir={wd}",
+                data_dir, *args)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), (args, r.stderr)
+    assert words in lines[0], (words, lines[0])
+    assert not wd.exists()

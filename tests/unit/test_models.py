@@ -117,3 +117,30 @@ def _dot_types(hlo: str):
       if d:
         out.append((types.get(d.group(1)), types.get(d.group(2)), m.group(2)))
   return sorted(out)
+
+
+def test_track_generator_draws_at_most_one_cell_per_track_and_row_and_passes_gradients():
+  from artjax.image.models.gan import fold_columns
+  c = cfg("tracks", conditional=True)
+  c.tracks, c.fold = 4, 12
+  g, d = build_gan(c, (16, 88, 1), 2, jax.random.key(0))
+  z = jax.random.normal(jax.random.key(1), (64, g.latent_dim))
+  labels = jnp.arange(64) % 2
+  x = np.asarray(g(z, labels))
+  assert x.shape == (64, 16, 88, 1) and set(np.unique(x)) <= {-1.0, 1.0}
+  lit = (x[..., 0] > 0).sum(-1)
+  assert lit.max() <= 4 and lit.min() >= 0 and lit.mean() > 2   # unisons and rests lower it
+  # straight-through: the hard image's gradient reaches the generator's output layer
+  gd, gs = nnx.split(g)
+
+  def score(state):
+    return jnp.sum(d(nnx.merge(gd, state)(z, labels), labels))
+  grads = jax.grad(score)(gs)
+  assert float(jnp.abs(grads["out"]["kernel"][...]).max()) > 0
+  # the folded view: columns summed by index modulo 12 (pitch classes of a piano roll)
+  roll = np.zeros((1, 2, 88, 1), np.float32)
+  roll[0, 0, [0, 12, 24, 5], 0] = 1
+  f = np.asarray(fold_columns(jnp.asarray(roll), 12))
+  assert f.shape == (1, 2, 12, 1) and f[0, 0, 0, 0] == 3 and f[0, 0, 5, 0] == 1 and f.sum() == 4
+  with pytest.raises(ConfigError):
+    build_gan(c, (16, 16, 3), 2)

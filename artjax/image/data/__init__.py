@@ -123,7 +123,7 @@ def subset(ds: ImageDataset, classes=(), shots: int = 0, seed: int = -1) -> Imag
       raise ConfigError(f"data.classes={tuple(classes)} leaves the {k} split empty")
     splits[k] = (ims[keep], lbs[keep])
     meta[k] = {n: np.asarray(v)[keep] for n, v in ds.meta.get(k, {}).items()}
-  return ImageDataset(ds.name, splits, ds.num_classes, meta)
+  return ImageDataset(ds.name, splits, ds.num_classes, meta, class_names=ds.class_names)
 
 
 def check_dataset_name(name: str) -> None:

@@ -4,7 +4,8 @@ per content and settings by the builder in image/data/folder/ (see there for the
 Data config fields: `resolution` (a power of two, 8-1024), `fit` (crop | pad), `labels`
 (first-level subfolders are the classes), `mirror` (the train split doubled with
 left-right flips), `strict` (an unreadable file is an error, not a warning),
-`max_pixels` (larger pictures are refused: decompression bombs).
+`max_pixels` (larger pictures are refused: decompression bombs), `split_by` (path | name:
+name keeps `A/cat.png` and `B/cat.png` in one split, for paired folders; `pairs`).
 """
 
 from __future__ import annotations
@@ -33,18 +34,25 @@ def check(d) -> None:
     raise ConfigError(f"data.resolution={r}: a power of two in 8..1024")
   if d.fit not in builder_lib.folder_builder.FITS:
     raise ConfigError(f"data.fit={d.fit!r}: choose one of {builder_lib.folder_builder.FITS}")
+  if d.get("split_by", "path") not in builder_lib.folder_builder.SPLIT_BY:
+    raise ConfigError(f"data.split_by={d.split_by!r}: choose one of "
+                      f"{builder_lib.folder_builder.SPLIT_BY}")
   path = path_of(d.name)
   if not os.path.exists(path):
     raise ConfigError(f"data.name={d.name!r}: no such folder or .zip file")
 
 
+def class_names(d) -> tuple:
+  """The first-level subfolders holding pictures, sorted (lists names only)."""
+  check(d)
+  listing = builder_lib.folder_builder.listing(path_of(d.name))
+  return tuple(sorted({rel.split("/", 1)[0] for rel, _, _ in listing if "/" in rel}))
+
+
 def num_classes(d) -> int:
   """The first-level subfolders holding pictures (1 without data.labels); lists names only."""
   check(d)
-  if not d.labels:
-    return 1
-  listing = builder_lib.folder_builder.listing(path_of(d.name))
-  return max(len({rel.split("/", 1)[0] for rel, _, _ in listing if "/" in rel}), 1)
+  return max(len(class_names(d)), 1) if d.labels else 1
 
 
 def shape(d) -> tuple:
@@ -55,7 +63,7 @@ def shape(d) -> tuple:
 def _scan(d):
   from tqdm.auto import tqdm
   path = path_of(d.name)
-  settings = repr((int(d.resolution), d.fit, bool(d.labels)))
+  settings = repr((int(d.resolution), d.fit, bool(d.labels), d.get("split_by", "path")))
   try:
     found = builder_lib.scan(path, settings, int(d.max_pixels), bool(d.labels),
                              progress=lambda xs: tqdm(xs, desc=f"checking {path}", unit="file",
@@ -83,23 +91,44 @@ def load(d) -> ImageDataset:
   check(d)
   data_dir = d.data_dir or data_lib.default_data_dir()
   found = _scan(d)
+  split_by = d.get("split_by", "path")
   key = ("folder", found.fingerprint, data_dir, bool(d.mirror))
   if key in data_lib.CACHE:
     return data_lib.CACHE[key]
   b = builder_lib.Builder(folder=found, resolution=int(d.resolution), fit=d.fit,
-                          data_dir=data_dir, file_format="array_record")
+                          split_by=split_by, data_dir=data_dir, file_format="array_record")
   data_lib.prepare_once(b, progress=True)
   src = b.as_data_source()
-  splits = {}
+  splits, meta = {}, {}
   for k in ("train", "validation", "test"):
     recs = src[k].__getitems__(list(range(len(src[k])))) if k in src else []
     r = int(d.resolution)
     ims = (np.stack([np.asarray(x["image"], np.uint8) for x in recs]) if recs
            else np.zeros((0, r, r, 3), np.uint8))
     lbs = np.asarray([int(x["label"]) for x in recs], np.int32)
+    keys = [data_lib.codes_text(np.asarray(x["key"])) for x in recs]
     if k == "train" and d.mirror:
       ims, lbs = np.concatenate([ims, ims[:, :, ::-1]]), np.concatenate([lbs, lbs])
-    splits[k] = (ims, lbs)
-  ds = ImageDataset(d.name, splits, max(len(found.classes), 1), class_names=found.classes)
+      keys = keys + [f"{rel}#mirrored" for rel in keys]
+    splits[k], meta[k] = (ims, lbs), {"key": keys}
+  ds = ImageDataset(d.name, splits, max(len(found.classes), 1), meta,
+                    class_names=found.classes)
   data_lib.CACHE[key] = ds
   return ds
+
+
+def pairs(ds: ImageDataset, split: str, source: str, target: str):
+  """(source pictures, target pictures, names, zeros): the pictures of `split` found under
+  both `source/NAME` and `target/NAME` (first-level subfolders; a paired folder prepared
+  with data.labels=True and data.split_by=name), sorted by NAME, row for row."""
+  classes = tuple(ds.class_names)
+  rows = {}
+  for side in (source, target):
+    c = classes.index(side)
+    rows[side] = {builder_lib.folder_builder.name_of(k): i
+                  for i, (k, y) in enumerate(zip(ds.meta[split]["key"], ds.labels(split)))
+                  if y == c and not k.endswith("#mirrored")}
+  names = sorted(set(rows[source]) & set(rows[target]))
+  a, b = [rows[source][n] for n in names], [rows[target][n] for n in names]
+  ims = ds.images(split)
+  return ims[a], ims[b], np.asarray(names), np.zeros(len(names), np.int32)

@@ -7,6 +7,8 @@ its `pixel_range`; every discriminator maps `(images, labels | None)` to logits 
 * `mlp_seed`: the seed tutorial's networks exactly: G = Linear(100->256), sigmoid,
   Linear(256->HWC), sigmoid; D = Linear(HWC->256), sigmoid, Linear(256->1) [, sigmoid].
 * `mlp`: a modern MLP GAN (LeakyReLU, tanh output, optional class conditioning).
+* `tracks`: the MLP GAN whose generator draws binary images as `model.tracks` monophonic
+  lines (piano rolls as voices), with the MLP discriminator.
 * `dcgan`: a DCGAN-style conv GAN (upsample+conv generator with pixel norm,
   strided conv discriminator), any H, W divisible by 4, any channels.
 * `stylegan2`: the StyleGAN2-class pair of `artjax.image.models.stylegan`.
@@ -109,7 +111,7 @@ class MLPGenerator(nnx.Module):
     self.out = Linear(width, math.prod(image_shape), axes=logical.dense(depth), rngs=rngs)
     self.layer_order = ("label_embed",) + tuple(f"hidden.{i}" for i in range(depth)) + ("out",)
 
-  def __call__(self, z, labels=None):
+  def trunk(self, z, labels=None):
     h = z
     if self.label_embed is not None:
       h = jnp.concatenate([h, self.label_embed(labels)], axis=-1)
@@ -117,7 +119,44 @@ class MLPGenerator(nnx.Module):
       h = _lrelu(layer(h))
       if self.adapters is not None:
         h = self.adapters[i](h)
-    return jnp.tanh(self.out(h)).reshape((z.shape[0],) + self.image_shape)
+    return h
+
+  def __call__(self, z, labels=None):
+    return jnp.tanh(self.out(self.trunk(z, labels))).reshape((z.shape[0],) + self.image_shape)
+
+
+def straight_through(hard, soft):
+  """`hard` forward, `soft`'s gradient backward (Bengio et al. 2013's estimator)."""
+  return soft + jax.lax.stop_gradient(hard - soft)
+
+
+class TrackGenerator(MLPGenerator):
+  """Binary images [H, W, 1] made of `tracks` monophonic lines (MuseGAN's tracks; a
+  chorale's four voices in a piano roll of frames x keys): in every row each track picks
+  one column or a rest, and the image is their union, so a row never holds more than
+  `tracks` lit cells. The MLP trunk is MLPGenerator's; the choices are hard one-hots in
+  the forward pass and the softmax's gradient in the backward pass (BinaryMuseGAN's
+  deterministic binary neurons, straight-through)."""
+
+  def __init__(self, image_shape, *, tracks=4, latent_dim=64, width=256, depth=2,
+               num_classes=0, adapter_dim=0, rngs: nnx.Rngs):
+    super().__init__(image_shape, latent_dim=latent_dim, width=width, depth=depth,
+                     num_classes=num_classes, adapter_dim=adapter_dim, rngs=rngs)
+    if image_shape[-1] != 1:
+      raise ConfigError(f"model tracks draws one-channel images, not {image_shape}")
+    self.tracks = tracks
+    rows, cols = image_shape[0], image_shape[1]
+    self.out = Linear(width, rows * tracks * (cols + 1), axes=logical.dense(depth), rngs=rngs)
+
+  def __call__(self, z, labels=None):
+    rows, cols = self.image_shape[0], self.image_shape[1]
+    logits = self.out(self.trunk(z, labels)).astype(jnp.float32)
+    logits = logits.reshape(z.shape[0], rows, self.tracks, cols + 1)   # last column: rest
+    pick = straight_through(jax.nn.one_hot(jnp.argmax(logits, -1), cols + 1),
+                            jax.nn.softmax(logits, -1))
+    union = pick[..., :cols].sum(axis=2)
+    union = straight_through(jnp.minimum(union, 1.0), union)           # unisons light once
+    return (2.0 * union - 1.0)[..., None]
 
 
 class _ProjectionHead(nnx.Module):
@@ -134,11 +173,23 @@ class _ProjectionHead(nnx.Module):
     return logit
 
 
+def fold_columns(x, period: int):
+  """[B, H, W, C] -> [B, H, period, C]: the sums of every `period`-th column (a piano roll's
+  keys folded into its 12 pitch classes: chords become visible whatever their octaves)."""
+  pad = -x.shape[2] % period
+  x = jnp.pad(x, ((0, 0), (0, 0), (0, pad), (0, 0)))
+  return x.reshape(x.shape[0], x.shape[1], -1, period, x.shape[3]).sum(axis=2)
+
+
 class MLPDiscriminator(nnx.Module):
+  """An MLP on the flattened image (and, with `fold` > 0, on its columns folded modulo
+  `fold` as well: `fold_columns`)."""
 
   def __init__(self, image_shape, *, width=256, depth=2, num_classes=0, adapter_dim=0,
-               rngs: nnx.Rngs):
-    d_in = math.prod(image_shape)
+               fold=0, rngs: nnx.Rngs):
+    self.fold = fold
+    h, w, c = image_shape
+    d_in = h * w * c + (h * fold * c if fold else 0)
     self.adapters = _adapters(depth, width, adapter_dim, rngs)
     self.hidden = nnx.List([Linear(d_in if i == 0 else width, width, axes=logical.dense(i),
                                    rngs=rngs) for i in range(depth)])
@@ -147,6 +198,9 @@ class MLPDiscriminator(nnx.Module):
 
   def __call__(self, x, labels=None):
     h = x.reshape((x.shape[0], -1))
+    if self.fold:   # pixels in [-1, 1] -> lit cells counted per folded column
+      h = jnp.concatenate([h, fold_columns((x + 1.0) / 2.0, self.fold).reshape(h.shape[0], -1)
+                           .astype(h.dtype)], axis=-1)
     for i, layer in enumerate(self.hidden):
       h = _lrelu(layer(h))
       if self.adapters is not None:
@@ -220,7 +274,7 @@ class ConvDiscriminator(nnx.Module):
     return self.head(h, labels)
 
 
-GAN_MODELS = ("mlp_seed", "mlp", "dcgan", "stylegan2")
+GAN_MODELS = ("mlp_seed", "mlp", "tracks", "dcgan", "stylegan2")
 
 
 def build_gan(model_cfg, image_shape, num_classes: int, key=None):
@@ -248,6 +302,14 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
                          rngs=g_rngs),
             MLPDiscriminator(image_shape, width=model_cfg.width, depth=model_cfg.depth,
                              num_classes=nc, adapter_dim=adapter_dim, rngs=d_rngs))
+  if name == "tracks":
+    return (TrackGenerator(image_shape, tracks=model_cfg.get("tracks", 4),
+                           latent_dim=model_cfg.latent_dim, width=model_cfg.width,
+                           depth=model_cfg.depth, num_classes=nc, adapter_dim=adapter_dim,
+                           rngs=g_rngs),
+            MLPDiscriminator(image_shape, width=model_cfg.width, depth=model_cfg.depth,
+                             num_classes=nc, adapter_dim=adapter_dim,
+                             fold=model_cfg.get("fold", 0), rngs=d_rngs))
   if name == "dcgan":
     return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
                           num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),

@@ -10,8 +10,11 @@ truncated files are skipped (or, strict, refused), pictures above `max_pixels` r
 and modification times and of the preparation settings: a changed folder is prepared
 again, an unchanged one is not.
 
-Splits by the file's path inside the folder: `test` when sha256(path) % 10 == 0,
-`validation` when it is 1, else `train`.
+Splits by the file's path inside the folder (`split_by="path"`): `test` when
+sha256(path) % 10 == 0, `validation` when it is 1, else `train`. `split_by="name"` hashes
+the path below the first-level subfolder instead, so `A/cat.png` and `B/cat.png` (the same
+subject in two styles: a paired folder) always share a split. Each record keeps its
+relative path (`key`, code points) so that pairs can be found again.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import zipfile
 
 import numpy as np
 import tensorflow_datasets as tfds
+
+from artjax.engine.data import text_codes
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 FITS = ("crop", "pad")
@@ -40,8 +45,18 @@ class Scan:
   fingerprint: str
 
 
-def split_of(path: str) -> str:
-  b = int(hashlib.sha256(path.encode()).hexdigest(), 16) % 10
+SPLIT_BY = ("path", "name")
+KEY_LEN = 256
+
+
+def name_of(rel: str) -> str:
+  """A relative path below its first-level subfolder (`A/x/cat.png` -> `x/cat.png`)."""
+  return rel.split("/", 1)[1] if "/" in rel else rel
+
+
+def split_of(path: str, split_by: str = "path") -> str:
+  key = name_of(path) if split_by == "name" else path
+  b = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 10
   return "test" if b == 0 else "validation" if b == 1 else "train"
 
 
@@ -120,13 +135,15 @@ def to_square(im, resolution: int, fit: str) -> np.ndarray:
 class Builder(tfds.core.GeneratorBasedBuilder):
   """A scanned folder at one resolution and fit (see the module docstring)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Folder or zip, square crop/pad, Lanczos resize, sha256 split."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Folder or zip, square crop/pad, Lanczos resize, sha256 split.",
+                   "1.1.0": "The relative path as `key`; split by path or by name."}
 
-  def __init__(self, *, folder: Scan, resolution: int, fit: str, **kwargs):
-    self.folder, self.resolution, self.fit = folder, resolution, fit
-    config = tfds.core.BuilderConfig(name=f"r{resolution}_{fit}_{folder.fingerprint}",
-                                     version=self.VERSION)
+  def __init__(self, *, folder: Scan, resolution: int, fit: str, split_by: str = "path",
+               **kwargs):
+    self.folder, self.resolution, self.fit, self.split_by = folder, resolution, fit, split_by
+    config = tfds.core.BuilderConfig(
+        name=f"r{resolution}_{fit}_{split_by}_{folder.fingerprint}", version=self.VERSION)
     super().__init__(config=config, **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -135,6 +152,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             "image": tfds.features.Tensor(shape=(r, r, 3), dtype=np.uint8),
             "label": tfds.features.Tensor(shape=(), dtype=np.int32),
+            "key": tfds.features.Tensor(shape=(KEY_LEN,), dtype=np.int32),
         }),
         metadata=tfds.core.MetadataDict(source=os.path.abspath(self.folder.source),
                                         classes=list(self.folder.classes),
@@ -144,7 +162,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     parts = {"train": [], "validation": [], "test": []}
     for rel in self.folder.files:
-      parts[split_of(rel)].append(rel)
+      parts[split_of(rel, self.split_by)].append(rel)
     return {k: self._generate_examples(v) for k, v in parts.items() if v}   # TFDS: no empty splits
 
   def _generate_examples(self, files):
@@ -155,4 +173,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         im.seek(0)
         image = to_square(im, self.resolution, self.fit)
       label = classes.index(rel.split("/", 1)[0]) if classes else 0
-      yield rel, {"image": image, "label": np.int32(label)}
+      yield rel, {"image": image, "label": np.int32(label), "key": text_codes(rel, KEY_LEN)}
