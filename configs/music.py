@@ -2,7 +2,7 @@
 # Variants: default (mode-conditional: major/minor control token), uncond (no control
 # token), keynorm / keynorm_uncond (the same on chorales moved to C: the mode token is
 # obeyed, see docs/music.md), keynorm_every (keynorm with the mode added at every
-# position), and fine-tuning an unconditional model to minor-mode chorales:
+# position and half the windows opening a chorale: the mood control that works), and fine-tuning an unconditional model to minor-mode chorales:
 #   python run.py finetune --config=configs/music.py:prefix_minor --init_from=runs/music_uncond --workdir=DIR
 #   python run.py finetune --config=configs/music.py:lora_minor   --init_from=runs/music_uncond --workdir=DIR
 #   large: a 12 x 768 model on 1024-token windows meant for accelerators (FSDP over every
@@ -44,17 +44,21 @@ def get_config(arg: str = "default"):
   # max_tokens: cap on sampled tokens (0 = 8 per frame). instruments: General MIDI
   # instruments of soprano..bass (one name: every voice; e.g. violin,viola,cello,contrabass),
   # rendered by FluidSynth with the GM SoundFont (the built-in synthesiser when absent);
-  # audio: wav | ogg | mp3.
+  # audio: wav | ogg | mp3; bpm: the rendering's tempo. mood: "VALENCE,AROUSAL" in [-1, 1]
+  # each, mapped to the mode asked of the model, the tempo and the register
+  # (artjax/music/mood.py; "" = off).
   c.sample = common.ConfigDict({"num_frames": 64, "temperature": 1.0, "top_p": 0.95,
                                 "mode": "alternate", "max_tokens": 0, "guidance": 1.0,
                                 "key_guidance": 0.0, "tonic": -1, "instruments": "choir",
-                                "audio": "wav"})
+                                "audio": "wav", "bpm": 80.0, "mood": ""})
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp", prefix_len=16)
   if name in ("uncond", "keynorm_uncond"):
     c.model.update(conditional=False, cond_dropout=0.0)
   if name.startswith("keynorm"):   # mood through the model: key-normalised chorales + mode token
     c.data.update(key_normalise=True, transpose=0)
-    c.model.cond_every = name == "keynorm_every"
+    if name == "keynorm_every":   # and half the windows open a chorale (where its key is set)
+      c.model.cond_every = True
+      c.data.start_prob = 0.5
   elif name in ("prefix_minor", "lora_minor", "full_minor"):
     c.model.update(conditional=False, cond_dropout=0.0)
     c.data.mode = "minor"

@@ -25,6 +25,9 @@ def get_config(arg: str = "default"):
   c.model.update(name="tracks" if name == "voices" else "mlp", latent_dim=10, width=512,
                  depth=2, conditional=True, tracks=4, fold=0)
   c.gan.update(diffaugment="", ema_decay=0.999)
+  # samples are also written as MIDI and audio: General MIDI instruments of soprano..bass
+  # (run.py sample --instruments=...), audio wav | ogg | mp3 (--audio=ogg)
+  c.sample = common.ConfigDict({"instruments": "choir", "audio": "wav"})
   if name == "voices":   # R1 keeps the discriminator from winning outright on binary rolls
     c.model.fold = 12
     c.gan.r1_gamma = 1.0

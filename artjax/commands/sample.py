@@ -53,7 +53,7 @@ SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: te
 USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
 OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
-           "instruments", "audio", "form", "acrostic", "author", "rhyme", "strict", "template", "rhyme_group",
+           "instruments", "audio", "mood", "form", "acrostic", "author", "rhyme", "strict", "template", "rhyme_group",
            "truncation", "class")
 
 
@@ -80,6 +80,9 @@ def define(fv, argv):
   flags.DEFINE_string("instruments", None, "Music: General MIDI instruments of soprano..bass "
                       "(e.g. choir, or violin,viola,cello,contrabass), rendered by FluidSynth.", **d)
   flags.DEFINE_string("audio", None, "Music: audio file format wav | ogg | mp3.", **d)
+  flags.DEFINE_string("mood", None, "Music: VALENCE,AROUSAL in [-1, 1] each (e.g. 0.8,0.6 "
+                      "happy, -0.7,-0.5 sad) -> mode, tempo and register (artjax/music/mood.py).",
+                      **d)
   flags.DEFINE_string("form", None, "Poetry: wujue | qijue | wulu | qilu.", **d)
   flags.DEFINE_string("acrostic", None, "Poetry: each verse's first character (藏头诗).", **d)
   flags.DEFINE_string("author", None, "Poetry: write as this poet (a control token).", **d)

@@ -157,6 +157,18 @@ def parse_instruments(text: str) -> tuple[int, ...]:
   return tuple(GM_PROGRAMS[n] for n in names)
 
 
+def check_sample(sample) -> None:
+  """A config's `sample.instruments` and `sample.audio` (when present): a ConfigError naming
+  the bad one, before anything is drawn."""
+  from artjax import ConfigError
+  try:
+    parse_instruments(sample.get("instruments", "choir"))
+  except ValueError as e:
+    raise ConfigError(f"sample.instruments: {e}") from None
+  if sample.get("audio", "wav") not in AUDIO_FORMATS:
+    raise ConfigError(f"sample.audio={sample.get('audio')!r}: choose one of {AUDIO_FORMATS}")
+
+
 def voices_of(roll) -> list[list[tuple[int, int, int]]]:
   """The notes split into SATB voices: a note belongs to the voice of its rank (from the top)
   among the notes sounding when it starts; ranks past the tenor go to the bass."""

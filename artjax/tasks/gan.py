@@ -60,9 +60,17 @@ class GANTask(Task):
   repairs_images = True
   eval_key = "fdd"
   sample_kind = "images"
-  sample_options = ("class",)
   hparams = ("lr", "d_lr", "weight_decay", "ema_decay")
   opt_keys = ("g_opt", "d_opt")
+
+  @property
+  def sample_options(self):
+    """--class; piano rolls with a `sample` block: --instruments and --audio too."""
+    return ("class",) + (("instruments", "audio") if self._rolls_sample() else ())
+
+  def _rolls_sample(self):
+    c = self.config
+    return c.data.name in music_data.ROLL_DATASETS and "sample" in c and "audio" in c.sample
 
   def validate(self):
     c = self.config
@@ -76,6 +84,9 @@ class GANTask(Task):
     if c.gan.r1_gamma < 0:
       raise ConfigError(f"gan.r1_gamma must be >= 0, got {c.gan.r1_gamma}")
     augment.validate(c.gan.diffaugment)
+    if self._rolls_sample():
+      from artjax.music import render
+      render.check_sample(c.sample)
     if c.finetune.method not in ("none",) + tuple(FT_RULES):
       raise ConfigError(f"unknown finetune.method {c.finetune.method!r} for a GAN; choose one "
                         f"of {tuple(FT_RULES)}")
@@ -474,9 +485,11 @@ class GANTask(Task):
       from artjax.music import render
       folder = os.path.splitext(out)[0] + "_midi"
       os.makedirs(folder, exist_ok=True)
+      sm = self.config.sample if self._rolls_sample() else {}
       for i, im in enumerate(np.asarray(samples["images"])):
         roll = (im[..., 0] >= 128).astype(np.uint8)
-        render.save_piece(os.path.join(folder, f"sample_{i:03d}"), roll)
+        render.save_piece(os.path.join(folder, f"sample_{i:03d}"), roll,
+                          sm.get("instruments", "choir"), sm.get("audio", "wav"))
     if grid:
       save_png(grid, image_grid(np.asarray(samples["images"]), ncol=self.grid_columns(),
                                 scale=max(1, 64 // self.image_shape[0])))

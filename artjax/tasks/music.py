@@ -27,7 +27,7 @@ from flax import nnx
 from artjax import ConfigError
 from artjax.music import data as data_lib
 from artjax.nn.transformer import CausalTransformer
-from artjax.music import encoding as enc, sampling
+from artjax.music import encoding as enc, mood as mood_lib, sampling
 from artjax.tasks.base import Sampler, cast_floating
 from artjax.tasks.lm import TransformerLM
 from artjax.tasks import music_report
@@ -41,7 +41,7 @@ class MusicLMTask(TransformerLM):
   eval_key = "val_nll_per_frame"
   sample_kind = "tokens"
   sample_options = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
-                    "instruments", "audio")
+                    "instruments", "audio", "mood")
 
   def validate(self):
     c = self.config
@@ -76,12 +76,7 @@ class MusicLMTask(TransformerLM):
   @staticmethod
   def _validate_sample(sm, m):
     from artjax.music import render
-    try:
-      render.parse_instruments(sm.get("instruments", "choir"))
-    except ValueError as e:
-      raise ConfigError(f"sample.instruments: {e}") from None
-    if sm.get("audio", "wav") not in render.AUDIO_FORMATS:
-      raise ConfigError(f"sample.audio={sm.get('audio')!r}: choose one of {render.AUDIO_FORMATS}")
+    render.check_sample(sm)
     if sm.guidance != 1.0 and not (m.conditional and m.cond_dropout > 0):
       raise ConfigError("sample.guidance != 1 needs a conditional model trained with "
                         "model.cond_dropout > 0 (it uses the model's unconditional mode)")
@@ -90,6 +85,7 @@ class MusicLMTask(TransformerLM):
                         f"{sm.key_guidance} and {sm.tonic}")
     if sm.mode not in SAMPLE_MODES:
       raise ConfigError(f"unknown sample.mode {sm.mode!r}; choose one of {SAMPLE_MODES}")
+    MusicLMTask._check_mood(sm, m)
     if not 0.0 < sm.top_p <= 1.0:
       raise ConfigError(f"sample.top_p must be in (0, 1], got {sm.top_p}")
 
@@ -224,7 +220,30 @@ class MusicLMTask(TransformerLM):
             / v["frames"]}
 
   # --- sampling ---------------------------------------------------------------------
+  @staticmethod
+  def _check_mood(sm, m):
+    if not sm.get("mood", ""):
+      if not 20.0 <= sm.get("bpm", mood_lib.BASE_BPM) <= 300.0:
+        raise ConfigError(f"sample.bpm={sm.bpm}: a tempo in 20..300 beats per minute")
+      return
+    try:
+      mood_lib.parse(sm.mood)
+    except ValueError as e:
+      raise ConfigError(f"sample.mood: {e}") from None
+    if sm.mode != "alternate":
+      raise ConfigError("sample.mood sets the mode (valence >= 0: major): drop sample.mode")
+    if not m.conditional:
+      raise ConfigError("sample.mood asks for a mode: this model is unconditional (train "
+                        "configs/music.py:keynorm_every for one that obeys it)")
+
+  def mood(self):
+    """artjax.music.mood.Controls of `sample.mood`, or None."""
+    text = self.config.sample.get("mood", "")
+    return mood_lib.controls(*mood_lib.parse(text)) if text else None
+
   def sample_modes(self, num):
+    if self.mood() is not None:
+      return jnp.full((num,), self.mood().mode, jnp.int32)
     mode = self.config.sample.mode
     if mode == "alternate":
       return jnp.arange(num, dtype=jnp.int32) % 2
@@ -293,6 +312,8 @@ class MusicLMTask(TransformerLM):
       toks = jnp.concatenate([prompt[:, self.prefix_len:], toks], 1)
     if to_c is not None:                  # from C to each piece's tonic
       toks = enc.transpose_clipped(toks, -to_c[:, None])
+    if self.mood() is not None and self.mood().register:   # the mood's register
+      toks = enc.transpose_clipped(toks, jnp.int32(self.mood().register))
     return {"tokens": toks, "modes": modes}
 
   def sampler(self, state):
@@ -345,11 +366,13 @@ class MusicLMTask(TransformerLM):
     tokens = np.asarray(samples["tokens"])
     np.savez(os.path.join(out, "samples.npz"), tokens=tokens, modes=np.asarray(samples["modes"]))
     sm = self.config.sample
+    bpm = self.mood().bpm if self.mood() is not None else sm.get("bpm", mood_lib.BASE_BPM)
     how = None
     for i, row in enumerate(tokens):
       roll = enc.tokens_to_roll(row)
       base = os.path.join(out, f"sample_{i:03d}")
-      how = render.save_piece(base, roll, sm.get("instruments", "choir"), sm.get("audio", "wav"))
+      how = render.save_piece(base, roll, sm.get("instruments", "choir"), sm.get("audio", "wav"),
+                              bpm)
       save_png(base + ".png", render.roll_image(roll))
     if how == "numpy":
       print(render.FALLBACK_NOTE, file=sys.stderr)

@@ -308,6 +308,33 @@ def test_music_gan_trains_on_chorale_segments_and_writes_midi(tmp_path, chorales
   np.testing.assert_array_equal(roll, expect[:last])
 
 
+def test_mood_maps_valence_and_arousal_to_mode_tempo_and_register(music_workdir, tmp_path):
+  """--mood=V,A: the mode asked of the model (valence), the MIDI's tempo (arousal) and the
+  whole piece moved by round(3 (V + A)) semitones, against the same seed asked the mode."""
+  import mido
+  from artjax.music import mood
+  assert mood.controls(0.8, 0.6) == mood.Controls(0, 80 * 1.5 ** 0.6, 4)
+  assert mood.controls(-0.7, -0.5).mode == 1 and mood.controls(-0.7, -0.5).register == -4
+  assert mood.controls(0, -1).bpm == pytest.approx(53.33, abs=0.01)
+  sad, plain = str(tmp_path / "sad"), str(tmp_path / "plain")
+  r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={sad}", "--mood=-0.7,-0.5")
+  assert r.returncode == 0, r.stderr[-2000:]
+  r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={plain}", "--mode=minor")
+  assert r.returncode == 0, r.stderr[-2000:]
+  a, b = (np.load(os.path.join(d, "samples.npz")) for d in (sad, plain))
+  assert a["modes"].tolist() == [1, 1]
+  np.testing.assert_array_equal(a["tokens"], np.asarray(enc.transpose_clipped(b["tokens"], -4)))
+  tempo = [m.tempo for m in mido.MidiFile(os.path.join(sad, "sample_000.mid")).tracks[0]
+           if m.type == "set_tempo"]
+  assert tempo and abs(mido.tempo2bpm(tempo[0]) - 80 * 1.5 ** -0.5) < 0.1
+  for bad, words in (("2,0", "in [-1, 1]"), ("happy", "VALENCE,AROUSAL")):
+    r = run_cli("sample", f"--workdir={music_workdir}", "--num=1", f"--out={sad}", f"--mood={bad}")
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+  r = run_cli("sample", f"--workdir={music_workdir}", "--num=1", f"--out={sad}", "--mood=0.5,0",
+              "--mode=minor")
+  assert r.returncode == 2 and "sets the mode" in r.stderr
+
+
 def test_sample_cli_mode_and_guidance_overrides(music_workdir, tmp_path, trained_workdir):
   out = str(tmp_path / "g")
   r = run_cli("sample", f"--workdir={music_workdir}", "--num=2", f"--out={out}", "--mode=minor",

@@ -25,3 +25,15 @@ def test_voices_gan_is_near_the_floor_follows_the_mode_and_sounds_chords(tmp_pat
   # minor triads, not only the minor profile: the plain MLP generator's 0.07, measured 0.48
   assert m["minor"]["chords"] >= 0.3 and m["major"]["chords"] >= 0.7, m
   assert music["exact_copies"]["samples"] == 0.0
+  out = str(tmp_path / "minor" / "s.npz")
+  r = run_cli("sample", f"--workdir={wd}", "--num=3", f"--out={out}", "--class=minor",
+              "--instruments=strings", "--audio=ogg")
+  assert r.returncode == 0, r.stderr[-2000:]
+  import numpy as np
+  s = np.load(out)
+  assert s["labels"].tolist() == [1, 1, 1] and s["images"].shape == (3, 16, 88, 1)
+  assert ((s["images"][..., 0] >= 128).sum(-1) <= 4).all()            # four voices at most
+  files = sorted(os.listdir(tmp_path / "minor" / "s_midi"))
+  assert files == [f"sample_{i:03d}.{e}" for i in range(3) for e in ("mid", "ogg")], files
+  r = run_cli("sample", f"--workdir={wd}", "--num=1", f"--out={out}", "--instruments=kazoo")
+  assert r.returncode == 2 and "kazoo" in r.stderr

@@ -95,7 +95,7 @@ def chorale_segments(ch: Chorales, frames: int = SEGMENT_FRAMES, stride: int = S
         ims.append(roll[s:s + frames])
         lbs.append(mode)
     splits[k] = (np.stack(ims)[..., None] * np.uint8(255), np.asarray(lbs, np.int32))
-  return ImageDataset(name, splits, 2)
+  return ImageDataset(name, splits, 2, class_names=("major", "minor"))
 
 
 
