@@ -61,9 +61,19 @@ def shape(d) -> tuple:
 
 
 def _scan(d):
-  from tqdm.auto import tqdm
+  """The checked folder (builder_lib.scan), once per process while its listing (names,
+  sizes, modification times) and the settings stay the same."""
   path = path_of(d.name)
   settings = repr((int(d.resolution), d.fit, bool(d.labels), d.get("split_by", "path")))
+  key = ("folder-scan", os.path.abspath(path), settings, int(d.max_pixels), bool(d.strict),
+         hash(tuple(builder_lib.folder_builder.listing(path))))
+  if key not in data_lib.CACHE:
+    data_lib.CACHE[key] = _checked_scan(d, path, settings)
+  return data_lib.CACHE[key]
+
+
+def _checked_scan(d, path, settings):
+  from tqdm.auto import tqdm
   try:
     found = builder_lib.scan(path, settings, int(d.max_pixels), bool(d.labels),
                              progress=lambda xs: tqdm(xs, desc=f"checking {path}", unit="file",
