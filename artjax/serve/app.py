@@ -44,7 +44,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from artjax import ConfigError
-from artjax.music import encoding as enc, render
+from artjax.music import encoding as enc, mood as mood_lib, render
 from artjax.poetry import calligraphy, pingshui, text
 from artjax.serve.auth import Auth, Denied
 from artjax.serve.http import (BadRequest, LoopbackGuard, decode_image, field, form_body,
@@ -125,7 +125,8 @@ def _metrics(local: bool = True):
 
 
 KNOWN = {"images": {"model", "num", "seed", "labels", "format"},
-         "tokens": {"model", "num", "seed", "mode", "key_guidance", "format", "instruments"}}
+         "tokens": {"model", "num", "seed", "mode", "mood", "key_guidance", "format",
+                    "instruments"}}
 
 
 def parse_request(body, models: dict) -> dict:
@@ -149,11 +150,7 @@ def parse_request(body, models: dict) -> dict:
   if m.kind == "images":
     req["labels"] = _labels(body, req["num"], m.num_classes)
   else:
-    mode = field(body, "mode", str, "alternate")
-    if mode not in ("alternate", "major", "minor"):
-      raise BadRequest(422, f"'mode' must be alternate, major or minor, got {mode!r}")
-    req["modes"] = (np.arange(req["num"]) % 2 if mode == "alternate" else
-                    np.full(req["num"], 0 if mode == "major" else 1))
+    _music_fields(body, req)
     req["key_guidance"] = float(field(body, "key_guidance", float, 0.0, 0.0, 10.0))
     req["instruments"] = field(body, "instruments", str, "choir")
     try:
@@ -163,6 +160,27 @@ def parse_request(body, models: dict) -> dict:
     if req["format"] in ("midi", "wav") and req["num"] != 1:
       raise BadRequest(422, f"format {req['format']!r} holds one piece: use num=1 or format 'zip'")
   return req
+
+
+def _music_fields(body, req) -> None:
+  """modes, bpm and register of a music request: from `mode`, or from `mood` ("VALENCE,AROUSAL",
+  artjax/music/mood.py: mode from valence, tempo and register from both)."""
+  mood = field(body, "mood", str, "")
+  if mood:
+    if "mode" in body:
+      raise BadRequest(422, "'mood' sets the mode (valence >= 0: major): give 'mood' or 'mode'")
+    try:
+      ctl = mood_lib.controls(*mood_lib.parse(mood))
+    except ValueError as e:
+      raise BadRequest(422, str(e)) from None
+    req.update(modes=np.full(req["num"], ctl.mode), bpm=ctl.bpm, register=ctl.register)
+    return
+  mode = field(body, "mode", str, "alternate")
+  if mode not in ("alternate", "major", "minor"):
+    raise BadRequest(422, f"'mode' must be alternate, major or minor, got {mode!r}")
+  req.update(modes=(np.arange(req["num"]) % 2 if mode == "alternate" else
+                    np.full(req["num"], 0 if mode == "major" else 1)),
+             bpm=mood_lib.BASE_BPM, register=0)
 
 
 def _model(body, models: dict, path: str, elsewhere: str):
@@ -299,25 +317,30 @@ def encode_images(images, labels, seed: int, fmt: str, columns: int) -> bytes:
   return buf.getvalue()
 
 
-def _piece(tokens, kind: str, instruments: str = "choir") -> bytes:
+def _piece(tokens, kind: str, instruments: str = "choir", bpm: float = mood_lib.BASE_BPM) -> bytes:
   """MIDI (a track and GM program per voice) or WAV (FluidSynth when installed)."""
   buf = io.BytesIO()
   roll = enc.tokens_to_roll(tokens)
   if kind == "midi":
-    render.voiced_midi_file(roll, render.parse_instruments(instruments)).save(file=buf)
+    render.voiced_midi_file(roll, render.parse_instruments(instruments), bpm).save(file=buf)
   else:
-    render.write_audio(buf, render.render_audio(roll, instruments)[0])
+    render.write_audio(buf, render.render_audio(roll, instruments, bpm)[0])
   return buf.getvalue()
 
 
-def encode_music(tokens, fmt: str, instruments: str = "choir") -> bytes:
+def encode_music(tokens, fmt: str, instruments: str = "choir", bpm: float = mood_lib.BASE_BPM,
+                 register: int = 0) -> bytes:
+  """One piece (midi, wav) or a zip of each piece's MIDI and WAV; `register`: every piece
+  moved by that many semitones first (a mood's register)."""
+  if register:
+    tokens = np.asarray(enc.transpose_clipped(np.asarray(tokens), register))
   if fmt in ("midi", "wav"):
-    return _piece(tokens[0], fmt, instruments)
+    return _piece(tokens[0], fmt, instruments, bpm)
   buf = io.BytesIO()
   with zipfile.ZipFile(buf, "w") as z:
     for i, row in enumerate(tokens):
-      z.writestr(f"piece_{i:03d}.mid", _piece(row, "midi", instruments))
-      z.writestr(f"piece_{i:03d}.wav", _piece(row, "wav", instruments))
+      z.writestr(f"piece_{i:03d}.mid", _piece(row, "midi", instruments, bpm))
+      z.writestr(f"piece_{i:03d}.wav", _piece(row, "wav", instruments, bpm))
   return buf.getvalue()
 
 
@@ -401,7 +424,7 @@ class Service:
     else:
       out = await self._within(self.work.music(m.name, req["seed"], req["modes"], req["key_guidance"]))
       content = await asyncio.get_running_loop().run_in_executor(
-          None, encode_music, out, req["format"], req["instruments"])
+          None, encode_music, out, req["format"], req["instruments"], req["bpm"], req["register"])
     self.metric["images"].labels(m.name).inc(req["num"])
     return Response(content, media_type=MEDIA[req["format"]], headers={
         "X-Artjax-Model": m.name, "X-Artjax-Step": str(m.step), "X-Artjax-Seed": str(req["seed"])})

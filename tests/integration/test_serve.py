@@ -132,6 +132,27 @@ def test_music_formats(client):
   assert midi.content[:4] == b"MThd"
 
 
+def test_music_mood_sets_mode_tempo_and_register(client):
+  """"mood": "V,A" -> the minor request of the same seed, moved 4 semitones down, at 65 BPM."""
+  import mido
+  from artjax.music import encoding as enc, render
+  sad = client.post("/v1/generate", json={"model": "music", "format": "midi", "seed": 3,
+                                          "mood": "-0.7,-0.5"}, headers=AUTH)
+  minor = client.post("/v1/generate", json={"model": "music", "format": "midi", "seed": 3,
+                                            "mode": "minor"}, headers=AUTH)
+  assert sad.status_code == minor.status_code == 200
+  a, b = (mido.MidiFile(file=io.BytesIO(r.content)) for r in (sad, minor))
+  tempo = lambda f: [m.tempo for m in f.tracks[0] if m.type == "set_tempo"][0]
+  assert abs(mido.tempo2bpm(tempo(a)) - 80 * 1.5 ** -0.5) < 0.1 and mido.tempo2bpm(tempo(b)) == 80
+  notes = lambda f: sorted(m.note for t in f.tracks for m in t if m.type == "note_on" and m.velocity)
+  na, nb = notes(a), notes(b)
+  assert na and na == [n - 4 for n in nb if n - 4 >= 21]   # every note 4 semitones down
+  for body, words in (({"mood": "-0.7,-0.5", "mode": "minor"}, "give 'mood' or 'mode'"),
+                      ({"mood": "3,0"}, "[-1, 1]"), ({"mood": "sad"}, "VALENCE,AROUSAL")):
+    r = client.post("/v1/generate", json={"model": "music", **body}, headers=AUTH)
+    assert r.status_code == 422 and words in r.json()["error"], r.text
+
+
 def test_start_up_errors_are_one_line(tmp_path):
   r = run_cli("serve", f"--workdir={tmp_path / 'missing'}")
   assert r.returncode == 2 and r.stderr.strip() == f"error: --workdir '{tmp_path / 'missing'}' does not exist"
