@@ -80,6 +80,13 @@ def test_web_page_in_headless_chromium(live):
     wait.until(lambda d: d.execute_script(
         "const a = document.getElementById('audio'); return a.src && a.readyState >= 1 && a.duration > 0"))
     assert d.find_element("id", "midi").get_attribute("href").startswith("blob:")
+    first = d.find_element("id", "audio").get_attribute("src")
+    Select(d.find_element("id", "mood")).select_by_visible_text("sad")   # mood: minor, slower
+    d.find_element("id", "generate").click()
+    wait.until(lambda d: d.execute_script(
+        "const a = document.getElementById('audio'); return a.src !== arguments[0] && "
+        "a.readyState >= 1 && a.duration > 0", first))
+    assert d.find_element("id", "error").text == ""
     # repair an uploaded picture with its mask (multipart through the page)
     from PIL import Image
     from artjax.image.data import load_images
