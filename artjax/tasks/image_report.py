@@ -113,6 +113,8 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
   if task.config.data.name in music_data.ROLL_DATASETS and "labels" in s:
     result["music"] = _roll_music(ev.dataset, np.asarray(s["images"]), np.asarray(s["labels"]))
     lines += _roll_lines(result["music"])
+    with open(os.path.join(workdir, f"eval{suffix}.json"), "w") as f:   # with the mode block
+      json.dump(result, f, indent=2)
   report = "\n".join(lines)
   with open(os.path.join(workdir, f"eval{suffix}.md"), "w") as f:
     f.write(report + "\n")
