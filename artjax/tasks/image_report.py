@@ -95,8 +95,6 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
                                            floor[:num])
   result.update(workdir=os.path.abspath(workdir), step=int(state["step"]), seed=seed,
                 checkpoint=checkpoint)
-  with open(os.path.join(workdir, f"eval{suffix}.json"), "w") as f:
-    json.dump(result, f, indent=2)
   save_png(os.path.join(workdir, f"eval_nearest{suffix}.png"),
            nearest_train_grid(np.asarray(s["images"]), ev.dataset.images("train")))
   lines = [f"# eval of {workdir} (step {result['step']}, n={num}, evaluator test accuracy "
@@ -113,8 +111,8 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
   if task.config.data.name in music_data.ROLL_DATASETS and "labels" in s:
     result["music"] = _roll_music(ev.dataset, np.asarray(s["images"]), np.asarray(s["labels"]))
     lines += _roll_lines(result["music"])
-    with open(os.path.join(workdir, f"eval{suffix}.json"), "w") as f:   # with the mode block
-      json.dump(result, f, indent=2)
+  with open(os.path.join(workdir, f"eval{suffix}.json"), "w") as f:   # the mode block included
+    json.dump(result, f, indent=2)
   report = "\n".join(lines)
   with open(os.path.join(workdir, f"eval{suffix}.md"), "w") as f:
     f.write(report + "\n")
