@@ -167,7 +167,7 @@ def feedforward(sizes, repeats, torch_threads, width=16, blocks=3, no_compile=Fa
   torch.set_num_threads(torch_threads)
   model = TransformNet(width, blocks, rngs=nnx.Rngs(0))
   graphdef, state = nnx.split(model)
-  fwd = jax.jit(lambda st, x: nnx.merge(graphdef, st)(x, matmul=False))
+  fwd = jax.jit(lambda st, x: nnx.merge(graphdef, st)(x, blocked=True))
   tnet = peer.TransformNet(width, blocks).eval()
   rows = []
   for size in sizes:

@@ -16,11 +16,10 @@ def get_config(arg: str = "emoji32"):
   c = common.base("stylegan", {}, hparams=("lr", "d_lr", "weight_decay", "ema_decay"))
   c.data = common.image_data("folder:pictures" if name == "folder256" else "emoji", res)
   # channels at resolution r: min(channel_base // r, channel_max) (StyleGAN2: 32768, 512);
-  # conv_impl xla | patches (9 shifted copies x one matmul), see docs/gan.md for speed.
   c.model = common.ConfigDict({
       "name": "stylegan2", "latent_dim": 512, "w_dim": 512, "mapping_layers": 8,
       "mapping_lr_mul": 0.01, "channel_base": 32768, "channel_max": 512, "mbstd_group": 4,
-      "conv_impl": "xla", "conditional": name != "folder256", "adapter_dim": 0})
+      "conditional": name != "folder256", "adapter_dim": 0})
   # StyleGAN2-ADA's recipe: lazy R1 every 16 steps, path length every 4 (weight 0 = off),
   # style mixing 0.9, w_avg for truncation, ADA's p heuristic driving the DiffAugment ops.
   c.gan = common.ConfigDict({
@@ -35,16 +34,13 @@ def get_config(arg: str = "emoji32"):
                  ckpt_every=2000, keep=3, sample_every=2000, grid_size=100, eval_every=2000)
   if name == "emoji32":
     # On 2 CPU cores: 64 channels at 4-16 px, 32 at 32 px, a 128-d latent; batch 32.
-    # conv_impl=patches: the whole step 0.61 s here, against 13.1 s with XLA:CPU's
-    # convolutions (benchmarks/stylegan_step.py); 3000 steps took 31 minutes on 2 cores.
-    c.model.update(latent_dim=128, w_dim=128, channel_base=1024, channel_max=64,
-                   conv_impl="patches")
+    # 0.52 s a step here (benchmarks/stylegan_step.py, docs/performance.md).
+    c.model.update(latent_dim=128, w_dim=128, channel_base=1024, channel_max=64)
     c.gan.update(r1_gamma=0.05, ema_decay=0.995)
     c.train.update(steps=3000, eval_every=1000, sample_every=1000, ckpt_every=1000,
                    log_every=100)
   elif name == "emoji64":
-    c.model.update(latent_dim=256, w_dim=256, channel_base=4096, channel_max=128,
-                   conv_impl="patches")
+    c.model.update(latent_dim=256, w_dim=256, channel_base=4096, channel_max=128)
     c.gan.update(r1_gamma=0.1)
   else:
     c.gan.update(r1_gamma=10.0, pl_weight=2.0)

@@ -116,10 +116,14 @@ def Linear(*args, axes=logical.DENSE, **kwargs):  # noqa: N802  (a layer constru
 
 
 def Conv(*args, axes=logical.conv(0), **kwargs):  # noqa: N802
-  """`nnx.Conv` with logical axis names on its kernel [kh, kw, in, out] and bias."""
+  """`nnx.Conv` with logical axis names on its kernel [kh, kw, in, out] and bias, computed by
+  `artjax.nn.conv` (canonical forward and backward convolutions: fast on XLA:CPU anywhere)."""
   from flax import nnx
+
+  from artjax.nn import conv
   kernel_init = kwargs.pop("kernel_init", _init.default_kernel_init)
   bias_init = kwargs.pop("bias_init", _init.default_bias_init)
+  kwargs.setdefault("conv_general_dilated", conv.lax_compatible)
   return nnx.Conv(*args, kernel_init=logical.named(kernel_init, axes),
                   bias_init=logical.named(bias_init, axes[-1:]), **kwargs)
 

@@ -104,7 +104,7 @@ class StyleTask(Task):
     return nnx.merge(self.graphdef, params)(images)
 
   def transform(self, state, images):
-    return nnx.merge(self.graphdef, state["params"])(images, matmul=False)
+    return nnx.merge(self.graphdef, state["params"])(images, blocked=True)
 
   def losses(self, params, images, data):
     """(total, style, content) averaged over a batch of float images."""

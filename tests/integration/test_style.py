@@ -87,7 +87,7 @@ def test_jitted_optimiser_lowers_the_loss_at_every_scale(optimizer):
 
 
 def test_transform_net_convolution_paths_agree():
-  """The feed-forward network's two convolution paths -- patches x matmul (training) and
+  """The feed-forward network's two convolution paths -- `artjax.nn.conv.conv2d` (training) and
   channel-blocked XLA convolutions (inference; 32-channel residual blocks split into 16-wide
   blocks, strided layers too) -- give the same image; and a blocked convolution equals one
   XLA convolution."""
@@ -97,7 +97,7 @@ def test_transform_net_convolution_paths_agree():
   graphdef, shapes = nnx.split(nnx.eval_shape(make))     # random weights from numpy: the
   rng = np.random.default_rng(0)                           # initialisers take 8-13 s to compile
   state = jax.tree.map(lambda a: jnp.asarray(0.2 * rng.standard_normal(a.shape), a.dtype), shapes)
-  run = jax.jit(lambda st, x, mm: nnx.merge(graphdef, st)(x, matmul=mm), static_argnums=2)
+  run = jax.jit(lambda st, x, mm: nnx.merge(graphdef, st)(x, blocked=not mm), static_argnums=2)
   x = jnp.asarray(_rgb(4, 16, 24))[None]
   a, b = run(state, x, True), run(state, x, False)
   assert a.shape == b.shape == (1, 16, 24, 3)

@@ -15,7 +15,7 @@ from artjax.image.models import stylegan
 
 def model_cfg(**kw):
   d = dict(name="stylegan2", latent_dim=8, w_dim=8, mapping_layers=2, mapping_lr_mul=0.01,
-           channel_base=64, channel_max=8, mbstd_group=2, conv_impl="patches", conditional=True,
+           channel_base=64, channel_max=8, mbstd_group=2, conditional=True,
            adapter_dim=0)
   d.update(kw)
   return ml_collections.ConfigDict(d)
@@ -25,13 +25,12 @@ def small(num_classes=3, shape=(8, 8, 3), **kw):
   return stylegan.build(model_cfg(**kw), shape, num_classes, nnx.Rngs(0), nnx.Rngs(1))
 
 
-@pytest.mark.parametrize("impl", ["patches", "xla"])
-def test_conv3x3_is_same_convolution(impl):
+def test_conv3x3_is_same_convolution():
   x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
   k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
   want = jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  np.testing.assert_allclose(stylegan.conv3x3(x, k, impl), want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(stylegan.conv3x3(x, k), want, rtol=1e-5, atol=1e-5)
 
 
 def test_modconv_equals_grouped_per_sample_convolution():
@@ -136,7 +135,5 @@ def test_noise_changes_the_picture_by_its_strength():
 def test_resolution_and_options_refused():
   with pytest.raises(ConfigError, match="power-of-two"):
     small(shape=(24, 24, 3))
-  with pytest.raises(ConfigError, match="conv_impl"):
-    small(conv_impl="winograd")
   with pytest.raises(ConfigError, match="adapter"):
     small(adapter_dim=4)

@@ -15,9 +15,9 @@ Choices for speed, each exact in what it computes (`docs/gan.md`, `benchmarks/st
 * modulation and demodulation as input and output scaling around ONE convolution shared by
   the batch (StyleGAN2's `fused_modconv=False` path): x * s, conv, * rsqrt(s^2 @ sum_k w^2),
   the same numbers as the grouped per-sample convolution;
-* a 3x3 convolution is 9 shifted copies concatenated on channels times a [9C, O] matrix
-  (`conv_impl="patches"`; XLA:CPU's convolution and its gradients are several times slower;
-  `conv_impl="xla"` keeps `lax.conv_general_dilated` for accelerators);
+* every 3x3 convolution is `artjax.nn.conv.conv2d`: canonical forward and backward
+  convolutions (and second derivatives, for R1), fast on XLA:CPU inside the loop's scan and
+  plain convolutions on accelerators;
 * resampling with the separable [1, 3, 3, 1] filter: up = interleaved 1/4-3/4 taps, then the
   3x3 convolution at the higher resolution (StyleGAN2 fuses a transposed convolution); down
   = the filter at stride 2, then the convolution at the lower resolution.
@@ -32,12 +32,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from artjax import ConfigError
-from artjax.image.models.features import downsample, patches
+from artjax.image.models.features import downsample
 from artjax.nn import logical
+from artjax.nn.conv import conv2d
 from artjax.nn.precision import bf16_matmul
 
 SQRT2 = math.sqrt(2.0)
-CONV_IMPLS = ("patches", "xla")
 
 
 def _mm(x, w):
@@ -57,16 +57,9 @@ def _const(value, shape, axes=None):
   return nnx.Param(init(jax.random.key(0), shape))
 
 
-def conv3x3(x, kernel, impl="patches"):
+def conv3x3(x, kernel):
   """'SAME' 3x3 convolution, x [B, H, W, C], kernel [3, 3, C, O] -> [B, H, W, O] (fp32 out)."""
-  if impl == "xla":
-    dt = jnp.bfloat16 if jnp.bfloat16 in (x.dtype, kernel.dtype) else x.dtype
-    y = jax.lax.conv_general_dilated(x.astype(dt), kernel.astype(dt), (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                     preferred_element_type=jnp.float32)
-    return y
-  cols = patches(x, 3, mode="constant")
-  return _mm(cols, kernel.reshape(9 * x.shape[-1], -1)).astype(jnp.float32)
+  return conv2d(x, kernel, 1, "SAME")
 
 
 def upsample(x):
@@ -132,13 +125,12 @@ class Mapping(nnx.Module):
 class ModConv(nnx.Module):
   """Modulated 3x3 convolution (optionally after 2x upsampling) + noise + bias + lrelu."""
 
-  def __init__(self, c_in, c_out, w_dim, *, up=False, demodulate=True, conv_impl="patches",
-               rngs):
+  def __init__(self, c_in, c_out, w_dim, *, up=False, demodulate=True, rngs):
     self.affine = EqLinear(w_dim, c_in, bias_init=1.0, axes=(None, None), rngs=rngs)
     self.kernel = _normal(rngs, (3, 3, c_in, c_out), logical.conv(0))
     self.noise_strength = _const(0.0, ())
     self.bias = _const(0.0, (c_out,))
-    self.up, self.demodulate, self.conv_impl = up, demodulate, conv_impl
+    self.up, self.demodulate = up, demodulate
     self.gain = 1.0 / math.sqrt(9 * c_in)
 
   def __call__(self, x, w, noise):
@@ -146,8 +138,7 @@ class ModConv(nnx.Module):
     if self.up:
       x = upsample(x)
     k = self.kernel[...].astype(jnp.float32) * self.gain
-    y = conv3x3((x * s[:, None, None, :]).astype(self.kernel[...].dtype), k.astype(self.kernel[...].dtype),
-                self.conv_impl)
+    y = conv3x3((x * s[:, None, None, :]).astype(self.kernel[...].dtype), k.astype(self.kernel[...].dtype))
     if self.demodulate:
       d = jax.lax.rsqrt(jnp.square(s) @ jnp.sum(jnp.square(k), (0, 1)) + 1e-8)   # [B, O]
       y = y * d[:, None, None, :]
@@ -189,7 +180,7 @@ class StyleGenerator(nnx.Module):
 
   def __init__(self, image_shape, *, latent_dim=512, w_dim=512, mapping_layers=8,
                mapping_lr_mul=0.01, channel_base=16384, channel_max=512, num_classes=0,
-               conv_impl="patches", rngs: nnx.Rngs):
+               rngs: nnx.Rngs):
     self.image_shape = tuple(image_shape)
     self.latent_dim, self.w_dim = latent_dim, w_dim
     top = check_resolution(image_shape)
@@ -197,12 +188,12 @@ class StyleGenerator(nnx.Module):
     self.mapping = Mapping(latent_dim, w_dim, mapping_layers, mapping_lr_mul, num_classes,
                            rngs=rngs)
     self.const = _normal(rngs, (4, 4, ch(4)), (None, None, None))
-    convs = [ModConv(ch(4), ch(4), w_dim, conv_impl=conv_impl, rngs=rngs)]
+    convs = [ModConv(ch(4), ch(4), w_dim, rngs=rngs)]
     rgbs = [ToRGB(ch(4), image_shape[-1], w_dim, rngs=rngs)]
     for lg in range(3, top + 1):
       r = 2 ** lg
-      convs += [ModConv(ch(r // 2), ch(r), w_dim, up=True, conv_impl=conv_impl, rngs=rngs),
-                ModConv(ch(r), ch(r), w_dim, conv_impl=conv_impl, rngs=rngs)]
+      convs += [ModConv(ch(r // 2), ch(r), w_dim, up=True, rngs=rngs),
+                ModConv(ch(r), ch(r), w_dim, rngs=rngs)]
       rgbs.append(ToRGB(ch(r), image_shape[-1], w_dim, rngs=rngs))
     self.convs, self.torgbs = nnx.List(convs), nnx.List(rgbs)
     self.num_ws = len(convs) + 1
@@ -249,16 +240,16 @@ class StyleGenerator(nnx.Module):
 class EqConv(nnx.Module):
   """Equalised-learning-rate 3x3 or 1x1 convolution (+ bias, + lrelu)."""
 
-  def __init__(self, c_in, c_out, *, size=3, bias=True, act=True, conv_impl="patches", rngs):
+  def __init__(self, c_in, c_out, *, size=3, bias=True, act=True, rngs):
     self.kernel = _normal(rngs, (size, size, c_in, c_out), logical.conv(0))
     self.bias = _const(0.0, (c_out,)) if bias else None
-    self.size, self.act, self.conv_impl = size, act, conv_impl
+    self.size, self.act = size, act
     self.gain = 1.0 / math.sqrt(size * size * c_in)
 
   def __call__(self, x):
     k = self.kernel[...] * jnp.asarray(self.gain, self.kernel[...].dtype)
     if self.size == 3:
-      y = conv3x3(x.astype(k.dtype), k, self.conv_impl)
+      y = conv3x3(x.astype(k.dtype), k)
     else:
       y = _mm(x.astype(k.dtype), k[0, 0]).astype(jnp.float32)
     if self.bias is not None:
@@ -267,9 +258,9 @@ class EqConv(nnx.Module):
 
 
 class DBlock(nnx.Module):
-  def __init__(self, c_in, c_out, *, conv_impl, rngs):
-    self.conv0 = EqConv(c_in, c_in, conv_impl=conv_impl, rngs=rngs)
-    self.conv1 = EqConv(c_in, c_out, conv_impl=conv_impl, rngs=rngs)
+  def __init__(self, c_in, c_out, *, rngs):
+    self.conv0 = EqConv(c_in, c_in, rngs=rngs)
+    self.conv1 = EqConv(c_in, c_out, rngs=rngs)
     self.skip = EqConv(c_in, c_out, size=1, bias=False, act=False, rngs=rngs)
 
   def __call__(self, x):
@@ -292,15 +283,14 @@ class StyleDiscriminator(nnx.Module):
   """(images [B, R, R, C], labels | None) -> logits [B]."""
 
   def __init__(self, image_shape, *, channel_base=16384, channel_max=512, num_classes=0,
-               mbstd_group=4, conv_impl="patches", rngs: nnx.Rngs):
+               mbstd_group=4, rngs: nnx.Rngs):
     top = check_resolution(image_shape)
     ch = lambda r: channels_at(r, channel_base, channel_max)
     self.mbstd_group = mbstd_group
     self.fromrgb = EqConv(image_shape[-1], ch(2 ** top), size=1, rngs=rngs)
-    self.blocks = nnx.List([DBlock(ch(2 ** lg), ch(2 ** (lg - 1)), conv_impl=conv_impl,
-                                   rngs=rngs) for lg in range(top, 2, -1)])
+    self.blocks = nnx.List([DBlock(ch(2 ** lg), ch(2 ** (lg - 1)), rngs=rngs) for lg in range(top, 2, -1)])
     c4 = ch(4)
-    self.conv = EqConv(c4 + 1, c4, conv_impl=conv_impl, rngs=rngs)
+    self.conv = EqConv(c4 + 1, c4, rngs=rngs)
     self.fc = EqLinear(16 * c4, c4, axes=logical.dense(0), rngs=rngs)
     self.out = EqLinear(c4, 1, axes=logical.dense(1), rngs=rngs)
     self.proj = _normal(rngs, (num_classes, c4), logical.EMBED) if num_classes else None
@@ -323,15 +313,14 @@ class StyleDiscriminator(nnx.Module):
 def build(model_cfg, image_shape, num_classes, g_rngs, d_rngs):
   """(StyleGenerator, StyleDiscriminator) from a `model` config block."""
   m = model_cfg
-  if m.conv_impl not in CONV_IMPLS:
-    raise ConfigError(f"unknown model.conv_impl {m.conv_impl!r}; choose one of {CONV_IMPLS}")
+  # model.conv_impl (patches | xla) of runs written before artjax.nn.conv: the same maths
+  # and parameters, so it is read and ignored
   if m.adapter_dim:
     raise ConfigError("model.adapter_dim: stylegan2 has no adapters (use finetune.method=lora)")
   g = StyleGenerator(image_shape, latent_dim=m.latent_dim, w_dim=m.w_dim,
                      mapping_layers=m.mapping_layers, mapping_lr_mul=m.mapping_lr_mul,
                      channel_base=m.channel_base, channel_max=m.channel_max,
-                     num_classes=num_classes, conv_impl=m.conv_impl, rngs=g_rngs)
+                     num_classes=num_classes, rngs=g_rngs)
   d = StyleDiscriminator(image_shape, channel_base=m.channel_base, channel_max=m.channel_max,
-                         num_classes=num_classes, mbstd_group=m.mbstd_group,
-                         conv_impl=m.conv_impl, rngs=d_rngs)
+                         num_classes=num_classes, mbstd_group=m.mbstd_group, rngs=d_rngs)
   return g, d

@@ -10,18 +10,20 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from artjax.nn.conv import conv2d
+
 
 def _reflect(x, k):
   p = k // 2
   return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
 
 
-class PatchConv(nnx.Module):
-  """A VALID convolution computed as patches x matmul, one kernel row at a time: the k
-  shifted (strided) slices of the input concatenated on channels, times that row of the
-  kernel as a [k*cin, cout] matrix, summed over rows. Same
-  parameters and result as `nnx.Conv`; on XLA:CPU a convolution inside a `lax.scan` (the
-  loop's fused steps) runs about 20x slower than outside it, a matmul does not."""
+class Conv(nnx.Module):
+  """A VALID convolution (the caller pads), kernel [k, k, cin, cout] + bias. Training runs
+  `artjax.nn.conv.conv2d` (canonical forward and backward convolutions: fast on XLA:CPU inside
+  the loop's scan too; it replaced a patches x matmul formulation that was 1.1-1.4x slower,
+  docs/performance.md); `blocked=True` runs the forward pass as channel-blocked XLA
+  convolutions (inference at 256-512 px, where XLA:CPU is faster on 16-channel blocks)."""
 
   def __init__(self, cin, cout, k, stride=1, *, rngs):
     self.k, self.stride = k, stride
@@ -29,19 +31,10 @@ class PatchConv(nnx.Module):
     self.kernel = nnx.Param(init(rngs.params(), (k, k, cin, cout)))
     self.bias = nnx.Param(jnp.zeros((cout,)))
 
-  def __call__(self, x, matmul=True):
-    k, s = self.k, self.stride
-    if not matmul:   # XLA's convolution: faster outside a scan (inference)
-      return _blocked_conv(x, self.kernel[...], s) + self.bias[...]
-    b, h, w, c = x.shape
-    ho, wo = (h - k) // s + 1, (w - k) // s + 1
-    kernel = self.kernel[...]
-    y = self.bias[...]
-    for dy in range(k):   # one kernel row at a time: patches k times smaller than k*k
-      cols = jnp.concatenate([x[:, dy:dy + s * (ho - 1) + 1:s, dx:dx + s * (wo - 1) + 1:s]
-                              for dx in range(k)], -1)
-      y = y + cols @ kernel[dy].reshape(-1, kernel.shape[-1])
-    return y
+  def __call__(self, x, blocked=False):
+    if blocked:
+      return _blocked_conv(x, self.kernel[...], self.stride) + self.bias[...]
+    return conv2d(x, self.kernel[...], self.stride, "VALID") + self.bias[...]
 
 
 BLOCK = 16
@@ -69,11 +62,11 @@ class ConvNorm(nnx.Module):
 
   def __init__(self, cin, cout, k, stride=1, relu=True, *, rngs):
     self.k, self.relu = k, relu
-    self.conv = PatchConv(cin, cout, k, stride, rngs=rngs)
+    self.conv = Conv(cin, cout, k, stride, rngs=rngs)
     self.norm = nnx.InstanceNorm(cout, rngs=rngs)
 
-  def __call__(self, x, matmul=True):
-    y = self.norm(self.conv(_reflect(x, self.k), matmul))
+  def __call__(self, x, blocked=False):
+    y = self.norm(self.conv(_reflect(x, self.k), blocked))
     return jax.nn.relu(y) if self.relu else y
 
 
@@ -82,8 +75,8 @@ class Residual(nnx.Module):
     self.a = ConvNorm(c, c, 3, rngs=rngs)
     self.b = ConvNorm(c, c, 3, relu=False, rngs=rngs)
 
-  def __call__(self, x, matmul=True):
-    return x + self.b(self.a(x, matmul), matmul)
+  def __call__(self, x, blocked=False):
+    return x + self.b(self.a(x, blocked), blocked)
 
 
 class TransformNet(nnx.Module):
@@ -94,17 +87,17 @@ class TransformNet(nnx.Module):
     self.res = nnx.List([Residual(4 * w, rngs=rngs) for _ in range(blocks)])
     self.up = nnx.List([ConvNorm(4 * w, 2 * w, 3, rngs=rngs), ConvNorm(2 * w, w, 3, rngs=rngs)])
     self.edge_kernel = edge_kernel
-    self.out = PatchConv(w, 3, edge_kernel, rngs=rngs)
+    self.out = Conv(w, 3, edge_kernel, rngs=rngs)
 
-  def __call__(self, images, matmul=True):
-    """`matmul`: convolutions as patches x matmul (training inside the loop's scan) or as
-    channel-blocked XLA convolutions (one forward pass: 3.6-4.8x faster there at 256-512 px); the same result."""
+  def __call__(self, images, blocked=False):
+    """`blocked`: the forward pass as channel-blocked XLA convolutions (inference at 256-512
+    px); the same result as the training path up to rounding."""
     x = images * 2.0 - 1.0
     for layer in self.down:
-      x = layer(x, matmul)
+      x = layer(x, blocked)
     for block in self.res:
-      x = block(x, matmul)
+      x = block(x, blocked)
     for layer in self.up:
       b, h, w, c = x.shape
-      x = layer(jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest"), matmul)
-    return jax.nn.sigmoid(self.out(_reflect(x, self.edge_kernel), matmul))
+      x = layer(jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest"), blocked)
+    return jax.nn.sigmoid(self.out(_reflect(x, self.edge_kernel), blocked))

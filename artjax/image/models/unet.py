@@ -2,8 +2,8 @@
 generator (4x4 stride-2 convolutions down to 2x2, resize-convolutions back up, each level's
 encoder features concatenated into the decoder) and a PatchGAN discriminator that judges
 overlapping patches of (input, output) pairs. Images are float [B, H, W, C] in [-1, 1];
-any power-of-two side from 8. Convolutions are patches x matmul (`PatchConv`: fast inside the
-loop's scan on XLA:CPU, the same maths as a convolution)."""
+any power-of-two side from 8. Convolutions are `transform.Conv` (`artjax.nn.conv`: canonical
+forward and backward convolutions, fast inside the loop's scan on XLA:CPU)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from artjax.image.models.transform import PatchConv
+from artjax.image.models.transform import Conv
 
 
 def _lrelu(x):
@@ -26,7 +26,7 @@ class Down(nnx.Module):
   """4x4 stride-2 convolution (zero padding 1), instance norm unless `norm=False`, LeakyReLU."""
 
   def __init__(self, cin, cout, *, norm=True, rngs):
-    self.conv = PatchConv(cin, cout, 4, 2, rngs=rngs)
+    self.conv = Conv(cin, cout, 4, 2, rngs=rngs)
     self.norm = nnx.InstanceNorm(cout, rngs=rngs) if norm else None
 
   def __call__(self, x):
@@ -38,7 +38,7 @@ class Up(nnx.Module):
   """Nearest x2 then a 3x3 convolution (no checkerboard), instance norm, ReLU."""
 
   def __init__(self, cin, cout, *, rngs):
-    self.conv = PatchConv(cin, cout, 3, rngs=rngs)
+    self.conv = Conv(cin, cout, 3, rngs=rngs)
     self.norm = nnx.InstanceNorm(cout, rngs=rngs)
 
   def __call__(self, x):
@@ -68,7 +68,7 @@ class UNet(nnx.Module):
       cin = 2 * ws[i - 1]
     self.up = nnx.List(ups)
     self.final = Up(cin, width, rngs=rngs)
-    self.out = PatchConv(width, c, 3, rngs=rngs)
+    self.out = Conv(width, c, 3, rngs=rngs)
 
   def __call__(self, x):
     skips = []
@@ -89,9 +89,9 @@ class PatchDiscriminator(nnx.Module):
     c = 2 * image_shape[-1]
     self.a = Down(c, width, norm=False, rngs=rngs)
     self.b = Down(width, 2 * width, rngs=rngs)
-    self.c = PatchConv(2 * width, 4 * width, 3, rngs=rngs)
+    self.c = Conv(2 * width, 4 * width, 3, rngs=rngs)
     self.norm = nnx.InstanceNorm(4 * width, rngs=rngs)
-    self.head = PatchConv(4 * width, 1, 3, rngs=rngs)
+    self.head = Conv(4 * width, 1, 3, rngs=rngs)
 
   def __call__(self, source, image):
     x = self.b(self.a(jnp.concatenate([source, image], -1)))
