@@ -7,7 +7,7 @@
 from configs import common
 from configs.evaluator import get_config as evaluator_config
 
-VARIANTS = ("digits", "seed", "seed_mnist", "mnist", "emoji32", "folder")
+VARIANTS = ("digits", "seed", "seed_mnist", "mnist", "emoji32", "emoji32_dcgan", "folder")
 
 
 def get_config(arg: str = "digits"):
@@ -38,15 +38,19 @@ def get_config(arg: str = "digits"):
     c.model.update(name="dcgan", latent_dim=100, width=64, conditional=True)
     c.optim.update(name="adam", lr=2e-4, b1=0.5)
     c.train.update(steps=20000, batch_size=256)
-  elif name in ("emoji32", "folder"):
+  elif name in ("emoji32", "emoji32_dcgan", "folder"):
     # colour pictures: the offline emoji (both styles, 32 px on white), or a user's folder
-    # (--config.data.name=folder:PATH --config.data.resolution=64 ...). The MLP GAN: on this
-    # CPU the DCGAN runs at 0.04 steps/s on 32x32x3 (transposed convolutions; see docs/gan.md)
-    c.data = common.image_data("emoji" if name == "emoji32" else "folder:pictures", 32)
-    c.model.update(name="mlp", latent_dim=128, width=512, conditional=name == "emoji32")
+    # (--config.data.name=folder:PATH --config.data.resolution=64 ...). emoji32: the MLP GAN
+    # (fast, blurry); emoji32_dcgan: the DCGAN (conv layers of artjax.nn.conv; docs/gan.md)
+    c.data = common.image_data("folder:pictures" if name == "folder" else "emoji", 32)
+    c.model.update(name="mlp", latent_dim=128, width=512, conditional=name != "folder")
     c.optim.update(name="adam", lr=2e-4, b1=0.5)
     c.gan.update(diffaugment="translation,cutout,color")
     c.train.update(steps=20000, batch_size=64, eval_every=2000, sample_every=2000)
+    if name == "emoji32_dcgan":
+      c.model.update(name="dcgan", width=32)
+      c.train.update(steps=3000, batch_size=32, steps_per_dispatch=50, eval_every=500,
+                     sample_every=1000, ckpt_every=1000, log_every=100)
   # the evaluator classifier behind FDD/IS (trained once per dataset, cached in the data dir)
   c.evaluator = evaluator_config(c.data.name)
   if "smoke" in opts:

@@ -9,8 +9,9 @@ its `pixel_range`; every discriminator maps `(images, labels | None)` to logits 
 * `mlp`: a modern MLP GAN (LeakyReLU, tanh output, optional class conditioning).
 * `tracks`: the MLP GAN whose generator draws binary images as `model.tracks` monophonic
   lines (piano rolls as voices), with the MLP discriminator.
-* `dcgan`: a DCGAN-style conv GAN (upsample+conv generator with pixel norm,
-  strided conv discriminator), any H, W divisible by 4, any channels.
+* `dcgan`: a DCGAN-style conv GAN (nearest upsample + 3x3 conv generator stages with pixel
+  norm from a 4x4-or-larger base, 4x4 stride-2 conv discriminator), any H, W divisible by 4,
+  any channels; no transposed convolutions (`artjax.nn.conv`).
 * `stylegan2`: the StyleGAN2-class pair of `artjax.image.models.stylegan`.
 Class conditioning: the generator embeds the label and concatenates it to z; the
 discriminator uses a projection head (Miyato & Koyama, 2018).
@@ -208,68 +209,95 @@ class MLPDiscriminator(nnx.Module):
     return self.head(h, labels)
 
 
+def dcgan_stages(h: int, w: int) -> int:
+  """How many 2x resolution stages a DCGAN pair has at h x w: halvings down to a base whose
+  sides stay whole and at least 4 (32 -> 3 stages from 4x4, 28 -> 2 from 7x7, 8 -> 1)."""
+  if h % 4 or w % 4:
+    raise ConfigError(f"dcgan needs image height and width divisible by 4, got {h}x{w}")
+  n = 1
+  while h % 2 ** (n + 1) == 0 and w % 2 ** (n + 1) == 0 and min(h, w) // 2 ** (n + 1) >= 4:
+    n += 1
+  return n
+
+
+def _dcgan_channels(width: int, stages: int) -> list[int]:
+  """Channels from the base (index 0) to full resolution (index `stages`): `width` at full
+  resolution, doubling at each halving, at most 8 x width."""
+  return [width * min(2 ** (stages - i), 8) for i in range(stages + 1)]
+
+
+def _up(x):
+  b, h, w, c = x.shape
+  return jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest")
+
+
 class ConvGenerator(nnx.Module):
+  """DCGAN generator without transposed convolutions: z -> a base of sides H/2^n, W/2^n
+  (at least 4), then n stages of nearest 2x upsampling + 3x3 convolution halving the
+  channels, a 3x3 convolution at full resolution and a 3x3 convolution to the image; pixel
+  norm and LeakyReLU after each (Karras et al. 2018), tanh output."""
   pixel_range = (-1.0, 1.0)
-  layer_order = ("label_embed", "fc", "conv1", "conv2", "conv3", "to_img")
 
   def __init__(self, image_shape, *, latent_dim=64, width=64, num_classes=0, adapter_dim=0,
                rngs: nnx.Rngs):
     h, w, c = image_shape
-    if h % 4 or w % 4:
-      raise ConfigError(f"dcgan needs image height and width divisible by 4, got {h}x{w}")
-    # Adapters after conv1..conv3 act per pixel on channels (a bottleneck of 1x1 convs).
-    self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in
-                              (2 * width, width, width)]) if adapter_dim else None
+    n = dcgan_stages(h, w)
+    ch = _dcgan_channels(width, n)
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
-    self.base = (h // 4, w // 4, 2 * width)
+    self.base = (h // 2 ** n, w // 2 ** n, ch[0])
     self.label_embed = _LabelEmbed(num_classes, latent_dim, rngs=rngs) if num_classes else None
     d_in = latent_dim * (2 if num_classes else 1)
     self.fc = Linear(d_in, math.prod(self.base), axes=logical.dense(0), rngs=rngs)
-    self.conv1 = Conv(2 * width, 2 * width, (3, 3), axes=logical.conv(1), rngs=rngs)
-    self.conv2 = Conv(2 * width, width, (3, 3), axes=logical.conv(2), rngs=rngs)
-    self.conv3 = Conv(width, width, (3, 3), axes=logical.conv(3), rngs=rngs)
-    self.to_img = Conv(width, c, (3, 3), axes=logical.conv(4), rngs=rngs)
-
-  @staticmethod
-  def _up(x):
-    b, h, w, c = x.shape
-    return jax.image.resize(x, (b, 2 * h, 2 * w, c), "nearest")
+    self.convs = nnx.List([Conv(ch[i], ch[i + 1], (3, 3), axes=logical.conv(i + 1), rngs=rngs)
+                           for i in range(n)])
+    self.final = Conv(ch[n], ch[n], (3, 3), axes=logical.conv(n + 1), rngs=rngs)
+    self.to_img = Conv(ch[n], c, (3, 3), axes=logical.conv(n + 2), rngs=rngs)
+    # Adapters after each stage and the final convolution act per pixel on channels.
+    self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in ch[1:] + ch[n:]]
+                             ) if adapter_dim else None
+    self.layer_order = (("label_embed", "fc") + tuple(f"convs.{i}" for i in range(n))
+                        + ("final", "to_img"))
 
   def __call__(self, z, labels=None):
     h = z
     if self.label_embed is not None:
       h = jnp.concatenate([h, self.label_embed(labels)], axis=-1)
     h = _pixel_norm(_lrelu(self.fc(h))).reshape((z.shape[0],) + self.base)
-    ad = self.adapters if self.adapters is not None else (lambda x: x,) * 3
-    h = ad[0](_pixel_norm(_lrelu(self.conv1(self._up(h)))))
-    h = ad[1](_pixel_norm(_lrelu(self.conv2(self._up(h)))))
-    h = ad[2](_pixel_norm(_lrelu(self.conv3(h))))
+    convs = list(self.convs) + [self.final]
+    for i, conv in enumerate(convs):
+      h = _pixel_norm(_lrelu(conv(h if conv is self.final else _up(h))))
+      if self.adapters is not None:
+        h = self.adapters[i](h)
     return jnp.tanh(self.to_img(h))
 
 
 class ConvDiscriminator(nnx.Module):
-  layer_order = ("conv0", "conv1", "conv2", "fc", "head")
+  """DCGAN discriminator: a 3x3 convolution at full resolution, then n 4x4 stride-2
+  convolutions doubling the channels down to the generator's base, a dense layer and a
+  projection head; LeakyReLU(0.2)."""
 
   def __init__(self, image_shape, *, width=64, num_classes=0, adapter_dim=0, rngs: nnx.Rngs):
     h, w, c = image_shape
-    if h % 4 or w % 4:
-      raise ConfigError(f"dcgan needs image height and width divisible by 4, got {h}x{w}")
-    self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in
-                              (width, width, 2 * width)]) if adapter_dim else None
-    self.conv0 = Conv(c, width, (3, 3), axes=logical.conv(0), rngs=rngs)
-    self.conv1 = Conv(width, width, (4, 4), strides=(2, 2), axes=logical.conv(1), rngs=rngs)
-    self.conv2 = Conv(width, 2 * width, (4, 4), strides=(2, 2), axes=logical.conv(2),
-                      rngs=rngs)
-    feats = (h // 4) * (w // 4) * 2 * width
+    n = dcgan_stages(h, w)
+    ch = _dcgan_channels(width, n)[::-1]          # full resolution first
+    self.conv0 = Conv(c, ch[0], (3, 3), axes=logical.conv(0), rngs=rngs)
+    self.downs = nnx.List([Conv(ch[i], ch[i + 1], (4, 4), strides=(2, 2),
+                                axes=logical.conv(i + 1), rngs=rngs) for i in range(n)])
+    feats = (h // 2 ** n) * (w // 2 ** n) * ch[n]
     self.fc = Linear(feats, 4 * width, axes=logical.dense(1), rngs=rngs)
     self.head = _ProjectionHead(4 * width, num_classes, axes=logical.dense(2), rngs=rngs)
+    self.adapters = nnx.List([Adapter(f, adapter_dim, rngs=rngs) for f in ch]
+                             ) if adapter_dim else None
+    self.layer_order = ("conv0",) + tuple(f"downs.{i}" for i in range(n)) + ("fc", "head")
 
   def __call__(self, x, labels=None):
-    ad = self.adapters if self.adapters is not None else (lambda x: x,) * 3
-    h = ad[0](_lrelu(self.conv0(x)))
-    h = ad[1](_lrelu(self.conv1(h)))
-    h = ad[2](_lrelu(self.conv2(h)))
+    h = _lrelu(self.conv0(x))
+    for i, conv in enumerate([None] + list(self.downs)):
+      if conv is not None:
+        h = _lrelu(conv(h))
+      if self.adapters is not None:
+        h = self.adapters[i](h)
     h = _lrelu(self.fc(h.reshape((h.shape[0], -1))))
     return self.head(h, labels)
 
