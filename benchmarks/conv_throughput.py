@@ -1,14 +1,15 @@
 """Training images/s of artjax's convolutional models against PyTorch peers of the same
 architecture and step, side by side in one run (A B A B ..., medians), fp32 and bf16:
-the DCGAN (`configs/gan.py:emoji32` with `model.name=dcgan`, 32 and 64 px) against
-benchmarks/peers/torch_dcgan_peer.py, and the StyleGAN2-class model (`configs/stylegan.py`)
-against benchmarks/peers/torch_stylegan_peer.py. artjax runs the loop's own fused program
+the DCGAN (`configs/gan.py:emoji32_dcgan`, 32 and 64 px) against
+benchmarks/peers/torch_dcgan_peer.py, the StyleGAN2-class model (`configs/stylegan.py`)
+against benchmarks/peers/torch_stylegan_peer.py, the pix2pix translator
+(`configs/translate.py`) against benchmarks/peers/torch_pix2pix_peer.py. artjax runs the loop's own fused program
 (`train.steps_per_dispatch` steps in a `lax.scan`, state donated); both sides use every core.
 Also XLA's FLOPs per step and the fraction of the matmul peak measured in the same run.
 Augmentation is off in both (the step, not the policy).
 
   python -m benchmarks.conv_throughput [--models=dcgan32,dcgan64,stylegan32]
-      [--dtype=fp32,bf16] [--steps=4] [--repeats=3] [--no-torch]
+      [--dtype=fp32,bf16] [--steps=4] [--repeats=3] [--batch=B] [--no-torch]
 """
 
 from __future__ import annotations
@@ -24,28 +25,36 @@ import numpy as np
 from benchmarks import common
 
 MODELS = {
-    "dcgan32": ("configs/gan.py:emoji32", 32, "dcgan"),
-    "dcgan64": ("configs/gan.py:emoji32", 64, "dcgan"),
+    "dcgan32": ("configs/gan.py:emoji32_dcgan", 32, "dcgan"),
+    "dcgan64": ("configs/gan.py:emoji32_dcgan", 64, "dcgan"),
     "stylegan32": ("configs/stylegan.py:emoji32", 32, "stylegan"),
     "stylegan64": ("configs/stylegan.py:emoji64", 64, "stylegan"),
+    "pix2pix32": ("configs/translate.py:emoji32", 32, "pix2pix"),
+    "pix2pix64": ("configs/translate.py:emoji64", 64, "pix2pix"),
 }
+# what each kind turns off: augmentation (the step, not the policy)
+_NO_AUG = {"dcgan": ["--config.gan.diffaugment=", "--config.model.name=dcgan",
+                     "--config.model.width=32"],
+           "stylegan": ["--config.gan.diffaugment=", "--config.gan.ada_target=0.0"],
+           "pix2pix": ["--config.translate.shift=0", "--config.translate.flip=False"]}
 
 
-def _config(model, dtype, steps):
+def _config(model, dtype, steps, batch=0):
   from artjax.commands import options as cli
   spec, res, kind = MODELS[model]
-  over = [f"--config.data.resolution={res}", "--config.gan.diffaugment=",
+  over = [f"--config.data.resolution={res}", *_NO_AUG[kind],
           f"--config.train.dtype={dtype}", "--config.train.eval_every=0",
           "--config.train.sample_every=0", f"--config.train.steps_per_dispatch={steps}"]
-  if kind == "dcgan":
-    over += ["--config.model.name=dcgan", "--config.model.width=32"]
-  else:
-    over += ["--config.gan.ada_target=0.0"]
+  if batch:
+    over.append(f"--config.train.batch_size={batch}")
   return cli.load_config(os.path.join(common.ROOT, spec), over), kind
 
 
 def _peer(kind, c, bench, dtype):
   train = bench.host_data["train"]
+  if kind == "pix2pix":
+    from benchmarks.peers.torch_pix2pix_peer import TorchPix2Pix
+    return TorchPix2Pix(c, np.asarray(train["source"]), np.asarray(train["target"]), dtype)
   images, labels = np.asarray(train["images"]), np.asarray(train["labels"])
   if kind == "dcgan":
     from benchmarks.peers.torch_dcgan_peer import TorchDCGAN
@@ -54,8 +63,8 @@ def _peer(kind, c, bench, dtype):
   return TorchStyleGAN(c, images, labels, dtype)
 
 
-def _prepare(model, dtype, steps, with_torch):
-  c, kind = _config(model, dtype, steps)
+def _prepare(model, dtype, steps, with_torch, batch=0):
+  c, kind = _config(model, dtype, steps, batch)
   bench = common.Prepared(c)
   with common.parallel.active_mesh(bench.mesh):
     one = jax.jit(bench.task.train_step).lower(bench.state, bench.data).compile()
@@ -109,6 +118,7 @@ def main(argv=None):
   p.add_argument("--steps", type=int, default=4, help="steps per timed call (artjax: one dispatch)")
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--no-torch", action="store_true")
+  p.add_argument("--batch", type=int, default=0, help="batch size (0: the config's)")
   args = p.parse_args(argv)
   bad = [m for m in args.models.split(",") if m not in MODELS]
   if bad:
@@ -116,7 +126,7 @@ def main(argv=None):
   if not args.no_torch:
     import torch
     torch.set_num_threads(os.cpu_count())
-  runs = [_prepare(m, d, args.steps, not args.no_torch)
+  runs = [_prepare(m, d, args.steps, not args.no_torch, args.batch)
           for m in args.models.split(",") for d in args.dtype.split(",")]
   peaks = _measure(runs, args.steps, args.repeats)
   records = [_record(r, peaks) for r in runs]

@@ -64,20 +64,28 @@ def _conv_bwd(pad, res, g):
 
 
 def _weight_grad(x, g, pad, kh, kw):
-  """dL/dkernel [kh, kw, I, O]: per kernel row, the kw shifted input windows side by side
-  [B*H'*W', kw*I] transposed times the output gradient [B*H'*W', O] -- one matmul a row.
-  (As a canonical convolution -- channels as batch, the output gradient as a kernel spanning
-  the whole output -- XLA:CPU is up to 5x slower at 32 px and 64 channels.)"""
+  """dL/dkernel [kh, kw, I, O] as matmuls over the B*H'*W' positions (as a canonical
+  convolution -- channels as batch, the output gradient as a kernel spanning the whole output
+  -- XLA:CPU is up to 5x slower at 32 px and 64 channels). With 16 or more input channels:
+  per kernel tap, the output gradient transposed once [O, BHW] times the shifted input window
+  [BHW, I]; with fewer (an RGB input layer): per kernel row, the kw shifted windows side by
+  side, transposed, times the output gradient (1.4-1.6x and 3x faster where each is used)."""
   (pt, pb), (pl, pr) = pad
   b, ho, wo, o = g.shape
+  cin = x.shape[-1]
   dt = _compute_dtype(x, g)
   xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))).astype(dt)
   g2 = g.reshape(-1, o).astype(dt)
+  if cin >= 16:
+    gt = _copy_t(g2, (1, 0))
+    taps = [jnp.matmul(gt, xp[:, dy:dy + ho, dx:dx + wo].reshape(-1, cin),
+                       preferred_element_type=_F32) for dy in range(kh) for dx in range(kw)]
+    return _copy_t(jnp.stack(taps).reshape(kh, kw, o, cin), (0, 1, 3, 2))
   rows = []
   for dy in range(kh):
     cols = jnp.concatenate([xp[:, dy:dy + ho, dx:dx + wo] for dx in range(kw)], -1)
     rows.append(jnp.matmul(_copy_t(cols.reshape(b * ho * wo, -1), (1, 0)), g2,
-                           preferred_element_type=_F32).reshape(kw, x.shape[-1], o))
+                           preferred_element_type=_F32).reshape(kw, cin, o))
   return jnp.stack(rows)
 
 
