@@ -131,5 +131,5 @@ class TorchDCGAN:
     t = time.perf_counter()
     for _ in range(steps):
       d_loss, g_loss = self.step()
-    float(d_loss), float(g_loss)
+    d_loss.item(), g_loss.item()
     return time.perf_counter() - t

@@ -122,5 +122,5 @@ class TorchPix2Pix:
     t = time.perf_counter()
     for _ in range(steps):
       loss, d_loss = self.step()
-    float(loss), float(d_loss)
+    loss.item(), d_loss.item()
     return time.perf_counter() - t
