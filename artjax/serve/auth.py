@@ -34,8 +34,11 @@ from artjax import ConfigError
 SCOPES = ("generate", "stylize", "repair", "metrics")
 ADMIN = "admin"
 ANONYMOUS = "anonymous"
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+# fullmatch: `$` would also match before a final newline ("eve\n")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_HEX = re.compile(r"[0-9a-f]{64}")
+#: token-bucket rates accepted (a subnormal rate overflows the bucket's 1 / rate)
+RATE_RANGE = (1e-6, 1e6)
 _FIELDS = {"name", "sha256", "scopes", "rate_per_s", "burst"}
 
 
@@ -70,17 +73,19 @@ def _entry(i: int, e, where: str) -> tuple[str, Client]:
     raise ConfigError(f"{where}: tokens[{i}] has unknown field {unknown[0]!r} (fields: "
                       f"{', '.join(sorted(_FIELDS))})")
   name, digest, scopes = e.get("name"), e.get("sha256"), e.get("scopes", [])
-  if not isinstance(name, str) or not _NAME.match(name):
+  if not isinstance(name, str) or not _NAME.fullmatch(name):
     raise ConfigError(f"{where}: tokens[{i}].name must be 1-64 letters, digits, '_.-', got {name!r}")
-  if not isinstance(digest, str) or not _HEX.match(digest.lower()):
+  if not isinstance(digest, str) or not _HEX.fullmatch(digest.lower()):
     raise ConfigError(f"{where}: tokens[{i}] ({name}).sha256 must be 64 hex digits (the hash of "
                       "the token: printf %s TOKEN | sha256sum), never the token itself")
   if not isinstance(scopes, list) or not scopes or any(s not in SCOPES + (ADMIN,) for s in scopes):
     raise ConfigError(f"{where}: tokens[{i}] ({name}).scopes must be a non-empty list of "
                       f"{', '.join(SCOPES + (ADMIN,))}, got {json.dumps(scopes)}")
   rate, burst = e.get("rate_per_s"), e.get("burst", 1)
-  if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
-    raise ConfigError(f"{where}: tokens[{i}] ({name}).rate_per_s must be a number > 0")
+  if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                           or not RATE_RANGE[0] <= rate <= RATE_RANGE[1]):
+    raise ConfigError(f"{where}: tokens[{i}] ({name}).rate_per_s must be a number from "
+                      f"{RATE_RANGE[0]:g} to {RATE_RANGE[1]:g} requests/s, got {rate!r}")
   if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
     raise ConfigError(f"{where}: tokens[{i}] ({name}).burst must be an integer >= 1")
   return digest.lower(), Client(name, frozenset(scopes), None if rate is None else float(rate),

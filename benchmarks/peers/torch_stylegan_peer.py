@@ -1,5 +1,5 @@
 """The StyleGAN2-class model and step in idiomatic PyTorch eager: the peer of artjax's
-stylegan task in benchmarks/stylegan_throughput.py. Same architecture as
+stylegan task in benchmarks/conv_throughput.py. Same architecture as
 artjax/image/models/stylegan.py (mapping with lr multiplier, w_avg; modulated/demodulated 3x3
 convs as input/output scaling, noise, [1,3,3,1] upsampling, skip ToRGB; residual D with
 minibatch std and a projection head), same channels, same step as artjax/tasks/stylegan.py

@@ -213,6 +213,10 @@ def test_stylize_without_a_style_network_is_404(service):
     ('{"tokens": [{"name": "a", "sha256": "%s", "scopes": ["paint"]}]}' % ("0" * 64), "scopes must be"),
     ('{"tokens": [{"name": "a", "sha256": "%s", "scopes": ["admin"], "rate_per_s": 0}]}' % ("0" * 64), "rate_per_s"),
     ('{"tokens": [{"name": "a", "sha256": "%s", "scopes": ["admin"], "token": "x"}]}' % ("0" * 64), "unknown field 'token'"),
+    # issue #47: a subnormal rate (its second request was a 500), a name or hash ending in "\n"
+    ('{"tokens": [{"name": "a", "sha256": "%s", "scopes": ["admin"], "rate_per_s": 5e-324}]}' % ("0" * 64), "rate_per_s must be a number from"),
+    ('{"tokens": [{"name": "eve\\n", "sha256": "%s", "scopes": ["admin"]}]}' % ("0" * 64), "name must be"),
+    ('{"tokens": [{"name": "eve", "sha256": "%s\\n", "scopes": ["admin"]}]}' % ("0" * 64), "sha256 must be"),
 ])
 def test_bad_token_files_are_one_line_at_start_up(tmp_path, trained_workdir, content, words):
   f = tmp_path / "tokens.json"
