@@ -77,7 +77,8 @@ def check_workdir(workdir: str) -> bool:
                       "directory: name a new folder for the run (e.g. runs/NAME)")
   if os.path.isdir(workdir):
     entries = [e for e in os.listdir(workdir) if not e.startswith(".write_probe_")]
-    if entries and "config.json" not in entries and not set(entries) <= set(RUN_FILES):
+    own = "config.json" in entries and _is_run_config(os.path.join(workdir, "config.json"))
+    if entries and not own and not set(entries) <= set(RUN_FILES) - {"config.json"}:
       raise ConfigError(f"--workdir={workdir!r} holds files that are not an artjax run "
                         f"({', '.join(sorted(entries)[:3])}{' ...' if len(entries) > 3 else ''}): "
                         "name a new or empty folder")
@@ -93,6 +94,17 @@ def check_workdir(workdir: str) -> bool:
   except OSError as e:
     raise ConfigError(f"workdir {workdir!r} is not writable: {e.strerror or e}") from e
   return created
+
+
+def _is_run_config(path: str) -> bool:
+  """Whether `path` is a config.json that artjax wrote (a task and a train block), not a
+  user's own file of that name."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      c = json.load(f)
+  except (OSError, ValueError):
+    return False
+  return isinstance(c, dict) and isinstance(c.get("task"), str) and isinstance(c.get("train"), dict)
 
 
 GUARDS = ("halt", "skip")

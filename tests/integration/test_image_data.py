@@ -98,6 +98,39 @@ def test_folder_refusals_are_one_error_and_write_nothing(tmp_path, kw, match):
   assert not os.path.exists(tmp_path / "data" / "folder")
 
 
+def test_fifos_devices_and_undecodable_names_are_skipped_not_hung(tmp_path, capsys):
+  """Issue #47: a FIFO named x.png hung the scan forever, a link to /dev/zero was read, a file
+  name that is not UTF-8 was a traceback in the split hash."""
+  n = make_folder(tmp_path / "pics")
+  root = tmp_path / "pics"
+  os.mkfifo(root / "cats" / "x.png")
+  os.symlink("/dev/zero", root / "dogs" / "zero.png")
+  good = (root / "cats" / "cats0.png").read_bytes()
+  with open(os.path.join(os.fsencode(root / "dogs"), b"caf\xe9.png"), "wb") as f:
+    f.write(good)                                           # a Latin-1 name: not UTF-8
+  ds = data.load(folder_config(root, tmp_path))
+  err = capsys.readouterr().err
+  assert "skipping 4 unreadable picture(s)" in err and "x.png" in err
+  assert sum(len(ds.labels(k)) for k in ("train", "validation", "test")) == n + 1
+
+
+def test_a_zip_bomb_is_refused_before_it_is_decompressed(tmp_path):
+  """Issue #47: a small zip whose entry decompresses far past any picture of data.max_pixels
+  is one error, read at most to the bound (not decompressed whole)."""
+  make_folder(tmp_path / "pics")
+  bomb = tmp_path / "bomb.zip"
+  with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+    z.write(tmp_path / "pics" / "cats" / "cats0.png", "cats0.png")
+    z.writestr("bomb.png", b"\0" * (64 << 20))              # 64 MiB of zeros, ~64 KB zipped
+  assert bomb.stat().st_size < 1 << 20
+  limit = folder_builder.max_file_bytes(1000)               # 16 MiB + 4 KB
+  with pytest.raises(ConfigError, match="bomb.png decompresses to .* above data.max_pixels"):
+    data.load(folder_config(bomb, tmp_path, max_pixels=1000))
+  with pytest.raises(folder_builder.TooLarge):
+    folder_builder.open_bytes(str(bomb), "bomb.png", limit)
+  assert not os.path.exists(tmp_path / "data" / "folder")
+
+
 def test_empty_or_missing_folder(tmp_path):
   (tmp_path / "empty").mkdir()
   with pytest.raises(ConfigError, match="no readable pictures"):

@@ -120,6 +120,15 @@ def test_workdir_rule(tmp_path, monkeypatch):
   r = run_cli("train", "--config=configs/gan.py:digits,smoke", f"--workdir={mine}")
   assert r.returncode != 0 and "not an artjax run" in r.stderr
   assert sorted(os.listdir(mine)) == ["holiday.jpg"]
+  # issue #47: a folder with the user's own config.json is not a run (it was overwritten)
+  theirs = tmp_path / "u"
+  theirs.mkdir()
+  (theirs / "config.json").write_text('{"my": "settings"}')
+  (theirs / "photo.png").write_bytes(b"x")
+  r = run_cli("train", "--config=configs/gan.py:digits,smoke", f"--workdir={theirs}")
+  assert r.returncode != 0 and "not an artjax run" in r.stderr
+  assert (theirs / "config.json").read_text() == '{"my": "settings"}'
+  assert sorted(os.listdir(theirs)) == ["config.json", "photo.png"]
   f = tmp_path / "a_file"
   f.write_text("x")
   with pytest.raises(ConfigError, match="is a file"):

@@ -79,10 +79,11 @@ def _checked_scan(d, path, settings):
                              progress=lambda xs: tqdm(xs, desc=f"checking {path}", unit="file",
                                                       leave=False, mininterval=1.0))
   except builder_lib.folder_builder.TooLarge as e:
-    raise ConfigError(f"{path}: a picture of {e} is above data.max_pixels={d.max_pixels} "
+    raise ConfigError(f"{path}: {e}, above data.max_pixels={d.max_pixels} "
                       "(a decompression bomb?)") from e
   if found.bad:
-    names = ", ".join(found.bad[:3]) + (" ..." if len(found.bad) > 3 else "")
+    names = (", ".join(builder_lib.folder_builder.printable(b) for b in found.bad[:3])
+             + (" ..." if len(found.bad) > 3 else ""))
     if d.strict:
       raise ConfigError(f"{path}: {len(found.bad)} unreadable picture(s) ({names}); remove them "
                         "or set data.strict=False to skip them")

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import stat
 import zipfile
 
 import numpy as np
@@ -54,9 +55,16 @@ def name_of(rel: str) -> str:
   return rel.split("/", 1)[1] if "/" in rel else rel
 
 
+def printable(rel: str) -> str:
+  """A relative path as valid Unicode: a name that is not UTF-8 (decoded by os.walk with
+  surrogates) keeps its undecodable bytes as \\xNN escapes."""
+  return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def split_of(path: str, split_by: str = "path") -> str:
   key = name_of(path) if split_by == "name" else path
-  b = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 10
+  # surrogateescape: a file name that is not UTF-8 (os.walk decodes it with surrogates)
+  b = int(hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest(), 16) % 10
   return "test" if b == 0 else "validation" if b == 1 else "train"
 
 
@@ -76,16 +84,35 @@ def listing(source: str) -> list:
   return sorted(out)
 
 
-def open_bytes(source: str, rel: str) -> bytes:
-  if zipfile.is_zipfile(source):
-    with zipfile.ZipFile(source) as z:
-      return z.read(rel)
-  with open(os.path.join(source, rel), "rb") as f:
-    return f.read()
-
-
 class TooLarge(ValueError):
   pass
+
+
+def max_file_bytes(max_pixels: int) -> int:
+  """The most bytes a picture file of `max_pixels` may hold: an uncompressed RGBA bitmap at
+  the pixel limit plus 16 MiB of headers and metadata."""
+  return 4 * int(max_pixels) + (16 << 20)
+
+
+def open_bytes(source: str, rel: str, max_bytes: int | None = None) -> bytes:
+  """The bytes of one picture. Only regular files are read (a FIFO, a device or a link to
+  one is a ValueError, never opened for a blocking read); a zip entry is decompressed at most
+  to `max_bytes` (TooLarge past it, whatever its header claims)."""
+  if zipfile.is_zipfile(source):
+    with zipfile.ZipFile(source) as z:
+      info = z.getinfo(rel)
+      if max_bytes is not None and info.file_size > max_bytes:
+        raise TooLarge(f"{rel} decompresses to {info.file_size:,} bytes")
+      with z.open(info) as f:
+        data = f.read(-1 if max_bytes is None else max_bytes + 1)
+      if max_bytes is not None and len(data) > max_bytes:
+        raise TooLarge(f"{rel} decompresses to more than {max_bytes:,} bytes")
+      return data
+  fd = os.open(os.path.join(source, rel), os.O_RDONLY | os.O_NONBLOCK)
+  with os.fdopen(fd, "rb") as f:
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+      raise ValueError(f"{rel} is not a regular file")
+    return f.read()
 
 
 def check_picture(data: bytes, max_pixels: int) -> None:
@@ -93,7 +120,7 @@ def check_picture(data: bytes, max_pixels: int) -> None:
   from PIL import Image
   with Image.open(io.BytesIO(data)) as im:
     if im.size[0] * im.size[1] > max_pixels:
-      raise TooLarge(f"{im.size[0]}x{im.size[1]} pixels")
+      raise TooLarge(f"a picture of {im.size[0]}x{im.size[1]} pixels")
     im.load()
 
 
@@ -103,7 +130,7 @@ def scan(source: str, settings: str, max_pixels: int, labels: bool, progress=Non
   good, bad = [], []
   for rel, _, _ in (progress(found) if progress else found):
     try:
-      check_picture(open_bytes(source, rel), max_pixels)
+      check_picture(open_bytes(source, rel, max_file_bytes(max_pixels)), max_pixels)
       good.append(rel)
     except TooLarge:
       raise
@@ -173,4 +200,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         im.seek(0)
         image = to_square(im, self.resolution, self.fit)
       label = classes.index(rel.split("/", 1)[0]) if classes else 0
-      yield rel, {"image": image, "label": np.int32(label), "key": text_codes(rel, KEY_LEN)}
+      key = printable(rel)
+      yield key, {"image": image, "label": np.int32(label), "key": text_codes(key, KEY_LEN)}
