@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import warnings
 
 import numpy as np
@@ -153,15 +154,23 @@ def decode_image(data: bytes, what: str, max_pixels: int = MAX_UPLOAD_PIXELS) ->
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:[0-9]{1,5})?")
+
+
 def hostname(value: str) -> str:
-  """The host of a Host header ("127.0.0.1:8080", "[::1]:80") or of an Origin URL."""
+  """The host of a Host header ("127.0.0.1:8080", "[::1]:80") or of an Origin URL; "" for
+  anything that is not exactly a host and an optional port ("localhost:80@evil.com")."""
   from urllib.parse import urlsplit
   if "//" in value:
-    return (urlsplit(value).hostname or "").lower()
-  value = value.strip().lower()
-  if value.startswith("["):
-    return value[1:value.find("]")] if "]" in value else value
-  return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    try:
+      return (urlsplit(value).hostname or "").lower()
+    except ValueError:
+      return ""
+  m = _HOST.fullmatch(value.strip().lower())
+  if not m:
+    return ""
+  host = m.group(1)
+  return host[1:-1] if host.startswith("[") else host
 
 
 class LoopbackGuard:
@@ -174,12 +183,17 @@ class LoopbackGuard:
 
   async def __call__(self, scope, receive, send):
     if scope["type"] == "http":
-      headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-      host, origin = headers.get("host", ""), headers.get("origin")
-      bad = ("Host" if hostname(host) not in LOOPBACK_NAMES else
-             "Origin" if origin is not None and hostname(origin) not in LOOPBACK_NAMES else None)
+      values = {}
+      for k, v in scope["headers"]:
+        values.setdefault(k.decode("latin-1").lower(), []).append(v.decode("latin-1"))
+      hosts, origins = values.get("host", [""]), values.get("origin", [])
+      # exactly one Host and at most one Origin: of two, neither may be chosen silently
+      bad = ("Host" if len(hosts) != 1 or hostname(hosts[0]) not in LOOPBACK_NAMES else
+             "Origin" if len(origins) > 1 or (origins and hostname(origins[0]) not in LOOPBACK_NAMES)
+             else None)
       if bad:
-        resp = JSONResponse({"error": f"{bad} {headers.get(bad.lower())!r} refused: without a "
+        shown = ", ".join(values.get(bad.lower(), [""]))
+        resp = JSONResponse({"error": f"{bad} {shown!r} refused: without a "
                              "token this service answers loopback clients only"}, 403)
         await resp(scope, receive, send)
         return

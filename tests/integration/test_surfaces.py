@@ -78,7 +78,10 @@ def test_no_token_mode_answers_loopback_hosts_and_origins_only(digits_model):
     assert c.get("/healthz").status_code == 200
     assert c.post("/v1/generate", json={"num": 1}, headers={"Origin": "http://localhost:8080"}).status_code == 200
     for headers in ({"Host": "evil.example"}, {"Host": "127.0.0.1.evil.example:8080"},
-                    {"Origin": "http://evil.example"}, {"Origin": "null"}):
+                    {"Origin": "http://evil.example"}, {"Origin": "null"},
+                    {"Host": "localhost:80@evil.com"}, {"Host": "localhost:80/x"},   # issue #47
+                    [("Origin", "http://evil.example"), ("Origin", "http://localhost:8080")],
+                    [("Origin", "http://localhost:8080"), ("Origin", "http://evil.example")]):
       r = c.post("/v1/generate", json={"num": 1}, headers=headers)
       assert r.status_code == 403 and "loopback" in r.json()["error"], headers
     assert c.get("/", headers={"Host": "[::1]:8080"}).status_code == 200
