@@ -77,9 +77,15 @@ def from_array(a) -> np.ndarray:
   return np.ascontiguousarray(a, np.float32)
 
 
+def to_rgb(im: Image.Image) -> np.ndarray:
+  """A decoded picture of any PIL mode -> float32 [H, W, 3] in [0, 1] (16-bit kept exact,
+  alpha composited on white): the one decoder of files (CLI) and uploads (the service)."""
+  return from_array(_to_float(im))
+
+
 def read_image(path: str, what: str = "image") -> np.ndarray:
   """float32 [H, W, 3] in [0, 1]; a ConfigError naming `what` and the file if unusable."""
-  return from_array(_to_float(_open(path, what)))
+  return to_rgb(_open(path, what))
 
 
 def read_mask(path: str, shape: tuple[int, int] | None = None, what: str = "--mask") -> np.ndarray:

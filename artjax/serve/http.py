@@ -16,6 +16,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from artjax.image.io import to_rgb
+
 MAX_JSON_DEPTH = 32
 BODY_TIMEOUT_S = 10.0
 #: an uploaded picture may have at most this many pixels (checked from its header, before
@@ -146,9 +148,7 @@ def decode_image(data: bytes, what: str, max_pixels: int = MAX_UPLOAD_PIXELS) ->
     raise BadRequest(413, f"{what}: claims more pixels than allowed") from None
   except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
     raise BadRequest(422, f"{what}: not a readable PNG or JPEG ({' '.join(str(e).split())[:120]})") from None
-  rgba = np.asarray(im.convert("RGBA"), np.float32) / 255.0
-  alpha = rgba[..., 3:]
-  return rgba[..., :3] * alpha + (1.0 - alpha)
+  return to_rgb(im)   # the CLI's decoder (artjax.image.io): 16-bit greyscale stays exact
 
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")

@@ -273,3 +273,22 @@ def test_a_stalled_or_abandoned_upload_is_a_4xx_in_bounded_time(monkeypatch):
 def test_image_samples_need_an_npz_name(trained_workdir, tmp_path):
   r = run_cli("sample", f"--workdir={trained_workdir}", "--num=2", f"--out={tmp_path / 'pics'}")
   assert r.returncode != 0 and ".npz" in r.stderr and not os.listdir(tmp_path)
+
+
+def test_uploads_and_files_share_one_decoder_16_bit_grey_stays_grey(tmp_path):
+  """Issue #47: a 16-bit greyscale PNG upload was clipped to white (convert("RGBA") on I;16)
+  while the CLI read the same file correctly."""
+  import io
+  from PIL import Image
+  from artjax.image.io import read_image
+  from artjax.serve.http import decode_image
+  grey = np.full((6, 5), 30000, np.uint16)
+  path = tmp_path / "grey16.png"
+  Image.fromarray(grey).save(path)
+  assert Image.open(path).mode.startswith("I")
+  served = decode_image(path.read_bytes(), "image")
+  np.testing.assert_array_equal(served, read_image(str(path)))
+  np.testing.assert_allclose(served, 30000 / 65535, rtol=1e-6)
+  buf = io.BytesIO()
+  Image.fromarray(np.zeros((4, 4, 4), np.uint8)).save(buf, "PNG")   # transparent: white
+  np.testing.assert_allclose(decode_image(buf.getvalue(), "image"), 1.0)
