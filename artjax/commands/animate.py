@@ -23,6 +23,7 @@ from artjax.engine import workdir as runs
 from artjax.engine.video import FORMATS, VideoWriter
 from artjax.image import animation
 from artjax.tasks import open_run
+from artjax.engine import progress
 
 SUMMARY = "a looping latent walk, class morph or style-mixing sweep as MP4 or GIF"
 USAGE = ("animate --workdir=DIR --out=walk.mp4|walk.gif [--keyframes=N] [--seconds=S] "
@@ -218,7 +219,7 @@ def animate(workdir: str, out: str, **a) -> dict:
 
 def _encode(out, a, d, size, render, state, tiles, per_call, audio):
   with VideoWriter(out, a["fps"], size, audio=audio) as video:
-    for i in tqdm(range(0, d["frames"], per_call), desc="frames", leave=False):
+    for i in tqdm(range(0, d["frames"], per_call), desc="frames", leave=progress.leave()):
       idx = np.minimum(np.arange(i, i + per_call), d["frames"] - 1)   # fixed shape: pad the end
       imgs = np.asarray(render(state, jnp.asarray(idx, jnp.int32))).reshape(
           per_call, tiles, a["size"], a["size"], 3)

@@ -23,6 +23,7 @@ from artjax.commands.options import check_outputs
 from artjax.engine.video import VideoWriter
 from artjax.image import style
 from artjax.image.networks import feature_network
+from artjax.engine import progress
 
 CHUNK = 4                   # frames per compiled call
 
@@ -67,7 +68,7 @@ def morph_video(content: str, styles: list, out: str, d: dict, *, fps: int, size
   run = _compiled(net, s, steps, warm)
   with VideoWriter(out, fps, (h + h % 2, w + w % 2)) as video:
     video.write(_even(_u8(first)))
-    for i in tqdm(range(1, d["frames"], CHUNK), desc="morph", leave=False):
+    for i in tqdm(range(1, d["frames"], CHUNK), desc="morph", leave=progress.leave()):
       idx = np.minimum(np.arange(i, i + CHUNK), d["frames"] - 1)     # fixed shape: pad the end
       v, chunk = run(params, contents[0], style_sets[0], mixes[idx], v)
       chunk = _u8(chunk)[:min(CHUNK, d["frames"] - i)]

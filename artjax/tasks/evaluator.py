@@ -19,6 +19,7 @@ from artjax.engine import checkpoint
 from artjax.engine import data as data_plumbing
 from artjax.tasks import datasets as data_lib
 from artjax.tasks.classifier import ClassifierTask
+from artjax.engine import progress
 
 
 #: data fields besides name and data_dir that decide which images a dataset holds
@@ -125,7 +126,7 @@ class InceptionFeatures:
     images = np.asarray(images)
     out = []
     for i in tqdm(range(0, len(images), self.batch_size), desc="inception features",
-                  leave=False, disable=len(images) <= self.batch_size):
+                  leave=progress.leave(), disable=len(images) <= self.batch_size):
       x = jnp.asarray(images[i:i + self.batch_size], jnp.float32) / 255.0
       out.append(np.asarray(self._apply(self.params, x), np.float64))
     return np.concatenate(out)

@@ -292,3 +292,16 @@ def test_uploads_and_files_share_one_decoder_16_bit_grey_stays_grey(tmp_path):
   buf = io.BytesIO()
   Image.fromarray(np.zeros((4, 4, 4), np.uint8)).save(buf, "PNG")   # transparent: white
   np.testing.assert_allclose(decode_image(buf.getvalue(), "image"), 1.0)
+
+
+def test_an_error_after_a_progress_bar_starts_its_own_line(tmp_path):
+  """Issue #47: `checking DIR: 0file [00:00, ?file/s]      error: ...` was one line of stderr
+  (a bar closed with a carriage return): a script reading lines that start with `error:` missed it."""
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "empty" / "notes.png").write_text("not a picture")     # a bar with one file
+  r = run_cli("train", "--config=configs/stylegan.py:emoji32,smoke",
+              f"--config.data.name=folder:{tmp_path / 'empty'}", f"--workdir={tmp_path / 'w'}")
+  assert r.returncode == 2 and "checking" in r.stderr
+  lines = [ln for ln in r.stderr.split("\n") if "error:" in ln]
+  assert lines and all(ln.startswith("error:") for ln in lines), r.stderr
+  assert not os.path.exists(tmp_path / "w")

@@ -21,7 +21,9 @@ ALLOWED = {
     "artjax.music": DOMAIN_FREE + ("artjax.image",),   # piano rolls are images
     "artjax.tasks": DOMAIN_FREE + ("artjax.image", "artjax.music", "artjax.poetry"),
     "artjax.deploy": DOMAIN_FREE + ("artjax.tasks",),
-    "artjax.serve": DOMAIN_FREE + ("artjax.music", "artjax.poetry", "artjax.tasks", "artjax.deploy"),
+    # image too: uploads are decoded by the image domain's one decoder (artjax.image.io)
+    "artjax.serve": DOMAIN_FREE + ("artjax.image", "artjax.music", "artjax.poetry", "artjax.tasks",
+                                   "artjax.deploy"),
     "artjax.commands": None,                         # the top: anything in artjax
 }
 

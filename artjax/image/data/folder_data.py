@@ -19,6 +19,7 @@ from artjax import ConfigError
 from artjax.engine import data as data_lib
 from artjax.image.data import folder as builder_lib
 from artjax.image.data.dataset import ImageDataset
+from artjax.engine import progress
 
 PREFIX = "folder:"
 
@@ -77,7 +78,7 @@ def _checked_scan(d, path, settings):
   try:
     found = builder_lib.scan(path, settings, int(d.max_pixels), bool(d.labels),
                              progress=lambda xs: tqdm(xs, desc=f"checking {path}", unit="file",
-                                                      leave=False, mininterval=1.0))
+                                                      leave=progress.leave(), mininterval=1.0))
   except builder_lib.folder_builder.TooLarge as e:
     raise ConfigError(f"{path}: {e}, above data.max_pixels={d.max_pixels} "
                       "(a decompression bomb?)") from e
