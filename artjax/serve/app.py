@@ -47,7 +47,7 @@ from artjax import ConfigError
 from artjax.music import encoding as enc, mood as mood_lib, render
 from artjax.poetry import calligraphy, pingshui, text
 from artjax.serve.auth import Auth, Denied
-from artjax.serve.http import (BadRequest, LoopbackGuard, decode_image, field, form_body,
+from artjax.serve.http import (BadRequest, LoopbackGuard, decode_upload, field, form_body,
                                json_body)
 from artjax.serve.models import COMPILES, FORMATS
 from artjax.serve.counts import BATCH_BUCKETS
@@ -463,7 +463,7 @@ class Service:
     tool = _tool(self.tools, "stylize", parts.get("model"))
     if "image" not in parts:
       raise BadRequest(422, "missing the 'image' file part (curl -F image=@photo.png)")
-    image = decode_image(parts["image"], "image")
+    image = await decode_upload(parts["image"], "image")
     out = await self._within(self.work.stylize(tool.name, image))
     self.metric["images"].labels(tool.name).inc()
     return Response(encode_png(out), media_type="image/png",
@@ -475,7 +475,7 @@ class Service:
     for need in ("image", "mask"):
       if need not in parts:
         raise BadRequest(422, f"missing the '{need}' file part (curl -F image=@x.png -F mask=@m.png)")
-    image, mask = decode_image(parts["image"], "image"), decode_image(parts["mask"], "mask")
+    image, mask = await decode_upload(parts["image"], "image"), await decode_upload(parts["mask"], "mask")
     if mask.shape[:2] != image.shape[:2]:
       raise BadRequest(422, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                             f"{image.shape[1]}x{image.shape[0]}: they must match")

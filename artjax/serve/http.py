@@ -9,6 +9,7 @@ import io
 import json
 import re
 import warnings
+import weakref
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -126,6 +127,21 @@ async def form_body(request: Request, limit: int, files: tuple, fields: tuple) -
     return out
   finally:
     await form.close()
+
+
+#: uploads decoded at once (each may take ~0.6 s and a few hundred MB at MAX_UPLOAD_PIXELS);
+#: further ones wait their turn instead of pushing the process's memory up
+MAX_DECODES = 2
+_DECODE_SLOTS = weakref.WeakKeyDictionary()   # event loop -> its semaphore
+
+
+async def decode_upload(data: bytes, what: str, max_pixels: int = MAX_UPLOAD_PIXELS) -> np.ndarray:
+  """`decode_image` in a worker thread, off the event loop (health checks and other requests
+  keep being answered while a large picture decodes), at most MAX_DECODES at once."""
+  loop = asyncio.get_running_loop()
+  slots = _DECODE_SLOTS.setdefault(loop, asyncio.Semaphore(MAX_DECODES))
+  async with slots:
+    return await loop.run_in_executor(None, decode_image, data, what, max_pixels)
 
 
 def decode_image(data: bytes, what: str, max_pixels: int = MAX_UPLOAD_PIXELS) -> np.ndarray:

@@ -305,3 +305,41 @@ def test_an_error_after_a_progress_bar_starts_its_own_line(tmp_path):
   lines = [ln for ln in r.stderr.split("\n") if "error:" in ln]
   assert lines and all(ln.startswith("error:") for ln in lines), r.stderr
   assert not os.path.exists(tmp_path / "w")
+
+
+def test_uploads_decode_off_the_event_loop_a_few_at_a_time(monkeypatch):
+  """Issue #47: uploads were decoded on the event loop (a 4096x4096 JPEG blocked every request
+  ~0.6 s) with nothing capping how many decode at once."""
+  import asyncio
+  import threading
+  import time
+  from artjax.serve import http
+  running, most = [0], [0]
+  lock = threading.Lock()
+
+  def slow_decode(data, what, max_pixels):
+    with lock:
+      running[0] += 1
+      most[0] = max(most[0], running[0])
+    time.sleep(0.2)                       # a large picture being decoded
+    with lock:
+      running[0] -= 1
+    return np.zeros((2, 2, 3), np.float32)
+  monkeypatch.setattr(http, "decode_image", slow_decode)
+
+  async def main():
+    ticks = []
+
+    async def heartbeat():                # what /healthz needs: the loop keeps turning
+      for _ in range(20):
+        ticks.append(time.perf_counter())
+        await asyncio.sleep(0.02)
+    t0 = time.perf_counter()
+    beat = asyncio.create_task(heartbeat())
+    out = await asyncio.gather(*[http.decode_upload(b"x", "image") for _ in range(6)])
+    await beat
+    return out, ticks, time.perf_counter() - t0
+  out, ticks, wall = asyncio.run(main())
+  assert len(out) == 6 and most[0] == http.MAX_DECODES
+  assert wall >= 6 / http.MAX_DECODES * 0.2 * 0.9          # the rest waited their turn
+  assert max(b - a for a, b in zip(ticks, ticks[1:])) < 0.15  # never blocked by a decode
