@@ -203,7 +203,32 @@ def _read_manifest(d: str) -> dict:
   if manifest_digest(manifest) != manifest["manifest_sha256"]:
     raise ConfigError(f"{path} was edited or damaged (its sha256 is not the one it records): "
                       "export the run again")
+  problem = _manifest_problem(manifest)
+  if problem:
+    raise ConfigError(f"{path}: {problem} (edited and re-hashed?): export the run again")
   return manifest
+
+
+def _count(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _manifest_problem(m: dict) -> str | None:
+  """What is malformed in a manifest whose digest holds (a re-hashed edit), or None."""
+  if not _count(m["step"]):
+    return f"step {m['step']!r} is not a step number"
+  if not isinstance(m["kind"], str):
+    return f"kind {m['kind']!r} is not a name"
+  files = m["files"]
+  ok = isinstance(files, dict) and files and all(
+      isinstance(n, str) and n == os.path.basename(n) and n not in ("", ".", "..")
+      and isinstance(e, dict) and isinstance(e.get("sha256"), str) and _count(e.get("bytes"))
+      for n, e in files.items())
+  if not ok:
+    return "its files entry is malformed"
+  if "num_classes" in m and not _count(m["num_classes"]):
+    return f"num_classes {m['num_classes']!r} is not a count"
+  return None
 
 
 def load_export(d: str, names=None) -> tuple[dict, dict]:

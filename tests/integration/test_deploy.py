@@ -221,6 +221,12 @@ def _flip(path, at=200, n=64):
     (lambda d: _edit(d, lambda m: m.update(num_classes=100)), "edited or damaged"),
     (lambda d: _edit(d, lambda m: m.update(kind="poems")), "edited or damaged"),
     (lambda d: (d / "rows.jaxexport").unlink(), "has no rows.jaxexport"),
+    # issue #47: edited AND re-hashed manifests with malformed fields: one error, no traceback
+    (lambda d: _edit(d, lambda m: m.update(step="abc"), rehash=True), "step 'abc' is not"),
+    (lambda d: _edit(d, lambda m: m["files"].update(x="y"), rehash=True), "files entry is malformed"),
+    (lambda d: _edit(d, lambda m: m["files"].update({"../x": m["files"]["rows.jaxexport"]}),
+                     rehash=True), "files entry is malformed"),
+    (lambda d: _edit(d, lambda m: m.update(num_classes=-1), rehash=True), "num_classes -1"),
 ])
 def test_damaged_artifacts_and_manifests_are_refused(trained_workdir, tmp_path, damage, needle):
   out = tmp_path / "export"
@@ -241,7 +247,10 @@ def test_damaged_artifacts_and_manifests_are_refused(trained_workdir, tmp_path, 
     assert r.returncode != 0 and "damaged" in r.stderr
 
 
-def _edit(d, fn):
+def _edit(d, fn, rehash=False):
   m = json.loads((d / "manifest.json").read_text())
   fn(m)
+  if rehash:
+    from artjax.deploy import manifest_digest
+    m["manifest_sha256"] = manifest_digest(m)
   (d / "manifest.json").write_text(json.dumps(m))
