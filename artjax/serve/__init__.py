@@ -157,10 +157,12 @@ def _serve_uvicorn(args: dict, auth, host: str, port: int) -> int:
   print(f"serving {', '.join([*models, *tools])} on http://{host}:{port}/ (auth: "
         f"{auth.describe()}); Ctrl-C or SIGTERM stops"
         + ("; SIGHUP reloads the tokens" if auth.tokens_file else ""), file=sys.stderr, flush=True)
-  # Limits against idle or oversized clients: idle keep-alive connections close after 5 s,
-  # request headers above 16 KB are refused (h11), connections beyond MAX_CONNECTIONS get
-  # 503 instead of exhausting the process's file limit.
-  config = uvicorn.Config(app, log_level="warning", access_log=False, http="h11",
+  # Limits against idle or oversized clients: idle keep-alive connections close after 5 s, a
+  # request head must arrive within 10 s and be at most 16 KB however it is read
+  # (serve/protocol.py), connections beyond MAX_CONNECTIONS get 503 instead of exhausting the
+  # process's file limit.
+  from artjax.serve.protocol import GuardedH11Protocol
+  config = uvicorn.Config(app, log_level="warning", access_log=False, http=GuardedH11Protocol,
                           timeout_keep_alive=KEEP_ALIVE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                           limit_concurrency=MAX_CONNECTIONS,
                           timeout_graceful_shutdown=max(5, int(args["timeout_s"])))
