@@ -31,6 +31,9 @@ from artjax.tasks.training import train
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 ARTIFACT, ROWS, MANIFEST = "sampler.jaxexport", "rows.jaxexport", "manifest.json"
 WALK = "walk.jaxexport"
+#: what the artifact itself says of the model (image GANs: the number of classes), to check
+#: the manifest against: a manifest edited and re-hashed cannot change it
+META = "meta.jaxexport"
 #: rows per seed of the exported row sampler (the service's most images per request)
 ROWS_MAX_NUM = 64
 LOADER = """import hashlib, json, numpy as np
@@ -148,6 +151,8 @@ def exported(workdir: str, platforms=("cpu",), best: bool = False):
     manifest["loader"] = POEM_LOADER
   if task.sample_kind == "images":   # image GANs: 0 = unconditional
     manifest["num_classes"] = int(task.num_classes) if task.conditional else 0
+    nc = np.int32(manifest["num_classes"])
+    out["meta"] = jax_export.export(jax.jit(lambda: nc), platforms=platforms)()
   return out, manifest
 
 
@@ -162,6 +167,8 @@ def export_workdir(workdir: str, out: str, platforms=("cpu",), best: bool = Fals
     blobs[ROWS] = exps["rows"].serialize()
   if "walk" in exps:
     blobs[WALK] = exps["walk"].serialize()
+  if "meta" in exps:
+    blobs[META] = exps["meta"].serialize()
   extras = exps.get("files", {})
   blobs.update(extras)
   manifest["artifact_bytes"] = len(blobs[ARTIFACT])
@@ -233,9 +240,22 @@ def _manifest_problem(m: dict) -> str | None:
 
 def load_export(d: str, names=None) -> tuple[dict, dict]:
   """({file name: Exported}, manifest) of an export directory, every file checked against
-  the manifest's sha256 before it is deserialised; a damaged or edited manifest or
-  artifact, or a missing one, is one ConfigError naming the file."""
+  the manifest's sha256 before it is deserialised, and the manifest's number of classes
+  against the artifact's own (META); a damaged or edited manifest or artifact, or a missing
+  one, is one ConfigError naming the file."""
   manifest = _read_manifest(d)
+  if META in manifest["files"]:
+    meta = _deserialised(d, manifest, [META])[META]
+    if "cpu" in meta.platforms:
+      own = int(np.asarray(meta.call()))
+      if own != manifest.get("num_classes", 0):
+        raise ConfigError(f"{os.path.join(d, MANIFEST)} says num_classes="
+                          f"{manifest.get('num_classes')} but its artifact has {own} (edited and "
+                          "re-hashed?): export the run again")
+  return _deserialised(d, manifest, names), manifest
+
+
+def _deserialised(d: str, manifest: dict, names) -> dict:
   files = manifest["files"]
   out = {}
   for name in names or [n for n in files if n.endswith(".jaxexport")]:
@@ -252,7 +272,7 @@ def load_export(d: str, names=None) -> tuple[dict, dict]:
     except Exception as e:   # a digest collision is out of reach; this is a version mismatch
       raise ConfigError(f"{path} does not deserialise with jax {jax.__version__} "
                         f"({' '.join(str(e).split())[:120]})") from e
-  return out, manifest
+  return out
 
 
 def read_file(d: str, name: str) -> bytes:

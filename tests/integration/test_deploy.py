@@ -227,6 +227,7 @@ def _flip(path, at=200, n=64):
     (lambda d: _edit(d, lambda m: m["files"].update({"../x": m["files"]["rows.jaxexport"]}),
                      rehash=True), "files entry is malformed"),
     (lambda d: _edit(d, lambda m: m.update(num_classes=-1), rehash=True), "num_classes -1"),
+    (lambda d: _edit(d, lambda m: m.update(num_classes=100), rehash=True), "but its artifact has 10"),
 ])
 def test_damaged_artifacts_and_manifests_are_refused(trained_workdir, tmp_path, damage, needle):
   out = tmp_path / "export"
