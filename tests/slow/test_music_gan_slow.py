@@ -18,7 +18,9 @@ def test_voices_gan_is_near_the_floor_follows_the_mode_and_sounds_chords(tmp_pat
     e = json.load(f)
   s, floor, music = e["samples"], e["floor"], e["music"]
   assert floor["fdd"] > 0.1, floor                                  # a judge that can judge
-  assert s["fdd"] < 4.0 * floor["fdd"], (s["fdd"], floor["fdd"])    # measured: 2.5x
+  # measured 2.5x on an AVX512-BF16 Zen 4, 4.2x on an AVX2-only EPYC (same code and seed: a
+  # GAN's end point and the evaluator it is judged by follow the CPU's rounding)
+  assert s["fdd"] < 5.0 * floor["fdd"], (s["fdd"], floor["fdd"])
   assert s["recall"] > 0.7 and s["nn_ratio"] > 0.9, s               # measured: 0.89, 1.10
   m = music["samples"]
   assert m["major"]["music21"] >= 0.7 and m["minor"]["music21"] >= 0.7, m   # 0.85 / 0.79
