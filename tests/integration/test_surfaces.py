@@ -107,7 +107,8 @@ def test_server_limits_are_configured():
   from artjax import serve
   src = inspect.getsource(serve._serve_uvicorn)
   assert serve.MAX_HEADER_BYTES <= 64 * 1024 and serve.KEEP_ALIVE_S <= 10 and serve.MAX_CONNECTIONS <= 1024
-  for name in ("timeout_keep_alive", "h11_max_incomplete_event_size", "limit_concurrency", 'http="h11"'):
+  for name in ("timeout_keep_alive", "h11_max_incomplete_event_size", "limit_concurrency",
+               "http=GuardedH11Protocol"):   # h11 with head timeouts and limits (serve/protocol.py)
     assert name in src
 
 
