@@ -31,4 +31,12 @@ if __name__ == "__main__":
   signal.signal(signal.SIGTERM, _terminate)
   code = commands.main(sys.argv)
   signal.signal(signal.SIGTERM, lambda *_: os._exit(code))   # teardown keeps the outcome
+  from artjax.engine import loop
+  if loop.FINISHED.get("status") is not None:
+    # a run reported its outcome with its checkpoint, metrics and summary closed: skip the
+    # interpreter's teardown, where XLA's and Orbax's threads could segfault after a SIGTERM
+    # (exit 139 instead of the documented 3; issue #47)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
   sys.exit(code)

@@ -25,9 +25,11 @@ def test_fsdp_and_tensor_parallel_match_one_device(tmp_path, data_dir):
   for kind in ("music", "mlp", "dcgan"):
     for shape, n in (("data=2,fsdp=2,tensor=2", 4), ("fsdp=8", 8)):
       row = res[f"{kind}/{shape}"]
-      # convolutions split over 8 devices reassociate their sums: dcgan's weights differ by
-      # 4.8e-6 at fsdp=8 on a 2-core Xeon (the same before and after the redesign)
-      tol = 1e-5 if kind == "dcgan" else 2e-6
+      # convolutions split over 8 devices reassociate their sums: dcgan's weights differed by
+      # 4.8e-6 at fsdp=8 on a 2-core Xeon; artjax.nn.conv's weight gradients are matmuls over
+      # every position (longer sums) and the DCGAN has more layers: 1e-4 (a sharding bug is
+      # percent-sized)
+      tol = 1e-4 if kind == "dcgan" else 2e-6
       assert row["max_weight_diff"] < tol and row["max_loss_diff"] < 1e-4, (kind, shape, row)
       if kind != "dcgan":   # conv kernels stay whole (artjax.nn.logical.conv)
         assert row["param_bytes_ratio"] < 1.15 / n, (kind, shape, row)
