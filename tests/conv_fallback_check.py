@@ -92,6 +92,8 @@ def programs(tmp):
       ("dcgan:repair", lambda: _run("repair", f"--workdir={w('dcgan')}",
                                     f"--images={w('in.npz')}", f"--masks={w('m.npz')}",
                                     "--steps=4", "--restarts=1", f"--out={w('dcgan_r.npz')}")),
+      ("projected:train", lambda: _run("train", "--config=configs/projected.py:emoji32,smoke",
+                                       f"--workdir={w('pj')}", *smoke)),
       ("stylegan:train", lambda: _run("train", "--config=configs/stylegan.py:emoji32,smoke",
                                       f"--workdir={w('sg')}", *smoke)),
       ("stylegan:sample", lambda: _run("sample", f"--workdir={w('sg')}", "--num=4",

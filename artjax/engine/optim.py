@@ -90,6 +90,18 @@ def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
   return tx
 
 
+def freeze(tx: optax.GradientTransformation, frozen: tuple) -> optax.GradientTransformation:
+  """`tx` for every parameter except those under the top-level keys `frozen`, which get zero
+  updates and no optimizer state (fixed pretrained weights, fixed random projections)."""
+  if not frozen:
+    return tx
+
+  def labels(params):
+    return {k: jax.tree.map(lambda _, k=k: "frozen" if k in frozen else "train", v)
+            for k, v in params.items()}
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
 _INJECT_STATES = tuple(t for t in (getattr(optax, "InjectHyperparamsState", None),
                                    getattr(optax, "InjectStatefulHyperparamsState", None)) if t)
 

@@ -102,3 +102,15 @@ def paired_scores(images, truth, features=None, style_prob=None, labels=None,
   if labels is not None and predict is not None:
     out["category_kept"] = float(np.mean(predict(images) == np.asarray(labels)))
   return out
+
+
+def heldout_distances(features, images, floor, test) -> dict:
+  """Frechet and kernel distances (KD x1000) of the samples and of the real floor (held-out
+  images, as many as the samples) to the test split, in `features(images) -> [N, D]`."""
+  f_test = features(test)
+  out = {}
+  for name, x in (("samples", images), ("floor", floor)):
+    f = features(x)
+    out[name] = {"fd": float(metrics.frechet_distance(f, f_test)),
+                 "kd_x1000": 1000 * metrics.kernel_inception_distance(f, f_test), "n": int(len(x))}
+  return out

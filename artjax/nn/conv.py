@@ -166,3 +166,65 @@ def lax_compatible(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
     raise ValueError("artjax.nn.conv: only plain 2-D NHWC/HWIO convolutions are supported")
   y = conv2d(lhs, rhs, tuple(window_strides), padding)
   return y if preferred_element_type is None else y.astype(preferred_element_type)
+
+
+def _dw_windows(xp, k, ho, wo):
+  out = None
+  for dy in range(k.shape[0]):
+    for dx in range(k.shape[1]):
+      term = xp[:, dy:dy + ho, dx:dx + wo] * k[dy, dx]
+      out = term if out is None else out + term
+  return out
+
+
+@jax.custom_vjp
+def _depthwise_valid(xp, k):
+  """Stride-1 VALID depthwise convolution xp [B, H, W, C] (*) k [kh, kw, C] as the sum of
+  kh*kw shifted windows times per-channel weights (elementwise work XLA fuses)."""
+  return _dw_windows(xp, k, xp.shape[1] - k.shape[0] + 1, xp.shape[2] - k.shape[1] + 1)
+
+
+def _depthwise_valid_fwd(xp, k):
+  return _depthwise_valid(xp, k), (xp, k)
+
+
+def _depthwise_valid_bwd(res, g):
+  # the input gradient is the same kind of sum (the flipped kernel over the fully padded
+  # output gradient) rather than kh*kw scatters; the kernel's is kh*kw reductions (dropped
+  # by XLA when the kernel is frozen)
+  xp, k = res
+  kh, kw = k.shape[:2]
+  gp = jnp.pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
+  dxp = _dw_windows(gp, k[::-1, ::-1], xp.shape[1], xp.shape[2])
+  ho, wo = g.shape[1:3]
+  dk = jnp.stack([jnp.stack([jnp.sum(xp[:, dy:dy + ho, dx:dx + wo] * g, axis=(0, 1, 2))
+                             for dx in range(kw)]) for dy in range(kh)])
+  return dxp.astype(xp.dtype), dk.astype(k.dtype)
+
+
+_depthwise_valid.defvjp(_depthwise_valid_fwd, _depthwise_valid_bwd)
+
+
+def depthwise_conv2d(x, kernel, stride: int = 1, padding="SAME"):
+  """Depthwise convolution x [B, H, W, C] (*) kernel [kh, kw, C], TF 'SAME' (or 'VALID')
+  padding, stride 1 or more. A stride-s convolution is the sum, over the s*s phases of the
+  padded input, of stride-1 convolutions with the kernel's matching taps; every piece and its
+  gradient is shifted windows, never a convolution XLA could run on its slow loop."""
+  kh, kw, _ = kernel.shape
+  if padding == "SAME":
+    (pt, pb), (pl, pr) = same_padding(x.shape[1], kh, stride), same_padding(x.shape[2], kw, stride)
+  else:
+    pt = pb = pl = pr = 0
+  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+  if stride == 1:
+    return _depthwise_valid(xp, kernel)
+  ho = (xp.shape[1] - kh) // stride + 1
+  wo = (xp.shape[2] - kw) // stride + 1
+  out = None
+  for p in range(min(stride, kh)):
+    for q in range(min(stride, kw)):
+      sub = kernel[p::stride, q::stride]
+      phase = xp[:, p::stride, q::stride][:, :ho + sub.shape[0] - 1, :wo + sub.shape[1] - 1]
+      term = _depthwise_valid(phase, sub)
+      out = term if out is None else out + term
+  return out

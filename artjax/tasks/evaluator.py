@@ -130,3 +130,31 @@ class InceptionFeatures:
       x = jnp.asarray(images[i:i + self.batch_size], jnp.float32) / 255.0
       out.append(np.asarray(self._apply(self.params, x), np.float64))
     return np.concatenate(out)
+
+
+class ImageNetFeatures:
+  """EfficientNet-Lite0's pooled 1280-d ImageNet features of uint8 images (greyscale repeated
+  to RGB), resized bilinearly to `size` px: a feature space no artjax model trains against
+  except the projected GAN's discriminator (artjax.image.pretrained)."""
+
+  def __init__(self, name: str = "lite0", size: int = 128, batch_size: int = 64):
+    from artjax.image import pretrained
+    net = pretrained.load(name)
+    self.name, self.size, self.batch_size = name, size, batch_size
+
+    def pooled(x):
+      x = jax.image.resize(x, (x.shape[0], size, size, 3), "linear", antialias=False)
+      return net(x)[0]
+    self._apply = jax.jit(pooled)
+
+  def __call__(self, images) -> np.ndarray:
+    from tqdm.auto import tqdm
+    images = np.asarray(images)
+    if images.shape[-1] == 1:
+      images = np.repeat(images, 3, axis=-1)
+    out = []
+    for i in tqdm(range(0, len(images), self.batch_size), desc=f"{self.name} features",
+                  leave=progress.leave(), disable=len(images) <= self.batch_size):
+      out.append(np.asarray(self._apply(jnp.asarray(images[i:i + self.batch_size], jnp.float32)),
+                            np.float64))
+    return np.concatenate(out)

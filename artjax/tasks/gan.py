@@ -28,7 +28,7 @@ from artjax.engine import optim, parallel, peft
 from artjax.tasks import evaluator as evaluator_lib
 from artjax.evaluation import metrics
 from artjax.image import inversion
-from artjax.image.models import GAN_MODELS, build_gan
+from artjax.image.models import GAN_MODELS, build_gan, frozen_parts
 from artjax.nn import logical
 from artjax.engine.rows import normal_rows
 from artjax.engine.peft import PEFT_STREAM
@@ -36,7 +36,7 @@ from artjax.tasks.base import Sampler, Task, cast_floating, split_rng, tree_ema
 from artjax.engine.writers import image_grid, save_png
 from artjax.tasks import image_report
 
-LOSSES = ("nonsaturating",)
+LOSSES = ("nonsaturating", "hinge")
 #: sample streams apart from the training draws: periodic evaluation's samples, and the
 #: fixed samples of the summary grid (the same every time, so grids compare across steps)
 EVAL_SEED_OFFSET, GRID_SEED_OFFSET = 777, 12345
@@ -46,13 +46,17 @@ FT_RULES = {"full": ("full", "full"), "top": ("top", "top"), "bitfit": ("bitfit"
             "freeze_d": ("full", "bottom_frozen")}
 
 
-def d_loss_fn(real_logits, fake_logits):
-  """BCE(D(x), 1) + BCE(D(G(z)), 0) in logit form."""
+def d_loss_fn(real_logits, fake_logits, loss="nonsaturating"):
+  """BCE(D(x), 1) + BCE(D(G(z)), 0) in logit form; hinge: E relu(1 - D(x)) + E relu(1 + D(G(z)))."""
+  if loss == "hinge":
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
   return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
 
 
-def g_loss_fn(fake_logits):
-  """Non-saturating generator loss BCE(D(G(z)), 1)."""
+def g_loss_fn(fake_logits, loss="nonsaturating"):
+  """Non-saturating generator loss BCE(D(G(z)), 1); hinge: -E D(G(z))."""
+  if loss == "hinge":
+    return -jnp.mean(fake_logits)
   return jnp.mean(jax.nn.softplus(-fake_logits))
 
 
@@ -105,6 +109,18 @@ class GANTask(Task):
                         "(configs/stylegan.py)")
     if m.latent_dim <= 0 or m.width <= 0:
       raise ConfigError("model.latent_dim and model.width must be > 0")
+    if m.name == "projected":
+      from artjax.image import pretrained
+      for k in ("d_width", "features", "feature_size", "scales"):
+        if k not in m:
+          raise ConfigError(f"model projected needs model.{k} (configs/projected.py)")
+      if m.features not in pretrained.NETWORKS:
+        raise ConfigError(f"model.features={m.features!r}: choose one of {pretrained.NETWORKS}")
+      if m.scales not in (1, 2, 3, 4):
+        raise ConfigError(f"model.scales must be 1..4 (feature scales), got {m.scales}")
+      if not 32 <= m.feature_size <= 512 or m.d_width <= 0:
+        raise ConfigError(f"model.feature_size must be in 32..512 (got {m.feature_size}) and "
+                          f"model.d_width > 0 (got {m.d_width})")
 
   # ----------------------------------------------------------------------------------
   def _d_optim_cfg(self):
@@ -123,7 +139,10 @@ class GANTask(Task):
     self.num_ws = getattr(g, "num_ws", 0)      # StyleGAN-class: w vectors per image
     self.pixel_range = g.pixel_range
     g_pure, d_pure = nnx.to_pure_dict(g_abs), nnx.to_pure_dict(d_abs)
-    self.num_params = {"g": peft.count(g_pure), "d": peft.count(d_pure)}
+    self.d_frozen = frozen_parts(d)
+    frozen_count = sum(peft.count(d_pure[k]) for k in self.d_frozen)
+    self.num_params = {"g": peft.count(g_pure), "d": peft.count(d_pure) - frozen_count,
+                       "d_frozen": frozen_count}
     self.g_tx = optim.make_optimizer(c.optim, c.train.steps)
     self.d_tx = optim.make_optimizer(self._d_optim_cfg(), c.train.steps)
     method = c.finetune.method
@@ -135,13 +154,16 @@ class GANTask(Task):
                                                  "d": (d_pure, d.layer_order, d_rule)})
       self.g_tx = self.finetune.optimizer("g", self.g_tx)
       self.d_tx = self.finetune.optimizer("d", self.d_tx)
+    self.d_tx = optim.freeze(self.d_tx, self.d_frozen)
 
   def describe(self) -> str:
     c = self.config
     ft = "" if self.finetune is None else f", fine-tuning: {self.finetune.method}"
+    frozen = (f" (+ {self.num_params['d_frozen']:,} frozen: {', '.join(self.d_frozen)})"
+              if self.d_frozen else "")
     return (f"gan {c.model.name}{' (conditional)' if self.conditional else ''} on {c.data.name} "
             f"{self.image_shape}: G {self.num_params['g']:,} params, D {self.num_params['d']:,} "
-            f"params{ft}")
+            f"params{frozen}{ft}")
 
   def _data_dir(self):
     return self.config.data.data_dir or None
@@ -313,7 +335,7 @@ class GANTask(Task):
                                  None if labels is None else jnp.concatenate([labels, labels]))
         real_logits, fake_logits = both[:b], both[b:]
         r1 = jnp.zeros(())
-      loss = d_loss_fn(real_logits, fake_logits)
+      loss = d_loss_fn(real_logits, fake_logits, c.gan.loss)
       return loss + 0.5 * c.gan.r1_gamma * r1, (loss, real_logits, fake_logits, r1)
 
     (_, (d_loss, real_logits, fake_logits, r1)), d_grads = jax.value_and_grad(
@@ -324,7 +346,7 @@ class GANTask(Task):
 
     # Generator update through the updated discriminator, gradient into G only.
     g_loss, d_fake_grad = jax.value_and_grad(
-        lambda f: g_loss_fn(self.discriminate(d_params, aug(k_aug_g, f), labels)))(fake)
+        lambda f: g_loss_fn(self.discriminate(d_params, aug(k_aug_g, f), labels), c.gan.loss))(fake)
     (g_grads,) = g_vjp(d_fake_grad)
     g_updates, g_opt = self.g_tx.update(g_grads, state["g_opt"], state[gk])
     g_train = jax.tree.map(jnp.add, state[gk], g_updates)

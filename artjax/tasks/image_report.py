@@ -11,9 +11,9 @@ import numpy as np
 
 from artjax.engine.writers import image_grid, save_png
 from artjax.evaluation import metrics
-from artjax.evaluation.images import evaluate_images, standard_metrics
+from artjax.evaluation.images import evaluate_images, heldout_distances, standard_metrics
 from artjax.music import data as music_data, metrics as music_metrics
-from artjax.tasks.evaluator import Evaluator, InceptionFeatures
+from artjax.tasks.evaluator import Evaluator, ImageNetFeatures, InceptionFeatures
 
 HEADLINE = ("fdd", "kdd_x1000", "inception_score", "precision", "recall", "density", "coverage",
             "classes_present", "label_accuracy", "nn_ratio", "ct")
@@ -45,6 +45,16 @@ def _inception_lines(result) -> list:
     lines.append(f"| {k} | {fmt(s['vs_train'][k])} | {fmt(f['vs_train'][k])} | "
                  f"{fmt(s['vs_test'][k])} | {fmt(f['vs_test'][k])} |")
   return lines
+
+
+def _lite0_lines(result) -> list:
+  s, f = result["samples"], result["floor"]
+  ratio = s["fd"] / f["fd"] if f["fd"] > 1e-6 else float("nan")
+  return ["", "ImageNet features (EfficientNet-Lite0 pooled, 128 px; not FID: a different "
+          "network), against the test split:", "", "| metric | samples | real floor |",
+          "|---|---|---|", f"| fd | {fmt(s['fd'])} | {fmt(f['fd'])} |",
+          f"| kd_x1000 | {fmt(s['kd_x1000'])} | {fmt(f['kd_x1000'])} |", "",
+          f"lite0 fd ratio to floor: {ratio:.2f}"]
 
 
 def _roll_music(dataset, images, labels) -> dict:
@@ -93,6 +103,9 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
     result["inception"] = standard_metrics(inception_net, np.asarray(s["images"]),
                                            ev.dataset.images("train"), ev.dataset.images("test"),
                                            floor[:num])
+  if task.config.data.name not in music_data.ROLL_DATASETS:   # pictures: ImageNet features too
+    result["lite0"] = heldout_distances(ImageNetFeatures(), np.asarray(s["images"]), floor[:num],
+                                        ev.dataset.images("test"))
   result.update(workdir=os.path.abspath(workdir), step=int(state["step"]), seed=seed,
                 checkpoint=checkpoint)
   save_png(os.path.join(workdir, f"eval_nearest{suffix}.png"),
@@ -106,6 +119,8 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
   lines += ["", "fdd ratio to floor: " + (f"{result['samples']['fdd'] / fl:.2f}" if fl > 1e-3
                                           else "- (the floor is 0: these features cannot judge)"),
             "eval_nearest.png: samples (odd columns) beside their nearest training image."]
+  if "lite0" in result:
+    lines += _lite0_lines(result["lite0"])
   if "inception" in result:
     lines += _inception_lines(result["inception"])
   if task.config.data.name in music_data.ROLL_DATASETS and "labels" in s:

@@ -94,3 +94,23 @@ def _fallbacks(which: str) -> int:
 def test_no_unoptimised_convolution_inside_a_scan():
   assert _fallbacks("lax") > 0        # the detector sees XLA's own convolutions fall back
   assert _fallbacks("artjax") == 0
+
+
+@pytest.mark.parametrize("h,k,s", [(16, 3, 1), (16, 3, 2), (15, 5, 2), (9, 5, 1), (7, 3, 2)])
+def test_depthwise_matches_xla_grouped_convolution(h, k, s):
+  from artjax.nn.conv import depthwise_conv2d
+  rng = np.random.default_rng(h * 10 + k + s)
+  x = jnp.asarray(rng.normal(size=(2, h, h, 6)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(k, k, 6)), jnp.float32)
+  ref = lambda x, w: lax.conv_general_dilated(x, w[:, :, None, :], (s, s), "SAME",
+                                              dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                              feature_group_count=6)
+  a, b = depthwise_conv2d(x, w, s), ref(x, w)
+  assert a.shape == b.shape
+  tol = 32 * np.finfo(np.float32).eps * k * k * float(jnp.abs(b).max())
+  np.testing.assert_allclose(a, b, atol=tol)
+  loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
+  ga = jax.grad(loss(lambda x, w: depthwise_conv2d(x, w, s)), (0, 1))(x, w)
+  gb = jax.grad(loss(ref), (0, 1))(x, w)
+  for u, v in zip(ga, gb):   # the kernel's gradient sums over 2*h*h positions
+    np.testing.assert_allclose(u, v, atol=tol * 2 * h * h / (k * k))

@@ -10,8 +10,8 @@ Every convolution is followed by BatchNorm (eps 1e-3), folded at load time into 
 architecture is read off the weights' shapes (blocks, kernels, channels, expansion); strides
 follow EfficientNet's seven stages, a stage starting where the channel count changes:
 1, 2, 2, 2, 1, 2, 1. No convolution here can fall back to XLA:CPU's unoptimised loop: the
-stem is `artjax.nn.conv.conv2d`, 1x1 convolutions are matmuls and depthwise convolutions are
-sums of k*k shifted, per-channel-scaled windows (memory-bound work XLA fuses).
+stem is `artjax.nn.conv.conv2d`, 1x1 convolutions are matmuls and depthwise convolutions
+`artjax.nn.conv.depthwise_conv2d` (shifted windows, forward and backward).
 
 Input: float pixels in [0, 255] `[B, H, W, 3]`, any size (224 is the trained one), normalised
 as the models were trained, `(x - 127) / 128`. `stages(x)` gives the four feature maps
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from artjax.nn.conv import conv2d, same_padding
+from artjax.nn.conv import conv2d, depthwise_conv2d
 
 BN_EPS = 1e-3
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
@@ -50,20 +50,6 @@ class ConvBN(nnx.Module):
     return y * self.scale[...] + self.shift[...]
 
 
-def _depthwise(x, k, stride: int):
-  """Depthwise 'SAME' convolution x [B, H, W, C] (*) k [kh, kw, C], as shifted windows."""
-  kh, kw, _ = k.shape
-  (pt, pb), (pl, pr) = same_padding(x.shape[1], kh, stride), same_padding(x.shape[2], kw, stride)
-  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-  ho, wo = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
-  out = None
-  for dy in range(kh):
-    for dx in range(kw):
-      win = xp[:, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride]
-      out = win * k[dy, dx] if out is None else out + win * k[dy, dx]
-  return out
-
-
 def _pointwise(x, k):
   return jnp.einsum("bhwc,cd->bhwd", x, k, preferred_element_type=jnp.float32)
 
@@ -83,7 +69,7 @@ class Block(nnx.Module):
     h = x
     if self.expand is not None:
       h = jax.nn.relu6(self.expand.norm(_pointwise(h, self.expand.kernel[...])))
-    h = jax.nn.relu6(self.depthwise.norm(_depthwise(h, self.depthwise.kernel[...], self.stride)))
+    h = jax.nn.relu6(self.depthwise.norm(depthwise_conv2d(h, self.depthwise.kernel[...], self.stride)))
     h = self.project.norm(_pointwise(h, self.project.kernel[...]))
     return h + x if self.skip else h
 

@@ -12,6 +12,9 @@ its `pixel_range`; every discriminator maps `(images, labels | None)` to logits 
 * `dcgan`: a DCGAN-style conv GAN (nearest upsample + 3x3 conv generator stages with pixel
   norm from a 4x4-or-larger base, 4x4 stride-2 conv discriminator), any H, W divisible by 4,
   any channels; no transposed convolutions (`artjax.nn.conv`).
+* `projected`: the DCGAN generator against the projected discriminator of
+  `artjax.image.models.projected` (pretrained EfficientNet-Lite0 features, fixed random
+  projections, per-scale heads).
 * `stylegan2`: the StyleGAN2-class pair of `artjax.image.models.stylegan`.
 Class conditioning: the generator embeds the label and concatenates it to z; the
 discriminator uses a projection head (Miyato & Koyama, 2018).
@@ -302,7 +305,12 @@ class ConvDiscriminator(nnx.Module):
     return self.head(h, labels)
 
 
-GAN_MODELS = ("mlp_seed", "mlp", "tracks", "dcgan", "stylegan2")
+GAN_MODELS = ("mlp_seed", "mlp", "tracks", "dcgan", "projected", "stylegan2")
+
+
+def frozen_parts(module) -> tuple:
+  """The top-level attributes of a model whose weights are fixed (never trained)."""
+  return tuple(getattr(type(module), "frozen", ()))
 
 
 def build_gan(model_cfg, image_shape, num_classes: int, key=None):
@@ -343,6 +351,14 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
                           num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),
             ConvDiscriminator(image_shape, width=model_cfg.width, num_classes=nc,
                               adapter_dim=adapter_dim, rngs=d_rngs))
+  if name == "projected":
+    from artjax.image.models import projected
+    return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
+                          num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),
+            projected.ProjectedDiscriminator(image_shape, width=model_cfg.d_width, num_classes=nc,
+                                             network=model_cfg.features,
+                                             feature_size=model_cfg.feature_size,
+                                             scales=model_cfg.scales, rngs=d_rngs))
   if name == "stylegan2":
     return stylegan.build(model_cfg, image_shape, nc, g_rngs, d_rngs)
   raise ConfigError(f"unknown model {name!r}; choose one of {GAN_MODELS}")
