@@ -19,11 +19,14 @@ def get_config(arg: str = "emoji32"):
   # width: the generator's channels at full resolution (doubling per halving, at most 8x);
   # d_width: the projections' channels at the finest feature scale (doubling per scale) and
   # the heads'; features: the pretrained network; feature_size: the side images are resized
-  # to for it, scales: how many of its four stage outputs (strides 4-32) are judged (Lite0 was trained at 224; at 32 px emoji, 64 costs 1.5 ms an image forward here
-  # against 22 at 224 -- docs/gan.md measures which pays).
+  # to for it (Lite0 was trained at 224; a forward pass costs 1.5 ms an image at 64 px here,
+  # 6 at 128, 22 at 224); scales: how many of its four stage outputs (strides 4-32) are
+  # judged; feature_norm: each location's projected channels normalised; pixel_head: one more
+  # head on the pixels (colour). docs/gan.md has what each measured.
   c.model = common.ConfigDict({
       "name": "projected", "latent_dim": 128, "width": 32, "d_width": 32, "features": "lite0",
-      "feature_size": 64, "scales": 4, "conditional": name != "folder", "adapter_dim": 0})
+      "feature_size": 64, "scales": 4, "feature_norm": False, "pixel_head": True,
+      "conditional": name != "folder", "adapter_dim": 0})
   # Projected GAN's recipe: hinge loss, DiffAugment colour/translation/cutout, Adam(0, 0.99)
   # at 2e-4 for both, an EMA generator; no R1 (the projections already regularise D).
   c.gan = common.ConfigDict({"loss": "hinge", "r1_gamma": 0.0, "ema_decay": 0.999,

@@ -90,16 +90,22 @@ def weights(name: str = "lite0") -> tuple[tuple, dict]:
   return tuple(spec), state
 
 
-def build(name: str = "lite0") -> efficientnet.EfficientNetLite:
-  """The architecture of `name` with zero weights (`load` fills them)."""
+_HEAD = ("head", "fc_kernel", "fc_bias")
+
+
+def build(name: str = "lite0", features_only: bool = False) -> efficientnet.EfficientNetLite:
+  """The architecture of `name` with zero weights (`load` fills them); `features_only`: the
+  stage feature maps without the head and classifier."""
   spec, state = weights(name)
-  return efficientnet.EfficientNetLite(spec, stem=state["stem"]["scale"].shape[0],
-                                       head=state["head"]["scale"].shape[0],
-                                       num_classes=state["fc_bias"].shape[0])
+  return efficientnet.EfficientNetLite(
+      spec, stem=state["stem"]["scale"].shape[0],
+      head=0 if features_only else state["head"]["scale"].shape[0],
+      num_classes=state["fc_bias"].shape[0])
 
 
-def load(name: str = "lite0") -> efficientnet.EfficientNetLite:
+def load(name: str = "lite0", features_only: bool = False) -> efficientnet.EfficientNetLite:
   """The pretrained network, weights loaded."""
-  net = build(name)
-  nnx.update(net, weights(name)[1])
+  net = build(name, features_only)
+  state = weights(name)[1]
+  nnx.update(net, {k: v for k, v in state.items() if not (features_only and k in _HEAD)})
   return net

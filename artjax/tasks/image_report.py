@@ -104,8 +104,9 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
                                            ev.dataset.images("train"), ev.dataset.images("test"),
                                            floor[:num])
   if task.config.data.name not in music_data.ROLL_DATASETS:   # pictures: ImageNet features too
-    result["lite0"] = heldout_distances(ImageNetFeatures(), np.asarray(s["images"]), floor[:num],
-                                        ev.dataset.images("test"))
+    k = min(num, len(floor))   # as many samples as real held-out images: comparable figures
+    result["lite0"] = heldout_distances(ImageNetFeatures(), np.asarray(s["images"])[:k],
+                                        floor[:k], ev.dataset.images("test"))
   result.update(workdir=os.path.abspath(workdir), step=int(state["step"]), seed=seed,
                 checkpoint=checkpoint)
   save_png(os.path.join(workdir, f"eval_nearest{suffix}.png"),

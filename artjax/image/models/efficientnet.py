@@ -82,9 +82,10 @@ class EfficientNetLite(nnx.Module):
     self.stem = ConvBN((3, 3, 3, stem), stem)
     self.blocks = nnx.List([Block(*b[:5]) for b in self.spec])
     last = self.spec[-1][1]
-    self.head = ConvBN((last, head), head)
-    self.fc_kernel = _zeros(head, num_classes)
-    self.fc_bias = _zeros(num_classes)
+    # head = 0: the feature maps only (`stages`), without the head and classifier weights
+    self.head = ConvBN((last, head), head) if head else None
+    self.fc_kernel = _zeros(head, num_classes) if head else None
+    self.fc_bias = _zeros(num_classes) if head else None
 
   @property
   def stage_channels(self):

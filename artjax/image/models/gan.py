@@ -358,7 +358,10 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
             projected.ProjectedDiscriminator(image_shape, width=model_cfg.d_width, num_classes=nc,
                                              network=model_cfg.features,
                                              feature_size=model_cfg.feature_size,
-                                             scales=model_cfg.scales, rngs=d_rngs))
+                                             scales=model_cfg.scales,
+                                             feature_norm=model_cfg.get("feature_norm", False),
+                                             pixel_head=model_cfg.get("pixel_head", True),
+                                             rngs=d_rngs))
   if name == "stylegan2":
     return stylegan.build(model_cfg, image_shape, nc, g_rngs, d_rngs)
   raise ConfigError(f"unknown model {name!r}; choose one of {GAN_MODELS}")

@@ -75,12 +75,11 @@ class ProjectedDiscriminator(nnx.Module):
 
   def __init__(self, image_shape, *, width: int = 64, num_classes: int = 0,
                network: str = "lite0", feature_size: int = 64, scales: int = 4,
-               rngs: nnx.Rngs):
+               feature_norm: bool = False, pixel_head: bool = True, rngs: nnx.Rngs):
     if image_shape[-1] not in (1, 3):
       raise ValueError(f"the projected discriminator sees RGB or grey pictures, not {image_shape}")
-    self.feature_size = feature_size
-    self.features = pretrained.build(network)
-    nnx.update(self.features, pretrained.weights(network)[1])
+    self.feature_size, self.feature_norm = feature_size, feature_norm
+    self.features = pretrained.load(network, features_only=True)
     chans = self.features.stage_channels[:scales]
     self.last_stage = efficientnet.FEATURE_STAGES[scales - 1]
     proj = [min(width * 2 ** i, 8 * width) for i in range(len(chans))]
@@ -89,7 +88,12 @@ class ProjectedDiscriminator(nnx.Module):
     sizes = [-(-feature_size // s) for s in (4, 8, 16, 32)[:scales]]
     self.heads = nnx.List([_Head(p, s, p, num_classes, i, rngs)
                            for i, (p, s) in enumerate(zip(proj, sizes))])
-    self.layer_order = tuple(f"heads.{i}" for i in range(len(chans)))
+    # a head on the pixels themselves: ImageNet features are nearly blind to hue and flat
+    # colour, which an emoji is made of (without it the colours drift and collapse)
+    self.pixel = (_Head(image_shape[-1], max(image_shape[0], image_shape[1]), width,
+                        num_classes, len(chans), rngs) if pixel_head else None)
+    self.layer_order = tuple(f"heads.{i}" for i in range(len(chans))) + (
+        ("pixel",) if pixel_head else ())
 
   def project(self, x):
     """The mixed multi-scale features of images x [B, H, W, C] in [-1, 1]."""
@@ -106,8 +110,10 @@ class ProjectedDiscriminator(nnx.Module):
       up = self.csm[i](mixed[i + 1])
       up = jax.image.resize(up, mixed[i].shape[:3] + up.shape[3:], "nearest")
       mixed[i] = mixed[i] + up
-    return [_channel_norm(h) for h in mixed]
+    return [_channel_norm(h) for h in mixed] if self.feature_norm else mixed
 
   def __call__(self, x, labels=None):
     scores = [head(h, labels) for head, h in zip(self.heads, self.project(x))]
+    if self.pixel is not None:
+      scores.append(self.pixel(x.astype(jnp.float32), labels))
     return jnp.mean(jnp.stack(scores), axis=0)
