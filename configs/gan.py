@@ -7,7 +7,8 @@
 from configs import common
 from configs.evaluator import get_config as evaluator_config
 
-VARIANTS = ("digits", "seed", "seed_mnist", "mnist", "emoji32", "emoji32_dcgan", "folder")
+VARIANTS = ("digits", "seed", "seed_mnist", "mnist", "emoji32", "emoji32_dcgan", "folder",
+            "faces64")
 
 
 def get_config(arg: str = "digits"):
@@ -51,6 +52,18 @@ def get_config(arg: str = "digits"):
       c.model.update(name="dcgan", width=32)
       c.train.update(steps=3000, batch_size=32, steps_per_dispatch=50, eval_every=500,
                      sample_every=1000, ckpt_every=1000, log_every=100)
+  elif name == "faces64":
+    # PyTorch's DCGAN-tutorial generator (model dcgan_torch; `run.py import` fills it from a
+    # checkpoint, e.g. gan-face-generate's faces) with a DCGAN discriminator, on the emoji
+    # faces ("Smileys & Emotion") at 64 px: the faces -> emoji-faces fine-tuning recipe
+    # (`run.py finetune --config=configs/gan.py:faces64 --config.finetune.method=full|freeze_d`)
+    c.data = common.image_data("emoji", 64)
+    c.data.classes = (0,)   # "Smileys & Emotion", the emoji faces
+    c.model.update(name="dcgan_torch", latent_dim=100, width=64, conditional=False)
+    c.optim.update(name="adam", lr=2e-4, b1=0.5)
+    c.gan.update(diffaugment="translation,cutout,color")
+    c.train.update(steps=1000, batch_size=32, steps_per_dispatch=25, eval_every=250,
+                   sample_every=250, ckpt_every=250, log_every=50, grid_size=64)
   # the evaluator classifier behind FDD/IS (trained once per dataset, cached in the data dir)
   c.evaluator = evaluator_config(c.data.name)
   if "smoke" in opts:

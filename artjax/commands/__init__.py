@@ -17,9 +17,10 @@ from artjax import ConfigError
 from artjax.commands import options as flags_lib
 
 #: run.py's commands, in the order `run.py --help` lists them: name -> module
-COMMANDS = {name: f"artjax.commands.{name.replace('eval', 'evaluate')}" for name in (
-    "train", "finetune", "sample", "eval", "compare", "merge", "stylize", "repair", "project",
-    "translate", "animate", "export",
+_MODULES = {"eval": "evaluate", "import": "import_run"}   # names Python reserves or we reuse
+COMMANDS = {name: f"artjax.commands.{_MODULES.get(name, name)}" for name in (
+    "train", "finetune", "import", "sample", "eval", "compare", "merge", "stylize", "repair",
+    "project", "translate", "animate", "export",
     "quantize", "prune", "serve", "sweep")}
 HELP = ("-h", "--help", "-help", "--helpfull")
 

@@ -135,18 +135,23 @@ def _materialise(obj, buffers):
   return obj
 
 
+def load(path: str):
+  """The object a PyTorch file holds (either format; dicts of numpy arrays, numbers, strings,
+  e.g. a checkpoint {"netG_state_dict": {...}, "epoch": 5}). Raises UnpicklingError / OSError
+  / ValueError / zipfile errors on a file that is not one."""
+  if zipfile.is_zipfile(path):
+    return _read_zip(path)
+  with open(path, "rb") as f:
+    return _read_legacy(io.BufferedReader(f))
+
+
 def read(path: str) -> dict:
   """{name: numpy array} of a PyTorch state dict file (either format) or an .npz; a checkpoint
-  dict holding a `state_dict` gives that. Raises UnpicklingError / OSError / ValueError /
-  zipfile errors on a file that is not one."""
+  dict holding a `state_dict` gives that."""
   if path.endswith(".npz"):
     with np.load(path, allow_pickle=False) as z:
       return {k: np.asarray(z[k]) for k in z.files}
-  if zipfile.is_zipfile(path):
-    state = _read_zip(path)
-  else:
-    with open(path, "rb") as f:
-      state = _read_legacy(io.BufferedReader(f))
+  state = load(path)
   if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
     state = state["state_dict"]
   if not isinstance(state, dict):

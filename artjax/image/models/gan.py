@@ -12,6 +12,8 @@ its `pixel_range`; every discriminator maps `(images, labels | None)` to logits 
 * `dcgan`: a DCGAN-style conv GAN (nearest upsample + 3x3 conv generator stages with pixel
   norm from a 4x4-or-larger base, 4x4 stride-2 conv discriminator), any H, W divisible by 4,
   any channels; no transposed convolutions (`artjax.nn.conv`).
+* `dcgan_torch`: PyTorch's DCGAN-tutorial generator (`artjax.image.models.dcgan_torch`, what
+  `run.py import` reads) with the DCGAN discriminator.
 * `projected`: the DCGAN generator against the projected discriminator of
   `artjax.image.models.projected` (pretrained EfficientNet-Lite0 features, fixed random
   projections, per-scale heads).
@@ -305,7 +307,7 @@ class ConvDiscriminator(nnx.Module):
     return self.head(h, labels)
 
 
-GAN_MODELS = ("mlp_seed", "mlp", "tracks", "dcgan", "projected", "stylegan2")
+GAN_MODELS = ("mlp_seed", "mlp", "tracks", "dcgan", "dcgan_torch", "projected", "stylegan2")
 
 
 def frozen_parts(module) -> tuple:
@@ -351,6 +353,19 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
                           num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),
             ConvDiscriminator(image_shape, width=model_cfg.width, num_classes=nc,
                               adapter_dim=adapter_dim, rngs=d_rngs))
+  if name == "dcgan_torch":
+    from artjax.image.models import dcgan_torch
+    if nc or adapter_dim:
+      raise ConfigError("model dcgan_torch is PyTorch's unconditional DCGAN-tutorial generator: "
+                        "set model.conditional=False and model.adapter_dim=0")
+    h, w, c = image_shape
+    ups = dcgan_stages(h, w)
+    if h != w or 4 * 2 ** ups != h:
+      raise ConfigError(f"model dcgan_torch draws square pictures of 4 * 2^k px, not {h}x{w}")
+    chans = ((model_cfg.latent_dim,) + tuple(model_cfg.width * 2 ** (ups - 1 - i)
+                                             for i in range(ups)) + (c,))
+    return (dcgan_torch.TutorialGenerator(chans, rngs=g_rngs),
+            ConvDiscriminator(image_shape, width=model_cfg.width, rngs=d_rngs))
   if name == "projected":
     from artjax.image.models import projected
     return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
