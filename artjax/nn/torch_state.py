@@ -157,3 +157,64 @@ def read(path: str) -> dict:
   if not isinstance(state, dict):
     raise pickle.UnpicklingError(f"a {type(state).__name__}, not a state dict")
   return {k: np.asarray(v) for k, v in state.items()}
+
+
+# --- writing: a state dict PyTorch's torch.load reads (zip format), without torch ---------
+
+_STORAGE_NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
+
+
+class _Global:
+  """A module-level name written as a pickle GLOBAL (torch's names, never imported here)."""
+
+  def __init__(self, module: str, name: str):
+    self.module, self.name = module, name
+
+  def __call__(self, *args):   # pickle's REDUCE needs a callable; never called when writing
+    raise TypeError("a placeholder")
+
+
+class _Tensor:
+  def __init__(self, key: str, array: np.ndarray):
+    self.key, self.array = key, array
+
+  def __reduce__(self):
+    a = self.array
+    stride = tuple(s // a.itemsize for s in a.strides) if a.ndim else ()
+    storage = ("storage", _Global("torch", _STORAGE_NAMES[a.dtype]), self.key, "cpu", a.size)
+    return (_Global("torch._utils", "_rebuild_tensor_v2"),
+            (_Persistent(storage), 0, a.shape, stride, False, collections.OrderedDict()))
+
+
+class _Persistent:
+  def __init__(self, pid):
+    self.pid = pid
+
+
+class _Writer(pickle._Pickler):  # the pure-Python pickler: its dispatch table is extensible
+  dispatch = dict(pickle._Pickler.dispatch)
+
+  def _save_global(self, obj):
+    self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+  dispatch[_Global] = _save_global
+
+  def persistent_id(self, obj):
+    return obj.pid if isinstance(obj, _Persistent) else None
+
+
+def write(path: str, state: dict, archive: str = "archive") -> None:
+  """Writes {name: numpy array} as a PyTorch state dict file (`torch.load` reads it; so does
+  `read`). Arrays are stored C-contiguous in their dtype (float16/32/64, int, bool)."""
+  arrays = {k: np.array(v, order="C") for k, v in state.items()}   # 0-d stays 0-d
+  for k, a in arrays.items():
+    if a.dtype not in _STORAGE_NAMES:
+      raise ValueError(f"{k}: dtype {a.dtype} has no PyTorch storage here")
+  buf = io.BytesIO()
+  _Writer(buf, protocol=2).dump(collections.OrderedDict(
+      (k, _Tensor(str(i), a)) for i, (k, a) in enumerate(arrays.items())))
+  with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+    z.writestr(f"{archive}/data.pkl", buf.getvalue())
+    z.writestr(f"{archive}/byteorder", "little")
+    for i, a in enumerate(arrays.values()):
+      z.writestr(f"{archive}/data/{i}", a.tobytes())
+    z.writestr(f"{archive}/version", "3\n")

@@ -140,6 +140,7 @@ class GANTask(Task):
     self.pixel_range = g.pixel_range
     g_pure, d_pure = nnx.to_pure_dict(g_abs), nnx.to_pure_dict(d_abs)
     self.d_frozen = frozen_parts(d)
+    self.g_to_torch = getattr(type(g), "to_torch", None)   # a PyTorch layout, if it has one
     frozen_count = sum(peft.count(d_pure[k]) for k in self.d_frozen)
     self.num_params = {"g": peft.count(g_pure), "d": peft.count(d_pure) - frozen_count,
                        "d_frozen": frozen_count}
@@ -364,6 +365,17 @@ class GANTask(Task):
     if c.gan.r1_gamma > 0:
       metrics["r1"] = r1
     return new, metrics
+
+  def torch_state_dict(self, state) -> dict:
+    """The sampling generator as a PyTorch state dict ({name: numpy array}), for generators
+    that declare a PyTorch layout (`to_torch`, e.g. dcgan_torch); a ConfigError otherwise."""
+    to_torch = self.g_to_torch
+    if to_torch is None:
+      raise ConfigError(f"model {self.config.model.name} has no PyTorch layout to export "
+                        "(models with one: dcgan_torch)")
+    if self.finetune is not None and not self.finetune.mergeable:
+      raise ConfigError("merge the fine-tuned factors first (run.py merge)")
+    return to_torch(jax.device_get(self.sampling_params(state)))
 
   def sampling_params(self, state):
     return state["ema"] if "ema" in state else self.g_params_of(state)

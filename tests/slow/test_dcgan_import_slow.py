@@ -74,5 +74,19 @@ def test_imported_face_dcgan_matches_pytorch_and_every_command_takes_it(tmp_path
               "--config.train.log_every=2")
   assert r.returncode == 0, r.stderr
 
+  # ... and goes back to PyTorch: the fine-tuned generator as a state dict torch.load reads,
+  # drawing in the tutorial generator what artjax draws
+  back = str(tmp_path / "ft.pth")
+  r = run_cli("export", f"--workdir={tmp_path / 'ft'}", "--format=torch", f"--out={back}")
+  assert r.returncode == 0, r.stderr
+  twin2 = generator((100, 512, 256, 128, 64, 3))
+  twin2.load_state_dict(torch.load(back, weights_only=True))
+  twin2.eval()
+  task2, state2 = open_run(str(tmp_path / "ft"))
+  ours2 = np.asarray(jax.jit(task2.generate)(task2.sampling_params(state2), z, None))
+  with torch.no_grad():
+    theirs2 = twin2(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy()
+  assert np.abs(ours2 - theirs2).max() < 1e-3 and np.abs(ours2 - ours).max() > 1e-3
+
   r = run_cli("import", f"--from={path}", f"--workdir={wd}")   # never over an existing run
   assert r.returncode != 0 and "already holds a run" in r.stderr

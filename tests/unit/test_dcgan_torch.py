@@ -72,6 +72,17 @@ def test_state_dicts_map_both_ways_and_draw_the_same():
   np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_written_state_dicts_read_back(tmp_path):
+  from artjax.nn import torch_state
+  sd = _random_state_dict((8, 16, 3))
+  sd["t"] = np.arange(6, dtype=np.float32).reshape(2, 3).T     # not C-contiguous
+  torch_state.write(str(tmp_path / "g.pth"), sd)
+  back = torch_state.read(str(tmp_path / "g.pth"))
+  assert set(back) == set(sd)
+  for k in sd:
+    assert back[k].dtype == sd[k].dtype and np.array_equal(back[k], sd[k]), k
+
+
 def test_foreign_state_dicts_are_refused():
   with pytest.raises(ValueError, match="not a DCGAN-tutorial generator|no main.N.weight"):
     dcgan_torch.channels_of({"conv.weight": np.zeros((3, 3, 3, 3))})

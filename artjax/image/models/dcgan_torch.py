@@ -66,6 +66,11 @@ class TutorialGenerator(nnx.Module):
   """z [B, nz] -> images [B, 4*2^(n-1), same, nc] in [-1, 1]; `channels` = (nz, C0, ..., nc)."""
   pixel_range = (-1.0, 1.0)
 
+  @staticmethod
+  def to_torch(state: dict) -> dict:
+    """Its pure state as a PyTorch state dict (the `run.py export --format=torch` capability)."""
+    return to_state_dict(state)
+
   def __init__(self, channels, *, rngs: nnx.Rngs | None = None):
     self.channels = tuple(int(c) for c in channels)
     self.latent_dim = self.channels[0]

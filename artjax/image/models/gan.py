@@ -365,7 +365,8 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
     chans = ((model_cfg.latent_dim,) + tuple(model_cfg.width * 2 ** (ups - 1 - i)
                                              for i in range(ups)) + (c,))
     return (dcgan_torch.TutorialGenerator(chans, rngs=g_rngs),
-            ConvDiscriminator(image_shape, width=model_cfg.width, rngs=d_rngs))
+            ConvDiscriminator(image_shape, width=model_cfg.get("d_width") or model_cfg.width,
+                              rngs=d_rngs))
   if name == "projected":
     from artjax.image.models import projected
     return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
