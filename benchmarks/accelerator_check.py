@@ -28,7 +28,7 @@ from benchmarks import common
 
 PLANS = {
     "accelerator": [
-        ["-m", "benchmarks.conv_throughput", "--models=dcgan64,stylegan64", "--dtype=fp32,bf16",
+        ["-m", "benchmarks.conv_throughput", "--models=dcgan64,stylegan64,projected64", "--dtype=fp32,bf16",
          "--steps=20", "--repeats=3", "--no-torch"],
         ["-m", "benchmarks.music_throughput", "--config=configs/music.py:large", "--no-torch",
          "--sample-tokens=0", "--repeats=3", "--config.train.dtype=bf16"],

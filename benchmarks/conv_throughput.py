@@ -31,12 +31,16 @@ MODELS = {
     "stylegan64": ("configs/stylegan.py:emoji64", 64, "stylegan"),
     "pix2pix32": ("configs/translate.py:emoji32", 32, "pix2pix"),
     "pix2pix64": ("configs/translate.py:emoji64", 64, "pix2pix"),
+    # the projected GAN (no PyTorch peer: artjax's side only, even without --no-torch)
+    "projected32": ("configs/projected.py:emoji32", 32, "projected"),
+    "projected64": ("configs/projected.py:emoji64", 64, "projected"),
 }
 # what each kind turns off: augmentation (the step, not the policy)
 _NO_AUG = {"dcgan": ["--config.gan.diffaugment=", "--config.model.name=dcgan",
                      "--config.model.width=32"],
            "stylegan": ["--config.gan.diffaugment=", "--config.gan.ada_target=0.0"],
-           "pix2pix": ["--config.translate.shift=0", "--config.translate.flip=False"]}
+           "pix2pix": ["--config.translate.shift=0", "--config.translate.flip=False"],
+           "projected": ["--config.gan.diffaugment="]}
 
 
 def _config(model, dtype, steps, batch=0):
@@ -51,6 +55,8 @@ def _config(model, dtype, steps, batch=0):
 
 
 def _peer(kind, c, bench, dtype):
+  if kind == "projected":
+    return None
   train = bench.host_data["train"]
   if kind == "pix2pix":
     from benchmarks.peers.torch_pix2pix_peer import TorchPix2Pix
@@ -70,7 +76,7 @@ def _prepare(model, dtype, steps, with_torch, batch=0):
     one = jax.jit(bench.task.train_step).lower(bench.state, bench.data).compile()
   flops, _ = common.cost(one)
   bench.run(1)                                     # warm-up
-  peer = _peer(kind, c, bench, dtype) if with_torch else None
+  peer = _peer(kind, c, bench, dtype) if with_torch else None   # None: no peer for this kind
   if peer is not None:
     peer.run(2)
   print(f"prepared {model} {dtype} (XLA {flops / 1e9:.1f} GFLOP/step)", flush=True)
