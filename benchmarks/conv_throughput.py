@@ -139,8 +139,10 @@ def main(argv=None):
   print(f"{'model':11} {'dtype':5} {'artjax img/s':>12} {'torch img/s':>12} {'ratio':>6} {'of peak':>8}")
   for rec in records:
     ips = rec["images_per_s"]
-    print(f"{rec['model']:11} {rec['dtype']:5} {ips['artjax']:12.1f} {ips.get('torch', 0):12.1f} "
-          f"{rec.get('speedup_vs_torch', 0):6.2f} {rec['fraction_of_peak']:8.3f}")
+    torch_ips = f"{ips['torch']:12.1f}" if "torch" in ips else f"{'-':>12}"
+    ratio = f"{rec['speedup_vs_torch']:6.2f}" if "speedup_vs_torch" in rec else f"{'-':>6}"
+    print(f"{rec['model']:11} {rec['dtype']:5} {ips['artjax']:12.1f} {torch_ips} {ratio} "
+          f"{rec['fraction_of_peak']:8.3f}")
   common.save("conv_throughput", {"records": records})
 
 
