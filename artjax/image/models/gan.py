@@ -315,6 +315,37 @@ def frozen_parts(module) -> tuple:
   return tuple(getattr(type(module), "frozen", ()))
 
 
+def _tutorial_pair(model_cfg, image_shape, nc, adapter_dim, g_rngs, d_rngs):
+  """PyTorch's DCGAN-tutorial generator (what `run.py import` reads) + the DCGAN discriminator."""
+  from artjax.image.models import dcgan_torch
+  if nc or adapter_dim:
+    raise ConfigError("model dcgan_torch is PyTorch's unconditional DCGAN-tutorial generator: "
+                      "set model.conditional=False and model.adapter_dim=0")
+  h, w, c = image_shape
+  ups = dcgan_stages(h, w)
+  if h != w or 4 * 2 ** ups != h:
+    raise ConfigError(f"model dcgan_torch draws square pictures of 4 * 2^k px, not {h}x{w}")
+  chans = ((model_cfg.latent_dim,) + tuple(model_cfg.width * 2 ** (ups - 1 - i)
+                                           for i in range(ups)) + (c,))
+  return (dcgan_torch.TutorialGenerator(chans, rngs=g_rngs),
+          ConvDiscriminator(image_shape, width=model_cfg.get("d_width") or model_cfg.width,
+                            rngs=d_rngs))
+
+
+def _projected_pair(model_cfg, image_shape, nc, adapter_dim, g_rngs, d_rngs):
+  """The DCGAN generator + the projected discriminator on pretrained features."""
+  from artjax.image.models import projected
+  return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
+                        num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),
+          projected.ProjectedDiscriminator(image_shape, width=model_cfg.d_width, num_classes=nc,
+                                           network=model_cfg.features,
+                                           feature_size=model_cfg.feature_size,
+                                           scales=model_cfg.scales,
+                                           feature_norm=model_cfg.get("feature_norm", False),
+                                           pixel_head=model_cfg.get("pixel_head", True),
+                                           rngs=d_rngs))
+
+
 def build_gan(model_cfg, image_shape, num_classes: int, key=None):
   """Returns (generator, discriminator) NNX modules for `model_cfg.name`.
 
@@ -354,30 +385,9 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
             ConvDiscriminator(image_shape, width=model_cfg.width, num_classes=nc,
                               adapter_dim=adapter_dim, rngs=d_rngs))
   if name == "dcgan_torch":
-    from artjax.image.models import dcgan_torch
-    if nc or adapter_dim:
-      raise ConfigError("model dcgan_torch is PyTorch's unconditional DCGAN-tutorial generator: "
-                        "set model.conditional=False and model.adapter_dim=0")
-    h, w, c = image_shape
-    ups = dcgan_stages(h, w)
-    if h != w or 4 * 2 ** ups != h:
-      raise ConfigError(f"model dcgan_torch draws square pictures of 4 * 2^k px, not {h}x{w}")
-    chans = ((model_cfg.latent_dim,) + tuple(model_cfg.width * 2 ** (ups - 1 - i)
-                                             for i in range(ups)) + (c,))
-    return (dcgan_torch.TutorialGenerator(chans, rngs=g_rngs),
-            ConvDiscriminator(image_shape, width=model_cfg.get("d_width") or model_cfg.width,
-                              rngs=d_rngs))
+    return _tutorial_pair(model_cfg, image_shape, nc, adapter_dim, g_rngs, d_rngs)
   if name == "projected":
-    from artjax.image.models import projected
-    return (ConvGenerator(image_shape, latent_dim=model_cfg.latent_dim, width=model_cfg.width,
-                          num_classes=nc, adapter_dim=adapter_dim, rngs=g_rngs),
-            projected.ProjectedDiscriminator(image_shape, width=model_cfg.d_width, num_classes=nc,
-                                             network=model_cfg.features,
-                                             feature_size=model_cfg.feature_size,
-                                             scales=model_cfg.scales,
-                                             feature_norm=model_cfg.get("feature_norm", False),
-                                             pixel_head=model_cfg.get("pixel_head", True),
-                                             rngs=d_rngs))
+    return _projected_pair(model_cfg, image_shape, nc, adapter_dim, g_rngs, d_rngs)
   if name == "stylegan2":
     return stylegan.build(model_cfg, image_shape, nc, g_rngs, d_rngs)
   raise ConfigError(f"unknown model {name!r}; choose one of {GAN_MODELS}")
