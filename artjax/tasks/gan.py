@@ -373,8 +373,7 @@ class GANTask(Task):
     if to_torch is None:
       raise ConfigError(f"model {self.config.model.name} has no PyTorch layout to export "
                         "(models with one: dcgan_torch)")
-    if self.finetune is not None and not self.finetune.mergeable:
-      raise ConfigError("merge the fine-tuned factors first (run.py merge)")
+    # the sampling weights are plain weights after any fine-tuning (LoRA's update included)
     return to_torch(jax.device_get(self.sampling_params(state)))
 
   def sampling_params(self, state):
