@@ -10,25 +10,27 @@ import os
 import signal
 import sys
 
-from artjax import commands
-
 
 def _terminate(signum, frame):
   """SIGTERM outside a training loop (which saves and stops on it): once a run has reported
   its outcome (`done:`), a late SIGTERM (during cleanup and interpreter teardown) keeps that
   outcome's exit status instead of turning a finished run into 143; before, it ends the
   process as SIGTERM does."""
-  from artjax.engine import loop
-  status = loop.FINISHED.get("status")
-  if status is not None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(loop.EXIT_CODES[status])
-  raise SystemExit(128 + signum)
+  loop = sys.modules.get("artjax.engine.loop")    # never import here: it may be half-imported
+  status = getattr(loop, "FINISHED", {}).get("status")
+  sys.stdout.flush()
+  if status is None:
+    # no run has started (imports, config, data): nothing to save. Exit at once: raising here
+    # could land inside an import and be swallowed, or leave modules half-initialised
+    print(f"terminated (signal {signum}) before a run started: nothing was saved",
+          file=sys.stderr, flush=True)
+  sys.stderr.flush()
+  os._exit(128 + signum if status is None else loop.EXIT_CODES[status])
 
 
 if __name__ == "__main__":
-  signal.signal(signal.SIGTERM, _terminate)
+  signal.signal(signal.SIGTERM, _terminate)   # before the imports: a SIGTERM there is 143 too
+  from artjax import commands
   code = commands.main(sys.argv)
   signal.signal(signal.SIGTERM, lambda *_: os._exit(code))   # teardown keeps the outcome
   from artjax.engine import loop

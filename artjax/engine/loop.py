@@ -262,10 +262,13 @@ class Run:
           self.config.train.on_nonfinite)
     return self._compiled[num_steps]
 
-  def dispatch(self) -> None:
-    """min(steps_per_dispatch, steps left) fused steps; metrics stay on device."""
+  def dispatch(self, check=None) -> None:
+    """min(steps_per_dispatch, steps left) fused steps; metrics stay on device. `check()`,
+    called between the compile and the call, may raise KeyboardInterrupt to stop first."""
     n = min(self.config.train.steps_per_dispatch, self.total - self.step)
     fn = self.step_fn(n)   # compiled outside the deferral: Ctrl-C during a compile is immediate
+    if check is not None:
+      check()
     # The call donates the state's buffers: a signal between the call and the assignment would
     # leave self.state deleted (nothing to save). The call and the new state change together.
     with signals_deferred(), parallel.active_mesh(self.mesh):
@@ -388,24 +391,49 @@ def signals_deferred():
     raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-  """Preemption (SIGTERM) behaves like Ctrl-C: save a checkpoint and stop."""
-  def handler(signum, frame):
-    raise KeyboardInterrupt
-  prev = signal.getsignal(signal.SIGTERM)
-  installed = False
-  if jax.process_count() == 1:
+class _Preemption:
+  """SIGTERM (preemption) over the whole of `train`: inside the step loop it interrupts like
+  Ctrl-C; while the run opens (restore, data, hooks) and while it closes (final save, summary)
+  it is noted and acted on at the next safe point, so a run that has started always ends with
+  its checkpoint and a documented status, never half-way through opening or closing."""
+
+  def __init__(self):
+    self.live = self.pending = self.installed = False
+
+  def _handler(self, signum, frame):
+    # Python runs a handler between any two bytecodes, also inside a gc or weakref callback
+    # (XLA's `_xla_gc_callback`), where a raised exception is printed and dropped: the flag,
+    # checked before every dispatch, is what makes the interrupt certain; the raise makes it
+    # prompt (a long compile is left at once)
+    self.pending = True
+    if self.live:
+      raise KeyboardInterrupt
+
+  def check(self) -> None:
+    """Raises KeyboardInterrupt if a SIGTERM has arrived (called at the loop's safe points)."""
+    if self.pending and self.installed:
+      raise KeyboardInterrupt
+
+  def __enter__(self):
+    self.prev = signal.getsignal(signal.SIGTERM)
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      signal.signal(signal.SIGTERM, self._handler)
+      self.installed = True
+    return self
+
+  def __exit__(self, *exc):
+    if self.installed:
+      signal.signal(signal.SIGTERM, self.prev)
+
+  @contextlib.contextmanager
+  def interrupting(self):
+    """The step loop: a SIGTERM noted before it, or arriving in it, is a KeyboardInterrupt."""
+    self.live = True
     try:
-      signal.signal(signal.SIGTERM, handler)
-      installed = True
-    except ValueError:   # not the main thread
-      pass
-  try:
-    yield
-  finally:
-    if installed:
-      signal.signal(signal.SIGTERM, prev)
+      self.check()
+      yield
+    finally:
+      self.live = False
 
 
 def _announce(run) -> None:
@@ -430,15 +458,16 @@ def train(task, workdir: str, *, open_source=None, on_dispatch=None, quiet: bool
   saves a checkpoint at the current step and stops.
   """
   FINISHED.clear()        # a run under way has no outcome yet (nested runs: the evaluator)
-  run = Run(task, workdir, open_source)
-  try:
-    return _train(run, on_dispatch, quiet)
-  finally:
-    if run.lock:
-      run.lock.release()
+  with _Preemption() as preemption:
+    run = Run(task, workdir, open_source)
+    try:
+      return _train(run, preemption, on_dispatch, quiet)
+    finally:
+      if run.lock:
+        run.lock.release()
 
 
-def _train(run, on_dispatch, quiet) -> dict:
+def _train(run, preemption, on_dispatch, quiet) -> dict:
   config, workdir = run.config, run.workdir
   verbose = run.log and not quiet
   writer = MetricWriter(workdir, enabled=run.log, resume_step=run.start_step)
@@ -447,22 +476,23 @@ def _train(run, on_dispatch, quiet) -> dict:
   if verbose:
     _announce(run)
   hooks = hooks_lib.default_hooks(run, writer, verbose, on_dispatch)
-  with _sigterm_as_interrupt():
-    try:
+  try:
+    with preemption.interrupting():
       for h in hooks:
         run.apply(h.start(run.info()))
       while run.step < run.total and run.stop is None:
-        run.dispatch()
+        preemption.check()
+        run.dispatch(preemption.check)
         if run.steps_done == run.config.train.steps_per_dispatch and verbose:
           _report_compile(run)
         for h in hooks:
           info = run.info()
           if h.due(info):
             run.apply(h(info))
-    except KeyboardInterrupt:
-      run.interrupted = True
-    for h in hooks:
-      run.apply(h.end(run.info()))
+  except KeyboardInterrupt:
+    run.interrupted = True
+  for h in hooks:
+    run.apply(h.end(run.info()))
   run.save_final()
   summary = _summary(run)
   if run.log:
@@ -533,6 +563,8 @@ def _report_end(run, summary, verbose) -> None:
   elif verbose:
     head = (f"interrupted: checkpoint saved at step {run.step}, resume by rerunning; "
             if run.interrupted else "done: ")
+    if run.interrupted and last is None and not run.step:
+      head = "interrupted: stopped before the first step (nothing to save), rerun to start; "
     if run.interrupted and run.save_error:
       head = f"interrupted: could not save ({run.save_error}); resume from step {last}; "
     print(head + " ".join(f"{k}={v}" for k, v in summary.items()) + f" workdir={run.workdir}",

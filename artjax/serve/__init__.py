@@ -65,9 +65,7 @@ def check(paths, host: str, port: int, token, max_batch: int, max_wait_ms: float
       raise ConfigError(f"--workdir {p!r} does not exist")
 
 
-KEEP_ALIVE_S = 5
-MAX_HEADER_BYTES = 16 * 1024
-MAX_CONNECTIONS = 256
+from artjax.serve.limits import KEEP_ALIVE_S, MAX_CONNECTIONS, MAX_HEADER_BYTES  # noqa: E402
 
 
 def bind(host: str, port: int):
@@ -137,7 +135,7 @@ def serve(paths, *, host="127.0.0.1", port=8080, token=None, tokens=None, protec
     sock = bind(host, port)               # a busy port is one line, before Ray starts
     port = sock.getsockname()[1]
     sock.close()
-    return ray_backend.run(args, host=host, port=port, **opts)
+    return ray_backend.run(args, host=host, port=port, keep_alive_s=KEEP_ALIVE_S, **opts)
   return _serve_uvicorn(args, auth, host, port)
 
 

@@ -47,7 +47,7 @@ from artjax import ConfigError
 from artjax.music import encoding as enc, mood as mood_lib, render
 from artjax.poetry import calligraphy, pingshui, text
 from artjax.serve.auth import Auth, Denied
-from artjax.serve.http import (BadRequest, LoopbackGuard, decode_upload, field, form_body,
+from artjax.serve.http import (BadRequest, HeaderLimit, LoopbackGuard, decode_upload, field, form_body,
                                json_body)
 from artjax.serve.models import COMPILES, FORMATS
 from artjax.serve.counts import BATCH_BUCKETS
@@ -538,5 +538,6 @@ def create_app(models: dict, settings: Settings, tools: dict | None = None, work
     work = LocalWork(models, tools or {}, settings.max_batch, settings.max_wait_ms)
   service = Service(settings, work)
   return Starlette(routes=service.routes(), lifespan=service.lifespan,
-                   middleware=[Middleware(LoopbackGuard)] if service.auth.open else [],
+                   middleware=[Middleware(HeaderLimit)]
+                   + ([Middleware(LoopbackGuard)] if service.auth.open else []),
                    exception_handlers={HTTPException: http_error})

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from artjax.image.io import to_rgb
+from artjax.serve.limits import MAX_HEADER_BYTES
 
 MAX_JSON_DEPTH = 32
 BODY_TIMEOUT_S = 10.0
@@ -187,6 +188,26 @@ def hostname(value: str) -> str:
     return ""
   host = m.group(1)
   return host[1:-1] if host.startswith("[") else host
+
+
+class HeaderLimit:
+  """A request head over artjax.serve.MAX_HEADER_BYTES is 431 JSON, whatever HTTP server is in
+  front: the single process's protocol refuses it before parsing (serve/protocol.py); Ray
+  Serve's proxy, whose limits cannot be set, passes it on and this refuses it here."""
+
+  def __init__(self, app):
+    self.app = app
+
+  async def __call__(self, scope, receive, send):
+    if scope["type"] == "http":
+      size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
+          len(k) + len(v) + 4 for k, v in scope["headers"])
+      if size > MAX_HEADER_BYTES:
+        resp = JSONResponse({"error": f"request headers of {size:,} bytes: at most "
+                             f"{MAX_HEADER_BYTES:,}"}, 431)
+        await resp(scope, receive, send)
+        return
+    await self.app(scope, receive, send)
 
 
 class LoopbackGuard:

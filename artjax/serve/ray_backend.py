@@ -166,8 +166,10 @@ def _wait_for_signal() -> None:
 
 def run(args: dict, *, host: str, port: int, address: str | None, min_replicas: int,
         max_replicas: int, target_ongoing: float, replica_cpus: float,
-        downscale_delay_s: float = 30.0) -> int:
-  """Starts (or joins) Ray, deploys, serves until SIGTERM / SIGINT, drains: exit 0."""
+        downscale_delay_s: float = 30.0, keep_alive_s: int = 5) -> int:
+  """Starts (or joins) Ray, deploys, serves until SIGTERM / SIGINT, drains: exit 0. Ray's
+  proxy closes idle keep-alive connections after `keep_alive_s` like the single process (its
+  own default, 90 s, lets idle clients hold sockets)."""
   import ray
   from ray import serve
   started = address is None
@@ -176,7 +178,8 @@ def run(args: dict, *, host: str, port: int, address: str | None, min_replicas: 
            configure_logging=False, runtime_env={"env_vars": env},
            **({"num_cpus": os.cpu_count()} if started else {}))
   try:
-    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    serve.start(http_options={"host": host, "port": port, "keep_alive_timeout_s": keep_alive_s},
+                logging_config={"log_level": "WARNING"})
     board = ray.remote(ray_replica.StatsBoard).options(  # noqa: F841  (lives while we hold it)
         name=ray_replica.STATS, namespace=ray_replica.NAMESPACE, num_cpus=0,
         get_if_exists=True).remote()

@@ -254,3 +254,11 @@ def test_v1_animate_equals_run_py_animate(client, trained_workdir, tmp_path):
 def test_v1_animate_bad_requests(client, body, status, words):
   r = client.post("/v1/animate", json={"model": "digits", **body}, headers=AUTH)
   assert r.status_code == status and words in r.json()["error"], r.text
+
+
+def test_request_heads_past_the_limit_are_431_json_in_the_app_too(client):
+  """Ray Serve's proxy passes heads of any size on: the app refuses them itself."""
+  from artjax.serve import MAX_HEADER_BYTES
+  r = client.get("/healthz", headers={"X-Big": "a" * MAX_HEADER_BYTES})
+  assert r.status_code == 431 and "at most" in r.json()["error"]
+  assert client.get("/healthz", headers={"X-Small": "a" * 1000}).status_code == 200

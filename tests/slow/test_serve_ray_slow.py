@@ -170,3 +170,69 @@ def test_ray_serve_batch_merges_requests_into_the_same_rows(trained_workdir, tmp
     if proc.poll() is None:
       proc.kill()
     log.close()
+
+
+def _multipart(fields: dict) -> tuple[bytes, str]:
+  boundary = "artjaxprobe"
+  parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{k}.png"\r\n'
+           f"Content-Type: image/png\r\n\r\n".encode() + v + b"\r\n" for k, v in fields.items()]
+  return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _post(url, body, content_type, headers=None):
+  import urllib.error
+  import urllib.request
+  req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type, **(headers or {})})
+  try:
+    with urllib.request.urlopen(req, timeout=60) as r:
+      return r.status, r.read(), dict(r.headers)
+  except urllib.error.HTTPError as e:
+    return e.code, e.read(), dict(e.headers)
+
+
+@pytest.mark.slow
+def test_ray_backend_under_the_single_process_abuse(trained_workdir, repair_workdir, tmp_path):
+  """Issue #47's probes against --backend=ray: Ray Serve's own HTTP proxy (not artjax's
+  GuardedH11Protocol) in front of the same app. An idle-connection flood, a 256 KB header,
+  idle keep-alive connections, bad tokens and Host headers, a decompression-bomb upload and a
+  body past the limit: each refused or answered, the service never taken down."""
+  pytest.importorskip("ray.serve")
+  import json
+  import socket
+  from test_serve_access import _bomb
+  from test_serve_slow import probe_big_head_and_idle_keep_alive
+  proc, url, log = _start(tmp_path, f"--workdir={trained_workdir}", f"--workdir={repair_workdir}")
+  port = int(url.rsplit(":", 1)[1])
+  try:
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(400)]
+    t = time.time()
+    status = _get(url + "/v1/generate", {"num": 2, "format": "npz"}, AUTH, timeout=30)[0]
+    assert status in (200, 503) and time.time() - t < 20, status
+    for s in idle:
+      s.close()
+    probe_big_head_and_idle_keep_alive(port)
+    # tokens as the single process answers them (test_serve.py::test_auth); never logged
+    for headers, want in (({}, 401), ({"Authorization": "Bearer wrong"}, 403),
+                          ({"Authorization": "Basic " + TOKEN}, 401)):
+      status, body, h = _get(url + "/v1/generate", {"num": 1}, headers)
+      assert status == want and "error" in json.loads(body), (headers, status, body[:200])
+    # uploads: a PNG claiming 10^10 pixels and a body past the limit are JSON 4xx
+    body, ctype = _multipart({"image": _bomb(), "mask": _bomb()})
+    status, reply, _ = _post(url + "/v1/repair", body, ctype, AUTH)
+    assert status == 413 and "pixels" in json.loads(reply)["error"], (status, reply[:200])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:   # 64 MiB announced
+      s.sendall(f"POST /v1/repair HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH['Authorization']}"
+                f"\r\nContent-Type: {ctype}\r\nContent-Length: {64 << 20}\r\n\r\n".encode() + body)
+      reply = s.recv(65536)
+      while b"}" not in reply.partition(b"\r\n\r\n")[2] and (more := s.recv(65536)):
+        reply += more
+    assert reply.split(b" ")[1] == b"413" and b'"error"' in reply, reply[:300]
+    assert _get(url + "/v1/generate", {"num": 2, "format": "npz"}, AUTH)[0] == 200
+    assert proc.poll() is None
+    proc.send_signal(15)
+    assert proc.wait(timeout=120) == 0
+    assert TOKEN not in (tmp_path / "ray.log").read_text()
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+    log.close()
