@@ -262,3 +262,29 @@ def test_request_heads_past_the_limit_are_431_json_in_the_app_too(client):
   r = client.get("/healthz", headers={"X-Big": "a" * MAX_HEADER_BYTES})
   assert r.status_code == 431 and "at most" in r.json()["error"]
   assert client.get("/healthz", headers={"X-Small": "a" * 1000}).status_code == 200
+
+
+def test_work_past_timeout_s_is_504_json_and_the_service_goes_on(trained_workdir):
+  """A request whose work outlasts Settings.timeout_s is answered 504 JSON (counted in
+  /metrics); the next request is served."""
+  import asyncio
+  from starlette.testclient import TestClient
+  from artjax.serve import app, models
+  from artjax.serve.work import LocalWork
+  m = models.load(str(trained_workdir), "digits", max_num=16, max_batch=16, max_music=1)
+  m.warm_up()
+  work = LocalWork({"digits": m}, {}, 16, 5.0)
+  fast, slow = work.images, {"on": True}
+
+  async def images(name, seed, labels):
+    if slow["on"]:
+      await asyncio.sleep(2.0)
+    return await fast(name, seed, labels)
+  work.images = images
+  settings = app.Settings(token=TOKEN, max_batch=16, timeout_s=0.3)
+  with TestClient(app.create_app({"digits": m}, settings, work=work)) as c:
+    r = c.post("/v1/generate", json={"num": 2}, headers=AUTH)
+    assert r.status_code == 504 and r.json()["error"] == "timed out after 0.3 s"
+    slow["on"] = False
+    assert c.post("/v1/generate", json={"num": 2}, headers=AUTH).status_code == 200
+    assert 'status="504"' in c.get("/metrics").text
