@@ -1,4 +1,6 @@
-# python run.py train --config=configs/poetry.py --workdir=runs/poetry        (about 10 min)
+# python run.py train --config=configs/poetry.py --workdir=runs/poetry        (about 15 min)
+#   default: the rhyme plan, 3,000 steps (the recipe whose samples rhyme); noplan: without the
+#   plan, 1,000 steps (the earlier default); plan: the plan on the 1,000-step schedule
 # python run.py sample --workdir=runs/poetry --num=8 --form=wujue --acrostic=春夏秋冬 --out=poems.txt
 # python run.py eval --workdir=runs/poetry
 # Fine-tuning to one poet (full | lora | prefix), from a pretrained run:
@@ -8,12 +10,15 @@
 
 from configs import common
 
-VARIANTS = ("default", "regulated", "plan", "full_libai", "lora_libai", "prefix_libai")
+VARIANTS = ("default", "noplan", "regulated", "plan", "full_libai", "lora_libai", "prefix_libai")
 
 
 def get_config(arg: str = "default"):
   name, opts = common.parse_arg(arg, "default", VARIANTS)
-  # source_dir: a chinese-poetry checkout or unpacked npm package ("" = fetch it with npm
+  # name: poetry (the Tang poems) or text:PATH (your poems: a UTF-8 file or a folder of .txt,
+  # a blank line between poems, an optional first line `# title`; artjax.poetry.data.user_text);
+  # vocab_from: the corpus whose training characters form the vocabulary ("" = this one; a
+  # fine-tuning run takes its pretrained run's); source_dir: a chinese-poetry checkout or unpacked npm package ("" = fetch it with npm
   # into the data dir once); vocab_chars: the most frequent training characters kept (seen
   # >= min_count times; others are UNK); num_authors: poets with their own control token;
   # max_chars: longest poem body trained on; author: train on one poet's poems only;
@@ -23,7 +28,7 @@ def get_config(arg: str = "default"):
   # to choose first and its samples then follow (artjax.poetry.text; docs/poetry.md).
   c = common.base("poetry", {"name": "poetry", "source_dir": "", "vocab_chars": 5000,
                              "min_count": 2, "num_authors": 64, "max_chars": 64, "author": "",
-                             "regulated_only": False, "rhyme_plan": False})
+                             "regulated_only": False, "rhyme_plan": False, "vocab_from": ""})
   c.model = common.ConfigDict({"name": "transformer", "d_model": 192, "num_layers": 4,
                                "num_heads": 4, "d_ff": 768, "dropout": 0.1, "cond_dropout": 0.2,
                                "remat": "none"})
@@ -33,13 +38,13 @@ def get_config(arg: str = "default"):
   c.train.update(steps=1000, batch_size=64, steps_per_dispatch=50, log_every=100,
                  ckpt_every=500, keep=2, sample_every=0, eval_every=500, dtype="bf16")
   # form: wujue | qijue | wulu | qilu (the control token and, when constrained, the template
-  # decoding follows; unconstrained also: other); acrostic: each verse's first character;
+  # decoding follows; unconstrained also: other; auto: wujue for Tang poems, other for text:); acrostic: each verse's first character;
   # author: a poet's control token ("" = any); rhyme: the even verses end on level-tone
   # characters of one rhyme group, drawn per poem (constrained decoding only).
   # strict: every poem passes the 平水韻 rhyme and tone tests (artjax.poetry.strict), of a
   # template (平起 | 仄起 | 平起首句入韻 ... ; "" = drawn per poem) and a rhyme group (e.g.
   # 上平聲一東; "" = drawn per poem).
-  c.sample = common.ConfigDict({"form": "wujue", "constrained": True, "temperature": 1.0,
+  c.sample = common.ConfigDict({"form": "auto", "constrained": True, "temperature": 1.0,
                                 "top_p": 0.9, "acrostic": "", "author": "", "rhyme": False,
                                 "strict": False, "template": "", "rhyme_group": ""})
   # LoRA on attention, MLP and the output head (3.8% of the weights): the head is where a
@@ -47,9 +52,11 @@ def get_config(arg: str = "default"):
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp|head", prefix_len=16)
   if name == "regulated":      # issue #31's data-selection experiment
     c.data.regulated_only = True
-  elif name == "plan":         # each poem opens with its rhyme group and tonal template
+  elif name in ("plan", "default"):   # each poem opens with its rhyme group and tonal template
     c.data.rhyme_plan = True
-  elif name != "default":
+    if name == "default":      # the measured best recipe (docs/poetry.md: rhyme 0.88 of held-out)
+      c.train.update(steps=3000, ckpt_every=1000, eval_every=1000)
+  elif name != "noplan":       # fine-tuning: the plan setting follows the pretrained run
     c.finetune.method = name.split("_")[0]
     c.data.author = "李白"
     c.sample.author = "李白"

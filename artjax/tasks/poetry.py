@@ -16,6 +16,8 @@ characters, the rest UNK), so the model's shapes are known before any data is re
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +26,8 @@ from flax import nnx
 
 from artjax import ConfigError
 from artjax.poetry import data as data_lib
+from artjax.engine import workdir as runs
+from artjax.poetry.data import user_text
 from artjax.poetry.data.poetry import VERSE_END
 from artjax.nn.transformer import CausalTransformer
 from artjax.poetry import calligraphy, pingshui, strict, text
@@ -48,8 +52,9 @@ class PoetryTask(TransformerLM):
       if key not in s:          # a run saved before these options existed
         s[key] = value
     self._check_model(FT_METHODS)
-    if not 8 <= c.data.max_chars <= 128:
-      raise ConfigError(f"data.max_chars must be in 8..128, got {c.data.max_chars}")
+    self._check_data()
+    if not 8 <= c.data.max_chars <= 2048:
+      raise ConfigError(f"data.max_chars must be in 8..2048, got {c.data.max_chars}")
     if s.form not in text.SHAPES and not (s.form == "other" and not s.constrained):
       raise ConfigError(f"unknown form {s.form!r}; choose one of {tuple(text.SHAPES)}")
     if not 0.0 < s.top_p <= 1.0 or s.temperature < 0:
@@ -80,6 +85,30 @@ class PoetryTask(TransformerLM):
     self._vocab = None
     self._init_model()
 
+  def _check_data(self):
+    """`data.name`: "poetry" (Tang) or "text:PATH" (checked before anything is read);
+    `sample.form` "auto": wujue for Tang poems, unconstrained free verse ("other") for a
+    user's corpus; `data.vocab_from`: the corpus whose training split gives the characters
+    (a fine-tuning run takes its pretrained run's, so the weights mean the same characters)."""
+    c, s = self.config, self.config.sample
+    if "vocab_from" not in c.data:
+      c.data.vocab_from = ""
+    if user_text.is_text(c.data.name):
+      user_text.check(c.data.name)
+    elif c.data.name != "poetry":
+      raise ConfigError(f"data.name {c.data.name!r}: 'poetry' (Tang poems) or text:PATH (your "
+                        "poems: a UTF-8 file or folder of .txt, blank lines between poems)")
+    if s.form == "auto":
+      s.form = "other" if user_text.is_text(c.data.name) else "wujue"
+    if s.form == "other":
+      s.constrained = False
+    source = c.finetune.init_from if c.finetune.method != "none" else ""
+    if source and os.path.isfile(os.path.join(source, "config.json")):
+      src = runs.load_config(source).data     # the pretrained model's tokens, whatever the recipe
+      if not c.data.vocab_from:
+        c.data.vocab_from = src.get("vocab_from", "") or src.get("name", "poetry")
+      c.data.rhyme_plan = bool(src.get("rhyme_plan", False))
+
   def build(self, key):
     m = self.config.model
     return CausalTransformer(self.vocab_size, m.d_model, m.num_layers, m.num_heads, m.d_ff,
@@ -88,24 +117,31 @@ class PoetryTask(TransformerLM):
   def describe(self):
     m, d = self.config.model, self.config.data
     extra = "" if self.finetune is None else f", fine-tuning: {self.finetune.method}"
-    who = f"{d.author}'s poems" if d.author else "Tang poems"
+    who = (f"{d.author}'s poems" if d.author else f"the poems of {user_text.path_of(d.name)}"
+           if user_text.is_text(d.name) else "Tang poems")
     return (f"poetry transformer {m.num_layers}x{m.d_model} ({self.num_params:,} params, vocab "
             f"{self.vocab_size:,}) on {who} of <= {d.max_chars} characters{extra}")
 
   # --- data (host) --------------------------------------------------------------------
-  def poems(self):
+  def poems(self, name: str = ""):
     d = self.config.data
-    return data_lib.load_poetry(d.source_dir, d.data_dir or None)
+    return data_lib.load(name or d.name, d.source_dir, d.data_dir or None)
 
   @property
   def vocab(self) -> text.Vocab:
     """The characters and poets of the whole training split (not only `data.author`'s, so
-    a fine-tuned model shares its pretrained model's vocabulary)."""
+    a fine-tuned model shares its pretrained model's vocabulary; of `data.vocab_from`'s corpus
+    when set: a user's poems fine-tuning a Tang model keep the Tang characters)."""
     if self._vocab is None:
-      tr = self.poems().splits["train"]
       d = self.config.data
+      tr = self.poems(d.get("vocab_from", "")).splits["train"]
       self._vocab = text.build_vocab(tr["body"], tr["author"], d.min_count, d.num_authors,
                                      d.vocab_chars)
+      if d.get("vocab_from", "") and d.vocab_from != d.name:
+        own = "".join(self.poems().splits["train"]["body"])
+        known = sum(ch in self._vocab.index for ch in own) / max(len(own), 1)
+        print(f"note: the vocabulary of {d.vocab_from} (the pretrained run's) covers {known:.1%} "
+              f"of the characters of {d.name}; the rest are UNK", file=sys.stderr)
     return self._vocab
 
   def sequences(self, split: str, author: str | None = None) -> np.ndarray:
@@ -118,8 +154,11 @@ class PoetryTask(TransformerLM):
             for b, f, a in zip(sp["body"], sp["form"], sp["author"])
             if len(b) <= d.max_chars and (not author or a == author) and keep(b, int(f))]
     if not rows:
+      shortest = min((len(b) for b in sp["body"]), default=0)
       raise ConfigError(f"no {split} poems of <= {d.max_chars} characters"
-                        + (f" by {author!r}" if author else ""))
+                        + (f" by {author!r}" if author else "")
+                        + (f" (the shortest of {len(sp['body'])} has {shortest}: raise "
+                           "data.max_chars)" if shortest > d.max_chars else ""))
     return np.stack(rows)
 
   def sequence(self, body: str, form: int, author_token: int) -> np.ndarray:

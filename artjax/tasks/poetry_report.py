@@ -62,24 +62,21 @@ def poem_stats(bodies, corpus: metrics.Corpus) -> dict:
 
 
 def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> dict:
-  """eval.json / eval.md of a poetry run (`num` samples per form)."""
+  """eval.json / eval.md of a poetry run (`num` samples per form): every regulated form the
+  held-out poems have (all four for Tang poems; those a user's Chinese corpus has), and for a
+  user's corpus (text:PATH) free verse, unconstrained, beside the held-out poems."""
   poems = task.poems().splits
   corpus = metrics.Corpus(poems["train"]["body"])
   result = {"workdir": os.path.abspath(workdir), "step": int(state["step"]), "seed": seed,
             "bits_per_char": bits_per_char(task, state), "rhyme_probe": rhyme_probe(task, state),
             "forms": {}}
-  for form in FORMS:
-    constrained = _sample_bodies(task, state, form, num, seed)
-    held = [b for b, f in zip(poems["test"]["body"], poems["test"]["form"])
-            if text.FORMS[int(f)] == form][:num]
-    result["forms"][form] = {"samples": poem_stats(constrained, corpus),
-                             "held_out": poem_stats(held, corpus),
-                             "form_compliance_unconstrained": unconstrained_compliance(
-                                 task, state, form, num, seed),
-                             "rhyme_rate_with_rhyme_constraint": poem_stats(_sample_bodies(
-                                 task, state, form, num, seed, rhyme=True), corpus)["rhyme_rate"],
-                             "pingshui": _pingshui(task, state, form, num, seed, constrained, held),
-                             "examples": constrained[:3]}
+  for form in judged_forms(task, poems["test"]["form"]):
+    result["forms"][form] = _form_block(task, state, form, num, seed, corpus, poems["test"])
+  if task.config.data.name != "poetry":
+    free = _free_bodies(task, state, num, seed)
+    result["free_verse"] = {"samples": poem_stats(free, corpus),
+                            "held_out": poem_stats(poems["test"]["body"][:num], corpus),
+                            "examples": free[:3]}
   with open(os.path.join(workdir, "eval.json"), "w", encoding="utf-8") as f:
     json.dump(result, f, indent=2, ensure_ascii=False)
   md = report_md(result)
@@ -87,6 +84,37 @@ def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> 
     f.write(md)
   print(md)
   return result
+
+
+def judged_forms(task, test_forms) -> list[str]:
+  """The regulated forms among the held-out poems whose verse punctuation the vocabulary has
+  (constrained decoding writes ， and 。)."""
+  present = {text.FORMS[int(f)] for f in np.asarray(test_forms)}
+  ok = all(ch in task.vocab.index for ch in "，。")
+  return [f for f in FORMS if f in present and ok]
+
+
+def _form_block(task, state, form, num, seed, corpus, test) -> dict:
+  constrained = _sample_bodies(task, state, form, num, seed)
+  held = [b for b, f in zip(test["body"], test["form"]) if text.FORMS[int(f)] == form][:num]
+  return {"samples": poem_stats(constrained, corpus), "held_out": poem_stats(held, corpus),
+          "form_compliance_unconstrained": unconstrained_compliance(task, state, form, num, seed),
+          "rhyme_rate_with_rhyme_constraint": poem_stats(_sample_bodies(
+              task, state, form, num, seed, rhyme=True), corpus)["rhyme_rate"],
+          "pingshui": _pingshui(task, state, form, num, seed, constrained, held),
+          "examples": constrained[:3]}
+
+
+def _free_bodies(task, state, num: int, seed: int, form: str = "other") -> list[str]:
+  """Samples with the FORM token of `form` and no decoding constraint."""
+  c = task.config.sample
+  old = (c.form, c.acrostic, c.constrained)
+  c.form, c.acrostic, c.constrained = form, "", False
+  try:
+    s = jax.jit(lambda st: task.sample(st, seed, num))(state)
+  finally:
+    c.form, c.acrostic, c.constrained = old
+  return task.decode(s["tokens"])
 
 
 def _pingshui(task, state, form, num, seed, samples, held) -> dict:
@@ -103,14 +131,16 @@ def _pingshui(task, state, form, num, seed, samples, held) -> dict:
 def unconstrained_compliance(task, state, form: str, num: int, seed: int) -> float:
   """Share of samples with the FORM token for `form` but no decoding constraint that come
   out in that form anyway."""
-  c = task.config.sample
-  old = (c.form, c.acrostic, c.constrained)
-  c.form, c.acrostic, c.constrained = form, "", False
-  try:
-    s = jax.jit(lambda st: task.sample(st, seed + 1, num))(state)
-  finally:
-    c.form, c.acrostic, c.constrained = old
-  return float(np.mean([metrics.form_of(b) == form for b in task.decode(s["tokens"])]))
+  bodies = _free_bodies(task, state, num, seed + 1, form)
+  return float(np.mean([metrics.form_of(b) == form for b in bodies]))
+
+
+def _fmt(v):
+  return "-" if v is None else f"{v:.2f}"
+
+
+def _fmt0(v):
+  return "-" if v is None else f"{v:.0f}"
 
 
 def report_md(r: dict) -> str:
@@ -121,18 +151,33 @@ def report_md(r: dict) -> str:
            "| model | bits/char |", "|---|---|",
            f"| **this model** | **{b['model']:.3f}** |",
            f"| interpolated Kneser-Ney 4-gram (ours, same tokens) | {b['kneser_ney_4gram']:.3f} |",
-           f"| unigram (add-one; ours, same tokens) | {b['unigram']:.3f} |", "",
-           "| form | unconstrained form compliance | rhyme (samples / held-out / samples with --rhyme) | tonal rules (samples / held-out) | longest common substring with train, median/max (samples / held-out) | quotes a training verse (samples / held-out) |",
+           f"| unigram (add-one; ours, same tokens) | {b['unigram']:.3f} |"]
+  if r["forms"]:
+    lines += _forms_md(r)
+  p = r["rhyme_probe"]
+  if p["positions"]:
+    lines += ["", f"Rhyme probe ({p['poems']} held-out poems that rhyme, {p['positions']} later rhyme "
+              f"positions): the model puts {p['model_mass_on_group']:.3f} of its probability on the "
+              f"poem's rhyme group, against the group's prior {p['prior_of_group']:.3f} "
+              f"({p['ratio']:.1f}x)."]
+  if r["forms"]:
+    lines += ["", "Examples (constrained decoding):", ""]
+    lines += [f"- {form}: " + " / ".join(f["examples"][:2]) for form, f in r["forms"].items()]
+  if "free_verse" in r:
+    lines += _free_md(r["free_verse"])
+  return "\n".join(lines) + "\n"
+
+
+def _forms_md(r: dict) -> list[str]:
+  lines = ["", "| form | unconstrained form compliance | rhyme (samples / held-out / samples with --rhyme) | tonal rules (samples / held-out) | longest common substring with train, median/max (samples / held-out) | quotes a training verse (samples / held-out) |",
            "|---|---|---|---|---|---|"]
-  fmt = lambda v: "-" if v is None else f"{v:.2f}"
-  fmt0 = lambda v: "-" if v is None else f"{v:.0f}"
   for form, f in r["forms"].items():
     s, h = f["samples"], f["held_out"]
-    lines.append(f"| {form} | {f['form_compliance_unconstrained']:.2f} | {fmt(s['rhyme_rate'])} / "
-                 f"{fmt(h['rhyme_rate'])} / {fmt(f['rhyme_rate_with_rhyme_constraint'])} | {fmt(s['tonal_compliance'])} / {fmt(h['tonal_compliance'])} | "
-                 f"{fmt0(s['longest_common_with_train_median'])}/{s['longest_common_with_train_max']} / "
-                 f"{fmt0(h['longest_common_with_train_median'])}/{h['longest_common_with_train_max']} | "
-                 f"{fmt(s['quotes_a_training_verse'])} / {fmt(h['quotes_a_training_verse'])} |")
+    lines.append(f"| {form} | {f['form_compliance_unconstrained']:.2f} | {_fmt(s['rhyme_rate'])} / "
+                 f"{_fmt(h['rhyme_rate'])} / {_fmt(f['rhyme_rate_with_rhyme_constraint'])} | {_fmt(s['tonal_compliance'])} / {_fmt(h['tonal_compliance'])} | "
+                 f"{_fmt0(s['longest_common_with_train_median'])}/{s['longest_common_with_train_max']} / "
+                 f"{_fmt0(h['longest_common_with_train_median'])}/{h['longest_common_with_train_max']} | "
+                 f"{_fmt(s['quotes_a_training_verse'])} / {_fmt(h['quotes_a_training_verse'])} |")
   lines += ["", "By the 平水韻 (artjax/poetry/pingshui.py: one 平聲 group at the even verse ends; "
             "a standard tonal template, 一三五不論, no 孤平 or 三平尾), samples (the form's "
             "template only) / held-out poems / --strict samples, and the samples' share of the "
@@ -142,19 +187,20 @@ def report_md(r: dict) -> str:
   for form, f in r["forms"].items():
     p = f["pingshui"]
     s, h, st, share = p["samples"], p["held_out"], p["strict"], p["share_of_held_out"]
-    lines.append(f"| {form} | " + " | ".join(f"{fmt(s[k])} / {fmt(h[k])} / {fmt(st[k])}"
+    lines.append(f"| {form} | " + " | ".join(f"{_fmt(s[k])} / {_fmt(h[k])} / {_fmt(st[k])}"
                                              for k in ("rhyme", "tones", "regulated"))
-                 + f" | {fmt(share['rhyme'])}, {fmt(share['tones'])} |")
-  p = r["rhyme_probe"]
-  if p["positions"]:
-    lines += ["", f"Rhyme probe ({p['poems']} held-out poems that rhyme, {p['positions']} later rhyme "
-            f"positions): the model puts {p['model_mass_on_group']:.3f} of its probability on the "
-            f"poem's rhyme group, against the group's prior {p['prior_of_group']:.3f} "
-            f"({p['ratio']:.1f}x).", ""]
-  lines += ["", "Examples (constrained decoding):", ""]
-  for form, f in r["forms"].items():
-    lines += [f"- {form}: " + " / ".join(f["examples"][:2])]
-  return "\n".join(lines) + "\n"
+                 + f" | {_fmt(share['rhyme'])}, {_fmt(share['tones'])} |")
+  return lines
+
+
+def _free_md(fv: dict) -> list[str]:
+  s, h = fv["samples"], fv["held_out"]
+  return (["", f"Free verse (unconstrained samples / held-out poems): longest common substring "
+           f"with the training poems, median/max {_fmt0(s['longest_common_with_train_median'])}/"
+           f"{s['longest_common_with_train_max']} / {_fmt0(h['longest_common_with_train_median'])}/"
+           f"{h['longest_common_with_train_max']}; quotes a training verse "
+           f"{_fmt(s['quotes_a_training_verse'])} / {_fmt(h['quotes_a_training_verse'])}.", "",
+           "Examples:", ""] + ["    " + e.replace("\n", "\n    ") + "\n" for e in fv["examples"][:2]])
 
 
 def rhyme_targets(bodies, forms, vocab: text.Vocab) -> list:

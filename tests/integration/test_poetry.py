@@ -234,7 +234,7 @@ def test_regulated_only_keeps_the_poems_that_pass_the_pingshui_tests(poetry_run)
   kept = task.sequences("train")
   assert 0 < len(kept) < len(everything)
   for row in kept:
-    body, form = task.vocab.decode(row[text.PREFIX:]), text.FORMS[row[1] - text.FORM0]
+    body, form = task.vocab.decode(row[task.prefix_len:]), text.FORMS[row[1] - text.FORM0]
     c = pingshui.check(body, form)
     assert c and c["rhyme"] and c["tones"], body
   assert len(task.sequences("test")) == test            # held-out splits are not filtered

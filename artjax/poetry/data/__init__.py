@@ -71,3 +71,13 @@ def load_poetry(source_dir: str = "", data_dir: str | None = None) -> Poems:
   ds = Poems(splits)
   data_lib.CACHE[key] = ds
   return ds
+
+
+def load(name: str, source_dir: str = "", data_dir: str | None = None) -> Poems:
+  """The poems of data name `name`: "poetry" (the Tang poems) or "text:PATH" (a user's own
+  poems, artjax.poetry.data.user_text)."""
+  from artjax.poetry.data import user_text
+  if user_text.is_text(name):
+    splits = user_text.read_corpus(name)
+    return Poems({k: dict(v, form=np.asarray(v["form"], np.int32)) for k, v in splits.items()})
+  return load_poetry(source_dir, data_dir)
