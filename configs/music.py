@@ -25,8 +25,12 @@ def get_config(arg: str = "default"):
   # start_prob: share of windows that open at the chorale's first frame (else a random frame).
   # key_normalise: every chorale moved to the tonic C (needs transpose=0); samples are moved
   # to sample.tonic afterwards, so the mode token is the only key information the model needs.
+  # name: chorales, or midi:PATH (a folder or .zip of your MIDI / MusicXML / ABC files, any
+  # instruments and drums: artjax.tasks.midi) with tokenizer REMI | TSD | MIDILike (miditok)
+  # and strict (refuse unreadable files instead of skipping them with a warning)
   c = common.base("music", {"name": "chorales", "window": 256, "transpose": 5, "mode": "all",
-                            "start_prob": 0.0, "key_normalise": False})
+                            "start_prob": 0.0, "key_normalise": False, "tokenizer": "REMI",
+                            "strict": False})
   # attn_chunks / attn_block: speed only, exact (causal query blocks; flash-style fp32
   # attention over that many (sequence, head) pairs at a time, 0 = XLA's batched products).
   # cond_every: the mode token's embedding is also added at every position (not only read

@@ -96,3 +96,14 @@ def npm_pack(package: str, cache: str, keep, missing_hint: str, size: str = "") 
   with tarfile.open(tgz) as t:
     t.extractall(cache, members=[m for m in t.getmembers() if keep(m.name)], filter="data")
   os.remove(tgz)
+
+
+def read_regular(path: str, max_bytes: int) -> bytes:
+  """At most `max_bytes` + 1 bytes of a regular file (the caller tells "over the limit" by the
+  length). A FIFO, a device or a link to one is a ValueError, never opened for a blocking read."""
+  import stat
+  fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+  with os.fdopen(fd, "rb") as f:
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+      raise ValueError(f"{path} is not a regular file")
+    return f.read(max_bytes + 1)

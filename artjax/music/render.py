@@ -225,8 +225,16 @@ def normalise(pcm: np.ndarray) -> np.ndarray:
 def _fluidsynth(roll, programs, bpm, sample_rate) -> np.ndarray:
   """float32 [N, 2] stereo samples of the voiced MIDI rendered by FluidSynth."""
   with tempfile.TemporaryDirectory() as d:
-    mid, wav = os.path.join(d, "in.mid"), os.path.join(d, "out.wav")
+    mid = os.path.join(d, "in.mid")
     voiced_midi_file(roll, programs, bpm).save(mid)
+    return fluidsynth_file(mid, sample_rate)
+
+
+def fluidsynth_file(mid: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+  """float32 [N, 2] stereo samples of a MIDI file rendered by FluidSynth (its tracks' own
+  General MIDI programs, drums on channel 10)."""
+  with tempfile.TemporaryDirectory() as d:
+    wav = os.path.join(d, "out.wav")
     r = subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(sample_rate), "-F", wav,
                         soundfont(), mid], capture_output=True, text=True, timeout=600)
     if r.returncode != 0 or not os.path.exists(wav):

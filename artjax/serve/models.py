@@ -199,6 +199,10 @@ def load(path: str, name: str, max_num: int, max_batch: int, max_music: int) -> 
     return Model(name, "images", manifest, fn, buckets(max_batch), max_num,
                  int(manifest.get("num_classes", 0)), walk=None if walk is None else jax.jit(walk.call))
   n = min(max_num, max_music)
+  if manifest["kind"] == "tokens" and [i["name"] for i in manifest.get("inputs", [])][1:2] != ["modes"]:
+    raise ConfigError(f"{path!r} is a Music Transformer on a user's MIDI (f(seed, prompt)): "
+                      "/v1/music serves the chorale models only; sample it with run.py sample "
+                      "or call its exported sampler")
   if manifest["kind"] == "poems":
     if "poetry.npz" not in files:
       raise ConfigError(f"{path!r} has no poetry.npz beside its sampler: export the run again")

@@ -43,6 +43,15 @@ class TransformerLM(Task):
     new[key] = optax.apply_updates(state[key], updates)
     return new, {"loss": loss, **self.step_metrics(loss, total, seq)}
 
+  def next_nll(self, params, prefix, seq, rng=None):
+    """(-log p of each next token [B, L-1], the targets [B, L-1]) of token rows [B, L]
+    (dropout when `rng` is given)."""
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    logits = self.model(params)(inputs, train=rng is not None, rng=rng,
+                                prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
+    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), targets[..., None], -1)[..., 0]
+    return nll, targets
+
   def _check_model(self, ft_methods: tuple) -> None:
     """The checks every Transformer config shares: heads, dropout, fine-tuning, optimizer."""
     c, m = self.config, self.config.model

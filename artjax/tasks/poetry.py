@@ -191,10 +191,7 @@ class PoetryTask(TransformerLM):
   # --- state and training (pure) ----------------------------------------------------
   def token_nll(self, params, prefix, seq, rng=None):
     """(-log p of each target [B, L-1], weight [B, L-1]: the characters and EOS)."""
-    inputs, targets = seq[:, :-1], seq[:, 1:]
-    logits = self.model(params)(inputs, train=rng is not None, rng=rng,
-                                prefix=None if prefix is None else cast_floating(prefix, self.compute_dtype))
-    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), targets[..., None], -1)[..., 0]
+    nll, targets = self.next_nll(params, prefix, seq, rng)
     # scored: the characters and EOS, and the rhyme-plan token (a model must learn to choose it)
     weight = ((targets != text.PAD) & (jnp.arange(targets.shape[1]) >= text.PREFIX - 1)).astype(jnp.float32)
     return nll, weight

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 
 from artjax import ConfigError
+from artjax.engine import data as data_lib
 
 PREFIX = "text:"
 MIN_POEMS = 3
@@ -63,11 +63,10 @@ def _files(path: str) -> list[str]:
 
 def _read(path: str, budget: int) -> str:
   """A regular file's text (a FIFO or device is refused, never opened for a blocking read)."""
-  fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-  with os.fdopen(fd, "rb") as f:
-    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-      raise ConfigError(f"text:{path} is not a regular file")
-    data = f.read(budget + 1)
+  try:
+    data = data_lib.read_regular(path, budget)
+  except ValueError:
+    raise ConfigError(f"text:{path} is not a regular file") from None
   if len(data) > budget:
     raise ConfigError(f"text:{path}: the corpus is over {MAX_BYTES >> 20} MiB")
   if b"\x00" in data:

@@ -1,0 +1,199 @@
+"""`midi:PATH`: a user's folder (recursive) or `.zip` of MIDI files (and MusicXML / ABC
+through music21) as a token dataset for the Music Transformer.
+
+Each file becomes one token sequence of the field's tokenizers (miditok: REMI, TSD or
+MIDILike; symusic parses the MIDI): every track and instrument in one stream (program
+tokens, the drums as `PitchDrum`), with tempo, time signature and velocity. Prepared once
+per fingerprint (the files' names, sizes and times, the tokenizer and its settings) into
+`DATA_DIR/midi/FINGERPRINT.npz` (written whole, then renamed), with a progress bar.
+
+Split (fixed, by file): sha256 of the relative path, one in ten to test and one in ten to
+validation, at least one file each once there are 3 files.
+
+Bad input: files that cannot be read or hold no notes are skipped with one warning line (their
+count and first names), or refused under `data.strict`; a missing path, an empty folder, a
+folder with no readable notes, a file over MAX_FILE_BYTES or a piece over MAX_PIECE_TOKENS, and
+a zip whose names climb out (`..`, absolute) are one `error:` line before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+
+from artjax import ConfigError
+
+PREFIX = "midi:"
+MIDI_EXT = (".mid", ".midi")
+SCORE_EXT = (".xml", ".musicxml", ".mxl", ".abc", ".krn")
+MAX_FILE_BYTES = 16 << 20
+MAX_PIECE_TOKENS = 200_000
+TOKENIZERS = ("REMI", "TSD", "MIDILike")
+VERSION = 1
+
+
+def is_midi(name: str) -> bool:
+  return str(name).startswith(PREFIX)
+
+
+def path_of(name: str) -> str:
+  return name[len(PREFIX):]
+
+
+def check(name: str, tokenizer: str) -> None:
+  """Config-time checks (nothing read but the zip's directory)."""
+  path = path_of(name)
+  if tokenizer not in TOKENIZERS:
+    raise ConfigError(f"data.tokenizer={tokenizer!r}: choose one of {TOKENIZERS}")
+  if not path:
+    raise ConfigError("data.name 'midi:' needs a path: midi:FOLDER or midi:FILES.zip")
+  if not os.path.exists(path):
+    raise ConfigError(f"data.name {name!r}: {path} does not exist")
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as z:
+      bad = [n for n in z.namelist() if n.startswith("/") or ".." in n.split("/")]
+    if bad:
+      raise ConfigError(f"midi:{path}: the zip names a path outside itself ({bad[0]!r}); refused")
+  elif not os.path.isdir(path):
+    raise ConfigError(f"midi:{path} is neither a folder nor a .zip of MIDI files")
+
+
+def tokenizer(kind: str):
+  """The miditok tokenizer of `kind` with the settings every midi: dataset uses."""
+  import miditok
+  cfg = miditok.TokenizerConfig(use_programs=True, one_token_stream_for_programs=True,
+                                use_tempos=True, use_time_signatures=True, use_velocities=True,
+                                special_tokens=["PAD", "BOS", "EOS"])
+  return getattr(miditok, kind)(cfg)
+
+
+def listing(path: str) -> list[tuple[str, int, object]]:
+  """[(relative name, size, time)] of the music files under `path` (a folder or a zip)."""
+  ext = MIDI_EXT + SCORE_EXT
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as z:
+      return sorted((i.filename, i.file_size, i.date_time) for i in z.infolist()
+                    if not i.is_dir() and i.filename.lower().endswith(ext))
+  out = []
+  for d, _, names in os.walk(path):
+    for n in names:
+      if n.lower().endswith(ext):
+        p = os.path.join(d, n)
+        st = os.lstat(p)
+        out.append((os.path.relpath(p, path), st.st_size, st.st_mtime_ns))
+  return sorted(out)
+
+
+def read_bytes(path: str, rel: str) -> bytes:
+  """One file's bytes: regular files only (a FIFO or device is refused, never read), at
+  most MAX_FILE_BYTES (a zip entry is decompressed no further)."""
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as z:
+      info = z.getinfo(rel)
+      if info.file_size > MAX_FILE_BYTES:
+        raise ConfigError(f"midi:{path}: {rel} is {info.file_size:,} bytes (at most {MAX_FILE_BYTES:,})")
+      with z.open(info) as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+  else:
+    from artjax.engine import data as data_lib
+    data = data_lib.read_regular(os.path.join(path, rel), MAX_FILE_BYTES)
+  if len(data) > MAX_FILE_BYTES:
+    raise ConfigError(f"midi:{path}: {rel} is over {MAX_FILE_BYTES:,} bytes")
+  return data
+
+
+def score_of(data: bytes, rel: str):
+  """A symusic Score of a MIDI file's bytes, or of a MusicXML / ABC / Humdrum score read by
+  music21 (written to MIDI first)."""
+  import symusic
+  if rel.lower().endswith(MIDI_EXT):
+    return symusic.Score.from_midi(data)
+  from music21 import converter
+  ext = os.path.splitext(rel)[1].lower()
+  with tempfile.TemporaryDirectory() as d:
+    src, mid = os.path.join(d, "in" + ext), os.path.join(d, "out.mid")
+    with open(src, "wb") as f:
+      f.write(data)
+    converter.parse(src).write("midi", fp=mid)
+    return symusic.Score(mid)
+
+
+def split_of(rel: str, index: int, n: int) -> str:
+  del rel
+  held = max(1, n // 10) if n >= 3 else 0
+  return "test" if index < held else "validation" if index < 2 * held else "train"
+
+
+def fingerprint(path: str, kind: str, found) -> str:
+  h = hashlib.sha256(repr((VERSION, os.path.abspath(path), kind, found)).encode())
+  return h.hexdigest()[:16]
+
+
+def _tokenise_all(path: str, found, tok, strict: bool, progress):
+  """[(rel, ids)] of the readable files with notes; the names skipped."""
+  pieces, skipped = [], []
+  for rel, _, _ in progress(found):
+    try:
+      score = score_of(read_bytes(path, rel), rel)
+      ids = np.asarray(tok(score).ids, np.int32) if score.note_num() else np.zeros(0, np.int32)
+    except ConfigError:
+      raise
+    except Exception:           # corrupt, truncated, not music at all, not a regular file
+      ids = None
+    if ids is None or ids.size == 0:
+      if strict:
+        raise ConfigError(f"midi:{path}: {rel} is {'unreadable' if ids is None else 'without notes'} "
+                          "(data.strict=True refuses it)")
+      skipped.append(rel)
+      continue
+    if ids.size > MAX_PIECE_TOKENS:
+      raise ConfigError(f"midi:{path}: {rel} is {ids.size:,} tokens long (at most "
+                        f"{MAX_PIECE_TOKENS:,}): an absurd length for one piece")
+    pieces.append((rel, ids))
+  return pieces, skipped
+
+
+def prepare(name: str, kind: str, data_dir: str, strict: bool = False) -> dict:
+  """{"tokens": int32 [T], "offsets": int64 [N + 1], "split": [N] str, "names": [N] str} of
+  `midi:PATH`, prepared once per fingerprint (see the module docstring)."""
+  from tqdm import tqdm
+  from artjax.engine import progress
+  path = path_of(name)
+  found = listing(path)
+  if not found:
+    raise ConfigError(f"midi:{path}: no .mid/.midi (or MusicXML/ABC) files")
+  out = os.path.join(data_dir, "midi", fingerprint(path, kind, found) + ".npz")
+  if os.path.exists(out):
+    with np.load(out) as z:
+      return {k: z[k] for k in z.files}
+  pieces, skipped = _tokenise_all(path, found, tokenizer(kind), strict,
+                                  lambda xs: tqdm(xs, desc=f"tokenising {path}", unit="file",
+                                                  leave=progress.leave(), mininterval=1.0))
+  if skipped:
+    print(f"warning: skipped {len(skipped)} of {len(found)} files that are unreadable or have no "
+          f"notes ({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})", file=sys.stderr)
+  if not pieces:
+    raise ConfigError(f"midi:{path}: none of its {len(found)} files has readable notes")
+  pieces.sort(key=lambda p: hashlib.sha256(p[0].encode("utf-8", "surrogateescape")).hexdigest())
+  ds = {"tokens": np.concatenate([ids for _, ids in pieces]),
+        "offsets": np.cumsum([0] + [len(ids) for _, ids in pieces]).astype(np.int64),
+        "split": np.asarray([split_of(r, i, len(pieces)) for i, (r, _) in enumerate(pieces)]),
+        "names": np.asarray([r.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                             for r, _ in pieces])}
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  tmp = out + f".tmp{os.getpid()}"
+  with open(tmp, "wb") as f:
+    np.savez(f, **ds)
+  os.replace(tmp, out)
+  return ds
+
+
+def pieces_of(ds: dict, split: str) -> list[np.ndarray]:
+  """The token sequences of one split."""
+  o = ds["offsets"]
+  return [ds["tokens"][o[i]:o[i + 1]] for i in np.flatnonzero(ds["split"] == split)]
