@@ -64,8 +64,9 @@ class MidiLMTask(TransformerLM):
   def describe(self):
     m, d = self.config.model, self.config.data
     extra = "" if self.finetune is None else f", fine-tuning: {self.finetune.method}"
+    where = d.name if d.name.startswith(midi_folder.CORPUS_PREFIX) else midi_folder.path_of(d.name)
     return (f"music transformer {m.num_layers}x{m.d_model} ({self.num_params:,} params) on "
-            f"{midi_folder.path_of(d.name)} in {d.get('tokenizer', 'REMI')} tokens (vocab "
+            f"{where} in {d.get('tokenizer', 'REMI')} tokens (vocab "
             f"{self.vocab_size}, window {d.window}){extra}")
 
   # --- data (host) --------------------------------------------------------------------

@@ -37,6 +37,39 @@ def piece_stats(scores) -> dict:
           "programs": sorted({int(x.program) for t in tracks for x in t if not x.is_drum})}
 
 
+def style_of(score) -> dict:
+  """A piece's mode and tonal clarity (music21's key analysis: Krumhansl-Schmuckler, its
+  correlation with the best key profile) and its metre: the share of onsets on the eighth-note
+  grid and the share of bars with an onset on their downbeat (the first time signature)."""
+  import tempfile
+  from music21 import converter
+  with tempfile.TemporaryDirectory() as d:
+    score.dump_midi(os.path.join(d, "p.mid"))
+    try:
+      key = converter.parse(os.path.join(d, "p.mid")).analyze("key")
+    except Exception:   # no pitched notes (drums only): no key
+      key = None
+  tpq = int(score.ticks_per_quarter)
+  ts = score.time_signatures[0] if len(score.time_signatures) else None
+  bar = tpq * 4 * (ts.numerator / ts.denominator if ts else 1.0)
+  onsets = np.asarray(sorted({n.time for t in score.tracks for n in t.notes}), np.float64)
+  bars = np.arange(0, onsets.max() + 1, bar)
+  on_bar = np.isin(np.round(bars), np.round(onsets))
+  return {"minor": None if key is None else float(key.mode == "minor"),
+          "clarity": None if key is None else float(key.correlationCoefficient),
+          "on_grid": float(np.mean(np.mod(onsets, tpq / 2) == 0)),
+          "downbeats": float(np.mean(on_bar))}
+
+
+def style_stats(scores) -> dict:
+  st = [style_of(s) for s in scores if s is not None]
+  out = {}
+  for k in ("minor", "clarity", "on_grid", "downbeats"):
+    v = [x[k] for x in st if x[k] is not None]
+    out[k] = float(np.mean(v)) if v else None
+  return out
+
+
 def evaluate_midi(task, state, workdir: str, num: int = 16, seed: int = 0) -> dict:
   samples = jax.jit(lambda st: task.sample(st, seed, num))(state)["tokens"]
   held = [task.tok.decode([int(t) for t in p]) for p in task.pieces("test")[:num]]
@@ -44,6 +77,8 @@ def evaluate_midi(task, state, workdir: str, num: int = 16, seed: int = 0) -> di
        "bits_per_token": bits_per_token(task, state),
        "samples": piece_stats([task.piece_of(row) for row in np.asarray(samples)]),
        "held_out": piece_stats([s if s.note_num() else None for s in held])}
+  r["samples"]["style"] = style_stats([task.piece_of(row) for row in np.asarray(samples)])
+  r["held_out"]["style"] = style_stats([s if s.note_num() else None for s in held])
   with open(os.path.join(workdir, "eval.json"), "w") as f:
     json.dump(r, f, indent=2)
   b, s, h = r["bits_per_token"], r["samples"], r["held_out"]
@@ -58,7 +93,12 @@ def evaluate_midi(task, state, workdir: str, num: int = 16, seed: int = 0) -> di
       f"| samples ({s['n']}) | {fmt(s['with_notes'])} | {fmt(s['notes_median'])} | {fmt(s['tracks_mean'])} | "
       f"{fmt(s['with_drums'])} | {s['programs'][:12]} |",
       f"| held-out ({h['n']}) | {fmt(h['with_notes'])} | {fmt(h['notes_median'])} | {fmt(h['tracks_mean'])} | "
-      f"{fmt(h['with_drums'])} | {h['programs'][:12]} |"]) + "\n"
+      f"{fmt(h['with_drums'])} | {h['programs'][:12]} |", "",
+      "Style (music21's key analysis; note onsets against the first time signature):", "",
+      "| | minor | key clarity | onsets on the 8th grid | bars with a downbeat onset |",
+      "|---|---|---|---|---|"] + [
+      f"| {who} | {fmt(x['minor'])} | {fmt(x['clarity'])} | {fmt(x['on_grid'])} | {fmt(x['downbeats'])} |"
+      for who, x in (("samples", s["style"]), ("held-out", h["style"]))]) + "\n"
   with open(os.path.join(workdir, "eval.md"), "w") as f:
     f.write(md)
   print(md)

@@ -118,3 +118,25 @@ def test_export_works_and_serving_refuses_a_midi_run_in_one_line(midi_run, tmp_p
   assert [i["name"] for i in manifest["inputs"]] == ["seed", "prompt"]
   with pytest.raises(ConfigError, match="a user's MIDI"):
     models.load(str(tmp_path / "exp"), "m", max_num=4, max_batch=4, max_music=4)
+
+
+def test_music21_corpora_are_named_datasets_and_repeated_tunes_are_kept_once(tmp_path):
+  import symusic
+  from artjax.music.data import midi_folder
+  with pytest.raises(ConfigError, match="music21:folk"):
+    midi_folder.check("music21:jazz", "REMI")
+  midi_folder.check("music21:folk", "REMI")
+  found = midi_folder.listing(midi_folder.path_of("music21:folk"), midi_folder.subdirs_of("music21:folk"))
+  assert {f[0].split("/")[0] for f in found} >= {"ryansMammoth", "essenFolksong"} and len(found) > 1000
+  s = symusic.Score(480)
+  t = symusic.Track(program=0)
+  for k, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62]):
+    t.notes.append(symusic.Note(time=k * 480, duration=480, pitch=p, velocity=80))
+  s.tracks.append(t)
+  up = s.copy()
+  up.tracks[0].notes = [symusic.Note(n.time, n.duration, n.pitch + 5, 60) for n in s.tracks[0].notes]
+  up.tracks[0].program = 40
+  assert midi_folder.tune_key(s) == midi_folder.tune_key(up)          # transposed, re-voiced
+  other = s.copy()
+  other.tracks[0].notes[3] = symusic.Note(3 * 480, 480, 66, 80)
+  assert midi_folder.tune_key(other) != midi_folder.tune_key(s)

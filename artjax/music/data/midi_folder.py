@@ -29,27 +29,48 @@ import numpy as np
 from artjax import ConfigError
 
 PREFIX = "midi:"
+CORPUS_PREFIX = "music21:"
+#: music21's corpus as datasets: name -> its folders (`music21:folk` merges four collections;
+#: the same tune in two of them is kept once, see `dedup`)
+CORPORA = {"bach": ("bach",), "palestrina": ("palestrina",), "monteverdi": ("monteverdi",),
+           "trecento": ("trecento",),
+           "folk": ("ryansMammoth", "oneills1850", "essenFolksong", "nottingham-dataset")}
 MIDI_EXT = (".mid", ".midi")
 SCORE_EXT = (".xml", ".musicxml", ".mxl", ".abc", ".krn")
 MAX_FILE_BYTES = 16 << 20
 MAX_PIECE_TOKENS = 200_000
 TOKENIZERS = ("REMI", "TSD", "MIDILike")
-VERSION = 1
+VERSION = 2     # tunes deduplicated, collections split into pieces
 
 
 def is_midi(name: str) -> bool:
-  return str(name).startswith(PREFIX)
+  return str(name).startswith((PREFIX, CORPUS_PREFIX))
+
+
+def corpus_dir() -> str:
+  import music21
+  return os.path.dirname(music21.corpus.__file__)
 
 
 def path_of(name: str) -> str:
-  return name[len(PREFIX):]
+  """The folder (or zip) the files of `name` are under."""
+  return corpus_dir() if name.startswith(CORPUS_PREFIX) else name[len(PREFIX):]
+
+
+def subdirs_of(name: str) -> tuple:
+  """music21:NAME -> its corpus folders; () for midi:PATH (everything under the path)."""
+  return CORPORA[name[len(CORPUS_PREFIX):]] if name.startswith(CORPUS_PREFIX) else ()
 
 
 def check(name: str, tokenizer: str) -> None:
   """Config-time checks (nothing read but the zip's directory)."""
-  path = path_of(name)
   if tokenizer not in TOKENIZERS:
     raise ConfigError(f"data.tokenizer={tokenizer!r}: choose one of {TOKENIZERS}")
+  if name.startswith(CORPUS_PREFIX):
+    if name[len(CORPUS_PREFIX):] not in CORPORA:
+      raise ConfigError(f"data.name {name!r}: music21 corpora are {', '.join(CORPUS_PREFIX + k for k in CORPORA)}")
+    return
+  path = path_of(name)
   if not path:
     raise ConfigError("data.name 'midi:' needs a path: midi:FOLDER or midi:FILES.zip")
   if not os.path.exists(path):
@@ -72,9 +93,15 @@ def tokenizer(kind: str):
   return getattr(miditok, kind)(cfg)
 
 
-def listing(path: str) -> list[tuple[str, int, object]]:
-  """[(relative name, size, time)] of the music files under `path` (a folder or a zip)."""
+def listing(path: str, subdirs: tuple = ()) -> list[tuple[str, int, object]]:
+  """[(relative name, size, time)] of the music files under `path` (a folder or a zip), or
+  under its `subdirs` only."""
   ext = MIDI_EXT + SCORE_EXT
+  if subdirs:
+    out = []
+    for d in subdirs:
+      out += [(os.path.join(d, rel), size, t) for rel, size, t in listing(os.path.join(path, d))]
+    return sorted(out)
   if zipfile.is_zipfile(path):
     with zipfile.ZipFile(path) as z:
       return sorted((i.filename, i.file_size, i.date_time) for i in z.infolist()
@@ -108,19 +135,30 @@ def read_bytes(path: str, rel: str) -> bytes:
 
 
 def score_of(data: bytes, rel: str):
-  """A symusic Score of a MIDI file's bytes, or of a MusicXML / ABC / Humdrum score read by
-  music21 (written to MIDI first)."""
+  """A symusic Score of a file's bytes (the first piece of a collection)."""
+  return scores_of(data, rel)[0]
+
+
+def scores_of(data: bytes, rel: str) -> list:
+  """symusic Scores of a MIDI file's bytes, or of a MusicXML / ABC / Humdrum file read by
+  music21 (written to MIDI first): one per piece (an ABC book of tunes is many)."""
   import symusic
   if rel.lower().endswith(MIDI_EXT):
-    return symusic.Score.from_midi(data)
-  from music21 import converter
+    return [symusic.Score.from_midi(data)]
+  from music21 import converter, stream
   ext = os.path.splitext(rel)[1].lower()
   with tempfile.TemporaryDirectory() as d:
-    src, mid = os.path.join(d, "in" + ext), os.path.join(d, "out.mid")
+    src = os.path.join(d, "in" + ext)
     with open(src, "wb") as f:
       f.write(data)
-    converter.parse(src).write("midi", fp=mid)
-    return symusic.Score(mid)
+    parsed = converter.parse(src)
+    pieces = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+    out = []
+    for i, p in enumerate(pieces):
+      mid = os.path.join(d, f"{i}.mid")
+      p.write("midi", fp=mid)
+      out.append(symusic.Score(mid))
+    return out
 
 
 def split_of(rel: str, index: int, n: int) -> str:
@@ -136,26 +174,43 @@ def fingerprint(path: str, kind: str, found) -> str:
 
 def _tokenise_all(path: str, found, tok, strict: bool, progress):
   """[(rel, ids)] of the readable files with notes; the names skipped."""
-  pieces, skipped = [], []
+  pieces, skipped, seen, dups = [], [], set(), 0
   for rel, _, _ in progress(found):
     try:
-      score = score_of(read_bytes(path, rel), rel)
-      ids = np.asarray(tok(score).ids, np.int32) if score.note_num() else np.zeros(0, np.int32)
+      scores = [s for s in scores_of(read_bytes(path, rel), rel) if s.note_num()]
     except ConfigError:
       raise
     except Exception:           # corrupt, truncated, not music at all, not a regular file
-      ids = None
-    if ids is None or ids.size == 0:
+      scores = None
+    if not scores:
       if strict:
-        raise ConfigError(f"midi:{path}: {rel} is {'unreadable' if ids is None else 'without notes'} "
+        raise ConfigError(f"midi:{path}: {rel} is {'unreadable' if scores is None else 'without notes'} "
                           "(data.strict=True refuses it)")
       skipped.append(rel)
       continue
-    if ids.size > MAX_PIECE_TOKENS:
-      raise ConfigError(f"midi:{path}: {rel} is {ids.size:,} tokens long (at most "
-                        f"{MAX_PIECE_TOKENS:,}): an absurd length for one piece")
-    pieces.append((rel, ids))
-  return pieces, skipped
+    for i, score in enumerate(scores):
+      key = tune_key(score)
+      if key in seen:           # the same tune again (in this collection or another)
+        dups += 1
+        continue
+      seen.add(key)
+      ids = np.asarray(tok(score).ids, np.int32)
+      if ids.size > MAX_PIECE_TOKENS:
+        raise ConfigError(f"midi:{path}: {rel} is {ids.size:,} tokens long (at most "
+                          f"{MAX_PIECE_TOKENS:,}): an absurd length for one piece")
+      pieces.append((rel if len(scores) == 1 else f"{rel}#{i}", ids))
+  return pieces, skipped, dups
+
+
+def tune_key(score, n: int = 32) -> bytes:
+  """The same tune, whatever its key, tempo, instrument or file: the melodic intervals and the
+  onset gaps (in quarter notes, rounded to a 16th) of the first `n` notes of the track with
+  the most notes. Two files of one tune in different collections, or transposed, share it."""
+  track = max(score.tracks, key=lambda t: len(t.notes))
+  notes = sorted(((x.time, -x.pitch) for x in track.notes))[:n + 1]
+  tpq = max(int(score.ticks_per_quarter), 1)
+  steps = [(b[1] - a[1], round(4 * (b[0] - a[0]) / tpq)) for a, b in zip(notes, notes[1:])]
+  return hashlib.sha256(repr(steps).encode()).digest()
 
 
 def prepare(name: str, kind: str, data_dir: str, strict: bool = False) -> dict:
@@ -164,19 +219,22 @@ def prepare(name: str, kind: str, data_dir: str, strict: bool = False) -> dict:
   from tqdm import tqdm
   from artjax.engine import progress
   path = path_of(name)
-  found = listing(path)
+  found = listing(path, subdirs_of(name))
   if not found:
     raise ConfigError(f"midi:{path}: no .mid/.midi (or MusicXML/ABC) files")
   out = os.path.join(data_dir, "midi", fingerprint(path, kind, found) + ".npz")
   if os.path.exists(out):
     with np.load(out) as z:
       return {k: z[k] for k in z.files}
-  pieces, skipped = _tokenise_all(path, found, tokenizer(kind), strict,
+  pieces, skipped, dups = _tokenise_all(path, found, tokenizer(kind), strict,
                                   lambda xs: tqdm(xs, desc=f"tokenising {path}", unit="file",
                                                   leave=progress.leave(), mininterval=1.0))
   if skipped:
     print(f"warning: skipped {len(skipped)} of {len(found)} files that are unreadable or have no "
           f"notes ({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})", file=sys.stderr)
+  if dups:
+    print(f"note: {dups} pieces repeat a tune already read (the same intervals and rhythm of "
+          "the first 32 notes): kept once", file=sys.stderr)
   if not pieces:
     raise ConfigError(f"midi:{path}: none of its {len(found)} files has readable notes")
   pieces.sort(key=lambda p: hashlib.sha256(p[0].encode("utf-8", "surrogateescape")).hexdigest())
