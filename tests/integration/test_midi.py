@@ -140,3 +140,14 @@ def test_music21_corpora_are_named_datasets_and_repeated_tunes_are_kept_once(tmp
   other = s.copy()
   other.tracks[0].notes[3] = symusic.Note(3 * 480, 480, 66, 80)
   assert midi_folder.tune_key(other) != midi_folder.tune_key(s)
+
+
+def test_a_pool_of_workers_prepares_the_same_dataset(midi_run, tmp_path, monkeypatch):
+  from artjax.music.data import midi_folder
+  folder, wd, _ = midi_run
+  serial = midi_folder.prepare(f"midi:{folder}", "REMI", str(wd.parent / "data"))
+  monkeypatch.setattr(midi_folder, "POOL_FROM", 2)
+  monkeypatch.setattr(midi_folder.os, "cpu_count", lambda: 2)
+  pooled = midi_folder.prepare(f"midi:{folder}", "REMI", str(tmp_path / "data"))
+  for k in ("tokens", "offsets", "split", "names"):
+    assert np.array_equal(serial[k], pooled[k]), k

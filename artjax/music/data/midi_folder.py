@@ -172,33 +172,66 @@ def fingerprint(path: str, kind: str, found) -> str:
   return h.hexdigest()[:16]
 
 
-def _tokenise_all(path: str, found, tok, strict: bool, progress):
-  """[(rel, ids)] of the readable files with notes; the names skipped."""
+_TOKENIZERS: dict = {}
+#: files from which a preparation reads in worker processes (spawned: JAX's threads are not
+#: forked), one per core up to MAX_WORKERS
+POOL_FROM, MAX_WORKERS = 32, 8
+
+
+def read_one(path: str, rel: str, kind: str):
+  """(rel, None: unreadable | [] : no notes | [(tune key, token ids)] per piece) of one file;
+  a ConfigError for a file over the limits."""
+  if kind not in _TOKENIZERS:
+    _TOKENIZERS[kind] = tokenizer(kind)
+  try:
+    scores = [s for s in scores_of(read_bytes(path, rel), rel) if s.note_num()]
+  except ConfigError:
+    raise
+  except Exception:           # corrupt, truncated, not music at all, not a regular file
+    return rel, None
+  out = []
+  for score in scores:
+    ids = np.asarray(_TOKENIZERS[kind](score).ids, np.int32)
+    if ids.size > MAX_PIECE_TOKENS:
+      raise ConfigError(f"midi:{path}: {rel} is {ids.size:,} tokens long (at most "
+                        f"{MAX_PIECE_TOKENS:,}): an absurd length for one piece")
+    out.append((tune_key(score), ids))
+  return rel, out
+
+
+def _read_all(path: str, found, kind: str, progress):
+  """read_one of every file, in order: in this process, or in a pool of spawned workers."""
+  import concurrent.futures
+  import functools
+  import multiprocessing
+  rels = [rel for rel, _, _ in found]
+  fn = functools.partial(read_one, path, kind=kind)
+  workers = min(os.cpu_count() or 1, MAX_WORKERS)
+  if len(rels) < POOL_FROM or workers < 2:
+    yield from progress(map(fn, rels), len(rels))
+    return
+  with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    yield from progress(pool.map(fn, rels, chunksize=2), len(rels))
+
+
+def _tokenise_all(path: str, found, kind: str, strict: bool, progress):
+  """[(rel, ids)] of the readable pieces with notes, each tune once; the names skipped; the
+  number of repeated tunes dropped."""
   pieces, skipped, seen, dups = [], [], set(), 0
-  for rel, _, _ in progress(found):
-    try:
-      scores = [s for s in scores_of(read_bytes(path, rel), rel) if s.note_num()]
-    except ConfigError:
-      raise
-    except Exception:           # corrupt, truncated, not music at all, not a regular file
-      scores = None
-    if not scores:
+  for rel, read in _read_all(path, found, kind, progress):
+    if not read:
       if strict:
-        raise ConfigError(f"midi:{path}: {rel} is {'unreadable' if scores is None else 'without notes'} "
+        raise ConfigError(f"midi:{path}: {rel} is {'unreadable' if read is None else 'without notes'} "
                           "(data.strict=True refuses it)")
       skipped.append(rel)
       continue
-    for i, score in enumerate(scores):
-      key = tune_key(score)
+    for i, (key, ids) in enumerate(read):
       if key in seen:           # the same tune again (in this collection or another)
         dups += 1
         continue
       seen.add(key)
-      ids = np.asarray(tok(score).ids, np.int32)
-      if ids.size > MAX_PIECE_TOKENS:
-        raise ConfigError(f"midi:{path}: {rel} is {ids.size:,} tokens long (at most "
-                          f"{MAX_PIECE_TOKENS:,}): an absurd length for one piece")
-      pieces.append((rel if len(scores) == 1 else f"{rel}#{i}", ids))
+      pieces.append((rel if len(read) == 1 else f"{rel}#{i}", ids))
   return pieces, skipped, dups
 
 
@@ -226,9 +259,9 @@ def prepare(name: str, kind: str, data_dir: str, strict: bool = False) -> dict:
   if os.path.exists(out):
     with np.load(out) as z:
       return {k: z[k] for k in z.files}
-  pieces, skipped, dups = _tokenise_all(path, found, tokenizer(kind), strict,
-                                  lambda xs: tqdm(xs, desc=f"tokenising {path}", unit="file",
-                                                  leave=progress.leave(), mininterval=1.0))
+  pieces, skipped, dups = _tokenise_all(
+      path, found, kind, strict, lambda xs, n: tqdm(xs, total=n, desc=f"tokenising {path}",
+                                                    unit="file", leave=progress.leave(), mininterval=1.0))
   if skipped:
     print(f"warning: skipped {len(skipped)} of {len(found)} files that are unreadable or have no "
           f"notes ({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})", file=sys.stderr)
