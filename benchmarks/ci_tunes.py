@@ -4,7 +4,10 @@ tunes have a clear pattern (a shape - clause lengths and stops - that at least h
 tune's poems follow), and the share of poems of the 30 most common tunes that follow their
 tune's pattern, with punctuation kinds and by clause lengths only.
 
-  python -m benchmarks.ci_tunes [--min_poems=10] [--share=0.5]
+  python -m benchmarks.ci_tunes [--min_poems=10] [--share=0.5] [--write_text=songci.txt]
+
+--write_text also writes the ci as a user's text file (`# tune`, the verses, a blank line
+between): the `text:` corpus docs/poetry.md trains on.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from artjax.engine import data as data_lib
 from artjax.poetry import ci
 
 
-def song_ci() -> tuple[list, list]:
+def song_ci(verses: bool = False) -> tuple[list, list]:
+  """(tunes, bodies) of the Song ci; with `verses` each body keeps its paragraphs on lines."""
   cache = os.path.join(data_lib.default_data_dir(), "downloads", "chinese-poetry-songci")
   if not glob.glob(os.path.join(cache, "**", "ci.song.*.json"), recursive=True):
     data_lib.npm_pack("chinese-poetry", cache, lambda n: re.search(r"songci/ci\.song\.\d+\.json$", n),
@@ -28,7 +32,7 @@ def song_ci() -> tuple[list, list]:
   tunes, bodies = [], []
   for p in sorted(glob.glob(os.path.join(cache, "**", "ci.song.*.json"), recursive=True)):
     for x in json.load(open(p, encoding="utf-8")):
-      body = "".join(x.get("paragraphs") or [])
+      body = ("\n" if verses else "").join(x.get("paragraphs") or [])
       if body:
         tunes.append(str(x.get("rhythmic") or ""))
         bodies.append(body)
@@ -39,7 +43,13 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--min_poems", type=int, default=10)
   ap.add_argument("--share", type=float, default=0.5)
+  ap.add_argument("--write_text", default="")
   a = ap.parse_args(argv)
+  if a.write_text:
+    with open(a.write_text, "w", encoding="utf-8") as f:
+      for t, b in zip(*song_ci(verses=True)):
+        f.write(f"# {t}\n{b}\n\n")
+    print(f"wrote {a.write_text}")
   tunes, bodies = song_ci()
   out = {"poems": len(bodies), "tunes": len(set(tunes)), "min_poems": a.min_poems, "share": a.share}
   for lengths_only in (False, True):

@@ -52,7 +52,7 @@ def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str
 SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: text)"
 USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
-OPTIONS = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
+OPTIONS = ("prime", "temperature", "top_p", "max_tokens", "guidance", "mode", "key_guidance", "tonic",
            "instruments", "audio", "mood", "form", "acrostic", "author", "rhyme", "strict", "template", "rhyme_group",
            "truncation", "class")
 
@@ -73,6 +73,8 @@ def define(fv, argv):
                       "poetry: the first characters of every poem.", **d)
   flags.DEFINE_float("temperature", None, "Music/poetry: override the config's temperature.", **d)
   flags.DEFINE_float("top_p", None, "Music/poetry: override the config's nucleus top-p.", **d)
+  flags.DEFINE_integer("max_tokens", None, "Music on your MIDI (midi:): the most tokens a sample "
+                       "may have (the config's: 0 = 8 x sample.num_frames).", **d)
   flags.DEFINE_float("guidance", None, "Music: classifier-free guidance scale for the mode token.", **d)
   flags.DEFINE_string("mode", None, "Music: alternate | major | minor (the requested mode).", **d)
   flags.DEFINE_float("key_guidance", None, "Music: key-profile steering weight towards --mode.", **d)

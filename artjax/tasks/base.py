@@ -66,6 +66,12 @@ class Task(abc.ABC):
   #: artjax.engine.peft.FineTune when the config fine-tunes, else None (set by `validate`).
   finetune = None
 
+  @classmethod
+  def for_config(cls, config) -> type:
+    """The class that builds `config` (a family of tasks under one `config.task` may pick a
+    member by its data, e.g. music: chorales or a user's MIDI); itself by default."""
+    return cls
+
   def __init__(self, config):
     """Built in one step: the config is checked here (a ConfigError before any I/O)."""
     self.config = config

@@ -23,8 +23,7 @@ def build_task(config) -> Task:
   name = config.task if "task" in config else None
   if name not in TASKS:
     raise ConfigError(f"unknown task {name!r}; choose one of {tuple(TASKS)}")
-  cls = TASKS[name]
-  task = getattr(cls, "for_config", lambda c: cls)(config)(config)
+  task = TASKS[name].for_config(config)(config)
   hparams(config, task.hparams)   # population lists checked even for a single model
   if config.train.num_replicas != 1:
     task = Population(task, config)

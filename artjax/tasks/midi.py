@@ -47,6 +47,8 @@ class MidiLMTask(TransformerLM):
                         "has none (the chorale model has them)")
     if not 0.0 < sm.top_p <= 1.0 or sm.temperature < 0:
       raise ConfigError("sample.top_p must be in (0, 1] and sample.temperature >= 0")
+    if sm.max_tokens < 0:
+      raise ConfigError(f"sample.max_tokens must be >= 0, got {sm.max_tokens}")
     if not 16 <= d.window <= 8192:
       raise ConfigError(f"data.window must be in 16..8192, got {d.window}")
     self.tok = midi_folder.tokenizer(d.get("tokenizer", "REMI"))

@@ -161,8 +161,8 @@ def scores_of(data: bytes, rel: str) -> list:
     return out
 
 
-def split_of(rel: str, index: int, n: int) -> str:
-  del rel
+def split_of(index: int, n: int) -> str:
+  """The split of the piece at `index` (in hash order) among `n`."""
   held = max(1, n // 10) if n >= 3 else 0
   return "test" if index < held else "validation" if index < 2 * held else "train"
 
@@ -273,7 +273,7 @@ def prepare(name: str, kind: str, data_dir: str, strict: bool = False) -> dict:
   pieces.sort(key=lambda p: hashlib.sha256(p[0].encode("utf-8", "surrogateescape")).hexdigest())
   ds = {"tokens": np.concatenate([ids for _, ids in pieces]),
         "offsets": np.cumsum([0] + [len(ids) for _, ids in pieces]).astype(np.int64),
-        "split": np.asarray([split_of(r, i, len(pieces)) for i, (r, _) in enumerate(pieces)]),
+        "split": np.asarray([split_of(i, len(pieces)) for i in range(len(pieces))]),
         "names": np.asarray([r.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
                              for r, _ in pieces])}
   os.makedirs(os.path.dirname(out), exist_ok=True)
