@@ -8,16 +8,18 @@ import ml_collections
 ConfigDict = ml_collections.ConfigDict
 
 
-def parse_arg(arg: str, default: str, variants: tuple) -> tuple[str, set]:
+def parse_arg(arg: str, default: str, variants: tuple,
+              options: tuple = None) -> tuple[str, set]:
   """'digits,smoke' -> ('digits', {'smoke'}); unknown variants or options raise ValueError."""
+  options = OPTIONS if options is None else options
   parts = [p.strip() for p in (arg or "").split(",") if p.strip()]
-  name = parts[0] if parts and parts[0] not in OPTIONS else default
-  opts = set(parts[1:] if parts and parts[0] not in OPTIONS else parts)
+  name = parts[0] if parts and parts[0] not in options else default
+  opts = set(parts[1:] if parts and parts[0] not in options else parts)
   if name not in variants:
     raise ValueError(f"unknown config variant {name!r}; choose one of {variants}")
-  bad = opts - set(OPTIONS)
+  bad = opts - set(options)
   if bad:
-    raise ValueError(f"unknown config option {sorted(bad)[0]!r}; choose from {OPTIONS}")
+    raise ValueError(f"unknown config option {sorted(bad)[0]!r}; choose from {options}")
   return name, opts
 
 

@@ -2,6 +2,9 @@
 # Variants: emoji32 (the CPU recipe: both emoji styles at 32 px, narrow channels),
 # emoji64 (64 px), folder256 (an accelerator recipe with StyleGAN2's channel widths:
 # --config.data.name=folder:PATH). Option `smoke`: a seconds-long run, same code paths.
+# Option `ada`: model stylegan2_ada, NVIDIA StyleGAN2-ADA's networks exactly (FIR up/down-
+# sampling, clamps, const noise buffers, their discriminator); what `run.py import` writes
+# for an NVIDIA pickle (configs/stylegan.py:emoji32,ada is the import's default).
 """StyleGAN2-class configs (task stylegan, model stylegan2; artjax/tasks/stylegan.py)."""
 
 from configs import common
@@ -11,7 +14,7 @@ VARIANTS = ("emoji32", "emoji64", "folder256")
 
 
 def get_config(arg: str = "emoji32"):
-  name, opts = common.parse_arg(arg, "emoji32", VARIANTS)
+  name, opts = common.parse_arg(arg, "emoji32", VARIANTS, common.OPTIONS + ("ada",))
   res = {"emoji32": 32, "emoji64": 64, "folder256": 256}[name]
   c = common.base("stylegan", {}, hparams=("lr", "d_lr", "weight_decay", "ema_decay"))
   c.data = common.image_data("folder:pictures" if name == "folder256" else "emoji", res)
@@ -46,8 +49,16 @@ def get_config(arg: str = "emoji32"):
     c.gan.update(r1_gamma=10.0, pl_weight=2.0)
     c.train.update(batch_size=64)
   c.evaluator = evaluator_config(c.data.name)
+  if "ada" in opts:
+    # NVIDIA's networks: conv_clamp 256 (0 = none), minibatch-std channels, the layers of
+    # D's class mapping and its width (cmap_dim 0 = the 4x4 channels), as in their pickles
+    c.model.update(name="stylegan2_ada")
+    c.model.conv_clamp, c.model.mbstd_channels = 256.0, 1
+    c.model.d_mapping_layers, c.model.cmap_dim = 8, 0
   if "smoke" in opts:
     c.model.update(latent_dim=32, w_dim=32, mapping_layers=2, channel_base=128, channel_max=16)
+    if "ada" in opts:
+      c.model.d_mapping_layers = 2
     c.data.resolution = min(res, 16)
     c.evaluator = evaluator_config(c.data.name)
     common.smoke(c, batch_size=8, steps=20, steps_per_dispatch=10, log_every=10)

@@ -96,6 +96,8 @@ def programs(tmp):
                                        f"--workdir={w('pj')}", *smoke)),
       ("stylegan:train", lambda: _run("train", "--config=configs/stylegan.py:emoji32,smoke",
                                       f"--workdir={w('sg')}", *smoke)),
+      ("stylegan_ada:train", lambda: _run("train", "--config=configs/stylegan.py:emoji32,ada,smoke",
+                                          f"--workdir={w('sga')}", *smoke)),
       ("stylegan:sample", lambda: _run("sample", f"--workdir={w('sg')}", "--num=4",
                                        f"--out={w('sg_s.npz')}")),
       ("stylegan:project", lambda: _run("project", f"--workdir={w('sg')}", f"--images={pics}",

@@ -104,3 +104,19 @@ def poetry_run(root, steps: int = 40):
   wd = str(root / "run")
   train(c, wd, quiet=True)
   return wd
+
+
+def export_and_serve_images(workdir: str, out_dir: str, num: int, seed: int = 0):
+  """`run.py export` of `workdir` into `out_dir`, then one /v1/generate request (npz) to the
+  service loading it: the served images, uint8 [num, H, W, C]."""
+  import numpy as np
+  from starlette.testclient import TestClient
+  from artjax.serve import app, models
+  r = run_cli("export", f"--workdir={workdir}", f"--out={out_dir}")
+  assert r.returncode == 0, r.stderr
+  loaded = {"m": models.load(out_dir, "m", max_num=8, max_batch=8, max_music=1)}
+  with TestClient(app.create_app(loaded, app.Settings(token="t0k3n-abcdefgh", max_batch=8))) as c:
+    resp = c.post("/v1/generate", json={"model": "m", "num": num, "seed": seed, "format": "npz"},
+                  headers={"Authorization": "Bearer t0k3n-abcdefgh"})
+    assert resp.status_code == 200, resp.text
+    return np.load(io.BytesIO(resp.content))["images"]

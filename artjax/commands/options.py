@@ -19,10 +19,15 @@ def fail(msg: str) -> None:
   sys.exit(2)
 
 
-def define_config(fv, argv) -> None:
-  """`--config=configs/NAME.py[:ARG]` with `--config.x=y` overrides of any field."""
+def define_config(fv, argv, default: str | None = None) -> None:
+  """`--config=configs/NAME.py[:ARG]` with `--config.x=y` overrides of any field. `default`:
+  the config when --config is not given -- appended to `argv` itself (the command's argv,
+  parsed after this), so that its `--config.x=y` overrides apply too."""
+  if default and not any(a.startswith("--config=") for a in argv):
+    argv.insert(1, f"--config={default}")
   config_flags.DEFINE_config_file("config", None, "Config file: configs/NAME.py[:ARG]; "
-                                  "--config.FIELD=VALUE overrides any field.", flag_values=fv,
+                                  "--config.FIELD=VALUE overrides any field."
+                                  + (f" Default: {default}." if default else ""), flag_values=fv,
                                   lock_config=True, sys_argv=list(argv))
 
 

@@ -34,6 +34,9 @@ def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str
   if bad:
     raise ConfigError(f"--{bad[0]} does not apply to {type(task).__name__} runs "
                       f"(options: {', '.join(task.sample_options) or 'none'})")
+  if options.get("latents"):
+    return _given_latents(task, state, options, out, grid, seed)
+  options.pop("noise_mode", None)
   prime, cls = options.pop("prime", None), options.pop("class", None)
   if options:
     task.config.sample.update(options)
@@ -49,12 +52,33 @@ def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str
   return samples
 
 
+def _given_latents(task, state, options, out, grid, seed):
+  from artjax.commands import latents_file
+  noise_mode = options.pop("noise_mode", None) or "const"
+  if noise_mode not in task.unwrapped.noise_modes:
+    raise ConfigError(f"--noise_mode={noise_mode!r}: choose one of "
+                      f"{', '.join(task.unwrapped.noise_modes)}")
+  for bad in ("prime", "class"):
+    if options.get(bad) is not None:
+      raise ConfigError(f"--{bad} and --latents: the latents file says what to draw")
+  latents = latents_file.read(options.pop("latents"), task.unwrapped, MAX_NUM)
+  if options:
+    task.config.sample.update(options)
+    task.validate()
+  samples = latents_file.render(task.unwrapped, state, latents, noise_mode, seed)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  task.write_samples(samples, out, grid)
+  n = len(samples["images"])
+  print(f"wrote {n} images of the given latents to {out}" + (f" and a grid to {grid}" if grid else ""))
+  return samples
+
+
 SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: text)"
 USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
 OPTIONS = ("prime", "temperature", "top_p", "max_tokens", "guidance", "mode", "key_guidance", "tonic",
            "instruments", "audio", "mood", "form", "acrostic", "author", "rhyme", "strict", "template", "rhyme_group",
-           "truncation", "class")
+           "truncation", "class", "latents", "noise_mode")
 
 
 def define(fv, argv):
@@ -97,6 +121,12 @@ def define(fv, argv):
                       "上平聲一東 (default: drawn per poem).", **d)
   flags.DEFINE_float("truncation", None, "StyleGAN: truncation psi (1 = none, 0 = the mean "
                      "image; 0.7 trades variety for fidelity).", **d)
+  flags.DEFINE_string("latents", None, "Image GANs: an .npz of your own latents to render: "
+                      "'z' [N, z_dim] (+ 'labels' [N] or one-hot 'c' [N, classes] if "
+                      "conditional); StyleGAN also 'w' [N, w_dim] or [N, num_ws, w_dim] (as "
+                      "run.py project writes). Images as NVIDIA's generate.py writes them.", **d)
+  flags.DEFINE_string("noise_mode", None, "StyleGAN with --latents: const (each layer's fixed "
+                      "noise, the default) | random (from --seed) | none.", **d)
   flags.DEFINE_string("class", None, "Conditional image GANs: every sample of this class (a "
                       "name of the dataset's classes, e.g. emoji's 'Food & Drink', or an index).", **d)
 

@@ -100,6 +100,20 @@ def _read_zip(path):
 
 
 def _read_legacy(f):
+  result, buffers = _read_legacy_raw(f)
+  return _materialise(result, buffers)
+
+
+def read_storage_bytes(data: bytes) -> np.ndarray:
+  """The 1-D array of one storage written by `torch.save(storage)` in the legacy format (what
+  a tensor pickled with plain `pickle` holds: `torch.storage._load_from_bytes(b)`)."""
+  result, buffers = _read_legacy_raw(io.BytesIO(data))
+  if not (isinstance(result, tuple) and len(result) == 2 and result[0] in buffers):
+    raise pickle.UnpicklingError("a pickled tensor whose bytes are not one storage")
+  return buffers[result[0]][result[1]:]
+
+
+def _read_legacy_raw(f):
   header = [StateUnpickler(f).load() for _ in range(3)]
   if header[0] != LEGACY_MAGIC:
     raise pickle.UnpicklingError("not a PyTorch file (wrong magic number)")
@@ -124,7 +138,7 @@ def _read_legacy(f):
     if len(raw) != count * dtype.itemsize:
       raise pickle.UnpicklingError("the file ends inside a tensor (truncated?)")
     buffers[str(key)] = np.frombuffer(raw, dtype)
-  return _materialise(result, buffers)
+  return result, buffers
 
 
 def _materialise(obj, buffers):

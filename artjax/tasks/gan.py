@@ -69,8 +69,8 @@ class GANTask(Task):
 
   @property
   def sample_options(self):
-    """--class; piano rolls with a `sample` block: --instruments and --audio too."""
-    return ("class",) + (("instruments", "audio") if self._rolls_sample() else ())
+    """--class, --latents; piano rolls with a `sample` block: --instruments and --audio too."""
+    return ("class", "latents") + (("instruments", "audio") if self._rolls_sample() else ())
 
   def _rolls_sample(self):
     c = self.config
@@ -104,8 +104,8 @@ class GANTask(Task):
   def _check_model(self, m):
     if m.name not in GAN_MODELS:
       raise ConfigError(f"unknown model {m.name!r}; choose one of {GAN_MODELS}")
-    if m.name == "stylegan2":
-      raise ConfigError("model stylegan2 trains with its own recipe: task stylegan "
+    if m.name in ("stylegan2", "stylegan2_ada"):
+      raise ConfigError(f"model {m.name} trains with its own recipe: task stylegan "
                         "(configs/stylegan.py)")
     if m.latent_dim <= 0 or m.width <= 0:
       raise ConfigError("model.latent_dim and model.width must be > 0")
@@ -419,6 +419,21 @@ class GANTask(Task):
     [B, classes] (morphs) or None. One compiled program per batch size."""
     labels = labels if self.conditional else None
     return self._to_uint8(self.generate(self.sampling_params(state), latents, labels))
+
+  #: what a `run.py sample --latents` file may hold besides labels / c
+  latent_keys = ("z",)
+  noise_modes = ("const",)          # --noise_mode values (a DCGAN-class G has no noise)
+
+  def latent_shapes(self, key: str) -> list:
+    """The per-item shapes a --latents array `key` (one of latent_keys) may have."""
+    return [(self.latent_dim,)]
+
+  def given_latents(self, state, latents: dict, noise_mode="const", seed=0):
+    """Images in `pixel_range` for the user's own latents: {"z": [N, latent_dim], "labels":
+    [N] int or [N, classes] class weights (conditional models)}."""
+    del noise_mode, seed   # a DCGAN-class generator has no noise inputs
+    labels = latents.get("labels") if self.conditional else None
+    return self.generate(self.sampling_params(state), latents["z"], labels)
 
   def sample(self, state, seed, num, opening=None):
     """`num` images, classes in turn (conditional G), or all of class `opening` if given."""

@@ -19,6 +19,7 @@ update through the updated D with D frozen), plus:
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -45,11 +46,15 @@ def _set_w_avg(g_params, w_avg):
 
 
 class StyleGANTask(GANTask):
-  sample_options = ("truncation", "class")
+  sample_options = ("truncation", "class", "latents", "noise_mode")
+  latent_keys = ("z", "w")
+  noise_modes = ("const", "random", "none")
 
   def _check_model(self, m):
-    if m.name != "stylegan2":
-      raise ConfigError(f"task stylegan trains model stylegan2, got model.name={m.name!r}")
+    if m.name not in ("stylegan2", "stylegan2_ada"):
+      raise ConfigError(f"task stylegan trains model stylegan2 or stylegan2_ada (NVIDIA's "
+                        f"networks exactly, what `run.py import` reads), got "
+                        f"model.name={m.name!r}")
     for f in ("latent_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
               "mbstd_group"):
       _positive(m[f], f"model.{f}")
@@ -119,7 +124,7 @@ class StyleGANTask(GANTask):
     return jnp.mean(jnp.sum(jnp.square(grad_x), axis=(1, 2, 3)))
 
   def _d_update(self, state, real, fake, labels, key, do_r1):
-    c, b = self.config.gan, real.shape[0]
+    c = self.config.gan
     _, dk = self._train_keys()
     k_real, k_fake = jax.random.split(key)
     real_in = self._augment(k_real, real, state["ada_p"])
@@ -127,11 +132,13 @@ class StyleGANTask(GANTask):
 
     def objective(dtp):
       dp = self.d_params_of(state, dtp)
-      both = self.discriminate(dp, jnp.concatenate([real_in, fake_in]),
-                               None if labels is None else jnp.concatenate([labels, labels]))
-      loss = d_loss_fn(both[:b], both[b:])
+      # reals and fakes in separate calls, as NVIDIA's loss does: the minibatch-std groups
+      # never mix the two
+      real_logits = self.discriminate(dp, real_in, labels)
+      fake_logits = self.discriminate(dp, fake_in, labels)
+      loss = d_loss_fn(real_logits, fake_logits)
       r1 = jax.lax.cond(do_r1, lambda: self._r1(dp, real_in, labels), lambda: jnp.zeros(()))
-      return loss + 0.5 * c.r1_gamma * c.r1_interval * r1, (loss, both[:b], both[b:], r1)
+      return loss + 0.5 * c.r1_gamma * c.r1_interval * r1, (loss, real_logits, fake_logits, r1)
 
     (_, aux), grads = jax.value_and_grad(objective, has_aux=True)(state[dk])
     updates, d_opt = self.d_tx.update(grads, state["d_opt"], state[dk])
@@ -222,6 +229,33 @@ class StyleGANTask(GANTask):
       decay = jnp.minimum(state["ema_decay"], (1.0 + t) / (10.0 + t))
       new["ema"] = _set_w_avg(tree_ema(state["ema"], self.g_params_of(new), decay), w_avg)
     return new, metrics
+
+  def latent_shapes(self, key):
+    if key == "z":
+      return super().latent_shapes(key)
+    num_ws = 2 * int(math.log2(self.image_shape[0])) - 2     # two per resolution, 4x4 has one
+    return [(self.config.model.w_dim,), (num_ws, self.config.model.w_dim)]
+
+  def given_latents(self, state, latents, noise_mode="const", seed=0):
+    """As GANTask's, plus {"w": [N, w_dim] or [N, num_ws, w_dim]} (as `run.py project` and
+    NVIDIA's projector write it; no truncation, as NVIDIA's generate.py); z is truncated by
+    sample.truncation. noise_mode: const (each layer's fixed noise), random (from `seed`) or
+    none."""
+    g = self._module(self.sampling_params(state))
+    if "w" in latents:
+      ws = latents["w"].astype(jnp.float32)
+      if ws.ndim == 2:
+        ws = jnp.broadcast_to(ws[:, None], (ws.shape[0], g.num_ws, ws.shape[-1]))
+    else:
+      labels = latents.get("labels") if self.conditional else None
+      w = g.truncate(g.mapping(latents["z"].astype(jnp.float32), labels),
+                     self.config.sample.truncation)
+      ws = jnp.broadcast_to(w[:, None], (w.shape[0], g.num_ws, w.shape[-1]))
+    n = ws.shape[0]
+    noise = {"const": lambda: g.const_noise(n),
+             "random": lambda: g.random_noise(jax.random.key(seed), n),
+             "none": lambda: [jnp.zeros((n,) + s + (1,)) for s in g.noise_shapes()]}[noise_mode]()
+    return g.synthesis(ws.astype(self.compute_dtype), noise).astype(jnp.float32)
 
   # --- animation: walks in z or w, style-mixing sweeps --------------------------------------
   animation_spaces = ("z", "w")

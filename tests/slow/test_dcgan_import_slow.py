@@ -4,13 +4,12 @@ same latents (the tutorial generator rebuilt in torch), and sample, export, serv
 finetune take the imported workdir unchanged."""
 
 import importlib.util
-import io
 import os
 
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import export_and_serve_images, run_cli
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.slow
@@ -49,18 +48,9 @@ def test_imported_face_dcgan_matches_pytorch_and_every_command_takes_it(tmp_path
   ref = np.load(out)["images"]
   assert ref.shape == (6, 64, 64, 3) and ref.std() > 20   # pictures, not a flat colour
 
-  r = run_cli("export", f"--workdir={wd}", f"--out={tmp_path / 'exported'}")
-  assert r.returncode == 0, r.stderr
-  from starlette.testclient import TestClient
-  from artjax.serve import app, models
-  loaded = {"faces": models.load(str(tmp_path / "exported"), "faces", max_num=8, max_batch=8,
-                                 max_music=1)}
-  with TestClient(app.create_app(loaded, app.Settings(token="t0k3n-abcdefgh", max_batch=8))) as c:
-    resp = c.post("/v1/generate", json={"model": "faces", "num": 6, "seed": 0, "format": "npz"},
-                  headers={"Authorization": "Bearer t0k3n-abcdefgh"})
-    assert resp.status_code == 200, resp.text
-    diff = np.abs(np.load(io.BytesIO(resp.content))["images"].astype(int) - ref.astype(int))
-    assert diff.max() <= 2 and (diff == 0).mean() > 0.98
+  served = export_and_serve_images(wd, str(tmp_path / "exported"), 6)
+  diff = np.abs(served.astype(int) - ref.astype(int))
+  assert diff.max() <= 2 and (diff == 0).mean() > 0.98
 
   r = run_cli("animate", f"--workdir={wd}", f"--out={tmp_path / 'a.mp4'}", "--seconds=1",
               "--fps=4", "--grid=1x1")

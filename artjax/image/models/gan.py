@@ -307,7 +307,8 @@ class ConvDiscriminator(nnx.Module):
     return self.head(h, labels)
 
 
-GAN_MODELS = ("mlp_seed", "mlp", "tracks", "dcgan", "dcgan_torch", "projected", "stylegan2")
+GAN_MODELS = ("mlp_seed", "mlp", "tracks", "dcgan", "dcgan_torch", "projected", "stylegan2",
+              "stylegan2_ada")
 
 
 def frozen_parts(module) -> tuple:
@@ -390,4 +391,7 @@ def build_gan(model_cfg, image_shape, num_classes: int, key=None):
     return _projected_pair(model_cfg, image_shape, nc, adapter_dim, g_rngs, d_rngs)
   if name == "stylegan2":
     return stylegan.build(model_cfg, image_shape, nc, g_rngs, d_rngs)
+  if name == "stylegan2_ada":
+    from artjax.image.models import stylegan2_ada
+    return stylegan2_ada.build(model_cfg, image_shape, nc, g_rngs, d_rngs)
   raise ConfigError(f"unknown model {name!r}; choose one of {GAN_MODELS}")

@@ -177,6 +177,7 @@ class StyleGenerator(nnx.Module):
   """(z [B, latent], labels [B] | None) -> images [B, R, R, C] in [-1, 1] (constant noise,
   no truncation); `mapping`, `truncate` and `synthesis` for the StyleGAN task."""
   pixel_range = (-1.0, 1.0)
+  upsample_image = staticmethod(upsample)     # the skip architecture's image upsampler
 
   def __init__(self, image_shape, *, latent_dim=512, w_dim=512, mapping_layers=8,
                mapping_lr_mul=0.01, channel_base=16384, channel_max=512, num_classes=0,
@@ -227,7 +228,7 @@ class StyleGenerator(nnx.Module):
     for j in range(1, len(self.torgbs)):
       x = self.convs[2 * j - 1](x, ws[:, 2 * j - 1], noise[2 * j - 1])
       x = self.convs[2 * j](x, ws[:, 2 * j], noise[2 * j])
-      img = upsample(img) + self.torgbs[j](x, ws[:, 2 * j + 1])
+      img = self.upsample_image(img) + self.torgbs[j](x, ws[:, 2 * j + 1])
     return img
 
   def __call__(self, z, labels=None, truncation=1.0):
