@@ -87,6 +87,16 @@ def _roll_lines(m) -> list:
   return lines
 
 
+def _judged_classes(ev, data_cfg):
+  """The evaluator judging against the run's `data.classes` only (every split restricted:
+  floor, train and held-out), when the run trained on some classes of the judged dataset."""
+  from artjax.image import data as image_data
+  classes = tuple(data_cfg.get("classes", ()) or ())
+  if classes and ev.dataset.name == data_cfg.name:
+    ev.dataset = image_data.subset(ev.dataset, classes)
+  return ev
+
+
 def report_images(task, state, num: int | None, seed: int, workdir: str, suffix: str = "",
                   checkpoint: str = "latest", inception: str | None = None) -> dict:
   """eval{suffix}.json / .md and eval_nearest{suffix}.png of an image generator's samples:
@@ -94,7 +104,7 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
   first: artjax.tasks.training.ensure_trained) and, given `inception` (the FID weights file),
   FID/KID/precision/recall in Inception-v3 features against train and test."""
   inception_net = InceptionFeatures(inception) if inception else None  # refuse before sampling
-  ev = Evaluator(task.config)
+  ev = _judged_classes(Evaluator(task.config), task.config.data)
   floor = ev.dataset.images("validation")
   num = num or len(floor)
   s = jax.device_get(jax.jit(task.sample, static_argnums=2)(state, seed, num))
