@@ -139,10 +139,9 @@ def exported(workdir: str, platforms=("cpu",), best: bool = False):
     out["rows"] = _export(lambda *a: task.row_sampler(unpack(stored), ROWS_MAX_NUM).fn(*a),
                           rows, platforms)
     manifest["rows"] = {"artifact": ROWS, "max_num": ROWS_MAX_NUM, **_signature(rows)}
-  walk = getattr(task, "walk_sampler", None)
-  if walk is not None:
-    spec = walk(abstract)
-    out["walk"] = _export(lambda *a: walk(unpack(stored)).fn(*a), spec, platforms)
+  spec = task.walk_sampler(abstract)
+  if spec is not None:
+    out["walk"] = _export(lambda *a: task.walk_sampler(unpack(stored)).fn(*a), spec, platforms)
     manifest["walk"] = {"artifact": WALK, **_signature(spec)}
   files = task.export_files()
   if files:

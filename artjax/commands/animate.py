@@ -76,7 +76,7 @@ def check_args(a: dict) -> dict:
 
 
 def _check_task(task, a, workdir):
-  if not hasattr(task, "render"):
+  if not task.animation_spaces:
     raise ConfigError(f"{workdir!r} is a {task.config.task} run: animate needs an image "
                       "generator (a GAN or StyleGAN-class run)")
   if a["space"] not in task.animation_spaces:

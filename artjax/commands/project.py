@@ -78,7 +78,7 @@ def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, perceptu
   settings = _settings(steps, lr)
   task, state = open_run(workdir)
   task = task.unwrapped
-  if not hasattr(task, "project"):
+  if not task.projects_images:
     raise ConfigError(f"{workdir!r} is a {type(task).__name__} run: projection needs a "
                       "StyleGAN-class run (configs/stylegan.py)")
   if not 1 <= num <= MAX_IMAGES:

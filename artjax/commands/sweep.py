@@ -173,21 +173,51 @@ def run_sweep(config, workdir: str, spec: str, train_fn) -> list[dict]:
     build_task(c)   # every group's config validated before anything trains
   os.makedirs(workdir, exist_ok=True)
   rows = []
-  for i, ((fixed, members), c) in enumerate(zip(plan, configs)):
-    wd = os.path.join(workdir, _name(fixed, i))
-    summary = _finished(wd, c.train.steps)
-    skipped = summary is not None or checkpoint.latest_step(wd) is not None   # or resumed
-    if summary is None:
-      print(f"sweep: group {i + 1}/{len(plan)} {wd}: {len(members)} cell(s)"
-            + (" as one population" if len(members) > 1 else ""), flush=True)
-      summary = train_fn(c, wd)
-    best = runs.best_info(wd)
-    for r, (cell, (final, b)) in enumerate(zip(members, group_metrics(summary, best, len(members)))):
-      rows.append({"overrides": cell, "workdir": wd, "replica": r if len(members) > 1 else None,
-                   "status": summary.get("status"), "resumed_or_skipped": skipped,
-                   "final": final, "best": b})
+  with _SigtermBetweenCells() as stop:
+    for i, ((fixed, members), c) in enumerate(zip(plan, configs)):
+      wd = os.path.join(workdir, _name(fixed, i))
+      summary = _finished(wd, c.train.steps)
+      skipped = summary is not None or checkpoint.latest_step(wd) is not None   # or resumed
+      if summary is None and (stop.pending or any(r["status"] in ("interrupted", "not_run")
+                                                   for r in rows)):
+        summary = {"status": "not_run"}     # the sweep was stopped: a rerun resumes here
+      elif summary is None:
+        print(f"sweep: group {i + 1}/{len(plan)} {wd}: {len(members)} cell(s)"
+              + (" as one population" if len(members) > 1 else ""), flush=True)
+        summary = train_fn(c, wd)
+      best = runs.best_info(wd) if summary["status"] != "not_run" else {}
+      rows += [{"overrides": cell, "workdir": wd, "replica": r if len(members) > 1 else None,
+                "status": summary.get("status"), "resumed_or_skipped": skipped,
+                "final": final, "best": b}
+               for r, (cell, (final, b)) in enumerate(
+                   zip(members, group_metrics(summary, best, len(members))))]
   _write(workdir, rows)
   return rows
+
+
+class _SigtermBetweenCells:
+  """A SIGTERM while the sweep is between its runs (each run handles its own) stops the sweep
+  before the next group: the remaining groups are written as not_run and the command exits
+  as interrupted (3); rerunning it resumes them."""
+
+  def __init__(self):
+    self.pending, self.installed = False, False
+
+  def _handler(self, signum, frame):
+    self.pending = True
+
+  def __enter__(self):
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+      self.prev = signal.signal(signal.SIGTERM, self._handler)
+      self.installed = True
+    return self
+
+  def __exit__(self, *exc):
+    import signal
+    if self.installed:
+      signal.signal(signal.SIGTERM, self.prev)
 
 
 def _write(workdir: str, rows: list[dict]) -> None:
@@ -225,5 +255,8 @@ def run(FLAGS, args, argv):
   need(FLAGS, "config", "workdir", "sweep", command="sweep")
   rows = run_sweep(FLAGS.config, FLAGS.workdir, FLAGS.sweep, lambda c, wd: train(c, wd))
   print(f"sweep: {len(rows)} cells; {os.path.join(FLAGS.workdir, 'sweep.md')}")
+  if any(r["status"] == "not_run" for r in rows):
+    print("sweep: interrupted; groups marked not_run did not train: rerun the same command to "
+          "resume", flush=True)
   bad = [r for r in rows if r["status"] not in ("finished", "early_stopped")]
   return 3 if bad else 0

@@ -20,6 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from artjax import ConfigError
+from artjax.engine import keypath
 from artjax.engine import parallel
 
 DIGESTS = "digests"
@@ -50,7 +51,7 @@ def latest_step(workdir: str) -> int | None:
 
 
 def _name(path) -> str:
-  return "/".join(str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path)
+  return "/".join(keypath.names(path))
 
 
 def _flat_shapes(tree) -> dict:

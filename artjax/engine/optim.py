@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from artjax import ConfigError
+from artjax.engine import keypath
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -27,9 +28,7 @@ _DECAYED_LEAVES = ("kernel", "embedding")
 def decay_mask(params):
   """True for leaves that get weight decay: dense/conv kernels and embeddings."""
   def is_decayed(path, _):
-    last = path[-1]
-    name = getattr(last, "key", getattr(last, "name", str(last)))
-    return str(name) in _DECAYED_LEAVES
+    return keypath.names(path)[-1] in _DECAYED_LEAVES
   return jax.tree_util.tree_map_with_path(is_decayed, params)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from artjax import ConfigError
+from artjax.engine import keypath
 
 DATA, FSDP, TENSOR = "data", "fsdp", "tensor"
 AXES = (DATA, FSDP, TENSOR)
@@ -163,7 +164,7 @@ def logical_to_spec(names, shape, mesh) -> P:
 
 
 def _path(path) -> tuple:
-  return tuple(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+  return keypath.names(path)
 
 
 def state_shardings(abstract, param_axes: dict, mesh):

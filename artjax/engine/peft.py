@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 from artjax import ConfigError
+from artjax.engine import keypath
 
 METHODS = ("full", "top", "freeze_d", "lora", "adapter", "bitfit", "prefix")
 #: what a method does to one model (a task maps its methods to per-model rules)
@@ -42,7 +43,7 @@ PEFT_STREAM = 7
 
 
 def path_str(path) -> str:
-  return ".".join(str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path)
+  return ".".join(keypath.names(path))
 
 
 def _layer_of(path: str, layer_order) -> int | None:

@@ -167,3 +167,50 @@ class WorkdirLock:
     fcntl.flock(self.fd, fcntl.LOCK_UN)
     os.close(self.fd)
     self.fd = None
+
+
+#: what a run writes into its workdir (a non-empty directory holding anything else is not a run)
+RUN_FILES = ("config.json", "checkpoints", "metrics.jsonl", "summary.json", "tb", "samples",
+             "digests", "best", "best.json", ".lock")
+
+
+def check_workdir(workdir: str) -> bool:
+  """Creates `workdir` if needed and checks it is writable; True when it was created.
+  One rule for every run: a workdir is absent, empty, or an artjax run (its config.json or
+  only files a run writes); `/`, the home directory and a folder of other files are refused."""
+  if not workdir:
+    raise ConfigError("--workdir is required")
+  real = os.path.realpath(workdir)
+  if real in ("/", os.path.realpath(os.path.expanduser("~"))):
+    raise ConfigError(f"--workdir={workdir!r} is {'the root' if real == '/' else 'the home'} "
+                      "directory: name a new folder for the run (e.g. runs/NAME)")
+  if os.path.isdir(workdir):
+    entries = [e for e in os.listdir(workdir) if not e.startswith(".write_probe_")]
+    own = "config.json" in entries and _is_run_config(os.path.join(workdir, "config.json"))
+    if entries and not own and not set(entries) <= set(RUN_FILES) - {"config.json"}:
+      raise ConfigError(f"--workdir={workdir!r} holds files that are not an artjax run "
+                        f"({', '.join(sorted(entries)[:3])}{' ...' if len(entries) > 3 else ''}): "
+                        "name a new or empty folder")
+  elif os.path.exists(workdir):
+    raise ConfigError(f"--workdir={workdir!r} is a file, not a directory")
+  created = not os.path.exists(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ConfigError(f"workdir {workdir!r} is not writable: {e.strerror or e}") from e
+  return created
+
+
+def _is_run_config(path: str) -> bool:
+  """Whether `path` is a config.json that artjax wrote (a task and a train block), not a
+  user's own file of that name."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      c = json.load(f)
+  except (OSError, ValueError):
+    return False
+  return isinstance(c, dict) and isinstance(c.get("task"), str) and isinstance(c.get("train"), dict)

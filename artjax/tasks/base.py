@@ -62,6 +62,12 @@ class Task(abc.ABC):
   #: `translate(state, images_u8)` turns pictures in one style into another (paired
   #: image-to-image translation, `run.py translate`).
   translates_images: bool = False
+  #: `keyframes(state, z, labels, space)` / `render(state, latents, labels, space)` walk the
+  #: latent spaces named here (`run.py animate`); () = not an image generator
+  animation_spaces: tuple = ()
+  #: `project(state, images_u8, key, settings, features)` finds each picture's latent
+  #: (`run.py project`)
+  projects_images: bool = False
 
   #: artjax.engine.peft.FineTune when the config fine-tunes, else None (set by `validate`).
   finetune = None
@@ -192,6 +198,11 @@ class Task(abc.ABC):
     """{file name: bytes} that `run.py export` writes beside the sampler (e.g. poetry's
     vocabulary and masks); none by default."""
     return {}
+
+  def walk_sampler(self, state: dict, keyframes: int = 4) -> Sampler | None:
+    """For the service's /v1/animate: a Sampler of frames of a latent walk (see GANTask);
+    None when the task draws no walks."""
+    return None
 
   def row_sampler(self, state: dict, max_num: int) -> Sampler | None:
     """For a service that merges requests into one call: a Sampler whose rows each carry

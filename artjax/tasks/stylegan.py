@@ -19,7 +19,6 @@ update through the updated D with D frozen), plus:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +46,7 @@ def _set_w_avg(g_params, w_avg):
 
 class StyleGANTask(GANTask):
   sample_options = ("truncation", "class", "latents", "noise_mode")
+  projects_images = True
   latent_keys = ("z", "w")
   noise_modes = ("const", "random", "none")
 
@@ -233,8 +233,7 @@ class StyleGANTask(GANTask):
   def latent_shapes(self, key):
     if key == "z":
       return super().latent_shapes(key)
-    num_ws = 2 * int(math.log2(self.image_shape[0])) - 2     # two per resolution, 4x4 has one
-    return [(self.config.model.w_dim,), (num_ws, self.config.model.w_dim)]
+    return [(self.config.model.w_dim,), (self.num_ws, self.config.model.w_dim)]
 
   def given_latents(self, state, latents, noise_mode="const", seed=0):
     """As GANTask's, plus {"w": [N, w_dim] or [N, num_ws, w_dim]} (as `run.py project` and

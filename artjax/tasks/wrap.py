@@ -40,7 +40,8 @@ from artjax.tasks.base import Task
 MASK = "prune_mask"
 #: the capabilities a task declares on its class (see artjax.tasks.base.Task)
 DECLARED = ("eval_key", "sample_kind", "sample_options", "hparams", "opt_keys", "members",
-            "transforms_images", "repairs_images", "translates_images", "finetune")
+            "transforms_images", "repairs_images", "translates_images", "animation_spaces",
+            "projects_images", "finetune")
 
 
 def _forward(name):
@@ -119,6 +120,9 @@ class Wrapper(Task):
 
   def row_sampler(self, state, max_num):
     return self.inner.row_sampler(state, max_num)
+
+  def walk_sampler(self, state, keyframes=4):
+    return self.inner.walk_sampler(state, keyframes)
 
   def read_opening(self, path):
     return self.inner.read_opening(path)

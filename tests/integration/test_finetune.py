@@ -155,27 +155,3 @@ def test_emoji_style_configs_and_seeded_shots():
   assert drawn == sorted(np.random.default_rng(3).permutation(20)[:5].tolist())
   assert drawn == image_data.subset(ds, (), 5, seed=3).images("train").ravel().tolist()
 
-
-def test_eval_judges_a_run_on_its_own_classes(trained_workdir, tmp_path, data_dir):
-  """A run trained on some classes (data.classes) is evaluated against those classes only:
-  floor, train and held-out splits of the judged dataset all restricted."""
-  import json
-  import shutil
-  from artjax.image import data as image_data
-  wd = str(tmp_path / "one_class")
-  shutil.copytree(trained_workdir, wd)
-  with open(os.path.join(wd, "config.json")) as f:
-    cfg = json.load(f)
-  cfg["data"]["classes"] = [3]
-  with open(os.path.join(wd, "config.json"), "w") as f:
-    json.dump(cfg, f)
-  r = run_cli("eval", f"--workdir={wd}", "--num=24")
-  assert r.returncode == 0, r.stderr
-  with open(os.path.join(wd, "eval.json")) as f:
-    result = json.load(f)
-  from helpers import small_config
-  full = image_data.load(small_config().data)
-  threes = int(np.sum(full.labels("validation") == 3))
-  assert result["floor"]["n"] == threes < len(full.labels("validation"))
-  shares = result["floor"]["class_shares"]
-  assert shares[3] > 0.8 and result["floor"]["classes_present"] <= 2

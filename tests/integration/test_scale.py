@@ -120,6 +120,30 @@ def test_sweep_grid_groups_cells_that_share_shapes():
       run_sweep(c, "/nonexistent/never", bad, lambda *a: None)
 
 
+def test_a_sweep_stops_at_a_sigterm_between_or_inside_its_runs(tmp_path):
+  """SIGTERM between two runs (each run handles its own) or a run that ends interrupted: the
+  sweep trains no further group, writes the rest as not_run and its command exits 3."""
+  import os
+  import signal
+  from artjax.commands.sweep import run_sweep
+  c = small_config()
+  spec = "model.width=16,24,32"     # three groups (different shapes)
+  calls = []
+
+  def term_after_first(config, wd):
+    calls.append(wd)
+    os.kill(os.getpid(), signal.SIGTERM)      # lands after the "run", in the sweep's code
+    return {"status": "finished"}
+  rows = run_sweep(c, str(tmp_path / "a"), spec, term_after_first)
+  assert len(calls) == 1 and [r["status"] for r in rows] == ["finished", "not_run", "not_run"]
+  assert signal.getsignal(signal.SIGTERM) is not None    # the previous handler is back
+
+  calls.clear()
+  rows = run_sweep(c, str(tmp_path / "b"), spec,
+                   lambda config, wd: calls.append(wd) or {"status": "interrupted"})
+  assert len(calls) == 1 and [r["status"] for r in rows] == ["interrupted", "not_run", "not_run"]
+
+
 def test_param_axes_are_names_even_under_an_active_mesh():
   """Benchmarks and hooks ask for the layout inside a mesh context: the logical names must
   come back as names (not be resolved against the mesh's axes, which would fail)."""

@@ -114,7 +114,7 @@ def test_server_limits_are_configured():
 
 # --- runs land only where they may ----------------------------------------------------------
 def test_workdir_rule(tmp_path, monkeypatch):
-  from artjax.engine.loop import check_workdir
+  from artjax.engine.workdir import check_workdir
   for bad, needle in (("/", "root"), (os.path.expanduser("~"), "home")):
     with pytest.raises(ConfigError, match=needle):
       check_workdir(bad)

@@ -56,3 +56,22 @@ def test_missing_canonical_dataset_fails_fast_on_a_closed_network(tmp_path, monk
     data.load_images("fashion_mnist", str(tmp_path))
   assert "not prepared" in str(e.value) and "--config.data.data_dir" in str(e.value)
   assert time.time() - t < 5.0
+
+
+def test_eval_restricts_the_judged_dataset_to_the_runs_classes():
+  import types
+  import ml_collections
+  from artjax.image.data.dataset import ImageDataset
+  from artjax.tasks.image_report import _judged_classes
+  splits = {k: (np.zeros((6, 2, 2, 1), np.uint8), np.arange(6, dtype=np.int32) % 3)
+            for k in ("train", "validation", "test")}
+  ds = ImageDataset("emoji", splits, 3)
+  ev = _judged_classes(types.SimpleNamespace(dataset=ds),
+                       ml_collections.ConfigDict({"name": "emoji", "classes": (1,)}))
+  assert all(list(ev.dataset.labels(k)) == [1, 1] for k in splits)
+  other = _judged_classes(types.SimpleNamespace(dataset=ds),     # judged in another dataset
+                          ml_collections.ConfigDict({"name": "digits", "classes": (1,)}))
+  assert len(other.dataset.labels("train")) == 6
+  none = _judged_classes(types.SimpleNamespace(dataset=ds),
+                         ml_collections.ConfigDict({"name": "emoji", "classes": ()}))
+  assert none.dataset is ds
