@@ -49,7 +49,7 @@ from artjax.poetry import calligraphy, pingshui, text
 from artjax.serve.auth import Auth, Denied
 from artjax.serve.http import (BadRequest, HeaderLimit, LoopbackGuard, decode_upload, field, form_body,
                                json_body)
-from artjax.serve.models import COMPILES, FORMATS
+from artjax.serve.models import FORMATS, compiles
 from artjax.serve.counts import BATCH_BUCKETS
 from artjax.serve.work import LocalWork
 from artjax.engine.writers import image_grid
@@ -497,7 +497,7 @@ class Service:
     return JSONResponse(body, 200 if ready else 503)
 
   async def metrics(self, request: Request):
-    self.metric["compiles"].set(COMPILES["count"])
+    self.metric["compiles"].set(compiles())
     if self.state["ready"]:
       stats = await self.work.stats()
       self.metric["compiles_ready"].set(stats["compiles_since_ready"])

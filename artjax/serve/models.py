@@ -26,22 +26,33 @@ from artjax import ConfigError, deploy
 from artjax.engine import workdir as runs
 from artjax.poetry import strict, text
 
-COMPILES = {"count": 0}
+class CompileCounter:
+  """XLA compilations in this process since the counter was installed (an executable loaded
+  from the persistent compilation cache is a new program too): the service's proof that no
+  request compiles once it is ready."""
+
+  def __init__(self):
+    self.count = 0
+    jax.monitoring.register_event_duration_secs_listener(self._compile)
+    jax.monitoring.register_event_listener(self._cache_hit)
+
+  def _compile(self, event: str, duration: float, **_) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+      self.count += 1
+
+  def _cache_hit(self, event: str, **_) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+      self.count += 1
 
 
-def _count_compile(event: str, duration: float, **_) -> None:
-  if event == "/jax/core/compile/backend_compile_duration":
-    COMPILES["count"] += 1
+_COUNTER: list = []      # JAX's listeners are per process: one counter, made on first use
 
 
-def _count_cache_hit(event: str, **_) -> None:
-  """An executable loaded from the persistent compilation cache is a new program too."""
-  if event == "/jax/compilation_cache/cache_hits":
-    COMPILES["count"] += 1
-
-
-jax.monitoring.register_event_duration_secs_listener(_count_compile)
-jax.monitoring.register_event_listener(_count_cache_hit)
+def compiles() -> int:
+  """Compilations since the first call (the service calls it before loading any model)."""
+  if not _COUNTER:
+    _COUNTER.append(CompileCounter())
+  return _COUNTER[0].count
 
 
 WALK_BATCH = 16      # frames per call of an animation
@@ -182,6 +193,7 @@ def _from_workdir(path: str):
 
 def load(path: str, name: str, max_num: int, max_batch: int, max_music: int) -> Model:
   """A served model from a workdir (training or quantised) or an export directory."""
+  compiles()    # the counter counts from before the first model loads
   if not os.path.isdir(path):
     raise ConfigError(f"--workdir {path!r} does not exist")
   if os.path.exists(os.path.join(path, deploy.MANIFEST)):

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 
 from artjax.serve.batcher import Batcher
-from artjax.serve.models import COMPILES
+from artjax.serve.models import compiles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,14 +52,14 @@ class LocalWork:
     self.max_batch, self.max_wait_ms = max_batch, max_wait_ms
     self.observe, self.arriving = observe, arriving
     self.batchers: dict[str, Batcher] = {}
-    self.compiles_at_start = COMPILES["count"]
+    self.compiles_at_start = compiles()
 
   async def start(self) -> tuple[dict, dict]:
     for name, m in self.models.items():
       b = Batcher(m, self.max_batch, self.max_wait_ms, self.observe, arriving=self.arriving)
       b.start()
       self.batchers[name] = b
-    self.compiles_at_start = COMPILES["count"]
+    self.compiles_at_start = compiles()
     models, tools = describe_all(self.models, self.tools)
     return ({d["name"]: Info.of(d) for d in models}, {d["name"]: Info.of(d) for d in tools})
 
@@ -103,5 +103,5 @@ class LocalWork:
     return await self._thread(self.tools[name].repair, image, mask)
 
   async def stats(self) -> dict:
-    return {"compiles_since_ready": COMPILES["count"] - self.compiles_at_start,
+    return {"compiles_since_ready": compiles() - self.compiles_at_start,
             "queue": {n: b.depth() for n, b in self.batchers.items()}}
