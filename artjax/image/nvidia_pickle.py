@@ -124,6 +124,10 @@ _GLOBALS = {
 class NvidiaUnpickler(pickle.Unpickler):
   def find_class(self, module, name):
     found = _GLOBALS.get((module, name))
+    if found is None and module.startswith("dnnlib.tflib"):
+      raise pickle.UnpicklingError(
+          "a TensorFlow StyleGAN/StyleGAN2 pickle (dnnlib.tflib): convert it to a PyTorch "
+          "pickle with NVIDIA's stylegan2-ada-pytorch legacy.py first")
     if found is None:
       raise pickle.UnpicklingError(
           f"it asks to call {module}.{name}, which a network pickle needs not and which could "

@@ -55,9 +55,10 @@ class StyleGANTask(GANTask):
       raise ConfigError(f"task stylegan trains model stylegan2 or stylegan2_ada (NVIDIA's "
                         f"networks exactly, what `run.py import` reads), got "
                         f"model.name={m.name!r}")
-    for f in ("latent_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
-              "mbstd_group"):
+    for f in ("latent_dim", "w_dim", "mapping_layers", "channel_base", "channel_max"):
       _positive(m[f], f"model.{f}")
+    if m.name == "stylegan2" or m.mbstd_group != 0:    # NVIDIA's None: the whole batch (0)
+      _positive(m.mbstd_group, "model.mbstd_group")
     _positive(m.mapping_lr_mul, "model.mapping_lr_mul")
     g = self.config.gan
     _positive(g.r1_interval, "gan.r1_interval")

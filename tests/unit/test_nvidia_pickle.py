@@ -98,6 +98,13 @@ def test_a_pickle_that_calls_anything_else_is_refused_and_nothing_is_written(tmp
   assert len(err) == 1 and err[0].startswith("error: --from:") and "os.system" in err[0]
 
 
+def test_a_tensorflow_pickle_is_named(tmp_path):
+  path = str(tmp_path / "stylegan2-ffhq-config-f.pkl")
+  _write(path, {"G": _Call(torch_state._Global("dnnlib.tflib.network", "Network"))})
+  with pytest.raises(pickle.UnpicklingError, match="TensorFlow StyleGAN"):
+    nvidia_pickle.load(path)
+
+
 def test_the_module_source_in_a_pickle_is_never_run(tmp_path):
   marker = tmp_path / "ran"
   src = f"open({str(marker)!r}, 'w').write('x')\nclass Generator: pass\n"
