@@ -83,10 +83,6 @@ def _check_task(task, a, workdir):
     raise ConfigError(f"--space={a['space']}: this generator walks in {task.animation_spaces}")
   if a["mixing"] and not task.num_ws:
     raise ConfigError("--mixing needs a StyleGAN-class run (per-layer styles)")
-  if a["truncation"] is not None:
-    if "truncation" not in task.sample_options:
-      raise ConfigError("--truncation applies to StyleGAN-class runs")
-    task.config.sample.truncation = float(a["truncation"])
   if not a["classes"]:
     return None
   names = [n.strip() for n in a["classes"].split(",") if n.strip()]
@@ -154,16 +150,15 @@ BPM = 80.0
 
 def _music_run(music: str, mode: str | None):
   """(task, state) of a Music Transformer run for the soundtrack, checked before any work."""
-  runs.load_config(music)
-  task, state = open_run(music)
+  if runs.load_config(music).task != "music":
+    raise ConfigError(f"--music={music!r} is not a Music Transformer run")
+  try:
+    task, state = open_run(music, sample={"mode": mode} if mode else None)
+  except ConfigError as e:
+    raise ConfigError(f"--music: {e}") from e
   task = task.unwrapped
   if task.sample_kind != "tokens":
     raise ConfigError(f"--music={music!r} is a {task.config.task} run: name a Music Transformer run")
-  if mode:
-    if "mode" not in task.sample_options:
-      raise ConfigError("--mode: this music run takes no mode")
-    task.config.sample.mode = mode
-    task.validate()
   return task, state
 
 
@@ -194,7 +189,9 @@ def animate(workdir: str, out: str, **a) -> dict:
     raise ConfigError("--music needs an .mp4 output (a GIF has no sound)")
   runs.load_config(workdir)                                   # a run, before anything loads
   sound = _music_run(music, a.get("mode")) if music else None
-  task, state = open_run(workdir)
+  truncation = a.get("truncation")
+  task, state = open_run(workdir, sample=None if truncation is None else
+                         {"truncation": float(truncation)})
   task = task.unwrapped
   classes = _check_task(task, a, workdir)
   inputs, fixed, space = _paths(task, state, a, d, classes)

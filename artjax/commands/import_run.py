@@ -23,7 +23,9 @@ from artjax.commands.options import define_config, need
 
 SUMMARY = ("a pretrained generator (NVIDIA StyleGAN2-ADA pickle, PyTorch DCGAN state dict) as "
            "an artjax workdir")
-USAGE = "import --from=FILE --workdir=DIR [--config=configs/gan.py:faces64 --config.x=y ...]"
+USAGE = ("import --from=FILE --workdir=DIR [--config=C --config.x=y ...] (default C: "
+         "configs/stylegan.py:emoji32,ada for an NVIDIA pickle, configs/gan.py:faces64 for a "
+         "DCGAN state dict)")
 DEFAULT_CONFIG = "configs/gan.py:faces64"
 NVIDIA_CONFIG = "configs/stylegan.py:emoji32,ada"
 G_KEYS = ("netG_state_dict", "generator", "G", "netG", "state_dict")

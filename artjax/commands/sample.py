@@ -10,6 +10,7 @@ from absl import flags
 from artjax import ConfigError
 from artjax.commands.options import check_outputs, need
 from artjax.tasks import open_run
+from artjax.tasks.open import check_sample_options
 
 MAX_NUM = 65536
 
@@ -24,23 +25,17 @@ def sample_to_file(workdir: str, num: int, out: str, *, seed: int = 0, grid: str
                       f"sample larger sets with several --seed values), got {num:,}")
   check_outputs({"--out": out if out.endswith((".npz", ".txt")) else None, "--grid": grid},
                 {"--prime": (options or {}).get("prime")})
-  task, state = open_run(workdir, replica=replica)
+  options = {k: v for k, v in (options or {}).items() if v is not None}
+  call = {k: options.pop(k) for k in CALL_OPTIONS if k in options}   # the rest: config.sample
+  task, state = open_run(workdir, replica=replica, sample=options)
+  check_sample_options(task, call)
   if grid:
     task.check_grid(grid)
   if task.sample_kind == "images" and not out.endswith(".npz"):
     raise ConfigError(f"--out={out}: image samples are written as an .npz file (e.g. {out.rstrip('/')}.npz)")
-  options = {k: v for k, v in (options or {}).items() if v is not None}
-  bad = sorted(set(options) - set(task.sample_options))
-  if bad:
-    raise ConfigError(f"--{bad[0]} does not apply to {type(task).__name__} runs "
-                      f"(options: {', '.join(task.sample_options) or 'none'})")
-  if options.get("latents"):
-    return _given_latents(task, state, options, out, grid, seed)
-  options.pop("noise_mode", None)
-  prime, cls = options.pop("prime", None), options.pop("class", None)
-  if options:
-    task.config.sample.update(options)
-    task.validate()
+  if call.get("latents"):
+    return _given_latents(task, state, call, out, grid, seed)
+  prime, cls = call.get("prime"), call.get("class")
   opening = task.read_opening(prime) if prime else None
   if cls is not None:
     opening = task.unwrapped.class_index(cls)
@@ -62,9 +57,6 @@ def _given_latents(task, state, options, out, grid, seed):
     if options.get(bad) is not None:
       raise ConfigError(f"--{bad} and --latents: the latents file says what to draw")
   latents = latents_file.read(options.pop("latents"), task.unwrapped, MAX_NUM)
-  if options:
-    task.config.sample.update(options)
-    task.validate()
   samples = latents_file.render(task.unwrapped, state, latents, noise_mode, seed)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   task.write_samples(samples, out, grid)
@@ -75,6 +67,8 @@ def _given_latents(task, state, options, out, grid, seed):
 
 SUMMARY = "samples as files (images: npz + PNG; music: MIDI, WAV, PNG; poems: text)"
 USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] [options]"
+#: options of one call that are not config values (the others go to the task's config.sample)
+CALL_OPTIONS = ("prime", "class", "latents", "noise_mode")
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
 OPTIONS = ("prime", "temperature", "top_p", "max_tokens", "guidance", "mode", "key_guidance", "tonic",
            "instruments", "audio", "mood", "form", "acrostic", "author", "rhyme", "strict", "template", "rhyme_group",

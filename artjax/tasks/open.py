@@ -36,12 +36,18 @@ def _check_finite(state, workdir: str) -> None:
 
 
 def open_run(workdir: str, *, step: int | None = None, best: bool = False,
-             replica: int | None = None):
+             replica: int | None = None, sample: dict | None = None):
   """(task, state) of a workdir, on one device. For a population, `replica` picks one
   member and the inner task is returned; a pruned run gives its inner task; a quantised
-  run gives its inference state, dequantised."""
+  run gives its inference state, dequantised. `sample`: per-call values of the task's
+  declared `sample_options` ({name: value}): the task is built from a copy of the run's
+  config with them in its `sample` block (validated as any config; the run is unchanged)."""
   config = load_config(workdir)
   task = build_task(config)
+  if sample:
+    check_sample_options(task, sample)
+    config.sample.update(sample)          # the config read from disk: a copy
+    task = build_task(config)
   if quant_bits(config):
     stored, unpack = _restore_quantized(workdir, task, config, step, best)
     state = jax.jit(unpack)(stored)
@@ -49,6 +55,14 @@ def open_run(workdir: str, *, step: int | None = None, best: bool = False,
     state = restore(workdir, task, config.seed, step=step, best=best)
   _check_finite(state, workdir)
   return task.unwrap(state, replica)
+
+
+def check_sample_options(task, names) -> None:
+  """ConfigError unless every option in `names` is one `task` declares."""
+  bad = sorted(set(names) - set(task.sample_options))
+  if bad:
+    raise ConfigError(f"--{bad[0]} does not apply to {type(task.unwrapped).__name__} runs "
+                      f"(options: {', '.join(task.sample_options) or 'none'})")
 
 
 def open_stored(workdir: str, *, best: bool = False):
