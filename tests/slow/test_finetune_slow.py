@@ -7,7 +7,7 @@ import pytest
 from artjax import ConfigError
 from artjax.tasks import open_run as load_state
 from artjax.tasks.training import train
-from test_finetune import _finetune, ft_config, pretrained  # noqa: F401
+from test_finetune_methods_slow import _finetune, ft_config, pretrained  # noqa: F401
 
 
 @pytest.mark.slow

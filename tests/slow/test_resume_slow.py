@@ -13,7 +13,7 @@ from artjax.engine import checkpoint
 from artjax.tasks import open_run
 from artjax.tasks.training import train
 from helpers import ROOT, music_config, small_config
-from test_resume import _train_process, assert_same_state, crash_and_resume  # noqa: F401
+from test_resume_crash_slow import _train_process, assert_same_state, crash_and_resume  # noqa: F401
 
 
 @pytest.mark.slow   # ~30 s: three trainings with evaluations

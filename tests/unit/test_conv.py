@@ -2,6 +2,7 @@
 derivatives) for every stride and padding artjax uses, and no unoptimised XLA:CPU convolution
 when differentiated inside a `lax.scan` (where `lax.conv_general_dilated` falls back)."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -33,13 +34,17 @@ def test_values_gradients_and_second_derivatives_match_xla(h, k, s, pad, cin, co
   got, ref = (lambda x, w: conv2d(x, w, (s, s), pad)), _ref(s, pad)
   # float32 sums of k*k*cin products of N(0,1) numbers: a few ulps of sqrt(k*k*cin)
   tol = 64 * float(np.finfo(np.float32).eps) * k * k * cin
-  np.testing.assert_allclose(got(x, w), ref(x, w), rtol=tol, atol=tol)
   f = lambda c: lambda x, w: jnp.sum(jnp.sin(c(x, w)))
-  for a, b in zip(jax.grad(f(got), (0, 1))(x, w), jax.grad(f(ref), (0, 1))(x, w)):
-    np.testing.assert_allclose(a, b, rtol=10 * tol, atol=10 * tol)
   r1 = lambda c: lambda w: jnp.sum(jax.grad(f(c))(x, w) ** 2)     # R1's double backward
-  np.testing.assert_allclose(jax.grad(r1(got))(w), jax.grad(r1(ref))(w), rtol=1e-3,
-                             atol=100 * tol)
+
+  @functools.partial(jax.jit, static_argnums=0)   # one program per side (eager: op by op, slower)
+  def both(c):
+    return c(x, w), jax.grad(f(c), (0, 1))(x, w), jax.grad(r1(c))(w)
+  (y_got, g_got, h_got), (y_ref, g_ref, h_ref) = both(got), both(ref)
+  np.testing.assert_allclose(y_got, y_ref, rtol=tol, atol=tol)
+  for a, b in zip(g_got, g_ref):
+    np.testing.assert_allclose(a, b, rtol=10 * tol, atol=10 * tol)
+  np.testing.assert_allclose(h_got, h_ref, rtol=1e-3, atol=100 * tol)
 
 
 def test_bf16_operands_accumulate_in_fp32():
@@ -105,12 +110,12 @@ def test_depthwise_matches_xla_grouped_convolution(h, k, s):
   ref = lambda x, w: lax.conv_general_dilated(x, w[:, :, None, :], (s, s), "SAME",
                                               dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                               feature_group_count=6)
-  a, b = depthwise_conv2d(x, w, s), ref(x, w)
+  ours = lambda x, w: depthwise_conv2d(x, w, s)
+  loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
+  run = jax.jit(lambda f: (f(x, w), jax.grad(loss(f), (0, 1))(x, w)), static_argnums=0)
+  (a, ga), (b, gb) = run(ours), run(ref)
   assert a.shape == b.shape
   tol = 32 * np.finfo(np.float32).eps * k * k * float(jnp.abs(b).max())
   np.testing.assert_allclose(a, b, atol=tol)
-  loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
-  ga = jax.grad(loss(lambda x, w: depthwise_conv2d(x, w, s)), (0, 1))(x, w)
-  gb = jax.grad(loss(ref), (0, 1))(x, w)
   for u, v in zip(ga, gb):   # the kernel's gradient sums over 2*h*h positions
     np.testing.assert_allclose(u, v, atol=tol * 2 * h * h / (k * k))

@@ -70,10 +70,10 @@ def test_walk_at_frame_indices_equals_the_whole_walk():
   # weights up to 5, i.e. a rounding error of a few tens of float32 ulps of the largest keyframe
   # (a wrong frame index would be off by ~0.1-1).
   tol = 64 * float(np.finfo(np.float32).eps) * float(jnp.abs(keys).max())
+  walk = jax.jit(animation.walk, static_argnums=(1, 2))     # eager: op by op, slower
   for interp in animation.INTERPOLATIONS:
-    whole = animation.walk(keys, 32, interp)
-    np.testing.assert_allclose(animation.walk(keys, 32, interp, idx), whole[idx], rtol=0,
-                               atol=tol)
+    whole = walk(keys, 32, interp)
+    np.testing.assert_allclose(walk(keys, 32, interp, idx), whole[idx], rtol=0, atol=tol)
     np.testing.assert_allclose(whole[0], keys[0], atol=tol)      # frame 0 is keyframe 0
     np.testing.assert_allclose(whole[8], keys[1], atol=tol)      # frame F/K is keyframe 1
   w = animation.class_path([1, 3], 5, 10)
