@@ -2,12 +2,14 @@
 benchmarks at accelerator sizes, one JSON, within a time budget (default 8 minutes), so that
 the device time goes to measuring, not to setting up.
 
-  python -m benchmarks.accelerator_check [--size=accelerator|cpu] [--budget=480]
+  python -m benchmarks.accelerator_check [--size=accelerator|cpu|adapt] [--budget=480]
 
 `accelerator`: the DCGAN at 64 px and the StyleGAN2-class model at 64 px
 (benchmarks.conv_throughput, fp32 and bf16, artjax only: a device machine may have no torch),
 and the Music Transformer `configs/music.py:large` training step (benchmarks.music_throughput,
-bf16, no sampling). `cpu`: the same commands at small sizes (tests/slow runs them). Each
+bf16, no sampling). `adapt`: the seed's recipe as its methods x K x 3-seed grid
+(benchmarks.adapt_grid: the imported face DCGAN adapted to emoji faces; resumable). `cpu`:
+the same commands as `accelerator` at small sizes (tests/slow runs them). Each
 benchmark runs in its own process with what is left of the budget; one that fails or runs
 out of time is recorded as such and the rest still run. Writes
 benchmarks/results/accelerator_check-STAMP.json: the devices, each command, its exit code,
@@ -32,6 +34,13 @@ PLANS = {
          "--steps=20", "--repeats=3", "--no-torch"],
         ["-m", "benchmarks.music_throughput", "--config=configs/music.py:large", "--no-torch",
          "--sample-tokens=0", "--repeats=3", "--config.train.dtype=bf16"],
+    ],
+    # the seed's recipe as a 3-seed grid (docs/finetune.md): faces -> emoji faces; resumable,
+    # so a second session continues it (--budget bounds each session)
+    "adapt": [
+        ["-m", "benchmarks.adapt_grid", "--config=configs/gan.py:faces64",
+         "--pretrained=runs/faces", "--import_from=gan_face_generate", "--ks=10,50,200",
+         "--methods=full,freeze_d,lora,scratch", "--seeds=0,1,2", "--steps=300"],
     ],
     "cpu": [
         ["-m", "benchmarks.conv_throughput", "--models=dcgan32", "--dtype=fp32", "--steps=2",

