@@ -11,30 +11,38 @@ import signal
 import sys
 
 
-def _terminate(signum, frame):
-  """SIGTERM outside a training loop (which saves and stops on it): once a run has reported
-  its outcome (`done:`), a late SIGTERM (during cleanup and interpreter teardown) keeps that
-  outcome's exit status instead of turning a finished run into 143; before, it ends the
-  process as SIGTERM does."""
-  loop = sys.modules.get("artjax.engine.loop")    # never import here: it may be half-imported
-  status = getattr(loop, "FINISHED", {}).get("status")
-  sys.stdout.flush()
-  if status is None:
-    # no run has started (imports, config, data): nothing to save. Exit at once: raising here
-    # could land inside an import and be swallowed, or leave modules half-initialised
-    print(f"terminated (signal {signum}) before a run started: nothing was saved",
-          file=sys.stderr, flush=True)
-  sys.stderr.flush()
-  os._exit(128 + signum if status is None else loop.EXIT_CODES[status])
+class _Terminate:
+  """SIGTERM outside a training loop (which saves and stops on it). Before any run has
+  reported its outcome (imports, config, data) it ends the process as SIGTERM does; once a run
+  has (`artjax.engine.loop` calls `keep_outcome` as its loop gives SIGTERM back), a late
+  SIGTERM during cleanup and interpreter teardown keeps that outcome's exit status instead of
+  turning a finished run into 143. The state lives here, in the process's entry point, not
+  in a library module."""
+
+  def __init__(self):
+    self.exit_code = None
+
+  def keep_outcome(self, exit_code) -> None:
+    self.exit_code = exit_code
+
+  def __call__(self, signum, frame):
+    sys.stdout.flush()
+    if self.exit_code is None:
+      # nothing to save. Exit at once: raising here could land inside an import and be
+      # swallowed, or leave modules half-initialised
+      print(f"terminated (signal {signum}) before a run started: nothing was saved",
+            file=sys.stderr, flush=True)
+    sys.stderr.flush()
+    os._exit(128 + signum if self.exit_code is None else self.exit_code)
 
 
 if __name__ == "__main__":
-  signal.signal(signal.SIGTERM, _terminate)   # before the imports: a SIGTERM there is 143 too
+  terminate = _Terminate()
+  signal.signal(signal.SIGTERM, terminate)   # before the imports: a SIGTERM there is 143 too
   from artjax import commands
   code = commands.main(sys.argv)
   signal.signal(signal.SIGTERM, lambda *_: os._exit(code))   # teardown keeps the outcome
-  from artjax.engine import loop
-  if loop.FINISHED.get("status") is not None:
+  if terminate.exit_code is not None:
     # a run reported its outcome with its checkpoint, metrics and summary closed: skip the
     # interpreter's teardown, where XLA's and Orbax's threads could segfault after a SIGTERM
     # (exit 139 instead of the documented 3; issue #47)

@@ -150,7 +150,8 @@ BPM = 80.0
 
 def _music_run(music: str, mode: str | None):
   """(task, state) of a Music Transformer run for the soundtrack, checked before any work."""
-  if runs.load_config(music).task != "music":
+  from artjax.tasks.build import task_class
+  if task_class(runs.load_config(music)).sample_kind != "tokens":
     raise ConfigError(f"--music={music!r} is not a Music Transformer run")
   try:
     task, state = open_run(music, sample={"mode": mode} if mode else None)

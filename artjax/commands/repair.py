@@ -98,7 +98,7 @@ def _method(task, method, workdir):
   if not task.repairs_images:
     raise ConfigError(f"{workdir!r} is a {task.config.task} run: repair needs an image GAN run "
                       "or an inpainting run (configs/repair.py)")
-  kind = "net" if task.config.task == "repair" else "invert"
+  kind = "net" if task.repairs_images == "network" else "invert"
   if method != "auto" and method != kind:
     raise ConfigError(f"--method={method} needs {'an inpainting' if method == 'net' else 'an image GAN'} "
                       f"run; {workdir!r} is a {task.config.task} run (use --method={kind} or auto)")

@@ -196,8 +196,9 @@ class Run:
     source = self.task.warm_start()
     if self.start_step is not None or not source:
       return None
-    other = runs.load_config(source).task
-    if other != self.config.task:
+    source_config = runs.load_config(source)
+    if source_config.task != self.config.task:
+      other = source_config.task
       raise ConfigError(f"--init_from={source!r} is a {other} run; fine-tuning a "
                         f"{self.config.task} model needs a {self.config.task} run")
     _, pretrained = self.open_source(source)
@@ -352,6 +353,7 @@ class _Preemption:
 
   def __init__(self):
     self.live = self.pending = self.installed = False
+    self.outcome = None      # the run's final status once reported (see __exit__)
 
   def _handler(self, signum, frame):
     # Python runs a handler between any two bytecodes, also inside a gc or weakref callback
@@ -372,11 +374,18 @@ class _Preemption:
     if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
       signal.signal(signal.SIGTERM, self._handler)
       self.installed = True
+      _tell(self.prev, None)          # a run under way has no outcome yet
     return self
 
   def __exit__(self, *exc):
+    """Gives SIGTERM back to whoever had it, telling it the run's exit status when it keeps
+    outcomes (the CLI's handler, run.py): a late SIGTERM then keeps a finished run's status.
+    A nested run (the evaluator trained inside a run) or a sweep's cell tells its enclosing
+    handler nothing: their outcome is not the process's."""
     if self.installed:
       signal.signal(signal.SIGTERM, self.prev)
+      if self.outcome is not None:
+        _tell(self.prev, EXIT_CODES[self.outcome])
 
   @contextlib.contextmanager
   def interrupting(self):
@@ -387,6 +396,13 @@ class _Preemption:
       yield
     finally:
       self.live = False
+
+
+def _tell(handler, exit_code) -> None:
+  """A SIGTERM handler that keeps outcomes has `keep_outcome(exit_code or None)`."""
+  keep = getattr(handler, "keep_outcome", None)
+  if callable(keep):
+    keep(exit_code)
 
 
 def _announce(run) -> None:
@@ -410,7 +426,6 @@ def train(task, workdir: str, *, open_source=None, on_dispatch=None, quiet: bool
   metrics arrive (one dispatch behind); raising KeyboardInterrupt there (or Ctrl-C)
   saves a checkpoint at the current step and stops.
   """
-  FINISHED.clear()        # a run under way has no outcome yet (nested runs: the evaluator)
   with _Preemption() as preemption:
     run = Run(task, workdir, open_source)
     try:
@@ -452,6 +467,7 @@ def _train(run, preemption, on_dispatch, quiet) -> dict:
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2)
   _report_end(run, summary, verbose)
+  preemption.outcome = run.status
   writer.close()
   run.ckpt.close()
   return summary
@@ -494,14 +510,8 @@ def _summary(run) -> dict:
   return out
 
 
-#: the outcome of the last run once reported (its summary is on disk): the CLI keeps its exit
-#: status if a SIGTERM arrives during cleanup (run.py)
-FINISHED: dict = {}
-
-
 def _report_end(run, summary, verbose) -> None:
   """The final line: `done:`, `interrupted:`, or an `error:` line on stderr."""
-  FINISHED["status"] = run.status
   last = run.ckpt.latest_step()
   if run.status == "nonfinite":
     h = run.halt

@@ -6,8 +6,9 @@ still arriving (being read and checked), waits up to `max_wait_ms` for them; the
 the rows as one call on a worker thread (the event loop keeps serving) and hands each chunk
 its rows. A lone request never waits; under load, requests that arrive during a call form
 the next one. Every row carries its own request's seed and row
-index, so a result never depends on what it was batched with. Music requests are one call
-each (the sampler draws a whole batch from one seed), queued through the same worker.
+index, so a result never depends on what it was batched with. A model whose rows do not
+merge (`merges_rows` False: music, whose sampler draws a whole batch from one seed) runs one
+call per request, queued through the same worker.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def row_chunks(seed: int, labels, max_batch: int) -> list:
 @dataclasses.dataclass
 class Chunk:
   rows: int
-  args: tuple            # images: (seeds, rows, labels); music: (seed, modes, key_guidance)
+  args: tuple            # merged rows: (seeds, rows, labels); else `run_request`'s arguments
   future: asyncio.Future
 
 
@@ -55,7 +56,7 @@ class Batcher:
   def depth(self) -> int:
     return self.queue.qsize() + (self.carry is not None)
 
-  async def images(self, seed: int, labels) -> np.ndarray:
+  async def rows(self, seed: int, labels) -> np.ndarray:
     """uint8 images of one request: rows 0..n-1 of seed `seed` with `labels`."""
     loop = asyncio.get_running_loop()
     chunks = [Chunk(len(args[0]), args, loop.create_future())
@@ -65,9 +66,10 @@ class Batcher:
     parts = await asyncio.gather(*(c.future for c in chunks))
     return np.concatenate(parts, 0)
 
-  async def music(self, seed: int, modes, key_guidance: float) -> np.ndarray:
-    c = Chunk(len(modes), (seed, np.asarray(modes, np.int32), key_guidance),
-              asyncio.get_running_loop().create_future())
+  async def one(self, *args) -> np.ndarray:
+    """A request of a model whose rows do not merge: one call of `model.run_request(*args)`
+    (its rows: the length of the second argument)."""
+    c = Chunk(len(args[1]), args, asyncio.get_running_loop().create_future())
     self.queue.put_nowait(c)
     return await c.future
 
@@ -82,7 +84,7 @@ class Batcher:
   async def _gather(self):
     first = await self._next()
     batch, rows = [first], first.rows
-    if self.model.kind != "images":
+    if not self.model.merges_rows:
       return batch
     loop = asyncio.get_running_loop()
     deadline = loop.time() + self.max_wait
@@ -103,8 +105,8 @@ class Batcher:
     return batch
 
   def _call(self, batch):
-    if self.model.kind != "images":
-      return [self.model.run_music(*batch[0].args)]
+    if not self.model.merges_rows:
+      return [self.model.run_request(*batch[0].args)]
     seeds, rows, labels = (np.concatenate([c.args[i] for c in batch]) for i in range(3))
     out = self.model.run_images(seeds, rows, labels)
     return np.split(out, np.cumsum([c.rows for c in batch])[:-1])

@@ -5,6 +5,7 @@ images, and the loopback guard of a service without a token. Every problem is a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import re
@@ -16,10 +17,12 @@ from PIL import Image, UnidentifiedImageError
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
+from typing import Callable
 
 from artjax.image.io import to_rgb
 from artjax.serve.limits import MAX_HEADER_BYTES
 
+MAX_SEED = 2**31 - 1
 MAX_JSON_DEPTH = 32
 BODY_TIMEOUT_S = 10.0
 #: an uploaded picture may have at most this many pixels (checked from its header, before
@@ -31,6 +34,46 @@ class BadRequest(Exception):
   def __init__(self, status: int, message: str, headers: dict | None = None):
     super().__init__(message)
     self.status, self.message, self.headers = status, message, headers or {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+  """A modality's answer to one route (artjax.serve.modalities.ROUTES) for the served models
+  of its `kind`: the app reads the body and picks the model; then
+
+      parse(body, info, settings) -> request      (BadRequest with the first problem)
+      await run(work, info, request) -> output     (the backend's work; ValueError = a 422)
+      encode(output, info, request) -> (bytes, format)    (on a worker thread)
+
+  `accepts(info)`: whether a served model of this kind answers here (default: all);
+  `items(request)`: what the item counter counts; `headers(request, output)`: extra headers."""
+  kind: str
+  parse: Callable
+  run: Callable
+  encode: Callable
+  accepts: Callable = lambda info: True
+  items: Callable = lambda req: req.get("num", 1)
+  headers: Callable = lambda req, out: {}
+
+
+def unknown_fields(body: dict, allowed: set, what: str = "") -> None:
+  """422 naming the first field of `body` not in `allowed` (and the allowed ones)."""
+  unknown = sorted(set(body) - allowed)
+  if unknown:
+    raise BadRequest(422, f"unknown field {unknown[0]!r}{f' for {what}' if what else ''}; "
+                          f"fields: {', '.join(sorted(allowed))}")
+
+
+def pick(name: str | None, served: dict, path: str, what: str, elsewhere: str):
+  """The served model called `name` (None: the first) among `served` (404 when there is none
+  or it is unknown here)."""
+  if not served:
+    raise BadRequest(404, f"this service serves no {what} for {path} ({elsewhere}; see GET "
+                          "/healthz)")
+  name = next(iter(served)) if name is None else name
+  if name not in served:
+    raise BadRequest(404, f"unknown {what} {name!r} for {path}; served: {', '.join(served)}")
+  return served[name]
 
 
 def field(body: dict, name: str, kind, default, lo=None, hi=None):

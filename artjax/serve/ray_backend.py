@@ -59,8 +59,13 @@ class RemoteWork:
   """LocalWork's interface over the model replicas: a call whose replica died (kill -9, a
   lost node) is retried on another replica; when none answers, a 503 JSON."""
 
+  reports_batches = False    # the replicas count their batches (merged in `stats`)
+
   def __init__(self, handle, board):
     self.handle, self.board = handle, board
+
+  def attach(self, observe, arriving) -> None:
+    """Nothing to attach: the batches run in the replicas' processes."""
 
   async def start(self):
     from artjax.serve.work import Info

@@ -4,8 +4,12 @@ LocalWork: in this process (a micro-batcher per generator, style / inpainting to
 a time on a worker thread). The Ray backend's model replicas each hold a LocalWork, and the
 HTTP ingress holds a `RemoteWork` (artjax.serve.ray_backend) with the same methods.
 
-`start()` returns the served models and tools as `Info`s: what the app validates requests
-against (kind, limits, classes) without holding the models themselves.
+Every backend has the same methods: `start()` returns the served models and tools as `Info`s
+(what the app validates requests against: kind, limits, classes, without holding the models
+themselves); `stop()`; one coroutine per kind of work (images, music, animate, poems, stylize,
+repair); `stats()`; `reports_batches` (whether its batches run in this process, so the app's
+own histogram observes them) and `attach(observe, arriving)` (how the app hears of batches
+and tells of requests still arriving; a backend whose batches run elsewhere ignores it).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 import dataclasses
 
 from artjax.serve.batcher import Batcher
-from artjax.serve.models import compiles
+from artjax.serve.served import compiles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Info:
   """What the HTTP layer knows of a served model: its `describe()` dict and the fields that
   requests are checked against."""
   name: str
-  kind: str              # "images" | "tokens" | "stylize" | "repair"
+  kind: str              # "images" | "music" | "poems" | "stylize" | "repair"
   step: int
   max_num: int
   num_classes: int
@@ -34,8 +38,7 @@ class Info:
   @staticmethod
   def of(description: dict) -> "Info":
     d = description
-    kind = "tokens" if d["kind"] == "music" else d["kind"]
-    return Info(d["name"], kind, int(d["step"]), int(d.get("max_num", 1)),
+    return Info(d["name"], d["kind"], int(d["step"]), int(d.get("max_num", 1)),
                 int(d.get("num_classes", 0)), dict(d))
 
 
@@ -46,6 +49,8 @@ def describe_all(models: dict, tools: dict) -> tuple[list, list]:
 class LocalWork:
   """Runs requests in this process (see the module docstring)."""
 
+  reports_batches = True
+
   def __init__(self, models: dict, tools: dict, max_batch: int, max_wait_ms: float,
                observe=None, arriving=None):
     self.models, self.tools = models, tools
@@ -53,6 +58,12 @@ class LocalWork:
     self.observe, self.arriving = observe, arriving
     self.batchers: dict[str, Batcher] = {}
     self.compiles_at_start = compiles()
+
+  def attach(self, observe, arriving) -> None:
+    """The app's batch observer and arrival count, unless the owner gave its own (a Ray
+    replica counts its batches itself)."""
+    if self.observe is None:
+      self.observe, self.arriving = observe, arriving
 
   async def start(self) -> tuple[dict, dict]:
     for name, m in self.models.items():
@@ -68,10 +79,10 @@ class LocalWork:
       await b.stop()
 
   async def images(self, name: str, seed: int, labels):
-    return await self.batchers[name].images(seed, labels)
+    return await self.batchers[name].rows(seed, labels)
 
   async def music(self, name: str, seed: int, modes, key_guidance: float):
-    return await self.batchers[name].music(seed, modes, key_guidance)
+    return await self.batchers[name].one(seed, modes, key_guidance)
 
   async def animate(self, name: str, seed: int, frames: int, label: int):
     """uint8 [frames, H, W, C] of a model's latent walk (/v1/animate)."""
@@ -80,17 +91,7 @@ class LocalWork:
   async def poems(self, name: str, request: dict) -> list[str]:
     """The poems of a /v1/poems request (form, strict, acrostic, prime, author, num, seed),
     or ValueError(reason) for one the model cannot write."""
-    return await self._thread(self._poems, self.models[name], request)
-
-  @staticmethod
-  def _poems(m, r):
-    from artjax import ConfigError
-    try:
-      arrays = m.poem_tables(r["form"], r["strict"], r["acrostic"], r["prime"])
-      author = m.author_token(r["author"])
-    except ConfigError as e:
-      raise ValueError(str(e)) from None
-    return m.decode_poems(m.run_poems(r["seed"], r["form"], author, r["num"], arrays))
+    return await self._thread(self.models[name].run_request, request)
 
   async def _thread(self, fn, *args):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

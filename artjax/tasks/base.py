@@ -57,8 +57,10 @@ class Task(abc.ABC):
   members: int = 1
   #: `transform(state, images)` maps float images to float images (a style network).
   transforms_images: bool = False
-  #: `repair(state, images_u8, missing, key, settings)` fills the missing pixels of images.
-  repairs_images: bool = False
+  #: `repair(state, images_u8, missing, key, settings)` fills the missing pixels of images:
+  #: "network" (a feed-forward inpainting network: one call, served as a tool) or "inversion"
+  #: (a generator's latent fitted to the visible pixels); "" = it does not repair
+  repairs_images: str = ""
   #: `translate(state, images_u8)` turns pictures in one style into another (paired
   #: image-to-image translation, `run.py translate`).
   translates_images: bool = False
@@ -73,10 +75,11 @@ class Task(abc.ABC):
   finetune = None
 
   @classmethod
-  def for_config(cls, config) -> type:
-    """The class that builds `config` (a family of tasks under one `config.task` may pick a
-    member by its data, e.g. music: chorales or a user's MIDI); itself by default."""
-    return cls
+  def takes(cls, config) -> bool:
+    """For a member of a task family (artjax.tasks.build.MEMBERS: several classes under one
+    `config.task`): whether it, rather than the family's class, builds `config` (picked by the
+    data, e.g. music on a user's MIDI, a GAN on piano rolls)."""
+    return False
 
   def __init__(self, config):
     """Built in one step: the config is checked here (a ConfigError before any I/O)."""

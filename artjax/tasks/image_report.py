@@ -12,7 +12,7 @@ import numpy as np
 from artjax.engine.writers import image_grid, save_png
 from artjax.evaluation import metrics
 from artjax.evaluation.images import evaluate_images, heldout_distances, standard_metrics
-from artjax.music import data as music_data, metrics as music_metrics
+from artjax.music import metrics as music_metrics
 from artjax.tasks.evaluator import Evaluator, ImageNetFeatures, InceptionFeatures
 
 HEADLINE = ("fdd", "kdd_x1000", "inception_score", "precision", "recall", "density", "coverage",
@@ -98,11 +98,13 @@ def _judged_classes(ev, data_cfg):
 
 
 def report_images(task, state, num: int | None, seed: int, workdir: str, suffix: str = "",
-                  checkpoint: str = "latest", inception: str | None = None) -> dict:
+                  checkpoint: str = "latest", inception: str | None = None, *,
+                  pictures: bool = True, rolls: bool = False) -> dict:
   """eval{suffix}.json / .md and eval_nearest{suffix}.png of an image generator's samples:
   every metric beside its real-data floor, in the dataset's evaluator's features (trained
   first: artjax.tasks.training.ensure_trained) and, given `inception` (the FID weights file),
-  FID/KID/precision/recall in Inception-v3 features against train and test."""
+  FID/KID/precision/recall in Inception-v3 features against train and test. `pictures`: also
+  in ImageNet (Lite0) features; `rolls`: piano rolls, with each class's musical measures."""
   inception_net = InceptionFeatures(inception) if inception else None  # refuse before sampling
   ev = _judged_classes(Evaluator(task.config), task.config.data)
   floor = ev.dataset.images("validation")
@@ -113,7 +115,7 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
     result["inception"] = standard_metrics(inception_net, np.asarray(s["images"]),
                                            ev.dataset.images("train"), ev.dataset.images("test"),
                                            floor[:num])
-  if task.config.data.name not in music_data.ROLL_DATASETS:   # pictures: ImageNet features too
+  if pictures:   # ImageNet features too
     k = min(num, len(floor))   # as many samples as real held-out images: comparable figures
     result["lite0"] = heldout_distances(ImageNetFeatures(), np.asarray(s["images"])[:k],
                                         floor[:k], ev.dataset.images("test"))
@@ -134,7 +136,7 @@ def report_images(task, state, num: int | None, seed: int, workdir: str, suffix:
     lines += _lite0_lines(result["lite0"])
   if "inception" in result:
     lines += _inception_lines(result["inception"])
-  if task.config.data.name in music_data.ROLL_DATASETS and "labels" in s:
+  if rolls and "labels" in s:
     result["music"] = _roll_music(ev.dataset, np.asarray(s["images"]), np.asarray(s["labels"]))
     lines += _roll_lines(result["music"])
   with open(os.path.join(workdir, f"eval{suffix}.json"), "w") as f:   # the mode block included

@@ -36,6 +36,11 @@ class MidiLMTask(TransformerLM):
   sample_kind = "tokens"
   sample_options = ("prime", "temperature", "top_p", "max_tokens", "audio")
 
+  @classmethod
+  def takes(cls, config) -> bool:
+    """A music config on a user's MIDI (`midi:PATH`, `music21:NAME`): the field's tokens."""
+    return midi_folder.is_midi(config.data.get("name", ""))
+
   def validate(self):
     c, sm = self.config, self.config.sample
     self._check_common()

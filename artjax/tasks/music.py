@@ -43,16 +43,6 @@ class MusicLMTask(TransformerLM):
   sample_options = ("prime", "temperature", "top_p", "guidance", "mode", "key_guidance", "tonic",
                     "instruments", "audio", "mood")
 
-  @classmethod
-  def for_config(cls, config):
-    """The task class of a music config: the chorale model, or a user's MIDI (`midi:PATH`,
-    artjax.tasks.midi) in the field's tokens."""
-    from artjax.music.data import midi_folder
-    if midi_folder.is_midi(config.data.get("name", "")):
-      from artjax.tasks.midi import MidiLMTask
-      return MidiLMTask
-    return cls
-
   def validate(self):
     c = self.config
     self._check_common()

@@ -29,7 +29,7 @@ def to_uint8(x):
 
 class RepairTask(Task):
   eval_key = "val_rmse"
-  repairs_images = True
+  repairs_images = "network"
   opt_keys = ("opt", "d_opt")
 
   def validate(self):

@@ -219,3 +219,34 @@ def test_a_signal_during_a_dispatch_still_saves_that_step(tmp_path, monkeypatch)
   s = train(small_config(steps=100, ckpt_every=1000), str(tmp_path / "sig"), quiet=True)
   assert s["status"] == "interrupted" and "save_error" not in s, s
   assert checkpoint.latest_step(str(tmp_path / "sig")) == s["step"] > 0
+
+
+def test_a_run_tells_the_cli_handler_its_outcome_and_a_nested_run_does_not():
+  """run.py's SIGTERM handler keeps a finished run's exit status (a late SIGTERM during
+  teardown is not 143): the loop tells it the status when it gives SIGTERM back; a run nested
+  inside a run (the evaluator) tells the enclosing run's handler nothing."""
+  import signal
+  from artjax.engine import loop
+
+  class Handler:
+    def __init__(self):
+      self.told = []
+
+    def keep_outcome(self, code):
+      self.told.append(code)
+
+    def __call__(self, signum, frame):
+      raise AssertionError("no signal is sent here")
+
+  h = Handler()
+  old = signal.signal(signal.SIGTERM, h)
+  try:
+    with loop._Preemption() as outer:
+      with loop._Preemption() as inner:
+        inner.outcome = "finished"
+      assert signal.getsignal(signal.SIGTERM) == outer._handler   # the nested run gave it back
+      outer.outcome = "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is h
+  finally:
+    signal.signal(signal.SIGTERM, old)
+  assert h.told == [None, EXIT_CODES["interrupted"]]
