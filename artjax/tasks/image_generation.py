@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from artjax import ConfigError
-from artjax.engine.rows import normal_rows
+from artjax.tasks.rows import normal_rows
 from artjax.engine.writers import image_grid, save_png
 from artjax.image import animation
 from artjax.tasks import image_report
@@ -106,7 +106,7 @@ class ImageGeneration:
   def row_sampler(self, state, max_num: int):
     """For a service merging requests: fn(seeds[B], rows[B], labels[B]) -> images, row r being
     image rows[r] (< max_num) of `sample(state, seeds[r], n)` for any n > rows[r] (each row's
-    latent alone: `artjax.engine.rows.normal_rows`). An unconditional model ignores the labels."""
+    latent alone: `artjax.tasks.rows.normal_rows`). An unconditional model ignores the labels."""
     params = self.sampling_params(state)
 
     def fn(seeds, rows, labels):

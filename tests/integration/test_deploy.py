@@ -194,7 +194,7 @@ def test_bad_input_is_one_error_line_and_nothing_written(trained_workdir, quanti
 
 
 def test_normal_rows_equal_rows_of_a_jax_random_draw():
-  from artjax.engine.rows import normal_rows
+  from artjax.tasks.rows import normal_rows
   seeds = np.array([0, 3, 3, 2**31 - 1, 77], np.int32)
   rows = np.array([0, 5, 63, 17, 200], np.int32)
   got = np.asarray(jax.jit(normal_rows, static_argnums=2)(seeds, rows, 64))

@@ -14,10 +14,11 @@ from helpers import run_cli
 
 
 def _nalan_txt(tmp_path):
+  from artjax.sources import npm
   from artjax.engine import data as data_lib
   cache = os.path.join(data_lib.default_data_dir(), "downloads", "chinese-poetry-nalan")
   if not glob.glob(os.path.join(cache, "**", "*.json"), recursive=True):
-    data_lib.npm_pack("chinese-poetry", cache, lambda n: re.search(r"nalanxingde/.*\.json$", n),
+    npm.npm_pack("chinese-poetry", cache, lambda n: re.search(r"nalanxingde/.*\.json$", n),
                       "npm is needed to fetch chinese-poetry")
   src = glob.glob(os.path.join(cache, "**", "nalanxingde", "*.json"), recursive=True)[0]
   poems = json.load(open(src, encoding="utf-8"))

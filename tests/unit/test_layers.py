@@ -10,12 +10,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PKG = os.path.join(ROOT, "artjax")
 
 BASE = ("artjax",)                                  # the root: ConfigError
-DOMAIN_FREE = ("artjax.nn", "artjax.evaluation", "artjax.engine")
+DOMAIN_FREE = ("artjax.nn", "artjax.evaluation", "artjax.engine", "artjax.sources")
 #: layer -> what it may import besides itself (and the root)
 ALLOWED = {
     "artjax.nn": (),
     "artjax.evaluation": (),
     "artjax.engine": (),
+    "artjax.sources": (),
     "artjax.image": DOMAIN_FREE,
     "artjax.poetry": DOMAIN_FREE,
     "artjax.music": DOMAIN_FREE + ("artjax.image",),   # piano rolls are images

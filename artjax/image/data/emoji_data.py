@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from artjax import ConfigError
+from artjax.sources import npm
 from artjax.engine import data as data_lib
 from artjax.image.data import emoji as builder_lib
 from artjax.image.data.dataset import ImageDataset
@@ -45,7 +46,7 @@ def _package_dir(style: str, data_dir: str) -> str:
   if not os.path.isdir(os.path.join(root, "img", style, "64")):
     keep = lambda n: (n in ("package/emoji.json", "package/LICENSE", "package/README.md")
                       or n.startswith(f"package/img/{style}/64/"))
-    data_lib.npm_pack(f"{pkg}@{builder_lib.VERSION}", cache, keep,
+    npm.npm_pack(f"{pkg}@{builder_lib.VERSION}", cache, keep,
                       f"the emoji dataset needs the npm package {pkg}@{builder_lib.VERSION}: "
                       "install npm (artjax fetches it once into the data dir)", size="~70 MB")
   return root

@@ -10,6 +10,7 @@ import re
 import numpy as np
 
 from artjax import ConfigError
+from artjax.sources import npm
 
 from artjax.engine import data as data_lib
 
@@ -40,7 +41,7 @@ def poetry_sources(source_dir: str, data_dir: str) -> list[str]:
     return files
   cache = os.path.join(data_dir, "downloads", NPM_PACKAGE)
   if not find_sources(cache):
-    data_lib.npm_pack(
+    npm.npm_pack(
         NPM_PACKAGE, cache, lambda name: re.search(r"quantangshi/poet\.tang\.\d+\.json$", name),
         "no poems to read: pass --config.data.source_dir=DIR (a checkout of "
         "github.com/chinese-poetry/chinese-poetry or an unpacked `npm pack chinese-poetry`), "
