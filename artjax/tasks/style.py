@@ -62,8 +62,9 @@ class StyleTask(Task):
       raise ConfigError("style.style_weight and style.content_weight must be >= 0")
     if s.maps < 1:
       raise ConfigError(f"style.maps must be >= 1, got {s.maps}")
-    self.net = (fnet.random_multiscale(maps=s.maps, content_levels=(1, 2)) if s.features == "random" else
-                fnet.vgg(s.features, preprocess="torch"))
+    self.net = (fnet.random_multiscale(maps=s.maps, content_levels=(1, 2)) if s.features == "random"
+                else fnet.lite(s.features) if s.features in fnet.LITE
+                else fnet.vgg(s.features, preprocess="torch"))
     if c.data.crop % 2 ** self.net.max_level or c.data.photo_size % 2 ** self.net.max_level:
       raise ConfigError(f"data.crop and data.photo_size must be multiples of {2 ** self.net.max_level}")
     self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: self.build(jax.random.key(0))))

@@ -143,7 +143,8 @@ def test_emoji_split_categories_and_compositing():
   # the documented split: sha256(key) % 10 == 0 is test (pairs share the key)
   keys = [f"{i:05x}.png" for i in range(2000)]
   test = [k for k in keys if emoji_builder.split_of(k) == "test"]
-  assert 150 < len(test) < 250 and emoji_builder.split_of("1f600.png") == emoji_builder.split_of("1f600.png")
+  assert 150 < len(test) < 250 and test[:3] == ["00012.png", "00017.png", "00018.png"]
+  assert emoji_builder.split_of("1f600.png") == "train"      # pinned: the split never moves
   cats = emoji_builder.categories_of([
       {"image": "a.png", "category": "Smileys & Emotion",
        "skin_variations": {"1F3FB": {"image": "a-1f3fb.png"}}},

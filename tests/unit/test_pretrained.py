@@ -35,6 +35,19 @@ def test_lite0_classifies_photos_and_has_the_stage_features():
   assert net.stage_channels == (24, 40, 112, 320)
   feats = jax.jit(lambda a: net.stages(a))(x[:, :64, :64])
   assert [f.shape for f in feats] == [(2, 16, 16, 24), (2, 8, 8, 40), (2, 4, 4, 112), (2, 2, 2, 320)]
+  # style transfer's `--features=lite0`: the same stages of [0, 1] images (the stylisation:
+  # tests/slow/test_style_lite0_slow.py); style from strides 4-16, content at 16
+  from artjax.image.models import features as fnet
+  from artjax.image.networks import feature_network
+  fn, params = feature_network("lite0", 0)
+  assert (fn.style, fn.content, fn.max_level) == ((0, 1, 2), (2,), 0)
+  got = jax.jit(lambda p, a: fnet.apply(fn, p, a))(params, x[:, :64, :64] / 255.0)
+  for g, w in zip(got, feats):
+    # the same operations compiled as two programs (weights as arguments vs constants): float32
+    # sums fused differently differ by a few ulps of the largest feature (seen: 1e-6 of it)
+    w = np.asarray(w)
+    np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=1e-5 * np.abs(w).max())
+  assert fn.activation_values(64, 64) > sum(f[0].size for f in feats)
 
 
 def test_reading_needs_no_torch():
@@ -83,3 +96,5 @@ def test_a_truncated_weights_file_is_one_error(tmp_path, monkeypatch):
 def test_an_unknown_network_is_refused():
   with pytest.raises(ConfigError, match="unknown pretrained network"):
     pretrained.package_file("lite9")
+
+

