@@ -29,6 +29,8 @@ samples, evaluates or deploys: (task, state) with every wrapper's additions remo
 
 from __future__ import annotations
 
+import abc
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,10 +40,10 @@ from artjax.engine import compress
 from artjax.tasks.base import Task
 
 MASK = "prune_mask"
-#: the capabilities a task declares on its class (see artjax.tasks.base.Task)
-DECLARED = ("eval_key", "sample_kind", "sample_options", "hparams", "opt_keys", "members",
-            "transforms_images", "repairs_images", "translates_images", "animation_spaces",
-            "projects_images", "finetune")
+#: the capabilities a task declares on its class (artjax.tasks.base.Task's public class
+#: attributes, read off the class itself)
+DECLARED = tuple(n for n, v in vars(Task).items() if not n.startswith("_") and not callable(v)
+                 and not isinstance(v, (property, classmethod, staticmethod)))
 
 
 def _forward(name):
@@ -49,7 +51,9 @@ def _forward(name):
 
 
 class Wrapper(Task):
-  """`inner` with every declared capability and method forwarded (see the module docstring)."""
+  """`inner` with every declared capability and every method of the Task interface forwarded
+  (generated below from `Task` itself, so a method added to the interface is forwarded too; see
+  the module docstring). A wrapper overrides only what it changes."""
 
   def __init__(self, inner: Task, config):
     self.inner = inner
@@ -57,84 +61,6 @@ class Wrapper(Task):
 
   def validate(self):
     pass
-
-  def describe(self):
-    return self.inner.describe()
-
-  def requirements(self, evaluating):
-    return self.inner.requirements(evaluating)
-
-  def warm_start(self):
-    return self.inner.warm_start()
-
-  def device_data(self):
-    return self.inner.device_data()
-
-  def init_state(self, seed):
-    return self.inner.init_state(seed)
-
-  def train_step(self, state, data):
-    return self.inner.train_step(state, data)
-
-  def set_hparams(self, state, hparams):
-    return self.inner.set_hparams(state, hparams)
-
-  def from_pretrained(self, state, pretrained):
-    return self.inner.from_pretrained(state, pretrained)
-
-  def summary_images(self, state):
-    return self.inner.summary_images(state)
-
-  def grid_columns(self):
-    return self.inner.grid_columns()
-
-  def evaluate(self, state, data):
-    return self.inner.evaluate(state, data)
-
-  def select_best(self, better, state, best):
-    return self.inner.select_best(better, state, best)
-
-  def sample(self, state, seed, num, opening=None):
-    return self.inner.sample(state, seed, num, opening)
-
-  def transform(self, state, images):
-    return self.inner.transform(state, images)
-
-  def repair(self, state, images_u8, missing, key=None, settings=None):
-    return self.inner.repair(state, images_u8, missing, key, settings)
-
-  def translate(self, state, images_u8):
-    return self.inner.translate(state, images_u8)
-
-  def weight_keys(self):
-    return self.inner.weight_keys()
-
-  def param_axes(self):
-    return self.inner.param_axes()
-
-  def inference_state(self, state):
-    return self.inner.inference_state(state)
-
-  def sampler(self, state):
-    return self.inner.sampler(state)
-
-  def row_sampler(self, state, max_num):
-    return self.inner.row_sampler(state, max_num)
-
-  def walk_sampler(self, state, keyframes=4):
-    return self.inner.walk_sampler(state, keyframes)
-
-  def read_opening(self, path):
-    return self.inner.read_opening(path)
-
-  def write_samples(self, samples, out, grid=None):
-    return self.inner.write_samples(samples, out, grid)
-
-  def check_grid(self, grid):
-    return self.inner.check_grid(grid)
-
-  def report(self, state, num, seed, workdir, suffix="", checkpoint="latest", options=None):
-    return self.inner.report(state, num, seed, workdir, suffix, checkpoint, options)
 
   @property
   def unwrapped(self):
@@ -144,8 +70,26 @@ class Wrapper(Task):
     return self.inner.unwrap(state, replica)
 
 
+def _forward_method(name):
+  def method(self, *args, **kwargs):
+    return getattr(self.inner, name)(*args, **kwargs)
+  method.__name__ = method.__qualname__ = name
+  method.__doc__ = f"`inner.{name}` (see artjax.tasks.base.Task.{name})."
+  return method
+
+
+def _interface() -> list:
+  """Every public method of the Task interface (artjax.tasks.base.Task), as declared there."""
+  return [n for n, m in vars(Task).items() if not n.startswith("_") and callable(m)
+          and not isinstance(m, (classmethod, staticmethod, property))]
+
+
 for _name in DECLARED:
   setattr(Wrapper, _name, _forward(_name))
+for _name in _interface():
+  if _name not in vars(Wrapper):        # what Wrapper itself defines (validate, unwrap)
+    setattr(Wrapper, _name, _forward_method(_name))
+abc.update_abstractmethods(Wrapper)
 
 
 def hparams(config, names: tuple) -> dict:

@@ -62,3 +62,36 @@ def test_the_check_sees_a_probe():
   assert probes("k = 1 if task.config.task == 'repair' else 2\nif c.data.name in ROLLS:\n  pass\n"
                 "if m.kind == 'images':\n  pass\n") == [
       (1, "task.config.task == 'repair'"), (2, "c.data.name in ROLLS")]
+
+
+def test_the_wrapper_forwards_the_whole_interface():
+  """Every method and declared capability of the Task interface reaches the wrapped task
+  (the forwarding is generated from Task itself: none can drift, e.g. export_files)."""
+  from artjax.tasks.base import Task
+  from artjax.tasks.wrap import DECLARED, Wrapper, _interface
+
+  class Inner(Task):
+    sample_kind, repairs_images = "images", "network"
+
+    def validate(self):
+      pass
+
+    def device_data(self):
+      return {"train": "inner data"}
+
+    def init_state(self, seed):
+      return {"seed": seed}
+
+    def train_step(self, state, data):
+      return state, {}
+
+    def export_files(self):
+      return {"vocab.txt": b"inner"}
+
+  inner = Inner(None)
+  w = Wrapper(inner, None)
+  assert w.export_files() == {"vocab.txt": b"inner"} and w.init_state(3) == {"seed": 3}
+  assert (w.sample_kind, w.repairs_images) == ("images", "network")
+  assert "export_files" in _interface() and "init_state" in _interface()
+  assert all(getattr(Wrapper, n) is not getattr(Task, n) for n in _interface())
+  assert all(n in DECLARED for n in ("animation_spaces", "projects_images", "translates_images"))

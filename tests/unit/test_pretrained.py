@@ -36,12 +36,14 @@ def test_lite0_classifies_photos_and_has_the_stage_features():
   feats = jax.jit(lambda a: net.stages(a))(x[:, :64, :64])
   assert [f.shape for f in feats] == [(2, 16, 16, 24), (2, 8, 8, 40), (2, 4, 4, 112), (2, 2, 2, 320)]
   # style transfer's `--features=lite0`: the same stages of [0, 1] images (the stylisation:
-  # tests/slow/test_style_lite0_slow.py); style from strides 4-16, content at 16
+  # tests/slow/test_style_lite0_slow.py); stages 1, 2, 3, 5 (strides 2-16), content at 16
   from artjax.image.models import features as fnet
   from artjax.image.networks import feature_network
   fn, params = feature_network("lite0", 0)
-  assert (fn.style, fn.content, fn.max_level) == ((0, 1, 2), (2,), 0)
+  assert (fn.style, fn.content, fn.max_level) == ((0, 1, 2, 3), (3,), 0)
   got = jax.jit(lambda p, a: fnet.apply(fn, p, a))(params, x[:, :64, :64] / 255.0)
+  feats = jax.jit(lambda a: net.stages(a, 4, (0, 1, 2, 4)))(x[:, :64, :64])
+  assert [f.shape[1:] for f in feats] == [(32, 32, 16), (16, 16, 24), (8, 8, 40), (4, 4, 112)]
   for g, w in zip(got, feats):
     # the same operations compiled as two programs (weights as arguments vs constants): float32
     # sums fused differently differ by a few ulps of the largest feature (seen: 1e-6 of it)

