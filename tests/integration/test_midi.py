@@ -142,6 +142,7 @@ def test_music21_corpora_are_named_datasets_and_repeated_tunes_are_kept_once(tmp
   assert midi_folder.tune_key(other) != midi_folder.tune_key(s)
 
 
+@pytest.mark.slow   # 7 s (spawned workers): make test-slow
 def test_a_pool_of_workers_prepares_the_same_dataset(midi_run, tmp_path, monkeypatch):
   from artjax.music.data import midi_folder
   folder, wd, _ = midi_run

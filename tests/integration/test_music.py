@@ -111,7 +111,7 @@ def test_nll_equals_brute_force_prefix_by_prefix(chorales):
   assert len(ins) > 2 and score.sum() == len(long)
 
 
-@pytest.mark.parametrize("every", [False, True])
+@pytest.mark.parametrize("every", [pytest.param(False, marks=pytest.mark.slow), True])   # False: make test-slow
 def test_kv_cache_sampler_equals_full_recomputation(every):
   """Also with the mode token added at every position (model.cond_every: the cache carries
   it) and with classifier-free guidance (its unconditional half carries NOMODE)."""
@@ -497,6 +497,7 @@ def test_audio_is_loudness_normalised_in_every_format_and_falls_back_with_a_note
     render.write_audio(str(tmp_path / "a.flac"), pcm)
 
 
+@pytest.mark.slow   # 4 s (music21 hears 120 segments): make test-slow
 def test_four_bar_segments_and_the_mode_tests_of_a_roll_gan(chorales, data_dir):
   """chorale_rolls16: 4-bar segments of each chorale (stride 2 frames) labelled by mode; the
   eval's mode-following measure hears held-out segments in their labelled mode, not in the

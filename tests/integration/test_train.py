@@ -6,6 +6,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from artjax.tasks.training import train
 from helpers import small_config
@@ -17,6 +18,7 @@ def _leaves(workdir):
   return [np.asarray(x) for x in jax.tree.leaves(state)]
 
 
+@pytest.mark.slow   # 4 s: make test-slow
 def test_different_seed_differs(tmp_path):
   c = small_config(steps=20)
   train(c, str(tmp_path / "a"), quiet=True)

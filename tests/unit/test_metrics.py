@@ -52,6 +52,7 @@ def test_evaluator_is_accurate(digits_eval):
   assert digits_eval.test_accuracy > 0.95
 
 
+@pytest.mark.slow   # 10 s: make test-slow
 def test_degraded_images_rank_worse_than_real(digits_eval):
   from artjax.evaluation.images import image_metrics
   ds = digits_eval.dataset
@@ -70,6 +71,7 @@ def test_degraded_images_rank_worse_than_real(digits_eval):
   assert real["inception_score"] > 9 and real["classes_present"] == 10
 
 
+@pytest.mark.slow   # 5 s: make test-slow
 def test_copies_are_flagged(digits_eval):
   from artjax.evaluation.images import image_metrics
   ds = digits_eval.dataset

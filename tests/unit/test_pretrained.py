@@ -52,6 +52,7 @@ def test_lite0_classifies_photos_and_has_the_stage_features():
   assert fn.activation_values(64, 64) > sum(f[0].size for f in feats)
 
 
+@pytest.mark.slow   # 4 s (a fresh interpreter): make test-slow
 def test_reading_needs_no_torch():
   code = ("import sys; from artjax.image import pretrained; pretrained.load('lite0'); "
           "print('torch' in sys.modules)")

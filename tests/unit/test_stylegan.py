@@ -121,6 +121,7 @@ def test_minibatch_std_never_mixes_groups():
   assert float(y[4:, ..., -1].min()) > 0.3
 
 
+@pytest.mark.slow   # 4 s: make test-slow
 def test_noise_changes_the_picture_by_its_strength():
   g, _ = small(num_classes=0, conditional=False)
   ws = jnp.zeros((1, g.num_ws, 8))
