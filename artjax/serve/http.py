@@ -64,6 +64,20 @@ def unknown_fields(body: dict, allowed: set, what: str = "") -> None:
                           f"fields: {', '.join(sorted(allowed))}")
 
 
+def counted_request(body: dict, allowed: set, what: str, max_num: int, formats: tuple,
+                    default_format: str) -> dict:
+  """The fields every generation request shares, checked: no unknown field, `num` in
+  1..max_num, `seed` (a random one when absent), `format` one of `formats`."""
+  import secrets
+  unknown_fields(body, allowed, what)
+  req = {"num": field(body, "num", int, 1, 1, max_num),
+         "seed": field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
+         "format": field(body, "format", str, default_format)}
+  if req["format"] not in formats:
+    raise BadRequest(422, f"unknown format {req['format']!r}; choose one of {', '.join(formats)}")
+  return req
+
+
 def pick(name: str | None, served: dict, path: str, what: str, elsewhere: str):
   """The served model called `name` (None: the first) among `served` (404 when there is none
   or it is unknown here)."""

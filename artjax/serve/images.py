@@ -20,7 +20,7 @@ from PIL import Image
 
 from artjax import ConfigError, deploy
 from artjax.engine.writers import image_grid
-from artjax.serve.http import MAX_SEED, BadRequest, Endpoint, field, unknown_fields
+from artjax.serve.http import MAX_SEED, BadRequest, Endpoint, counted_request, field, unknown_fields
 from artjax.serve.served import Model, buckets
 
 KIND = "images"
@@ -79,13 +79,7 @@ def make(name: str, manifest: dict, fn, files: dict, limits: dict, path: str) ->
 # --- /v1/generate ----------------------------------------------------------------------------
 def parse(body: dict, m, settings) -> dict:
   """The validated request (BadRequest with the first problem)."""
-  unknown_fields(body, FIELDS, f"a {m.kind} model")
-  req = {"num": field(body, "num", int, 1, 1, m.max_num),
-         "seed": field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
-         "format": field(body, "format", str, "png")}
-  if req["format"] not in ImageModel.formats:
-    raise BadRequest(422, f"unknown format {req['format']!r}; choose one of "
-                          f"{', '.join(ImageModel.formats)}")
+  req = counted_request(body, FIELDS, f"a {m.kind} model", m.max_num, ImageModel.formats, "png")
   req["labels"] = _labels(body, req["num"], m.num_classes)
   return req
 

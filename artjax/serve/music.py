@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import secrets
 import zipfile
 
 import jax
@@ -18,7 +17,7 @@ import numpy as np
 
 from artjax import ConfigError, deploy
 from artjax.music import encoding as enc, mood as mood_lib, render
-from artjax.serve.http import MAX_SEED, BadRequest, Endpoint, field, unknown_fields
+from artjax.serve.http import BadRequest, Endpoint, counted_request, field
 from artjax.serve.served import Model, buckets
 
 KIND = "music"
@@ -53,13 +52,7 @@ def make(name: str, manifest: dict, fn, files: dict, limits: dict, path: str) ->
 
 def parse(body: dict, m, settings) -> dict:
   """The validated request (BadRequest with the first problem)."""
-  unknown_fields(body, FIELDS, f"a {m.kind} model")
-  req = {"num": field(body, "num", int, 1, 1, m.max_num),
-         "seed": field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
-         "format": field(body, "format", str, "zip")}
-  if req["format"] not in MusicModel.formats:
-    raise BadRequest(422, f"unknown format {req['format']!r}; choose one of "
-                          f"{', '.join(MusicModel.formats)}")
+  req = counted_request(body, FIELDS, f"a {m.kind} model", m.max_num, MusicModel.formats, "zip")
   _mood_or_mode(body, req)
   req["key_guidance"] = float(field(body, "key_guidance", float, 0.0, 0.0, 10.0))
   req["instruments"] = field(body, "instruments", str, "choir")

@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import secrets
 
 import jax
 import numpy as np
 
 from artjax import ConfigError, deploy
 from artjax.poetry import calligraphy, pingshui, strict, text
-from artjax.serve.http import MAX_SEED, BadRequest, Endpoint, field, unknown_fields
+from artjax.serve.http import BadRequest, Endpoint, counted_request, field
 from artjax.serve.served import Model, buckets
 
 KIND = "poems"
@@ -90,13 +89,10 @@ def make(name: str, manifest: dict, fn, files: dict, limits: dict, path: str) ->
 
 def parse(body: dict, m, settings) -> dict:
   """A validated /v1/poems request (BadRequest with the first problem)."""
-  unknown_fields(body, FIELDS, "a poetry model")
-  req = {"form": field(body, "form", str, "wujue"),
-         "strict": body.get("strict", False), "acrostic": field(body, "acrostic", str, ""),
-         "prime": field(body, "prime", str, ""), "author": field(body, "author", str, ""),
-         "num": field(body, "num", int, 1, 1, m.max_num),
-         "seed": field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),
-         "format": field(body, "format", str, "json")}
+  req = counted_request(body, FIELDS, "a poetry model", m.max_num, PoemModel.formats, "json")
+  req.update(form=field(body, "form", str, "wujue"), strict=body.get("strict", False),
+             acrostic=field(body, "acrostic", str, ""), prime=field(body, "prime", str, ""),
+             author=field(body, "author", str, ""))
   if not isinstance(req["strict"], bool):
     raise BadRequest(422, f"'strict' must be true or false, got {json.dumps(req['strict'])}")
   if req["form"] not in text.SHAPES:
@@ -107,9 +103,6 @@ def parse(body: dict, m, settings) -> dict:
                           f"{req['form']}), got {req['acrostic']!r}")
   if len(req["prime"]) > len(text.template(req["form"])):
     raise BadRequest(422, f"'prime' is longer than a {req['form']}")
-  if req["format"] not in PoemModel.formats:
-    raise BadRequest(422, f"unknown format {req['format']!r}; choose one of "
-                          f"{', '.join(PoemModel.formats)}")
   if req["format"] == "png":
     try:
       calligraphy.find_font()
