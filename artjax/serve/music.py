@@ -44,7 +44,7 @@ class MusicModel(Model):
 def make(name: str, manifest: dict, fn, files: dict, limits: dict, path: str) -> MusicModel:
   if [i["name"] for i in manifest.get("inputs", [])][1:2] != ["modes"]:
     raise ConfigError(f"{path!r} is a Music Transformer on a user's MIDI (f(seed, prompt)): "
-                      "/v1/music serves the chorale models only; sample it with run.py sample "
+                      "/v1/generate serves the chorale models only; sample it with run.py sample "
                       "or call its exported sampler")
   n = min(limits["max_num"], limits["max_music"])
   return MusicModel(name, KIND, manifest, fn, buckets(n), n)
