@@ -20,6 +20,7 @@ import re
 
 from benchmarks import common
 from artjax.engine import data as data_lib
+from artjax.sources import npm
 from artjax.poetry import ci
 
 
@@ -27,7 +28,7 @@ def song_ci(verses: bool = False) -> tuple[list, list]:
   """(tunes, bodies) of the Song ci; with `verses` each body keeps its paragraphs on lines."""
   cache = os.path.join(data_lib.default_data_dir(), "downloads", "chinese-poetry-songci")
   if not glob.glob(os.path.join(cache, "**", "ci.song.*.json"), recursive=True):
-    data_lib.npm_pack("chinese-poetry", cache, lambda n: re.search(r"songci/ci\.song\.\d+\.json$", n),
+    npm.npm_pack("chinese-poetry", cache, lambda n: re.search(r"songci/ci\.song\.\d+\.json$", n),
                       "npm is needed to fetch chinese-poetry", size="85 MB")
   tunes, bodies = [], []
   for p in sorted(glob.glob(os.path.join(cache, "**", "ci.song.*.json"), recursive=True)):
