@@ -383,9 +383,9 @@ class _Preemption:
     A nested run (the evaluator trained inside a run) or a sweep's cell tells its enclosing
     handler nothing: their outcome is not the process's."""
     if self.installed:
+      if self.outcome is not None:     # told first: no moment where the handler is back
+        _tell(self.prev, EXIT_CODES[self.outcome])   # but knows nothing yet
       signal.signal(signal.SIGTERM, self.prev)
-      if self.outcome is not None:
-        _tell(self.prev, EXIT_CODES[self.outcome])
 
   @contextlib.contextmanager
   def interrupting(self):
