@@ -57,9 +57,32 @@ def test_hard_crash_resumes_from_the_periodic_checkpoint(tmp_path):
   assert_same_state(full, broken)
 
 
+class _TrainProcess(subprocess.Popen):
+  """`run.py train` in a child process whose output goes to a file, never to a pipe nobody
+  drains while the test waits (a full pipe would block the run: a deadlock seen under load);
+  `communicate` gives the output as a pipe would."""
+
+  def __init__(self, workdir, steps):
+    import tempfile
+    self.log = tempfile.TemporaryFile("w+")
+    super().__init__(
+        [sys.executable, os.path.join(ROOT, "run.py"), "train", "--config=configs/gan.py:digits,smoke",
+         f"--workdir={workdir}", f"--config.train.steps={steps}", "--config.train.ckpt_every=100",
+         "--config.train.steps_per_dispatch=20", "--config.train.log_every=20"],
+        cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+  def output(self) -> str:
+    self.log.seek(0)
+    return self.log.read()
+
+  def communicate(self, input=None, timeout=None):
+    try:
+      self.wait(timeout)
+    except subprocess.TimeoutExpired:
+      self.kill()             # never leave a run behind
+      raise
+    return self.output(), None
+
+
 def _train_process(workdir, steps):
-  return subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, "run.py"), "train", "--config=configs/gan.py:digits,smoke",
-       f"--workdir={workdir}", f"--config.train.steps={steps}", "--config.train.ckpt_every=100",
-       "--config.train.steps_per_dispatch=20", "--config.train.log_every=20"],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  return _TrainProcess(workdir, steps)

@@ -57,7 +57,7 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path, sig):
   p = _train_process(wd, steps)
   t = time.time()
   while checkpoint.latest_step(str(wd)) is None:
-    assert time.time() - t < 180 and p.poll() is None, p.stdout.read()[-2000:] if p.poll() is not None else ""
+    assert time.time() - t < 180 and p.poll() is None, p.output()[-2000:]
     time.sleep(0.1)
   p.send_signal(sig)
   out = p.communicate(timeout=120)[0]

@@ -25,16 +25,25 @@ def test_sigterm_saves_and_exits_3(tmp_path):
   import time
   from helpers import ROOT
   wd = tmp_path / "term"
+  # the output goes to a file, not a pipe nobody reads while waiting: a progress bar filling
+  # the pipe's 64 KB would block the run before its first metrics (a deadlock seen under load)
+  log = open(tmp_path / "out.txt", "w+")
   p = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), "train",
                         "--config=configs/gan.py:digits,smoke", f"--workdir={wd}",
                         "--config.train.steps=100000", "--config.train.ckpt_every=1000"],
-                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
   t = time.time()
-  while not os.path.exists(wd / "metrics.jsonl") or os.path.getsize(wd / "metrics.jsonl") == 0:
-    assert time.time() - t < 120 and p.poll() is None
-    time.sleep(0.2)
-  p.send_signal(signal.SIGTERM)
-  out = p.communicate(timeout=120)[0]
+  try:
+    while not os.path.exists(wd / "metrics.jsonl") or os.path.getsize(wd / "metrics.jsonl") == 0:
+      assert time.time() - t < 300 and p.poll() is None
+      time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=300)
+  finally:
+    if p.poll() is None:
+      p.kill()                # never leave a run behind
+  log.seek(0)
+  out = log.read()
   assert p.returncode == EXIT_CODES["interrupted"] == 3, out[-2000:]
   assert "interrupted: checkpoint saved at step" in out
   step = checkpoint.latest_step(str(wd))
