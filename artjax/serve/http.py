@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import re
+import secrets
 import warnings
 import weakref
 
@@ -68,7 +69,6 @@ def counted_request(body: dict, allowed: set, what: str, max_num: int, formats: 
                     default_format: str) -> dict:
   """The fields every generation request shares, checked: no unknown field, `num` in
   1..max_num, `seed` (a random one when absent), `format` one of `formats`."""
-  import secrets
   unknown_fields(body, allowed, what)
   req = {"num": field(body, "num", int, 1, 1, max_num),
          "seed": field(body, "seed", int, secrets.randbelow(MAX_SEED), 0, MAX_SEED),

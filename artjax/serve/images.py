@@ -46,8 +46,6 @@ class ImageModel(Model):
     pad = lambda a: np.concatenate([np.asarray(a, np.int32), np.zeros(b - n, np.int32)])
     return np.asarray(self.fn(pad(seeds), pad(rows), pad(labels)))[:n]
 
-  run_rows = run_images
-
   def run_walk(self, seed: int, frames: int, label: int):
     """uint8 [frames, H, W, C]: the walk `run.py animate --seed` renders, WALK_BATCH frames
     per call of one compiled program."""

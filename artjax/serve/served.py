@@ -59,7 +59,7 @@ class Model:
   max_num: int           # most rows (images / pieces / poems) one request may ask for
   num_classes: int = 0   # image GANs: 0 = unconditional
 
-  #: rows of different requests may share one call (the batcher merges them: `run_rows`);
+  #: rows of different requests may share one call (the batcher merges them: `run_images`);
   #: otherwise a request is one call (`run_request`)
   merges_rows: ClassVar[bool] = False
   #: the answer formats of this modality

@@ -46,9 +46,11 @@ def test_lite0_classifies_photos_and_has_the_stage_features():
   assert [f.shape[1:] for f in feats] == [(32, 32, 16), (16, 16, 24), (8, 8, 40), (4, 4, 112)]
   for g, w in zip(got, feats):
     # the same operations compiled as two programs (weights as arguments vs constants): float32
-    # sums fused differently differ by a few ulps of the largest feature (seen: 1e-6 of it)
+    # sums fused differently differ by a few ulps of the largest feature, growing with depth
+    # (seen: 1e-6 of it here; 1e-4 leaves room for other vector widths and still fails on a
+    # wrong stage or input scaling, which are off by O(1))
     w = np.asarray(w)
-    np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=1e-5 * np.abs(w).max())
+    np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=1e-4 * np.abs(w).max())
   assert fn.activation_values(64, 64) > sum(f[0].size for f in feats)
 
 
