@@ -1,8 +1,11 @@
-"""Song ci by their tunes (issue #48, point 4, the measurement it starts from): for the Song ci
-of chinese-poetry (MIT; fetched with npm, about 21,000 poems, each with its tune name), how many
-tunes have a clear pattern (a shape - clause lengths and stops - that at least half of the
-tune's poems follow), and the share of poems of the 30 most common tunes that follow their
-tune's pattern, with punctuation kinds and by clause lengths only.
+"""Song ci by their tunes (issue #48, point 4): for the Song ci of chinese-poetry (MIT;
+fetched with npm, about 21,000 poems, each with its tune name), how many tunes have a clear
+pattern (clause lengths that at least half of the tune's poems have), the share of poems of
+the 30 most common tunes with their tune's shape (with punctuation kinds and by clause
+lengths only), and what `artjax.poetry.ci.derive` makes of each: the stanza break, the rhyme
+positions, the rhyme's tone and the share of the tune's poems whose rhyme positions share
+one 词林正韵 unit (artjax.poetry.cilin) - the corpus's own rate that strict decoding is
+held to.
 
   python -m benchmarks.ci_tunes [--min_poems=10] [--share=0.5] [--write_text=songci.txt]
 
@@ -13,31 +16,28 @@ between): the `text:` corpus docs/poetry.md trains on.
 from __future__ import annotations
 
 import argparse
-import glob
-import json
-import os
-import re
 
 from benchmarks import common
-from artjax.engine import data as data_lib
-from artjax.sources import npm
 from artjax.poetry import ci
+from artjax.poetry.data import songci
 
 
 def song_ci(verses: bool = False) -> tuple[list, list]:
   """(tunes, bodies) of the Song ci; with `verses` each body keeps its paragraphs on lines."""
-  cache = os.path.join(data_lib.default_data_dir(), "downloads", "chinese-poetry-songci")
-  if not glob.glob(os.path.join(cache, "**", "ci.song.*.json"), recursive=True):
-    npm.npm_pack("chinese-poetry", cache, lambda n: re.search(r"songci/ci\.song\.\d+\.json$", n),
-                      "npm is needed to fetch chinese-poetry", size="85 MB")
-  tunes, bodies = [], []
-  for p in sorted(glob.glob(os.path.join(cache, "**", "ci.song.*.json"), recursive=True)):
-    for x in json.load(open(p, encoding="utf-8")):
-      body = ("\n" if verses else "").join(x.get("paragraphs") or [])
-      if body:
-        tunes.append(str(x.get("rhythmic") or ""))
-        bodies.append(body)
-  return tunes, bodies
+  rows = songci.read_song_ci()
+  return ([t for t, _, _ in rows],
+          [b if verses else b.replace("\n", "") for _, _, b in rows])
+
+
+def derived(tunes, bodies, min_poems: int, share: float) -> dict:
+  out = ci.derive_all(tunes, bodies, min_poems, share)
+  top = sorted(out.values(), key=lambda t: (-t.poems, t.name))[:30]
+  return {"tunes": len(out), "two_stanzas": sum(bool(t.stanza) for t in out.values()),
+          "top30_rhyme_share": sum(t.rhyme_share * t.poems * t.share for t in top)
+          / sum(t.poems * t.share for t in top),
+          "top30": [{"tune": t.name, "poems": t.poems, "share": round(t.share, 3),
+                     "template": t.template().replace(ci.BREAK, "/"), "rhymes": list(t.rhymes),
+                     "tone": t.tone, "rhyme_share": round(t.rhyme_share, 3)} for t in top]}
 
 
 def main(argv=None):
@@ -64,6 +64,10 @@ def main(argv=None):
                 / sum(pats[t]["poems"] for t in top)}
     print(f"{key}: {out[key]['clear']} of {len(pats)} tunes with >= {a.min_poems} poems have a clear "
           f"pattern; the 30 most common tunes' poems follow theirs at {out[key]['top30_share']:.3f}")
+  out["derived"] = derived(tunes, bodies, a.min_poems, a.share)
+  print(f"derived: {out['derived']['tunes']} tunes ({out['derived']['two_stanzas']} with two "
+        f"stanzas); the 30 most common tunes' poems of their shape rhyme in one 词林正韵 unit at "
+        f"its rhyme positions at {out['derived']['top30_rhyme_share']:.3f}")
   common.save("ci_tunes", out)
 
 

@@ -1,6 +1,7 @@
 # python run.py train --config=configs/poetry.py --workdir=runs/poetry        (about 15 min)
 #   default: the rhyme plan, 3,000 steps (the recipe whose samples rhyme); noplan: without the
-#   plan, 1,000 steps (the earlier default); plan: the plan on the 1,000-step schedule
+#   plan, 1,000 steps (the earlier default); plan: the plan on the 1,000-step schedule;
+#   ci: the Song ci with their tune as the control token (data name ci)
 # python run.py sample --workdir=runs/poetry --num=8 --form=wujue --acrostic=春夏秋冬 --out=poems.txt
 # python run.py eval --workdir=runs/poetry
 # Fine-tuning to one poet (full | lora | prefix), from a pretrained run:
@@ -10,12 +11,14 @@
 
 from configs import common
 
-VARIANTS = ("default", "noplan", "regulated", "plan", "full_libai", "lora_libai", "prefix_libai")
+VARIANTS = ("default", "noplan", "regulated", "plan", "ci", "full_libai", "lora_libai",
+            "prefix_libai")
 
 
 def get_config(arg: str = "default"):
   name, opts = common.parse_arg(arg, "default", VARIANTS)
-  # name: poetry (the Tang poems) or text:PATH (your poems: a UTF-8 file or a folder of .txt,
+  # name: poetry (the Tang poems), ci (the Song ci: the control token is the tune, and
+  # num_authors the tunes with one) or text:PATH (your poems: a UTF-8 file or a folder of .txt,
   # a blank line between poems, an optional first line `# title`; artjax.poetry.data.user_text);
   # vocab_from: the corpus whose training characters form the vocabulary ("" = this one; a
   # fine-tuning run takes its pretrained run's); source_dir: a chinese-poetry checkout or unpacked npm package ("" = fetch it with npm
@@ -38,7 +41,10 @@ def get_config(arg: str = "default"):
   c.train.update(steps=1000, batch_size=64, steps_per_dispatch=50, log_every=100,
                  ckpt_every=500, keep=2, sample_every=0, eval_every=500, dtype="bf16")
   # form: wujue | qijue | wulu | qilu (the control token and, when constrained, the template
-  # decoding follows; unconstrained also: other; auto: wujue for Tang poems, other for text:); acrostic: each verse's first character;
+  # decoding follows; unconstrained also: other; ci for a model of ci; auto: wujue for Tang
+  # poems, ci for ci, other for text:); acrostic: each verse's first character;
+  # tune (ci): the tune's control token and, constrained, its shape (clause lengths, stops,
+  # stanza break; strict: also its rhyme positions in one 词林正韵 unit; artjax.poetry.ci);
   # author: a poet's control token ("" = any); rhyme: the even verses end on level-tone
   # characters of one rhyme group, drawn per poem (constrained decoding only).
   # strict: every poem passes the 平水韻 rhyme and tone tests (artjax.poetry.strict), of a
@@ -46,7 +52,7 @@ def get_config(arg: str = "default"):
   # 上平聲一東; "" = drawn per poem).
   c.sample = common.ConfigDict({"form": "auto", "constrained": True, "temperature": 1.0,
                                 "top_p": 0.9, "acrostic": "", "author": "", "rhyme": False,
-                                "strict": False, "template": "", "rhyme_group": ""})
+                                "strict": False, "template": "", "rhyme_group": "", "tune": ""})
   # LoRA on attention, MLP and the output head (3.8% of the weights): the head is where a
   # poet's vocabulary lives (docs/poetry.md: 0.91 attribution vs 0.36 without it)
   c.finetune.update(lora_rank=8, lora_alpha=16.0, lora_targets="attn|mlp|head", prefix_len=16)
@@ -56,6 +62,9 @@ def get_config(arg: str = "default"):
     c.data.rhyme_plan = True
     if name == "default":      # the measured best recipe (docs/poetry.md: rhyme 0.88 of held-out)
       c.train.update(steps=3000, ckpt_every=1000, eval_every=1000)
+  elif name == "ci":           # Song ci, the tune as the control token (docs/poetry.md)
+    c.data.update(name="ci", num_authors=200, max_chars=144)
+    c.sample.update(form="ci", tune="浣溪沙")
   elif name != "noplan":       # fine-tuning: the plan setting follows the pretrained run
     c.finetune.method = name.split("_")[0]
     c.data.author = "李白"

@@ -120,3 +120,36 @@ def export_and_serve_images(workdir: str, out_dir: str, num: int, seed: int = 0)
                   headers={"Authorization": "Bearer t0k3n-abcdefgh"})
     assert resp.status_code == 200, resp.text
     return np.load(io.BytesIO(resp.content))["images"]
+
+
+CI = [  # (tune, poet, paragraphs): known Song ci, in simplified characters as chinese-poetry has them
+    ("浣溪沙", "晏殊", ["一曲新词酒一杯，去年天气旧亭台。夕阳西下几时回。",
+                       "无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"]),
+    ("如梦令", "李清照", ["昨夜雨疏风骤，浓睡不消残酒。试问卷帘人，却道海棠依旧。",
+                         "知否，知否？应是绿肥红瘦。"]),
+    ("菩萨蛮", "李白", ["平林漠漠烟如织，寒山一带伤心碧。暝色入高楼，有人楼上愁。",
+                       "玉阶空伫立，宿鸟归飞急。何处是归程，长亭更短亭。"]),
+]
+CI_OPENERS = "春秋山水风月花云江天"
+
+
+def ci_variant(body: str, i: int) -> str:
+  """`body` with each clause's first character replaced (variant `i`): a distinct ci of the
+  same shape and rhymes (the loader keeps one copy of a repeated body)."""
+  out, start = [], True
+  for ch in body:
+    if start and ch not in "，。？！":
+      ch = CI_OPENERS[(i + len(out)) % len(CI_OPENERS)] if i else ch
+    out.append(ch)
+    start = ch in "，。？！"
+  return "".join(out)
+
+
+def ci_source(root, copies: int = 14):
+  """A fake checkout: ci/ci.song.0.json with `copies` variants of each known ci."""
+  d = root / "ci"
+  d.mkdir(parents=True)
+  rows = [{"rhythmic": t, "author": a, "paragraphs": [ci_variant(p, i) for p in ps]}
+          for i in range(copies) for t, a, ps in CI]
+  (d / "ci.song.0.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+  return root

@@ -71,7 +71,7 @@ USAGE = "sample --workdir=DIR --out=FILE [--num=N] [--seed=S] [--grid=FILE.png] 
 CALL_OPTIONS = ("prime", "class", "latents", "noise_mode")
 #: per-call sampling options (each applies to the tasks that declare it in sample_options)
 OPTIONS = ("prime", "temperature", "top_p", "max_tokens", "guidance", "mode", "key_guidance", "tonic",
-           "instruments", "audio", "mood", "form", "acrostic", "author", "rhyme", "strict", "template", "rhyme_group",
+           "instruments", "audio", "mood", "form", "acrostic", "author", "rhyme", "strict", "template", "rhyme_group", "tune",
            "truncation", "class", "latents", "noise_mode")
 
 
@@ -103,9 +103,12 @@ def define(fv, argv):
   flags.DEFINE_string("mood", None, "Music: VALENCE,AROUSAL in [-1, 1] each (e.g. 0.8,0.6 "
                       "happy, -0.7,-0.5 sad) -> mode, tempo and register (artjax/music/mood.py).",
                       **d)
-  flags.DEFINE_string("form", None, "Poetry: wujue | qijue | wulu | qilu.", **d)
+  flags.DEFINE_string("form", None, "Poetry: wujue | qijue | wulu | qilu (ci for a model of "
+                      "ci).", **d)
   flags.DEFINE_string("acrostic", None, "Poetry: each verse's first character (藏头诗).", **d)
   flags.DEFINE_string("author", None, "Poetry: write as this poet (a control token).", **d)
+  flags.DEFINE_string("tune", None, "Poetry, a model of ci: the tune (詞牌, e.g. 浣溪沙): its "
+                      "control token and, constrained, its shape (--strict: and rhymes).", **d)
   flags.DEFINE_bool("rhyme", None, "Poetry: even verses rhyme (one group per poem).", **d)
   flags.DEFINE_bool("strict", None, "Poetry: every poem passes the 平水韻 rhyme and tone tests "
                     "(per-position tone masks, one rhyme group, no repeated characters).", **d)

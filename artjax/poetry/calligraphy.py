@@ -18,7 +18,7 @@ import numpy as np
 from artjax import ConfigError
 
 FORM_NAMES = {"wujue": "五言絕句", "qijue": "七言絕句", "wulu": "五言律詩", "qilu": "七言律詩",
-              "other": "古體"}
+              "other": "古體", "ci": "詞"}
 PAPER, INK, RED = (244, 236, 216), (26, 24, 22), (178, 34, 34)
 PUNCT = "，。？！；：、,.?!;: "
 

@@ -15,6 +15,8 @@ characters, the rest UNK), so the model's shapes are known before any data is re
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import sys
@@ -27,10 +29,10 @@ from flax import nnx
 from artjax import ConfigError
 from artjax.poetry import data as data_lib
 from artjax.engine import workdir as runs
-from artjax.poetry.data import user_text
+from artjax.poetry.data import songci, user_text
 from artjax.poetry.data.poetry import VERSE_END
 from artjax.nn.transformer import CausalTransformer
-from artjax.poetry import calligraphy, pingshui, strict, text
+from artjax.poetry import calligraphy, ci, ci_strict, pingshui, strict, text
 from artjax.tasks.base import Sampler, cast_floating
 from artjax.tasks.lm import TransformerLM
 from artjax.tasks import poetry_report
@@ -42,21 +44,20 @@ class PoetryTask(TransformerLM):
   eval_key = "val_bits_per_char"
   sample_kind = "poems"
   sample_options = ("prime", "temperature", "top_p", "form", "acrostic", "author", "rhyme",
-                    "strict", "template", "rhyme_group")
+                    "strict", "template", "rhyme_group", "tune")
 
   def validate(self):
     c = self.config
     self._check_common()
     s = c.sample
-    for key, value in (("strict", False), ("template", ""), ("rhyme_group", "")):
+    for key, value in (("strict", False), ("template", ""), ("rhyme_group", ""), ("tune", "")):
       if key not in s:          # a run saved before these options existed
         s[key] = value
     self._check_model(FT_METHODS)
     self._check_data()
     if not 8 <= c.data.max_chars <= 2048:
       raise ConfigError(f"data.max_chars must be in 8..2048, got {c.data.max_chars}")
-    if s.form not in text.SHAPES and not (s.form == "other" and not s.constrained):
-      raise ConfigError(f"unknown form {s.form!r}; choose one of {tuple(text.SHAPES)}")
+    self._check_form()
     if not 0.0 < s.top_p <= 1.0 or s.temperature < 0:
       raise ConfigError("sample.top_p must be in (0, 1] and sample.temperature >= 0")
     if s.acrostic and s.form in text.SHAPES and len(s.acrostic) != text.SHAPES[s.form][0]:
@@ -67,7 +68,11 @@ class PoetryTask(TransformerLM):
     if s.acrostic and not all(text.is_han(ch) for ch in s.acrostic):
       raise ConfigError(f"--acrostic {s.acrostic!r}: every character must be a Han character "
                         f"(one per verse), got {next(c for c in s.acrostic if not text.is_han(c))!r}")
-    if (s.strict or s.template or s.rhyme_group) and not (s.constrained and s.form in text.SHAPES):
+    if (s.template or s.rhyme_group) and s.form == "ci":
+      raise ConfigError("--template and --rhyme_group apply to regulated verse; a ci's rhyme "
+                        "and shape come from its --tune")
+    if (s.strict or s.template or s.rhyme_group) and not (
+        s.constrained and (s.form in text.SHAPES or s.form == "ci")):
       raise ConfigError("--strict, --template and --rhyme_group need constrained decoding of a "
                         f"regulated form ({', '.join(text.SHAPES)}), got form {s.form!r}")
     if (s.template or s.rhyme_group) and not s.strict:
@@ -85,6 +90,20 @@ class PoetryTask(TransformerLM):
     self._vocab = None
     self._init_model()
 
+  def _check_form(self):
+    """A ci model writes ci (`--form=ci`, `--tune`); the others the Tang forms or free verse."""
+    s, is_ci = self.config.sample, songci.is_ci(self.config.data.name)
+    if is_ci != (s.form == "ci"):
+      raise ConfigError("--form=ci needs a model trained on ci (data.name=ci)" if not is_ci else
+                        f"a model of ci writes ci (--form=ci --tune=TUNE), not {s.form!r}")
+    if s.form not in text.SHAPES and s.form != "ci" and not (s.form == "other" and not s.constrained):
+      raise ConfigError(f"unknown form {s.form!r}; choose one of {tuple(text.SHAPES)} (or ci "
+                        "for a model of ci)")
+    if s.tune and not is_ci:
+      raise ConfigError("--tune applies to a model of ci (--form=ci)")
+    if is_ci and s.acrostic:
+      raise ConfigError("--acrostic applies to regulated verse, not to ci")
+
   def _check_data(self):
     """`data.name`: "poetry" (Tang) or "text:PATH" (checked before anything is read);
     `sample.form` "auto": wujue for Tang poems, unconstrained free verse ("other") for a
@@ -95,11 +114,13 @@ class PoetryTask(TransformerLM):
       c.data.vocab_from = ""
     if user_text.is_text(c.data.name):
       user_text.check(c.data.name)
-    elif c.data.name != "poetry":
-      raise ConfigError(f"data.name {c.data.name!r}: 'poetry' (Tang poems) or text:PATH (your "
-                        "poems: a UTF-8 file or folder of .txt, blank lines between poems)")
+    elif c.data.name not in ("poetry", songci.NAME):
+      raise ConfigError(f"data.name {c.data.name!r}: 'poetry' (Tang poems), 'ci' (Song ci by "
+                        "their tunes) or text:PATH (your poems: a UTF-8 file or folder of .txt, "
+                        "blank lines between poems)")
     if s.form == "auto":
-      s.form = "other" if user_text.is_text(c.data.name) else "wujue"
+      s.form = ("other" if user_text.is_text(c.data.name) else
+                "ci" if songci.is_ci(c.data.name) else "wujue")
     if s.form == "other":
       s.constrained = False
     source = c.finetune.init_from if c.finetune.method != "none" else ""
@@ -118,7 +139,8 @@ class PoetryTask(TransformerLM):
     m, d = self.config.model, self.config.data
     extra = "" if self.finetune is None else f", fine-tuning: {self.finetune.method}"
     who = (f"{d.author}'s poems" if d.author else f"the poems of {user_text.path_of(d.name)}"
-           if user_text.is_text(d.name) else "Tang poems")
+           if user_text.is_text(d.name) else "Song ci by their tunes" if songci.is_ci(d.name)
+           else "Tang poems")
     return (f"poetry transformer {m.num_layers}x{m.d_model} ({self.num_params:,} params, vocab "
             f"{self.vocab_size:,}) on {who} of <= {d.max_chars} characters{extra}")
 
@@ -126,6 +148,23 @@ class PoetryTask(TransformerLM):
   def poems(self, name: str = ""):
     d = self.config.data
     return data_lib.load(name or d.name, d.source_dir, d.data_dir or None)
+
+  @property
+  def tunes(self) -> dict:
+    """{tune name: artjax.poetry.ci.Tune} of a ci corpus's training split ({} otherwise)."""
+    d = self.config.data
+    return songci.load(d.source_dir, d.data_dir or None)[1] if songci.is_ci(d.name) else {}
+
+  def tune(self, name: str):
+    """The Tune a constrained ci follows; ConfigError naming the nearest tunes otherwise."""
+    tunes = self.tunes
+    if name not in tunes:
+      top = sorted(tunes, key=lambda t: -tunes[t].poems)[:8]
+      raise ConfigError(f"--tune {name!r} is not one of the {len(tunes)} tunes with a clear "
+                        f"pattern (e.g. {', '.join(top)})" if name else
+                        f"--form=ci needs --tune (e.g. {', '.join(top)}), or unconstrained "
+                        "decoding (--config.sample.constrained=False)")
+    return tunes[name]
 
   @property
   def vocab(self) -> text.Vocab:
@@ -236,14 +275,41 @@ class PoetryTask(TransformerLM):
   def check_sample(self, opening=None):
     """ConfigError for sample settings the vocabulary or form cannot honour."""
     s, v = self.config.sample, self.vocab
+    if s.form == "ci":
+      self._check_ci(opening or "")
+      return
     strict.check_request(v, s.form, s.acrostic, opening or "", s.constrained)
     if s.author and s.author not in v.authors:
       raise ConfigError(f"--author {s.author!r} is not one of the model's {len(v.authors)} poets "
                         f"(e.g. {', '.join(v.authors[:8])})")
 
+  def _check_ci(self, opening: str):
+    s, v = self.config.sample, self.vocab
+    if s.constrained:
+      tune = self.tune(s.tune)
+      need = len(tune.template())
+      if need > self.config.data.max_chars:
+        raise ConfigError(f"a {tune.name} has {need} characters (with punctuation and the stanza "
+                          f"break); this model writes at most {self.config.data.max_chars} "
+                          "(data.max_chars)")
+      ci_strict.check_request(v, tune, opening)
+    elif s.tune and s.tune not in v.authors:
+      raise ConfigError(f"--tune {s.tune!r} is not one of the model's {len(v.authors)} tune "
+                        f"tokens (e.g. {', '.join(v.authors[:8])})")
+    missing = v.missing(opening)
+    if missing:
+      raise ConfigError(f"--prime {opening!r}: {''.join(missing)!r} not in the model's vocabulary")
+
   def tables(self, opening=None, steps: int = 0) -> strict.Tables:
     """The masks of the sample settings, `steps` rows (0: as many as the form needs)."""
     s = self.config.sample
+    if s.form == "ci" and s.constrained:
+      return ci_strict.tables(self.vocab, self.vocab_size, self.tune(s.tune), steps,
+                              strict_=s.strict, prime=opening or "")
+    if s.form == "ci":
+      return strict.tables_for(self.vocab, self.vocab_size, steps, form="other", strict_=False,
+                               constrained=False, prime=opening or "",
+                               max_chars=self.config.data.max_chars)
     return strict.tables_for(self.vocab, self.vocab_size, steps, form=s.form, strict_=s.strict,
                              constrained=s.constrained, template=s.template,
                              rhyme_group=s.rhyme_group, acrostic=s.acrostic,
@@ -259,9 +325,15 @@ class PoetryTask(TransformerLM):
   def prompt(self, num):
     """[num, 3] BOS FORM AUTHOR of the sample settings."""
     s, v = self.config.sample, self.vocab
-    author = v.author_token(s.author) if s.author else text.ANY_AUTHOR
-    return jnp.tile(jnp.asarray([[text.BOS, text.FORM0 + text.FORMS.index(s.form), author]],
+    name = s.tune if s.form == "ci" else s.author     # a ci's control token is its tune
+    author = v.author_token(name) if name else text.ANY_AUTHOR
+    return jnp.tile(jnp.asarray([[text.BOS, text.FORM0 + text.FORMS.index(self.form_token), author]],
                                 jnp.int32), (num, 1))
+
+  @property
+  def form_token(self) -> str:
+    """The FORM a sample is conditioned on: the form asked, "other" for a ci."""
+    return "other" if self.config.sample.form == "ci" else self.config.sample.form
 
   def decode_tables(self, state, seed, prompt, arrays):
     """tokens [B, T] of one jitted KV-cache decode under a Tables' arrays (jax values: the
@@ -307,9 +379,10 @@ class PoetryTask(TransformerLM):
     """{"tokens": [num, steps] (EOS, then PAD), "form": [num]}: poems with sample.form's
     control token, decoded under its masks (`tables`)."""
     self.check_sample(opening)      # at trace time: before anything compiles
-    toks = self.decode_tables(state, seed, self.prompt(num), self.tables(opening).arrays())
-    return {"tokens": toks,
-            "form": jnp.full((num,), text.FORMS.index(self.config.sample.form), jnp.int32)}
+    prompt = self.prompt(num)
+    toks = self.decode_tables(state, seed, prompt, self.tables(opening).arrays())
+    return {"tokens": toks, "form": jnp.full((num,), text.FORMS.index(self.form_token), jnp.int32),
+            "control": prompt[:, 2]}
 
   # --- export --------------------------------------------------------------------------
   @property
@@ -348,7 +421,7 @@ class PoetryTask(TransformerLM):
            "char0": np.int32(self.vocab.char0), "forms": np.asarray(text.FORMS)}
     old = {k: self.config.sample[k] for k in ("form", "strict", "constrained", "rhyme")}
     try:
-      for form in text.SHAPES:
+      for form in () if self.tunes else text.SHAPES:     # a model of ci: its tunes below
         for name, strict_ in (("strict", True), ("template", False)):
           self.config.sample.update(form=form, strict=strict_, constrained=True, rhyme=False)
           for key, arr in zip(("tone", "template_ok", "rhyme_pos", "groups", "group_ok",
@@ -356,6 +429,9 @@ class PoetryTask(TransformerLM):
             out[f"{form}/{name}/{key}"] = arr
     finally:
       self.config.sample.update(old)
+    if self.tunes:           # a model of ci: its tunes, from which a request's tables are built
+      out["ci_tunes"] = np.asarray(json.dumps([dataclasses.asdict(t) for t in self.tunes.values()],
+                                              ensure_ascii=False))
     buf = io.BytesIO()
     np.savez_compressed(buf, **out)
     return {"poetry.npz": buf.getvalue()}
@@ -377,6 +453,9 @@ class PoetryTask(TransformerLM):
     """UTF-8 text: one verse per line, poems separated by blank lines; `grid`: the poems as
     calligraphy sheets in one PNG (artjax.poetry.calligraphy)."""
     bodies = self.decode(samples["tokens"])
+    if self.config.sample.form == "ci":
+      self._write_ci(bodies, samples["control"], out, grid)
+      return
     if grid:
       forms = [text.FORMS[int(f)] for f in np.asarray(samples["form"])]
       calligraphy.write_sheets(bodies, forms, grid)
@@ -392,3 +471,14 @@ class PoetryTask(TransformerLM):
     with open(out, "w", encoding="utf-8") as f:
       f.write("\n\n".join(poems) + "\n")
 
+  def _write_ci(self, bodies, control, out, grid=None):
+    """Each ci as `# tune` then a line per stanza (a user's text corpus reads it back)."""
+    v = self.vocab
+    names = [v.authors[t - text.AUTHOR0] if text.AUTHOR0 <= t < v.char0 else ""
+             for t in np.asarray(control).tolist()]
+    if grid:
+      calligraphy.write_sheets(bodies, ["ci"] * len(bodies), grid,
+                               titles=[n or "無題" for n in names])
+    with open(out, "w", encoding="utf-8") as f:
+      f.write("\n\n".join((f"# {n}\n" if n else "") + b.strip(ci.BREAK)
+                           for n, b in zip(names, bodies)) + "\n")

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from artjax.poetry import metrics, pingshui, strict, text
+from artjax.tasks import ci_report
 
 FORMS = ("wujue", "qijue", "wulu", "qilu")
 
@@ -72,7 +73,9 @@ def evaluate_poetry(task, state, workdir: str, num: int = 32, seed: int = 0) -> 
             "forms": {}}
   for form in judged_forms(task, poems["test"]["form"]):
     result["forms"][form] = _form_block(task, state, form, num, seed, corpus, poems["test"])
-  if task.config.data.name != "poetry":
+  if task.config.sample.form == "ci":
+    result["ci"] = ci_report.ci_block(task, state, max(1, min(num, 16)), seed)
+  elif task.config.data.name != "poetry":
     free = _free_bodies(task, state, num, seed)
     result["free_verse"] = {"samples": poem_stats(free, corpus),
                             "held_out": poem_stats(poems["test"]["body"][:num], corpus),
@@ -165,6 +168,8 @@ def report_md(r: dict) -> str:
     lines += [f"- {form}: " + " / ".join(f["examples"][:2]) for form, f in r["forms"].items()]
   if "free_verse" in r:
     lines += _free_md(r["free_verse"])
+  if "ci" in r:
+    lines += ci_report.report_md(r["ci"])
   return "\n".join(lines) + "\n"
 
 

@@ -75,9 +75,13 @@ def load_poetry(source_dir: str = "", data_dir: str | None = None) -> Poems:
 
 
 def load(name: str, source_dir: str = "", data_dir: str | None = None) -> Poems:
-  """The poems of data name `name`: "poetry" (the Tang poems) or "text:PATH" (a user's own
-  poems, artjax.poetry.data.user_text)."""
-  from artjax.poetry.data import user_text
+  """The poems of data name `name`: "poetry" (the Tang poems), "ci" (the Song ci by their
+  tunes, artjax.poetry.data.songci) or "text:PATH" (a user's own poems,
+  artjax.poetry.data.user_text)."""
+  from artjax.poetry.data import songci, user_text
+  if songci.is_ci(name):
+    splits, _ = songci.load(source_dir, data_dir)
+    return Poems({k: dict(v, form=np.asarray(v["form"], np.int32)) for k, v in splits.items()})
   if user_text.is_text(name):
     splits = user_text.read_corpus(name)
     return Poems({k: dict(v, form=np.asarray(v["form"], np.int32)) for k, v in splits.items()})
