@@ -142,11 +142,16 @@ class Tune:
 
 
 def rhyme_unit(ends: list[str], positions) -> tuple | None:
-  """The unit all the rhyme `positions`' characters share (the commonest if several), or None."""
+  """The unit all the rhyme `positions`' characters share (the first if several), or None.
+  A character the dictionary does not know fits any unit (as pingshui.tone_of fits either
+  tone); a poem with no known rhyme character has none."""
   common = None
   for i in positions:
-    u = cilin.units(ends[i]) if i < len(ends) else frozenset()
-    common = u if common is None else common & u
+    if i >= len(ends):
+      return None
+    u = cilin.units(ends[i])
+    if u:
+      common = u if common is None else common & u
   return min(common) if common else None
 
 

@@ -73,6 +73,7 @@ def test_check_measures_shape_stanza_and_rhyme():
   assert w.check(broken) == {"shape": True, "stanza": True, "rhyme": True, "unit": (3, "p")}
   assert w.check(body)["stanza"] is False                 # no break where the tune has one
   assert w.check(broken.replace("徊", "去"))["rhyme"] is False
+  assert w.check(broken.replace("徊", "觑"))["rhyme"] is True   # 觑: not in the dictionary, fits any
   assert w.check(broken[:-1] + "，好。")["shape"] is False
   assert songci.with_break("春风。", w) == "春风。"          # not the tune's shape: untouched
   assert tunes["如梦令"].check("".join(CI[1][2]))["stanza"] is True
@@ -117,3 +118,14 @@ def test_requests_that_cannot_fit_are_one_error():
   bare = text.Vocab(tuple(sorted("一曲新词")), ())
   with pytest.raises(ConfigError, match="lacks"):
     ci_strict.tables(bare, bare.size, tune, 0, strict_=False)
+
+
+@pytest.mark.parametrize("key, value, words", [("tune", "浣溪沙", "--tune applies to a model of ci"),
+                                               ("form", "ci", "needs a model trained on ci")])
+def test_ci_options_need_a_model_of_ci(key, value, words):
+  from artjax.tasks.build import build_task
+  from configs.poetry import get_config
+  c = get_config("default,smoke")
+  c.sample[key] = value
+  with pytest.raises(ConfigError, match=words):
+    build_task(c)
