@@ -1,6 +1,6 @@
 """A model of Song ci (data name `ci`) on a fake chinese-poetry checkout of known ci: the tune
 is the control token, `--strict` samples have their tune's shape, stanza break and rhyme,
-the text and calligraphy outputs, `run.py eval`'s ci block, and the bad requests."""
+the text output (the calligraphy sheets, which need a CJK font: tests/slow/test_calligraphy_slow.py), `run.py eval`'s ci block, and the bad requests."""
 
 import json
 
@@ -41,8 +41,7 @@ def test_strict_ci_have_their_tunes_shape_break_and_rhyme(ci_run, tmp_path, tune
   wd, src = ci_run
   tunes = songci.load(src)[1]
   out = tmp_path / "ci.txt"
-  r = run_cli("sample", f"--workdir={wd}", "--num=6", f"--tune={tune}", "--strict",
-              f"--out={out}", f"--grid={tmp_path / 'sheet.png'}")
+  r = run_cli("sample", f"--workdir={wd}", "--num=6", f"--tune={tune}", "--strict", f"--out={out}")
   assert r.returncode == 0, r.stderr
   poems = _read(out)
   assert len(poems) == 6
@@ -52,7 +51,6 @@ def test_strict_ci_have_their_tunes_shape_break_and_rhyme(ci_run, tmp_path, tune
     assert check["shape"] and check["stanza"] and check["rhyme"], (stanzas, check)
     ends = [e for i, e in enumerate(ci.clause_ends("".join(stanzas))) if i in tunes[tune].rhymes]
     assert len(set(ends)) == len(ends)                      # no rhyme character twice (重韻)
-  assert (tmp_path / "sheet.png").stat().st_size > 10_000
 
 
 def test_template_ci_have_the_shape_and_name_their_tune(ci_run, tmp_path):
@@ -114,8 +112,6 @@ def test_v1_poems_writes_ci_by_tune_as_run_py_sample_does(ci_run, tmp_path):
     assert [s for _, s in _read(out)] == [p["stanzas"] for p in answer["poems"]]
     text_r = c.post("/v1/poems", json={**body, "format": "text"})
     assert text_r.text == out.read_text(encoding="utf-8")
-    png = c.post("/v1/poems", json={**body, "format": "png"})
-    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     for bad, words in (({"tune": "无名"}, "not one of the model's 3 tunes"),
                        ({"tune": "浣溪沙", "acrostic": "春"}, "not an 'acrostic'"),
                        ({"tune": "浣溪沙", "form": "qilu"}, "writes ci")):

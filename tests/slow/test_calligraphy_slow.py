@@ -52,3 +52,38 @@ def test_sample_png_tiles_every_poem(tmp_path):
   a = np.asarray(img.convert("L"))
   assert (a[:sheet_h, -sheet_w:] < 100).mean() > 0.01          # the first poem, on the right
   assert (a[sheet_h:, :2 * sheet_w] == 255).all()              # the empty places stay blank
+
+
+def test_ci_sheets_are_titled_by_their_tune_with_a_column_per_clause(tmp_path):
+  """A model of ci (the fake checkout of known ci): `--png` draws each ci under its tune's
+  name, 詞 below it, one column per clause; /v1/poems's PNG is the same sheets."""
+  import helpers
+  from starlette.testclient import TestClient
+  from artjax.serve import app, models
+  from artjax.tasks.training import train
+  from configs.poetry import get_config
+  c = get_config("ci,smoke")
+  c.data.update(source_dir=str(helpers.ci_source(tmp_path / "src")), data_dir=str(tmp_path / "data"),
+                min_count=1, max_chars=64)
+  c.train.update(steps=10)
+  wd = str(tmp_path / "run")
+  train(c, wd, quiet=True)
+  out, png = tmp_path / "c.txt", tmp_path / "c.png"
+  r = run_cli("sample", f"--workdir={wd}", "--num=2", "--tune=菩萨蛮", "--strict", "--seed=3",
+              f"--out={out}", f"--png={png}")
+  assert r.returncode == 0, r.stderr
+  img = Image.open(png)
+  sheet_w = 64 * 2 + (2 + 8) * 64                             # tune, 詞, 8 clauses
+  assert img.size == (2 * sheet_w, 64 * 2 + 7 * 64)           # the longest clause: 7 characters
+  ink = _ink_columns(Image.fromarray(np.asarray(img)[:, -sheet_w:]))
+  assert len(ink) == 10 and ink[1] > 0.002, ink               # 詞: one small character
+  assert all(x > 0.01 for x in ink[:1] + ink[2:]), ink         # the tune, then the clauses
+  exp = tmp_path / "exp"
+  assert run_cli("export", f"--workdir={wd}", f"--out={exp}").returncode == 0
+  m = models.load(str(exp), "ci", max_num=2, max_batch=2, max_music=2)
+  m.warm_up()
+  with TestClient(app.create_app({"ci": m}, app.Settings(token="t")),
+                  headers={"Authorization": "Bearer t"}) as client:
+    resp = client.post("/v1/poems", json={"form": "ci", "tune": "菩萨蛮", "strict": True, "num": 2,
+                                          "seed": 3, "format": "png"})
+  assert resp.status_code == 200 and resp.content == png.read_bytes()
