@@ -153,3 +153,18 @@ def ci_source(root, copies: int = 14):
           for i in range(copies) for t, a, ps in CI]
   (d / "ci.song.0.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
   return root
+
+
+@contextlib.contextmanager
+def served_export(workdir: str, out_dir, name: str, max_num: int):
+  """`run.py export` of `workdir` into `out_dir`, served as `name` (warmed up): a test client
+  with its token."""
+  from starlette.testclient import TestClient
+  from artjax.serve import app, models
+  r = run_cli("export", f"--workdir={workdir}", f"--out={out_dir}")
+  assert r.returncode == 0, r.stderr
+  m = models.load(str(out_dir), name, max_num=max_num, max_batch=max_num, max_music=max_num)
+  m.warm_up()
+  with TestClient(app.create_app({name: m}, app.Settings(token="t")),
+                  headers={"Authorization": "Bearer t"}) as client:
+    yield client

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import ci_source, run_cli
+from helpers import ci_source, run_cli, served_export
 
 from artjax.poetry import ci
 from artjax.poetry.data import songci
@@ -91,15 +91,8 @@ def test_eval_reports_the_tunes_beside_the_held_out_ci(ci_run):
 
 
 def test_v1_poems_writes_ci_by_tune_as_run_py_sample_does(ci_run, tmp_path):
-  from starlette.testclient import TestClient
-  from artjax.serve import app, models
-  wd, src = ci_run
-  exp = tmp_path / "exp"
-  assert run_cli("export", f"--workdir={wd}", f"--out={exp}").returncode == 0
-  m = models.load(str(exp), "ci", max_num=4, max_batch=4, max_music=4)
-  m.warm_up()
-  with TestClient(app.create_app({"ci": m}, app.Settings(token="t")),
-                  headers={"Authorization": "Bearer t"}) as c:
+  wd, _ = ci_run
+  with served_export(wd, tmp_path / "exp", "ci", 4) as c:
     body = {"form": "ci", "tune": "菩萨蛮", "strict": True, "num": 3, "seed": 4}
     r = c.post("/v1/poems", json=body)
     assert r.status_code == 200, r.text

@@ -58,8 +58,6 @@ def test_ci_sheets_are_titled_by_their_tune_with_a_column_per_clause(tmp_path):
   """A model of ci (the fake checkout of known ci): `--png` draws each ci under its tune's
   name, 詞 below it, one column per clause; /v1/poems's PNG is the same sheets."""
   import helpers
-  from starlette.testclient import TestClient
-  from artjax.serve import app, models
   from artjax.tasks.training import train
   from configs.poetry import get_config
   c = get_config("ci,smoke")
@@ -78,12 +76,7 @@ def test_ci_sheets_are_titled_by_their_tune_with_a_column_per_clause(tmp_path):
   ink = _ink_columns(Image.fromarray(np.asarray(img)[:, -sheet_w:]))
   assert len(ink) == 10 and ink[1] > 0.002, ink               # 詞: one small character
   assert all(x > 0.01 for x in ink[:1] + ink[2:]), ink         # the tune, then the clauses
-  exp = tmp_path / "exp"
-  assert run_cli("export", f"--workdir={wd}", f"--out={exp}").returncode == 0
-  m = models.load(str(exp), "ci", max_num=2, max_batch=2, max_music=2)
-  m.warm_up()
-  with TestClient(app.create_app({"ci": m}, app.Settings(token="t")),
-                  headers={"Authorization": "Bearer t"}) as client:
+  with helpers.served_export(wd, tmp_path / "exp", "ci", 2) as client:
     resp = client.post("/v1/poems", json={"form": "ci", "tune": "菩萨蛮", "strict": True, "num": 2,
                                           "seed": 3, "format": "png"})
   assert resp.status_code == 200 and resp.content == png.read_bytes()
