@@ -124,10 +124,10 @@ def parse(body: dict, m, settings) -> dict:
   req.update(form=field(body, "form", str, "wujue"), strict=body.get("strict", False),
              acrostic=field(body, "acrostic", str, ""), prime=field(body, "prime", str, ""),
              author=field(body, "author", str, ""), tune=field(body, "tune", str, ""))
-  if req["form"] == "ci" or m.description.get("tunes"):
-    return _parse_ci(req, m)
   if not isinstance(req["strict"], bool):
     raise BadRequest(422, f"'strict' must be true or false, got {json.dumps(req['strict'])}")
+  if req["form"] == "ci" or m.description.get("tunes"):
+    return _parse_ci(req, m)
   if req["form"] not in text.SHAPES:
     raise BadRequest(422, f"unknown form {req['form']!r}; choose one of {', '.join(text.SHAPES)}")
   verses = text.SHAPES[req["form"]][0]

@@ -107,6 +107,7 @@ def test_v1_poems_writes_ci_by_tune_as_run_py_sample_does(ci_run, tmp_path):
     assert text_r.text == out.read_text(encoding="utf-8")
     for bad, words in (({"tune": "无名"}, "not one of the model's 3 tunes"),
                        ({"tune": "浣溪沙", "acrostic": "春"}, "not an 'acrostic'"),
-                       ({"tune": "浣溪沙", "form": "qilu"}, "writes ci")):
+                       ({"tune": "浣溪沙", "form": "qilu"}, "writes ci"),
+                       ({"tune": "浣溪沙", "strict": "yes"}, "'strict' must be true or false")):
       r = c.post("/v1/poems", json={"form": "ci", **bad})
       assert r.status_code == 422 and words in r.json()["error"], r.text
