@@ -152,3 +152,37 @@ def test_a_pool_of_workers_prepares_the_same_dataset(midi_run, tmp_path, monkeyp
   pooled = midi_folder.prepare(f"midi:{folder}", "REMI", str(tmp_path / "data"))
   for k in ("tokens", "offsets", "split", "names"):
     assert np.array_equal(serial[k], pooled[k]), k
+
+
+BOOK = """X:1
+T:Repeated Jig
+M:6/8
+L:1/8
+K:D
+|:DFA dAF|GBd gdB:|
+|:faf ede|fdB AFD:|
+
+X:2
+T:Plain Reel
+M:4/4
+L:1/8
+K:G
+GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA|
+"""
+
+
+def test_a_book_of_tunes_is_read_as_written_and_an_absurd_tune_in_it_is_skipped(tmp_path, monkeypatch):
+  from artjax.music.data import midi_folder
+  (tmp_path / "book").mkdir()
+  (tmp_path / "book" / "book.abc").write_text(BOOK)
+  scores = midi_folder.scores_of(BOOK.encode(), "book.abc")
+  assert [s.note_num() for s in scores] == [24, 27]       # each repeat once, as written
+  _, read = midi_folder.read_one(str(tmp_path / "book"), "book.abc", "REMI")
+  lengths = [len(ids) for _, ids in read]
+  monkeypatch.setattr(midi_folder, "MAX_PIECE_TOKENS", (lengths[0] + lengths[1]) // 2)
+  longer = int(np.argmax(lengths))
+  _, read = midi_folder.read_one(str(tmp_path / "book"), "book.abc", "REMI")
+  assert read[longer] == (None, None) and read[1 - longer][1] is not None
+  with pytest.raises(ConfigError, match=f"book.abc#{longer} is over"):
+    midi_folder.prepare(f"midi:{tmp_path / 'book'}", "REMI", str(tmp_path / "data"), strict=True)
+  assert not (tmp_path / "data").exists()

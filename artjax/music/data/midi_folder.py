@@ -11,8 +11,9 @@ Split (fixed, by file): sha256 of the relative path, one in ten to test and one 
 validation, at least one file each once there are 3 files.
 
 Bad input: files that cannot be read or hold no notes are skipped with one warning line (their
-count and first names), or refused under `data.strict`; a missing path, an empty folder, a
-folder with no readable notes, a file over MAX_FILE_BYTES or a piece over MAX_PIECE_TOKENS, and
+count and first names), or refused under `data.strict`, as is one tune of a book (ABC) over
+MAX_PIECE_TOKENS; a missing path, an empty folder, a folder with no readable notes, a file over
+MAX_FILE_BYTES or a one-piece file over MAX_PIECE_TOKENS, and
 a zip whose names climb out (`..`, absolute) are one `error:` line before anything is written.
 """
 
@@ -40,7 +41,7 @@ SCORE_EXT = (".xml", ".musicxml", ".mxl", ".abc", ".krn")
 MAX_FILE_BYTES = 16 << 20
 MAX_PIECE_TOKENS = 200_000
 TOKENIZERS = ("REMI", "TSD", "MIDILike")
-VERSION = 2     # tunes deduplicated, collections split into pieces
+VERSION = 3     # tunes deduplicated, collections split into pieces, repeats as written
 
 
 def is_midi(name: str) -> bool:
@@ -156,9 +157,25 @@ def scores_of(data: bytes, rel: str) -> list:
     out = []
     for i, p in enumerate(pieces):
       mid = os.path.join(d, f"{i}.mid")
-      p.write("midi", fp=mid)
+      as_written(p).write("midi", fp=mid)
       out.append(symusic.Score(mid))
     return out
+
+
+def as_written(score):
+  """`score` with its repeat signs made plain barlines, so that music21's MIDI writing plays
+  it once as written: its expansion of ABC repeats multiplies some tunes (O'Neill's "Morgan
+  Rattler", 507 written notes, became 50,580)."""
+  from music21 import bar, repeat
+  for sign in list(score.recurse().getElementsByClass(bar.Repeat)):
+    measure = sign.activeSite
+    if measure.leftBarline is sign:
+      measure.leftBarline = None
+    else:
+      measure.rightBarline = bar.Barline("double")
+  for mark in list(score.recurse().getElementsByClass(repeat.RepeatExpression)):
+    mark.activeSite.remove(mark)
+  return score
 
 
 def split_of(index: int, n: int) -> str:
@@ -192,10 +209,13 @@ def read_one(path: str, rel: str, kind: str):
   out = []
   for score in scores:
     ids = np.asarray(_TOKENIZERS[kind](score).ids, np.int32)
-    if ids.size > MAX_PIECE_TOKENS:
+    if ids.size <= MAX_PIECE_TOKENS:
+      out.append((tune_key(score), ids))
+    elif len(scores) > 1:     # one absurd tune of a book: skipped like an unreadable file
+      out.append((None, None))
+    else:
       raise ConfigError(f"midi:{path}: {rel} is {ids.size:,} tokens long (at most "
                         f"{MAX_PIECE_TOKENS:,}): an absurd length for one piece")
-    out.append((tune_key(score), ids))
   return rel, out
 
 
@@ -227,6 +247,12 @@ def _tokenise_all(path: str, found, kind: str, strict: bool, progress):
       skipped.append(rel)
       continue
     for i, (key, ids) in enumerate(read):
+      if ids is None:
+        if strict:
+          raise ConfigError(f"midi:{path}: {rel}#{i} is over {MAX_PIECE_TOKENS:,} tokens "
+                            "(data.strict=True refuses it)")
+        skipped.append(f"{rel}#{i}")
+        continue
       if key in seen:           # the same tune again (in this collection or another)
         dups += 1
         continue
@@ -263,8 +289,10 @@ def prepare(name: str, kind: str, data_dir: str, strict: bool = False) -> dict:
       path, found, kind, strict, lambda xs, n: tqdm(xs, total=n, desc=f"tokenising {path}",
                                                     unit="file", leave=progress.leave(), mininterval=1.0))
   if skipped:
-    print(f"warning: skipped {len(skipped)} of {len(found)} files that are unreadable or have no "
-          f"notes ({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})", file=sys.stderr)
+    tunes = sum("#" in name for name in skipped)
+    print(f"warning: skipped {len(skipped) - tunes} of {len(found)} files that are unreadable or "
+          f"have no notes{f' and {tunes} tunes of a book over {MAX_PIECE_TOKENS:,} tokens' if tunes else ''} "
+          f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})", file=sys.stderr)
   if dups:
     print(f"note: {dups} pieces repeat a tune already read (the same intervals and rhythm of "
           "the first 32 notes): kept once", file=sys.stderr)
