@@ -1,7 +1,9 @@
 """`run.py project`: find the w (and noise maps) that make a trained StyleGAN-class generator
 draw each given picture (artjax.image.projection, one jitted scan per batch); writes the
 reconstructions and latents (.npz), a PNG strip (target | reconstruction) and a per-image
-table of pixel PSNR and evaluator-feature distance beside the mean-w image's (the start)."""
+table of pixel PSNR, evaluator-feature distance and the LPIPS-style distance in pretrained
+ImageNet features (artjax.image.perceptual), each beside the mean-w image's (the start). The
+perceptual loss (`--features`) is the evaluator's, Lite0's or none."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ SUMMARY = "project real pictures into a StyleGAN-class generator (w + noise per 
 USAGE = ("project --workdir=DIR --images=DIR|FILE.npz|FILE.png|split:test --out=OUT.npz "
          "[--steps=N] [--num=N]")
 MAX_IMAGES = 4096
+FEATURES = ("evaluator", "lite0", "none")
 BATCH = 64
 
 
@@ -70,12 +73,22 @@ def _evaluator_features(task):
   return Evaluator(task.config)
 
 
-def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, perceptual=True,
+def _loss_features(task, kind: str, ev):
+  """The perceptual loss's feature function of [-1, 1] images, or None (pixels only)."""
+  if kind == "lite0":
+    from artjax.image import perceptual
+    return perceptual.features("lite0")
+  return ev.pixel_features() if kind == "evaluator" else None
+
+
+def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, features="evaluator",
                   num=16):
   if not out or not out.endswith(".npz"):
     raise ConfigError(f"--out must name an .npz file, got {out!r}")
   check_outputs({"--out": out, "its strip": os.path.splitext(out)[0] + ".png"}, {"--images": images})
   settings = _settings(steps, lr)
+  if features not in FEATURES:
+    raise ConfigError(f"--features={features!r}: choose one of {', '.join(FEATURES)}")
   task, state = open_run(workdir)
   task = task.unwrapped
   if not task.projects_images:
@@ -85,8 +98,8 @@ def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, perceptu
     raise ConfigError(f"--num must be in 1..{MAX_IMAGES}, got {num}")
   targets = (split_targets(task, images, num) if images.startswith("split:")
              else read_targets(images, tuple(task.image_shape)))
-  ev = _evaluator_features(task) if perceptual else None
-  feats = ev.pixel_features() if ev else None
+  ev = _evaluator_features(task) if features != "none" else None
+  feats = _loss_features(task, features, ev)
   fn = jax.jit(lambda st, x, k: task.project(st, x, k, settings, feats))
   parts = []
   for i in range(0, len(targets), BATCH):
@@ -94,7 +107,8 @@ def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, perceptu
     parts.append(jax.device_get(fn(state, jnp.asarray(targets[i:i + BATCH]), key)))
   result = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "mean_image"}
   mean = np.broadcast_to(parts[0]["mean_image"], targets.shape)
-  result.update(targets=targets, **_scores(ev, targets, result["images"], mean))
+  result.update(targets=targets, **_scores(ev, targets, result["images"], mean),
+                **_lite0_scores(targets, result["images"], mean))
   _write(out, result)
   return result
 
@@ -108,6 +122,20 @@ def _scores(ev, targets, recon, mean):
   return out
 
 
+def _lite0_scores(targets, recon, mean):
+  """The LPIPS-style distance in ImageNet features (artjax.image.perceptual) of each
+  reconstruction and of the mean-w image to its target."""
+  from artjax.image import perceptual
+  f = perceptual.features("lite0")
+  dist = jax.jit(lambda a, b: jnp.mean((f(a / 127.5 - 1.0) - f(b / 127.5 - 1.0)) ** 2, -1))
+
+  def batched(a):
+    return np.concatenate([np.asarray(dist(jnp.asarray(a[i:i + BATCH], jnp.float32),
+                                           jnp.asarray(targets[i:i + BATCH], jnp.float32)))
+                           for i in range(0, len(targets), BATCH)])
+  return {"lite0_dist": batched(recon), "lite0_dist_mean_image": batched(np.ascontiguousarray(mean))}
+
+
 def _write(out, result):
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   tmp = out[:-4] + ".partial.npz"
@@ -118,13 +146,17 @@ def _write(out, result):
   n = min(len(t), 32)
   pairs = np.stack([t[:n], r[:n]], 1).reshape((-1,) + t.shape[1:])
   save_png(strip, image_grid(pairs, ncol=2 * min(n, 8), scale=max(1, 64 // t.shape[1])))
-  lines = ["| image | PSNR dB | mean-w PSNR | feature dist | mean-w feature dist |", "|---|---|---|---|---|"]
+  lines = ["| image | PSNR dB | mean-w PSNR | feature dist | mean-w feature dist | Lite0 dist | "
+           "mean-w Lite0 dist |", "|---|---|---|---|---|---|---|"]
   fd, fdm = result.get("feature_dist"), result.get("feature_dist_mean_image")
+  ld, ldm = result["lite0_dist"], result["lite0_dist_mean_image"]
   for i in range(len(t)):
     extra = f"{fd[i]:.4f} | {fdm[i]:.4f}" if fd is not None else "- | -"
-    lines.append(f"| {i} | {result['psnr'][i]:.2f} | {result['psnr_mean_image'][i]:.2f} | {extra} |")
+    lines.append(f"| {i} | {result['psnr'][i]:.2f} | {result['psnr_mean_image'][i]:.2f} | {extra} | "
+                 f"{ld[i]:.4f} | {ldm[i]:.4f} |")
   lines.append(f"| median | {np.median(result['psnr']):.2f} | {np.median(result['psnr_mean_image']):.2f} | "
-               + (f"{np.median(fd):.4f} | {np.median(fdm):.4f} |" if fd is not None else "- | - |"))
+               + (f"{np.median(fd):.4f} | {np.median(fdm):.4f} |" if fd is not None else "- | - |")
+               + f" {np.median(ld):.4f} | {np.median(ldm):.4f} |")
   print("\n".join(lines))
   print(f"projected {len(t)} image(s) -> {out} (reconstructions 'images', latents 'w'); "
         f"strip target | reconstruction -> {strip}")
@@ -143,11 +175,12 @@ def define(fv, argv):
   flags.DEFINE_integer("steps", None, "Adam steps (default: artjax.image.projection.Settings).", **d)
   flags.DEFINE_float("lr", None, "Peak learning rate (default 0.1).", **d)
   flags.DEFINE_integer("seed", 0, "Random seed (noise maps, the w exploration noise).", **d)
-  flags.DEFINE_bool("perceptual", True, "Add the evaluator-feature loss to the pixel loss "
-                    "(and report feature distances).", **d)
+  flags.DEFINE_enum("features", "evaluator", FEATURES, "The perceptual loss beside the pixel "
+                    "loss: the dataset evaluator's features, pretrained EfficientNet-Lite0's "
+                    "(artjax.image.perceptual), or none (pixels only; no evaluator distances).", **d)
 
 
 def run(FLAGS, args, argv):
   need(FLAGS, "workdir", "images", "out", command="project")
   project_files(FLAGS.workdir, FLAGS.images, FLAGS.out, steps=FLAGS.steps, lr=FLAGS.lr,
-                seed=FLAGS.seed, perceptual=FLAGS.perceptual, num=FLAGS.num)
+                seed=FLAGS.seed, features=FLAGS.features, num=FLAGS.num)

@@ -116,7 +116,7 @@ def repair_arrays(task, state, x, missing, settings=None, seed=0):
 
 
 def repair_files(workdir, out, *, images=None, masks=None, image=None, mask=None, method="auto",
-        grid=None, restarts=None, steps=None, seed=0):
+        grid=None, restarts=None, steps=None, seed=0, perceptual=None):
   if not out:
     raise ConfigError("repair needs --out=OUT.npz (or OUT.png with --image)")
   single = bool(image or mask)
@@ -127,6 +127,8 @@ def repair_files(workdir, out, *, images=None, masks=None, image=None, mask=None
   for name, value in (("restarts", restarts), ("steps", steps)):
     if value is not None and not 1 <= value <= 100_000:
       raise ConfigError(f"--{name} must be in 1..100000, got {value}")
+  if perceptual is not None and not (np.isfinite(perceptual) and 0 <= perceptual <= 1e4):
+    raise ConfigError(f"--perceptual must be a weight in 0..10000, got {perceptual}")
   config = runs.load_config(workdir)
   if quant_bits(config):
     raise ConfigError(f"{workdir!r} is a quantised run (sampling weights only); GAN inversion "
@@ -140,7 +142,8 @@ def repair_files(workdir, out, *, images=None, masks=None, image=None, mask=None
   if kind == "invert":
     d = inversion.Settings()
     settings = inversion.Settings(restarts=d.restarts if restarts is None else restarts,
-                                  steps=d.steps if steps is None else steps)
+                                  steps=d.steps if steps is None else steps,
+                                  perceptual=d.perceptual if perceptual is None else perceptual)
   _, state = open_run(workdir)
   result = repair_arrays(task, state, x, missing, settings, seed)
   assert (result["images"][~missing] == x[~missing]).all()
@@ -187,6 +190,10 @@ def define(fv, argv):
                        "(default: artjax.image.inversion.Settings).", **d)
   flags.DEFINE_integer("steps", None, "--method=invert: Adam steps (default: "
                        "artjax.image.inversion.Settings).", **d)
+  flags.DEFINE_float("perceptual", None, "--method=invert: weight of the LPIPS-style distance "
+                     "of the visible pixels in pretrained EfficientNet-Lite0's features "
+                     "(artjax.image.perceptual; 0 = pixels only; default: "
+                     "artjax.image.inversion.Settings).", **d)
   flags.DEFINE_string("grid", None, "Optional PNG panel: damaged | repaired (| original).", **d)
   flags.DEFINE_integer("seed", 0, "Random seed of the inversion's starts.", **d)
 
@@ -195,4 +202,5 @@ def run(FLAGS, args, argv):
   need(FLAGS, "workdir", "out", command="repair")
   repair_files(FLAGS.workdir, FLAGS.out, images=FLAGS.images, masks=FLAGS.masks,
                image=FLAGS.image, mask=FLAGS.mask, method=FLAGS.method, grid=FLAGS.grid,
-               restarts=FLAGS.restarts, steps=FLAGS.steps, seed=FLAGS.seed)
+               restarts=FLAGS.restarts, steps=FLAGS.steps, seed=FLAGS.seed,
+               perceptual=FLAGS.perceptual)

@@ -3,7 +3,9 @@ generative models"): find the latent (and, for a class-conditional generator, th
 generated image matches the visible pixels, with the discriminator as a realism prior; fill the
 missing pixels from it. Screening (forward passes only) ranks random latents of every class
 per image; the best `restarts` latents of the `classes` best-matching classes per image are
-one batch, optimised by one jitted `lax.scan` of Adam steps; the best candidate is kept."""
+one batch, optimised by one jitted `lax.scan` of Adam steps; the best candidate is kept.
+With `Settings.perceptual` the visible pixels are also matched in a pretrained ImageNet
+network's features (`artjax.image.perceptual`: the hole is grey in both pictures)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,11 @@ class Settings:
   realism: float = 0.01       # weight of the discriminator's "fake" score (softplus(-logit))
   latent_prior: float = 0.01   # weight of ||z||^2 / dim (keeps z where G was trained)
   blend_iters: int = 100      # Poisson blending of the fill into the visible pixels (0 = off)
+  perceptual: float = 0.0     # weight of the LPIPS-style distance in `feature_net`'s stages
+                              # (0 = pixels only)
+  feature_net: str = "lite0"  # artjax.image.perceptual: lite0 | lite1 | lite2
+  feature_size: int = 0       # pictures are resized to this for the feature network (0 =
+                              # their own size, at least perceptual.MIN_SIZE)
 
 
 def invert(generate: Callable, discriminate: Callable, images, visible, num_classes: int,
@@ -45,11 +52,14 @@ def invert(generate: Callable, discriminate: Callable, images, visible, num_clas
   vis = jnp.repeat(visible, k * r, axis=0)
   count = jnp.maximum(vis.sum((1, 2, 3)), 1.0) * images.shape[-1]
 
+  seen = _perceptual(s, images, visible, k * r)
+
   def per_candidate(z):
     g = generate(z, labels)
     rec = jnp.sum(vis * (g - target) ** 2, (1, 2, 3)) / count
     fake = jax.nn.softplus(-discriminate(g, labels))
-    return rec, rec + s.realism * fake + s.latent_prior * jnp.mean(z ** 2, -1), g
+    prior = s.realism * fake + s.latent_prior * jnp.mean(z ** 2, -1)
+    return rec, rec + prior + (s.perceptual * seen(vis * g) if seen else 0.0), g
 
   tx = optax.adam(s.lr)
 
@@ -66,6 +76,17 @@ def invert(generate: Callable, discriminate: Callable, images, visible, num_clas
   filled = poisson_blend(g[pick], images, visible, s.blend_iters)
   cls = labels[pick] if num_classes else jnp.zeros((n,), jnp.int32)
   return filled, cls.astype(jnp.int32), rec[pick]
+
+
+def _perceptual(s: Settings, images, visible, copies: int):
+  """None, or the perceptual distance of masked candidates [N*copies, H, W, C] to their
+  image's visible pixels (the target's features computed once)."""
+  if not s.perceptual:
+    return None
+  from artjax.image import perceptual
+  f = perceptual.features(s.feature_net, s.feature_size)
+  target = jnp.repeat(f(visible * images), copies, axis=0)
+  return lambda masked: jnp.mean((f(masked) - target) ** 2, -1)
 
 
 def _screened(generate, images, visible, num_classes, latent_dim, s: Settings, key):

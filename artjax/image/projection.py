@@ -5,7 +5,8 @@ added to w early on (exploration), a pixel loss plus a perceptual loss in a feat
 and the projector's noise regulariser (noise maps must not hide the image: their
 autocorrelation at every scale is pushed to zero, and they are renormalised every step).
 All images of a batch are optimised together by one jitted `lax.scan`; a `visible` mask
-restricts the pixel loss to known pixels (image repair)."""
+restricts the pixel loss to known pixels, and the perceptual loss to the pictures with their
+unknown pixels grey (image repair)."""
 
 from __future__ import annotations
 
@@ -69,14 +70,14 @@ def project(synthesize: Callable, features: Callable, targets, w_avg, w_std, noi
   n = targets.shape[0]
   vis = jnp.ones(targets.shape[:3] + (1,), targets.dtype) if visible is None else visible
   count = jnp.maximum(vis.sum((1, 2, 3)), 1.0) * targets.shape[-1]
-  f_target = features(targets) if s.feature_weight else None
+  f_target = features(vis * targets) if s.feature_weight else None   # the hole grey in both
 
   def losses(w, noise):
     img = synthesize(w, noise)
     out = {"pixel": jnp.sum(vis * (img - targets) ** 2, (1, 2, 3)) / count}
     total = s.pixel_weight * out["pixel"]
     if s.feature_weight:
-      out["feature"] = jnp.mean((features(img) - f_target) ** 2, -1)
+      out["feature"] = jnp.mean((features(vis * img) - f_target) ** 2, -1)
       total = total + s.feature_weight * out["feature"]
     if s.optimize_noise:
       out["noise_reg"] = noise_regularizer(noise)

@@ -26,7 +26,7 @@ from flax import nnx
 
 from artjax import ConfigError
 from artjax.engine import parallel
-from artjax.image import augment, projection
+from artjax.image import augment, perceptual, projection
 from artjax.tasks.base import cast_floating, split_rng, tree_ema
 from artjax.tasks.gan import GANTask, d_loss_fn, g_loss_fn
 
@@ -311,12 +311,15 @@ class StyleGANTask(GANTask):
     return jnp.arange(W_STD_SAMPLES, dtype=jnp.int32) % self.num_classes
 
   def repair(self, state, images_u8, missing, key=None, settings=None):
-    """Colour repair by projection: w and noise fitted to the visible pixels only, the fill
-    taken from the reconstruction (visible pixels returned exactly)."""
+    """Colour repair by projection: w and noise fitted to the visible pixels only (and, with
+    `settings.perceptual`, their Lite0 features), the fill taken from the reconstruction
+    (visible pixels returned exactly)."""
     key = jax.random.key(0) if key is None else key
     s = settings if isinstance(settings, projection.Settings) else projection.Settings(
         **({"steps": settings.steps} if settings is not None else {}))
     visible = (~missing)[..., None].astype(jnp.float32)
-    out = self.project(state, images_u8, key, dataclasses.replace(s, feature_weight=0.0),
-                       visible=visible)
+    weight = getattr(settings, "perceptual", 0.0)     # inversion.Settings: Lite0's features
+    features = perceptual.features(settings.feature_net, settings.feature_size) if weight else None
+    out = self.project(state, images_u8, key, dataclasses.replace(s, feature_weight=weight),
+                       features, visible)
     return {"images": jnp.where(missing[..., None], out["images"], images_u8)}

@@ -146,3 +146,4 @@ def test_bad_inputs_are_one_error_line(trained_workdir, music_workdir, digits, t
   _bad(trained_workdir, [imgs, "--masks=" + save("u8.npz", masks=m.astype(np.uint8))], tmp_path, "must be bool")
   _bad(trained_workdir, [imgs, f"--masks={tmp_path}/none.npz"], tmp_path, "does not exist")
   _bad(music_workdir, [imgs, f"--masks={d}/m.npz"], tmp_path, "repair needs an image GAN run")
+  _bad(trained_workdir, [imgs, f"--masks={d}/m.npz", "--perceptual=-1"], tmp_path, "--perceptual must be")

@@ -82,7 +82,14 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
   assert p["images"].shape == p["targets"].shape == (12, 16, 16, 3) and p["w"].shape[0] == 12
   assert np.median(p["psnr"]) > np.median(p["psnr_mean_image"]) + 1.0
   assert np.median(p["feature_dist"]) < np.median(p["feature_dist_mean_image"])
+  assert np.median(p["lite0_dist"]) < np.median(p["lite0_dist_mean_image"])
   assert os.path.exists(tmp_path / "proj.png") and "median" in r.stdout
+  r = run_cli("project", f"--workdir={wd}", f"--images={folder / 'coffee'}", "--steps=60",
+              "--features=lite0", f"--out={tmp_path / 'proj_lite0.npz'}")   # ImageNet features
+  assert r.returncode == 0, r.stderr
+  q = np.load(tmp_path / "proj_lite0.npz")
+  assert np.median(q["lite0_dist"]) < np.median(q["lite0_dist_mean_image"])
+  assert np.median(q["psnr"]) > np.median(q["psnr_mean_image"])
   for bad, msg in ((["--images=/nope"], "does not exist"), (["--steps=0", f"--images={folder}"], "--steps"),
                    ([f"--images={tmp_path / 'proj.npz'}", f"--out={tmp_path / 'proj.npz'}"], "never overwritten")):
     r = run_cli("project", f"--workdir={wd}", *bad, *([] if any(a.startswith("--out") for a in bad)
@@ -97,6 +104,11 @@ def test_stylegan_trains_resumes_and_truncates_on_a_photo_folder(tmp_path, data_
   assert r.returncode == 0, r.stderr
   rep = np.load(tmp_path / "rep.npz")["images"]
   assert (rep[~masks] == p["targets"][~masks]).all() and rep.shape == (12, 16, 16, 3)
+  r = run_cli("repair", f"--workdir={wd}", f"--images={tmp_path / 't.npz'}", "--steps=60",
+              "--perceptual=0.1", f"--masks={tmp_path / 'm.npz'}", f"--out={tmp_path / 'rep_lite0.npz'}")
+  assert r.returncode == 0, r.stderr
+  rep_lite0 = np.load(tmp_path / "rep_lite0.npz")["images"]
+  assert (rep_lite0[~masks] == p["targets"][~masks]).all() and (rep_lite0 != rep).any()
 
   # export and serve work for the StyleGAN-class model unchanged: both match run.py sample
   ref = sample(1.0)

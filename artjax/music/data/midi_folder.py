@@ -19,6 +19,7 @@ a zip whose names climb out (`..`, absolute) are one `error:` line before anythi
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import sys
@@ -41,7 +42,7 @@ SCORE_EXT = (".xml", ".musicxml", ".mxl", ".abc", ".krn")
 MAX_FILE_BYTES = 16 << 20
 MAX_PIECE_TOKENS = 200_000
 TOKENIZERS = ("REMI", "TSD", "MIDILike")
-VERSION = 3     # tunes deduplicated, collections split into pieces, repeats as written
+VERSION = 4     # tunes deduplicated, collections split into pieces, repeats as written
 
 
 def is_midi(name: str) -> bool:
@@ -142,7 +143,8 @@ def score_of(data: bytes, rel: str):
 
 def scores_of(data: bytes, rel: str) -> list:
   """symusic Scores of a MIDI file's bytes, or of a MusicXML / ABC / Humdrum file read by
-  music21 (written to MIDI first): one per piece (an ABC book of tunes is many)."""
+  music21 (written to MIDI first): one per piece (an ABC book of tunes is many; None for a
+  tune of a book that cannot be written)."""
   import symusic
   if rel.lower().endswith(MIDI_EXT):
     return [symusic.Score.from_midi(data)]
@@ -157,16 +159,29 @@ def scores_of(data: bytes, rel: str) -> list:
     out = []
     for i, p in enumerate(pieces):
       mid = os.path.join(d, f"{i}.mid")
-      as_written(p).write("midi", fp=mid)
-      out.append(symusic.Score(mid))
+      try:
+        as_written(p).write("midi", fp=mid)
+        out.append(symusic.Score(mid))
+      except Exception:       # one tune of a book music21 cannot write: None, the rest kept
+        if len(pieces) == 1:
+          raise
+        out.append(None)
     return out
 
 
 def as_written(score):
   """`score` with its repeat signs made plain barlines, so that music21's MIDI writing plays
   it once as written: its expansion of ABC repeats multiplies some tunes (O'Neill's "Morgan
-  Rattler", 507 written notes, became 50,580)."""
-  from music21 import bar, repeat
+  Rattler", 507 written notes, became 50,580). A time signature shared by several bars is
+  copied into each (music21 cannot write it otherwise: 70 of the 313 tunes of Essen's
+  altdeu10.abc)."""
+  from music21 import bar, repeat, stream
+  seen = set()
+  for measure in score.recurse().getElementsByClass(stream.Measure):
+    sign = measure.timeSignature     # one object in several bars (an ABC tune of mixed metre)
+    if sign is not None and id(sign) in seen:   # breaks music21's MIDI conductor track
+      measure.timeSignature = copy.deepcopy(sign)
+    seen.add(id(measure.timeSignature))
   for sign in list(score.recurse().getElementsByClass(bar.Repeat)):
     measure = sign.activeSite
     if measure.leftBarline is sign:
@@ -201,17 +216,17 @@ def read_one(path: str, rel: str, kind: str):
   if kind not in _TOKENIZERS:
     _TOKENIZERS[kind] = tokenizer(kind)
   try:
-    scores = [s for s in scores_of(read_bytes(path, rel), rel) if s.note_num()]
+    scores = [s for s in scores_of(read_bytes(path, rel), rel) if s is None or s.note_num()]
   except ConfigError:
     raise
   except Exception:           # corrupt, truncated, not music at all, not a regular file
     return rel, None
   out = []
   for score in scores:
-    ids = np.asarray(_TOKENIZERS[kind](score).ids, np.int32)
-    if ids.size <= MAX_PIECE_TOKENS:
+    ids = None if score is None else np.asarray(_TOKENIZERS[kind](score).ids, np.int32)
+    if ids is not None and ids.size <= MAX_PIECE_TOKENS:
       out.append((tune_key(score), ids))
-    elif len(scores) > 1:     # one absurd tune of a book: skipped like an unreadable file
+    elif len(scores) > 1 or ids is None:   # a bad tune of a book: skipped like a bad file
       out.append((None, None))
     else:
       raise ConfigError(f"midi:{path}: {rel} is {ids.size:,} tokens long (at most "
@@ -249,8 +264,8 @@ def _tokenise_all(path: str, found, kind: str, strict: bool, progress):
     for i, (key, ids) in enumerate(read):
       if ids is None:
         if strict:
-          raise ConfigError(f"midi:{path}: {rel}#{i} is over {MAX_PIECE_TOKENS:,} tokens "
-                            "(data.strict=True refuses it)")
+          raise ConfigError(f"midi:{path}: {rel}#{i} is unreadable or over {MAX_PIECE_TOKENS:,} "
+                            "tokens (data.strict=True refuses it)")
         skipped.append(f"{rel}#{i}")
         continue
       if key in seen:           # the same tune again (in this collection or another)
@@ -291,7 +306,7 @@ def prepare(name: str, kind: str, data_dir: str, strict: bool = False) -> dict:
   if skipped:
     tunes = sum("#" in name for name in skipped)
     print(f"warning: skipped {len(skipped) - tunes} of {len(found)} files that are unreadable or "
-          f"have no notes{f' and {tunes} tunes of a book over {MAX_PIECE_TOKENS:,} tokens' if tunes else ''} "
+          f"have no notes{f' and {tunes} tunes of a book unreadable or over {MAX_PIECE_TOKENS:,} tokens' if tunes else ''} "
           f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})", file=sys.stderr)
   if dups:
     print(f"note: {dups} pieces repeat a tune already read (the same intervals and rhythm of "
