@@ -3,7 +3,8 @@ draw each given picture (artjax.image.projection, one jitted scan per batch); wr
 reconstructions and latents (.npz), a PNG strip (target | reconstruction) and a per-image
 table of pixel PSNR, evaluator-feature distance and the LPIPS-style distance in pretrained
 ImageNet features (artjax.image.perceptual), each beside the mean-w image's (the start). The
-perceptual loss (`--features`) is the evaluator's, Lite0's or none."""
+loss (`--features`) is pixels only (default), or pixels plus the evaluator's or Lite0's
+perceptual loss."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ SUMMARY = "project real pictures into a StyleGAN-class generator (w + noise per 
 USAGE = ("project --workdir=DIR --images=DIR|FILE.npz|FILE.png|split:test --out=OUT.npz "
          "[--steps=N] [--num=N]")
 MAX_IMAGES = 4096
-FEATURES = ("evaluator", "lite0", "none")
+FEATURES = ("pixels", "evaluator", "lite0")
 BATCH = 64
 
 
@@ -81,7 +82,7 @@ def _loss_features(task, kind: str, ev):
   return ev.pixel_features() if kind == "evaluator" else None
 
 
-def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, features="evaluator",
+def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, features="pixels",
                   num=16):
   if not out or not out.endswith(".npz"):
     raise ConfigError(f"--out must name an .npz file, got {out!r}")
@@ -98,7 +99,7 @@ def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, features
     raise ConfigError(f"--num must be in 1..{MAX_IMAGES}, got {num}")
   targets = (split_targets(task, images, num) if images.startswith("split:")
              else read_targets(images, tuple(task.image_shape)))
-  ev = _evaluator_features(task) if features != "none" else None
+  ev = _evaluator_features(task)       # scores every projection, whatever its loss
   feats = _loss_features(task, features, ev)
   fn = jax.jit(lambda st, x, k: task.project(st, x, k, settings, feats))
   parts = []
@@ -175,9 +176,10 @@ def define(fv, argv):
   flags.DEFINE_integer("steps", None, "Adam steps (default: artjax.image.projection.Settings).", **d)
   flags.DEFINE_float("lr", None, "Peak learning rate (default 0.1).", **d)
   flags.DEFINE_integer("seed", 0, "Random seed (noise maps, the w exploration noise).", **d)
-  flags.DEFINE_enum("features", "evaluator", FEATURES, "The perceptual loss beside the pixel "
-                    "loss: the dataset evaluator's features, pretrained EfficientNet-Lite0's "
-                    "(artjax.image.perceptual), or none (pixels only; no evaluator distances).", **d)
+  flags.DEFINE_enum("features", "pixels", FEATURES, "The loss: pixels only (the default: "
+                    "it measured best in the feature spaces not trained against, docs/gan.md), "
+                    "or pixels plus a perceptual loss in the dataset evaluator's features or in "
+                    "pretrained EfficientNet-Lite0's (artjax.image.perceptual).", **d)
 
 
 def run(FLAGS, args, argv):
