@@ -4,6 +4,7 @@ inversion (artjax.image.inversion) using it."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import skimage.data
 import skimage.transform
 
@@ -57,6 +58,7 @@ def _toy_generator():
   return generate
 
 
+@pytest.mark.slow   # 5-6 s (Lite0's gradient inside the inversion scan): make test-slow
 def test_inversion_uses_the_perceptual_term_and_still_matches_the_visible_pixels():
   generate = _toy_generator()
   truth = generate(jax.random.normal(jax.random.key(7), (2, 4)))
