@@ -74,7 +74,7 @@ def _evaluator_features(task):
   return Evaluator(task.config)
 
 
-def _loss_features(task, kind: str, ev):
+def _loss_features(kind: str, ev):
   """The perceptual loss's feature function of [-1, 1] images, or None (pixels only)."""
   if kind == "lite0":
     from artjax.image import perceptual
@@ -100,7 +100,7 @@ def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, features
   targets = (split_targets(task, images, num) if images.startswith("split:")
              else read_targets(images, tuple(task.image_shape)))
   ev = _evaluator_features(task)       # scores every projection, whatever its loss
-  feats = _loss_features(task, features, ev)
+  feats = _loss_features(features, ev)
   fn = jax.jit(lambda st, x, k: task.project(st, x, k, settings, feats))
   parts = []
   for i in range(0, len(targets), BATCH):
@@ -115,12 +115,9 @@ def project_files(workdir, images, out, *, steps=None, lr=None, seed=0, features
 
 
 def _scores(ev, targets, recon, mean):
-  out = {"psnr": psnr(targets, recon), "psnr_mean_image": psnr(targets, mean)}
-  if ev is not None:
-    ft, fr, fm = (ev.features(a) for a in (targets, recon, np.ascontiguousarray(mean)))
-    out["feature_dist"] = np.mean((fr - ft) ** 2, -1)
-    out["feature_dist_mean_image"] = np.mean((fm - ft) ** 2, -1)
-  return out
+  ft, fr, fm = (ev.features(a) for a in (targets, recon, np.ascontiguousarray(mean)))
+  return {"psnr": psnr(targets, recon), "psnr_mean_image": psnr(targets, mean),
+          "feature_dist": np.mean((fr - ft) ** 2, -1), "feature_dist_mean_image": np.mean((fm - ft) ** 2, -1)}
 
 
 def _lite0_scores(targets, recon, mean):
@@ -149,15 +146,12 @@ def _write(out, result):
   save_png(strip, image_grid(pairs, ncol=2 * min(n, 8), scale=max(1, 64 // t.shape[1])))
   lines = ["| image | PSNR dB | mean-w PSNR | feature dist | mean-w feature dist | Lite0 dist | "
            "mean-w Lite0 dist |", "|---|---|---|---|---|---|---|"]
-  fd, fdm = result.get("feature_dist"), result.get("feature_dist_mean_image")
-  ld, ldm = result["lite0_dist"], result["lite0_dist_mean_image"]
+  cols = [(result[k], ".2f" if k.startswith("psnr") else ".4f") for k in
+          ("psnr", "psnr_mean_image", "feature_dist", "feature_dist_mean_image", "lite0_dist",
+           "lite0_dist_mean_image")]
   for i in range(len(t)):
-    extra = f"{fd[i]:.4f} | {fdm[i]:.4f}" if fd is not None else "- | -"
-    lines.append(f"| {i} | {result['psnr'][i]:.2f} | {result['psnr_mean_image'][i]:.2f} | {extra} | "
-                 f"{ld[i]:.4f} | {ldm[i]:.4f} |")
-  lines.append(f"| median | {np.median(result['psnr']):.2f} | {np.median(result['psnr_mean_image']):.2f} | "
-               + (f"{np.median(fd):.4f} | {np.median(fdm):.4f} |" if fd is not None else "- | - |")
-               + f" {np.median(ld):.4f} | {np.median(ldm):.4f} |")
+    lines.append(f"| {i} | " + " | ".join(format(v[i], f) for v, f in cols) + " |")
+  lines.append("| median | " + " | ".join(format(np.median(v), f) for v, f in cols) + " |")
   print("\n".join(lines))
   print(f"projected {len(t)} image(s) -> {out} (reconstructions 'images', latents 'w'); "
         f"strip target | reconstruction -> {strip}")

@@ -26,7 +26,7 @@ from flax import nnx
 
 from artjax import ConfigError
 from artjax.engine import parallel
-from artjax.image import augment, perceptual, projection
+from artjax.image import augment, inversion, perceptual, projection
 from artjax.tasks.base import cast_floating, split_rng, tree_ema
 from artjax.tasks.gan import GANTask, d_loss_fn, g_loss_fn
 
@@ -315,11 +315,10 @@ class StyleGANTask(GANTask):
     `settings.perceptual`, their Lite0 features), the fill taken from the reconstruction
     (visible pixels returned exactly)."""
     key = jax.random.key(0) if key is None else key
-    s = settings if isinstance(settings, projection.Settings) else projection.Settings(
-        **({"steps": settings.steps} if settings is not None else {}))
+    s = projection.Settings(**({"steps": settings.steps} if settings is not None else {}))
+    inv = settings or inversion.Settings()           # the repair command's settings
     visible = (~missing)[..., None].astype(jnp.float32)
-    weight = getattr(settings, "perceptual", 0.0)     # inversion.Settings: Lite0's features
-    features = perceptual.features(settings.feature_net, settings.feature_size) if weight else None
-    out = self.project(state, images_u8, key, dataclasses.replace(s, feature_weight=weight),
+    features = perceptual.features(inv.feature_net, inv.feature_size) if inv.perceptual else None
+    out = self.project(state, images_u8, key, dataclasses.replace(s, feature_weight=inv.perceptual),
                        features, visible)
     return {"images": jnp.where(missing[..., None], out["images"], images_u8)}

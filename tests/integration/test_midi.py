@@ -179,7 +179,7 @@ d2 | e2d2=f2d2 | e4d4z2
 """
 
 
-def test_a_book_of_tunes_is_read_as_written_and_an_absurd_tune_in_it_is_skipped(tmp_path, monkeypatch):
+def test_a_book_of_tunes_is_read_as_written_and_an_absurd_tune_in_it_is_skipped(tmp_path, monkeypatch, capsys):
   from artjax.music.data import midi_folder
   (tmp_path / "book").mkdir()
   (tmp_path / "book" / "book.abc").write_text(BOOK)
@@ -194,3 +194,6 @@ def test_a_book_of_tunes_is_read_as_written_and_an_absurd_tune_in_it_is_skipped(
   with pytest.raises(ConfigError, match=f"book.abc#{longer} is unreadable or over"):
     midi_folder.prepare(f"midi:{tmp_path / 'book'}", "REMI", str(tmp_path / "data"), strict=True)
   assert not (tmp_path / "data").exists()
+  ds = midi_folder.prepare(f"midi:{tmp_path / 'book'}", "REMI", str(tmp_path / "data"))
+  assert sorted(ds["names"]) == sorted(f"book.abc#{i}" for i in (1 - longer, 2))
+  assert "skipped 0 of 1 files that are unreadable or have no notes and 1 tunes of a book" in capsys.readouterr().err

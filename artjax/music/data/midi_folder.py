@@ -251,9 +251,9 @@ def _read_all(path: str, found, kind: str, progress):
 
 
 def _tokenise_all(path: str, found, kind: str, strict: bool, progress):
-  """[(rel, ids)] of the readable pieces with notes, each tune once; the names skipped; the
-  number of repeated tunes dropped."""
-  pieces, skipped, seen, dups = [], [], set(), 0
+  """[(rel, ids)] of the readable pieces with notes, each tune once; the files skipped; the
+  tunes of books skipped (`rel#i`); the number of repeated tunes dropped."""
+  pieces, skipped, bad_tunes, seen, dups = [], [], [], set(), 0
   for rel, read in _read_all(path, found, kind, progress):
     if not read:
       if strict:
@@ -266,14 +266,14 @@ def _tokenise_all(path: str, found, kind: str, strict: bool, progress):
         if strict:
           raise ConfigError(f"midi:{path}: {rel}#{i} is unreadable or over {MAX_PIECE_TOKENS:,} "
                             "tokens (data.strict=True refuses it)")
-        skipped.append(f"{rel}#{i}")
+        bad_tunes.append(f"{rel}#{i}")
         continue
       if key in seen:           # the same tune again (in this collection or another)
         dups += 1
         continue
       seen.add(key)
       pieces.append((rel if len(read) == 1 else f"{rel}#{i}", ids))
-  return pieces, skipped, dups
+  return pieces, skipped, bad_tunes, dups
 
 
 def tune_key(score, n: int = 32) -> bytes:
@@ -300,14 +300,15 @@ def prepare(name: str, kind: str, data_dir: str, strict: bool = False) -> dict:
   if os.path.exists(out):
     with np.load(out) as z:
       return {k: z[k] for k in z.files}
-  pieces, skipped, dups = _tokenise_all(
+  pieces, skipped, bad_tunes, dups = _tokenise_all(
       path, found, kind, strict, lambda xs, n: tqdm(xs, total=n, desc=f"tokenising {path}",
                                                     unit="file", leave=progress.leave(), mininterval=1.0))
-  if skipped:
-    tunes = sum("#" in name for name in skipped)
-    print(f"warning: skipped {len(skipped) - tunes} of {len(found)} files that are unreadable or "
-          f"have no notes{f' and {tunes} tunes of a book unreadable or over {MAX_PIECE_TOKENS:,} tokens' if tunes else ''} "
-          f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})", file=sys.stderr)
+  if skipped or bad_tunes:
+    tunes = f" and {len(bad_tunes)} tunes of a book unreadable or over {MAX_PIECE_TOKENS:,} tokens"
+    names = skipped + bad_tunes
+    print(f"warning: skipped {len(skipped)} of {len(found)} files that are unreadable or have no "
+          f"notes{tunes if bad_tunes else ''} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})",
+          file=sys.stderr)
   if dups:
     print(f"note: {dups} pieces repeat a tune already read (the same intervals and rhythm of "
           "the first 32 notes): kept once", file=sys.stderr)
